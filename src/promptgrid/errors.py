@@ -1,0 +1,209 @@
+"""Every error promptgrid raises, in one tree.
+
+::
+
+    PromptgridError                 base; the CLI turns any of these into one message and an exit code
+    ├── SpecError                   the experiment file (or Experiment(...) arguments) is invalid; exit 2
+    ├── UsageError                  a bad argument: unknown run id, unknown format, ...; exit 2
+    ├── StoreError                  the SQLite store cannot be opened or is not ours; exit 2
+    └── ProviderError               one call failed; becomes an error row unless it stops the run
+        ├── RetryableError          worth another attempt (tenacity retries these, and only these)
+        │   ├── RateLimited         HTTP 429 rate limit; carries the server's retry_after
+        │   ├── ServerError         HTTP 408, 409 and 5xx
+        │   ├── RequestTimeout      no answer within limits.timeout_s
+        │   ├── ConnectionFailed    refused, reset or dropped connection
+        │   └── MalformedResponse   a body that is not a chat completion, or a truncated one
+        └── FatalError              never retried
+            ├── BadRequest          HTTP 400, 404, 422 and other 4xx: the request itself is wrong
+            └── RunStopper          no other cell can succeed either: stop the run, keep it resumable
+                ├── AuthenticationFailed   HTTP 401 / 403, or no API key
+                └── QuotaExceeded          HTTP 429 with code insufficient_quota
+
+Provider errors are built at the network boundary (``promptgrid.providers``) with
+``raise Ours(...) from exc``; nothing above that layer sees an SDK or transport exception.
+Messages never contain an API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class PromptgridError(Exception):
+    """Base class of every error promptgrid raises on purpose."""
+
+    exit_code = 1
+
+
+# --------------------------------------------------------------------------- input errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an experiment: what, where, and what to do about it."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    path: str = ""
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        if self.path:
+            where = f"{where} {self.path}" if where else self.path
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text}\n  -> {self.hint}" if self.hint else text
+
+
+class SpecError(PromptgridError):
+    """The experiment is invalid; raised before anything runs or is written.
+
+    ``problems`` lists every problem found (validation does not stop at the first one);
+    each names the file, the line and the key path, and says what to do.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return str(self.problems[0])
+        lines = [f"{len(self.problems)} problems:"]
+        lines += [f"- {p}".replace("\n", "\n  ") for p in self.problems]
+        return "\n".join(lines)
+
+
+class UsageError(PromptgridError):
+    """A bad argument to the CLI or the Python API (unknown run id, unknown export format, ...)."""
+
+    exit_code = 2
+
+
+class StoreError(PromptgridError):
+    """The SQLite store cannot be opened, is corrupt, or was written by a newer promptgrid."""
+
+    exit_code = 2
+
+
+# --------------------------------------------------------------------------- call errors
+
+
+@dataclass
+class ProviderError(PromptgridError):
+    """One call to a provider failed. ``code`` is the ``error_type`` column of its row."""
+
+    message: str
+    http_status: int | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    code = "provider_error"
+    retryable = False
+    stops_run = False
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RetryableError(ProviderError):
+    """A failure that another attempt may cure."""
+
+    code = "retryable"
+    retryable = True
+
+
+class RateLimited(RetryableError):
+    """HTTP 429 rate limit (not quota). ``retry_after`` is the server's wait, if it sent one."""
+
+    code = "rate_limited"
+
+
+class ServerError(RetryableError):
+    """HTTP 408, 409 or 5xx: the server failed, not the request."""
+
+    code = "server_error"
+
+
+class RequestTimeout(RetryableError):
+    """No complete answer within ``limits.timeout_s``."""
+
+    code = "timeout"
+
+
+class ConnectionFailed(RetryableError):
+    """The connection was refused, reset or dropped before a full response arrived."""
+
+    code = "connection_error"
+
+
+class MalformedResponse(RetryableError):
+    """The server answered 2xx with a body that is not a complete chat completion."""
+
+    code = "malformed_response"
+
+
+class FatalError(ProviderError):
+    """A failure that retrying cannot cure."""
+
+    code = "fatal"
+
+
+class BadRequest(FatalError):
+    """HTTP 400, 404, 422 or another 4xx: the request is wrong (bad model, bad parameter, ...)."""
+
+    code = "bad_request"
+
+
+class RunStopper(FatalError):
+    """No other call can succeed either; the run stops at once and stays resumable."""
+
+    code = "run_stopped"
+    stops_run = True
+
+
+class AuthenticationFailed(RunStopper):
+    """HTTP 401/403, or no API key configured."""
+
+    code = "authentication"
+
+
+class QuotaExceeded(RunStopper):
+    """HTTP 429 with ``insufficient_quota``: the account is out of credit."""
+
+    code = "insufficient_quota"
+
+
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "ConnectionFailed",
+    "FatalError",
+    "MalformedResponse",
+    "Problem",
+    "PromptgridError",
+    "ProviderError",
+    "QuotaExceeded",
+    "RateLimited",
+    "RequestTimeout",
+    "RetryableError",
+    "RunStopper",
+    "ServerError",
+    "SpecError",
+    "StoreError",
+    "UsageError",
+]

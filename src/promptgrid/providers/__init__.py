@@ -1,0 +1,40 @@
+"""Providers: the only network boundary. ``open_provider`` builds one from its configuration."""
+
+from __future__ import annotations
+
+import os
+
+from ..spec import ProviderConfig
+from .base import Completion, Provider, Request
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def endpoint_id(config: ProviderConfig, base_url: str | None = None) -> str:
+    """The endpoint a provider sends to; part of every request's hash (never the key)."""
+    if config.type == "echo":
+        return "echo"
+    url = base_url or config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    return url.rstrip("/")
+
+
+def open_provider(
+    config: ProviderConfig, *, timeout_s: float, base_url: str | None = None
+) -> Provider:
+    """Create the provider for one endpoint (inside the event loop that will use it)."""
+    if config.type == "echo":
+        from .echo import EchoProvider
+
+        return EchoProvider()
+    from .openai import OpenAIProvider
+
+    key_env = config.api_key_env or "OPENAI_API_KEY"
+    return OpenAIProvider(
+        base_url=endpoint_id(config, base_url),
+        api_key=os.environ.get(key_env),
+        api_key_env=key_env,
+        timeout_s=timeout_s,
+    )
+
+
+__all__ = ["Completion", "Provider", "Request", "endpoint_id", "open_provider"]
