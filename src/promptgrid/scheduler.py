@@ -92,8 +92,10 @@ class Scheduler:
         self.grace_s = grace_s
         self.summary = Summary()
         self._stopping = asyncio.Event()
+        # Bounded, so that a fast provider (echo, a cache hit) cannot run ahead of the writer:
+        # memory then grows with concurrency, not with the size of the grid.
         self._queue: asyncio.Queue[tuple[ResultRow, asyncio.Future[_Shared] | None]] = (
-            asyncio.Queue()
+            asyncio.Queue(maxsize=max(256, 4 * concurrency))
         )
         self._inflight: dict[str, asyncio.Future[_Shared]] = {}
         self._failure: BaseException | None = None
@@ -136,30 +138,34 @@ class Scheduler:
 
     async def _run_cell(self, cell: Cell) -> None:
         if self.use_cache and (response_id := self.store.cached_answer(cell.cell_id)):
-            self._queue.put_nowait((self._row(cell, "ok", response_id=response_id), None))
+            await self._queue.put((self._row(cell, "ok", response_id=response_id), None))
             return
         if (first := self._inflight.get(cell.cell_id)) is not None:
             shared = await asyncio.shield(first)
-            self._queue.put_nowait((self._copy(cell, shared), None))
+            await self._queue.put((self._copy(cell, shared), None))
             return
         done: asyncio.Future[_Shared] = asyncio.get_running_loop().create_future()
         self._inflight[cell.cell_id] = done
         try:
             outcome = await self._call(cell)
         except BaseException:
-            done.cancel()
+            self._forget(cell.cell_id, done)
             raise
-        finally:
-            del self._inflight[cell.cell_id]
         error = outcome.error
         if error is not None and error.stops_run:
             # Auth or quota: no other call can succeed. The cell stays pending (resumable).
             if self.summary.stopped_by is None:
                 self.summary.stopped_by = error
             self._stopping.set()
-            done.cancel()
+            self._forget(cell.cell_id, done)
             return
-        self._queue.put_nowait((self._row_from(cell, outcome), done))
+        # Stays in _inflight until the writer has committed it, so that an identical cell
+        # arriving meanwhile waits for this answer instead of paying for its own.
+        await self._queue.put((self._row_from(cell, outcome), done))
+
+    def _forget(self, cell_id: str, done: asyncio.Future[_Shared]) -> None:
+        del self._inflight[cell_id]
+        done.cancel()
 
     async def _call(self, cell: Cell) -> Outcome:
         endpoint = self.endpoints[cell.provider]
@@ -276,7 +282,8 @@ class Scheduler:
                 raise
             errors = cached = 0
             for (row, done), response_id in zip(batch, response_ids, strict=True):
-                if done is not None and not done.done():
+                if done is not None:
+                    del self._inflight[row.cell_id]
                     done.set_result(_Shared(response_id, row))
                 if row.status == "ok":
                     self.summary.ok += 1

@@ -42,6 +42,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _none_is_empty(value: Any) -> Any:
+    # ``params:`` with nothing under it is YAML null; treat it as an empty mapping.
+    return {} if value is None else value
+
+
+EmptyOk = BeforeValidator(_none_is_empty)
+
+
 def _user_shorthand(value: Any) -> Any:
     return [{"role": "user", "content": value}] if isinstance(value, str) else value
 
@@ -125,14 +133,14 @@ class ExperimentFile(_Model):
     )  # fmt: skip
     description: str = ""
     provider: str = Field("openai", description="echo, openai, or a name under providers")
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: Annotated[dict[str, ProviderConfig], EmptyOk] = Field(default_factory=dict)
     prompts: dict[str, Annotated[list[Message], BeforeValidator(_user_shorthand)]] = Field(
         min_length=1
     )
-    vars: dict[str, list[Any]] = Field(default_factory=dict)
+    vars: Annotated[dict[str, list[Any]], EmptyOk] = Field(default_factory=dict)
     cases: list[dict[str, Any]] | None = None
     cases_file: str | None = Field(None, description="CSV or JSONL, relative to this file")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Annotated[dict[str, Any], EmptyOk] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=10_000)
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -217,6 +225,7 @@ class Experiment:
         self.base_dir = base_dir
         self._lines = lines
         problems: list[Problem] = []
+        self._cases_unknown = False  # a broken case file: its columns are unknown
         data.setdefault("name", "experiment")
         try:
             self.spec = ExperimentFile.model_validate(data)
@@ -299,6 +308,7 @@ class Experiment:
             where = self._where(("cases_file",), "")
             source, file_problems = CaseSource.from_file(self.base_dir / spec.cases_file, where)
             problems.extend(file_problems)
+            self._cases_unknown = bool(file_problems)
             return source
         source = CaseSource.from_rows(spec.cases)
         if spec.cases is not None and not spec.cases:
@@ -366,7 +376,7 @@ class Experiment:
                         )
                     )
                     continue
-                for var in sorted(template.variables - known):
+                for var in sorted(template.variables - known) if not self._cases_unknown else ():
                     close = difflib.get_close_matches(var, sorted(known), n=1)
                     hint = (
                         f"did you mean {close[0]!r}?"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import AuthenticationFailed
 from ..spec import ProviderConfig
 from .base import Completion, Provider, Request
 
@@ -26,15 +27,19 @@ def open_provider(
         from .echo import EchoProvider
 
         return EchoProvider()
+    url = endpoint_id(config, base_url)
+    key_env = config.api_key_env or "OPENAI_API_KEY"
+    key = os.environ.get(key_env)
+    if not key:
+        if config.api_key_env is not None or url == DEFAULT_BASE_URL:
+            raise AuthenticationFailed(
+                f"no API key: set {key_env} in the environment for {url}, "
+                "or run offline with --provider echo"
+            )
+        key = "not-needed"  # local OpenAI-compatible servers (Ollama, vLLM) usually take none
     from .openai import OpenAIProvider
 
-    key_env = config.api_key_env or "OPENAI_API_KEY"
-    return OpenAIProvider(
-        base_url=endpoint_id(config, base_url),
-        api_key=os.environ.get(key_env),
-        api_key_env=key_env,
-        timeout_s=timeout_s,
-    )
+    return OpenAIProvider(base_url=url, api_key=key, timeout_s=timeout_s)
 
 
 __all__ = ["Completion", "Provider", "Request", "endpoint_id", "open_provider"]

@@ -1,0 +1,321 @@
+"""Per-endpoint admission control: who may send the next request, and when.
+
+An attempt is admitted by :meth:`EndpointLimiter.acquire`, which waits, in this order, for
+
+1. **the line** — an ``asyncio.Lock`` (FIFO-fair) held only by the head of the line. aiolimiter
+   serves its waiters smallest amount first, so without the line a large prompt starves behind a
+   stream of small ones; with it, only the head ever waits on a bucket, in arrival order;
+2. **the probe** (learning only) — until the first attempt has come back, nobody else is sent:
+   its ``x-ratelimit-*`` headers say how much may be sent at once (see below);
+3. **a pause** — a 429 stops every admission until the server's ``retry-after`` has passed;
+4. **a concurrency slot**, 5. **the request bucket**, 6. **the token bucket** (aiolimiter leaky
+   buckets of one minute: ``rpm``/``tpm`` may pass in a burst, then ``rpm/60`` per second, which is
+   how OpenAI's buckets behave). A token reservation (prompt estimate + max output) is reconciled
+   with the real usage when the admission is released.
+
+Learning (``learn=True``). Headers give the server's limit and what remains *now*. A limit that
+was not declared becomes a bucket of that size; the remaining amount sets the bucket's level
+(never lowering it, and crediting what the server refilled since the request was sent). So with
+nothing declared, a 300-RPM server whose bucket is full sees one probe, then 299 requests at
+once, then 5 per second: the probe costs one round trip, and nobody floods the server. With no
+headers at all (local servers), there is no limit but ``max_concurrency``. Azure's ``-1``/``0``
+are read as "no information".
+
+A limiter belongs to the event loop it was created in (aiolimiter's rule too): create it inside
+the run. The clock is ``loop.time()`` throughout, so tests drive time by patching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+
+from .errors import BadRequest
+
+__all__ = ["Admission", "EndpointLimiter", "estimate_prompt_tokens", "parse_duration"]
+
+_WINDOW_S = 60.0  # rpm, tpm and OpenAI's x-ratelimit-limit-* are all per minute
+_KINDS = ("requests", "tokens")
+
+# Go's time.Duration.String(): one or more <number><unit>, e.g. "6m0s", "1m30.5s", "120ms".
+_GO_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:h|ms|us|µs|ns|m|s))+")
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration (``"6m0s"``, ``"1m30.5s"``, ``"120ms"``) or plain seconds
+    (``"12"``, ``"0.5"``); ``None`` if ``text`` is neither (or negative)."""
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        if not _GO_DURATION.fullmatch(text):
+            return None
+        return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def estimate_prompt_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """A cheap, tokenizer-free estimate of a prompt's tokens.
+
+    One token per 4 characters of text (rounded up; OpenAI's rule of thumb for English) plus 4
+    per message (role and separators) plus 3 priming the reply, as in OpenAI's cookbook count.
+    Only used to reserve rate-limit capacity; the real usage reconciles it afterwards.
+    """
+    total = 3
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        chars = len(content) if isinstance(content, str) else len(str(content or ""))
+        total += 4 + math.ceil(chars / 4)
+    return total
+
+
+# ------------------------------------------------------------------ aiolimiter internals
+# aiolimiter has no public way to give capacity back or to set the level a server reports.
+# Its fill level is ``_level`` (drained by ``has_capacity``), and ``_wake_next`` re-checks the
+# waiting head. This is the only place that touches them; tests/test_limits.py fails loudly if
+# aiolimiter changes them (the class has __slots__, so a renamed attribute cannot be set).
+
+
+def _level(bucket: AsyncLimiter) -> float:
+    """The bucket's fill level now."""
+    bucket.has_capacity(0)  # public; drains what leaked since the last check
+    return bucket._level
+
+
+def _set_level(bucket: AsyncLimiter, level: float) -> None:
+    """Set the fill level now (never below empty) and let a waiter through if it now fits."""
+    bucket.has_capacity(0)  # drain first, so the new level is "as of now"
+    bucket._level = max(0.0, level)
+    bucket._wake_next()
+
+
+# ------------------------------------------------------------------ the limiter
+
+
+class EndpointLimiter:
+    """Admission control for one endpoint: rate buckets, a concurrency cap, 429 pauses.
+
+    ``rpm``/``tpm``/``max_concurrency``: declared limits (``None`` = none). ``learn``: read the
+    server's ``x-ratelimit-*`` headers to create undeclared buckets and to keep every bucket's
+    level in step with the server. Create it inside the running event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None,
+        tpm: float | None,
+        max_concurrency: int | None,
+        learn: bool = True,
+    ) -> None:
+        for name, value in (("rpm", rpm), ("tpm", tpm), ("max_concurrency", max_concurrency)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or None, not {value!r}")
+        self._loop = asyncio.get_running_loop()  # fails outside a loop, by design
+        self._declared = {"requests": rpm, "tokens": tpm}
+        self._buckets: dict[str, AsyncLimiter | None] = {
+            kind: AsyncLimiter(limit, _WINDOW_S) if limit else None
+            for kind, limit in self._declared.items()
+        }
+        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._line = asyncio.Lock()
+        self._paused_until = -math.inf
+        self._learn = learn
+        self._probe_back = asyncio.Event()
+        self._probe_out = False
+        if not learn:
+            self._probe_back.set()
+
+    @property
+    def rpm(self) -> float | None:
+        """The request limit in force (declared or learned), per minute."""
+        bucket = self._buckets["requests"]
+        return bucket.max_rate if bucket else None
+
+    @property
+    def tpm(self) -> float | None:
+        """The token limit in force (declared or learned), per minute."""
+        bucket = self._buckets["tokens"]
+        return bucket.max_rate if bucket else None
+
+    def check(self, tokens: int) -> str | None:
+        """Why a request needing ``tokens`` can never be admitted, or ``None`` if it can."""
+        tpm = self.tpm
+        if tpm is not None and tokens > tpm:
+            return (
+                f"this request needs about {tokens} tokens (prompt estimate + max output), more "
+                f"than the endpoint's {tpm:g} tokens per minute: lower max_tokens or shorten it"
+            )
+        return None
+
+    async def acquire(self, tokens: int) -> Admission:
+        """Wait for this endpoint to admit a request reserving ``tokens``; FIFO among callers.
+
+        Raises :class:`BadRequest` if ``tokens`` exceeds the token limit (see :meth:`check`).
+        Release the returned admission (or use it as a context manager) when the call is done.
+        """
+        if problem := self.check(tokens):
+            raise BadRequest(problem)
+        async with self._line:
+            probe = await self._await_probe()
+            charged: list[tuple[AsyncLimiter, float]] = []
+            tokens_bucket: AsyncLimiter | None = None
+            reserved = float(tokens)
+            slot = False
+            try:
+                if problem := self.check(tokens):  # the probe may have taught us a smaller limit
+                    raise BadRequest(problem)
+                await self._await_pause()
+                if self._slots is not None:
+                    await self._slots.acquire()
+                    slot = True
+                for kind, amount in (("requests", 1.0), ("tokens", float(tokens))):
+                    # Read the bucket only now: a response may have resized it while we waited.
+                    bucket = self._buckets[kind]
+                    if bucket is not None and amount > 0:
+                        amount = min(amount, bucket.max_rate)  # aiolimiter refuses more
+                        await bucket.acquire(amount)
+                        charged.append((bucket, amount))
+                        if kind == "tokens":
+                            tokens_bucket, reserved = bucket, amount
+                await self._await_pause()  # a 429 may have come back while we waited
+            except BaseException:
+                # Cancelled or refused before sending: give everything back.
+                for bucket, amount in charged:
+                    _set_level(bucket, _level(bucket) - amount)
+                if slot and self._slots is not None:
+                    self._slots.release()
+                if probe:
+                    self._probe_out = False  # the next in line becomes the probe
+                raise
+        return Admission(self, reserved, tokens_bucket, slot, self._loop.time())
+
+    def pause(self, seconds: float) -> None:
+        """Stop all admissions until ``seconds`` from now (extends a pause, never shortens it)."""
+        if seconds > 0:
+            self._paused_until = max(self._paused_until, self._loop.time() + seconds)
+
+    def observe(self, headers: Mapping[str, str], *, sent_at: float | None = None) -> None:
+        """Learn from a response's ``x-ratelimit-*`` headers (no-op unless ``learn``).
+
+        ``sent_at`` (``loop.time()`` when the request was sent) lets the limiter credit what the
+        server refilled since it counted; without it the report is taken as of now.
+        """
+        if not self._learn or not headers:
+            return
+        lower = {k.lower(): v for k, v in headers.items()}
+        age = max(0.0, self._loop.time() - sent_at) if sent_at is not None else 0.0
+        for kind in _KINDS:
+            limit = _number(lower.get(f"x-ratelimit-limit-{kind}"))
+            if limit is None or limit <= 0:  # absent, or Azure's -1/0: nothing to learn
+                continue
+            bucket = self._buckets[kind]
+            if self._declared[kind] is None and (bucket is None or bucket.max_rate != limit):
+                bucket = self._resize(kind, limit)
+            remaining = _number(lower.get(f"x-ratelimit-remaining-{kind}"))
+            if bucket is None or remaining is None or not 0 <= remaining <= limit:
+                continue
+            # The server's fill level in our units, drained by what leaked since it was measured
+            # (measured at the latest when sent_at: crediting the whole age errs on the fast side,
+            # so our own in-flight requests are not counted twice). Raise ours, never lower it:
+            # our level already counts requests the server has not seen yet.
+            rate = bucket.max_rate / bucket.time_period
+            server_level = (limit - remaining) / limit * bucket.max_rate - rate * age
+            if server_level > _level(bucket):
+                _set_level(bucket, server_level)
+
+    # -------------------------------------------------------------- internals
+
+    def _resize(self, kind: str, limit: float) -> AsyncLimiter:
+        """Replace a learned bucket by one of ``limit`` per minute, keeping how full it is."""
+        old = self._buckets[kind]
+        new = AsyncLimiter(limit, _WINDOW_S)
+        if old is not None:
+            _set_level(new, _level(old) / old.max_rate * limit)
+        self._buckets[kind] = new
+        return new
+
+    async def _await_probe(self) -> bool:
+        """Hold the line until the probe is back; return True if the caller *is* the probe."""
+        if self._probe_back.is_set():
+            return False
+        if not self._probe_out:
+            self._probe_out = True
+            return True
+        await self._probe_back.wait()
+        return False
+
+    async def _await_pause(self) -> None:
+        while (delay := self._paused_until - self._loop.time()) > 0:
+            await asyncio.sleep(delay)  # re-check: the pause may have been extended meanwhile
+
+    def _release(self, admission: Admission, used_tokens: int | None) -> None:
+        if admission.holds_slot and self._slots is not None:
+            self._slots.release()
+        bucket = admission.tokens_bucket
+        if used_tokens is not None and bucket is not None and used_tokens != admission.tokens:
+            _set_level(bucket, _level(bucket) + used_tokens - admission.tokens)
+        self._probe_back.set()  # any attempt that came back ends the probe
+
+
+class Admission:
+    """Permission to send one request; release it when the attempt is over.
+
+    ``with await limiter.acquire(n) as admission:`` releases it on exit without usage (the
+    reservation stands); call :meth:`release` with the real usage first to reconcile it.
+    """
+
+    def __init__(
+        self,
+        limiter: EndpointLimiter,
+        tokens: float,
+        tokens_bucket: AsyncLimiter | None,
+        holds_slot: bool,
+        admitted_at: float,
+    ) -> None:
+        self.tokens = tokens  #: tokens reserved
+        self.tokens_bucket = tokens_bucket  #: the bucket they were taken from, if any
+        self.holds_slot = holds_slot
+        self.admitted_at = admitted_at  #: ``loop.time()`` at admission
+        self._limiter: EndpointLimiter | None = limiter
+
+    def release(self, used_tokens: int | None = None) -> None:
+        """Free the concurrency slot and reconcile the reservation with ``used_tokens``.
+
+        Unused tokens go back to the bucket; extra ones are charged. ``None`` (usage unknown,
+        e.g. a failed attempt) keeps the reservation. Releasing twice does nothing.
+        """
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._release(self, used_tokens)
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release(None)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

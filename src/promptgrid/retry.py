@@ -1,0 +1,141 @@
+"""One cell's attempts: admission, the call, and tenacity deciding whether and when to retry.
+
+Each attempt takes fresh capacity from the endpoint's limiter (a retry is a new request to the
+server), releases it with the real usage, and teaches the limiter from the response headers.
+Only :class:`~promptgrid.errors.RetryableError` is retried (listed positively, so
+``CancelledError`` never is). The wait before a retry is the server's ``retry_after`` when it
+sent one, otherwise exponential backoff with full jitter; both are capped at ``max_wait_s``.
+A 429 also pauses the whole endpoint, since every other request would get one too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
+
+from .errors import ProviderError, RateLimited, RetryableError
+from .limits import EndpointLimiter, estimate_prompt_tokens
+from .providers.base import Completion, Provider, Request
+
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "Attempt", "Outcome", "call_with_retry", "wait_retry_after"]
+
+#: Output tokens reserved when a request sets no ``max_tokens`` (reconciled with real usage).
+DEFAULT_OUTPUT_TOKENS = 512
+#: How long a 429 without ``retry-after`` pauses the endpoint.
+DEFAULT_RATE_LIMIT_PAUSE_S = 1.0
+#: First backoff window; it doubles per attempt (1, 2, 4, ... s) up to ``max_wait_s``.
+BACKOFF_MULTIPLIER_S = 1.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt, for the store's history: its number (from 1), its error, its latency."""
+
+    number: int
+    error: ProviderError | None
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a cell ended: a completion or the last error, every attempt, the last latency."""
+
+    completion: Completion | None
+    error: ProviderError | None
+    attempts: tuple[Attempt, ...]
+    latency_s: float
+
+
+class wait_retry_after(wait_base):  # noqa: N801 -- named like tenacity's strategies
+    """Wait what the server asked (``retry_after``), else ``fallback``; never over ``max_s``."""
+
+    def __init__(self, fallback: wait_base, max_s: float) -> None:
+        self.fallback = fallback
+        self.max_s = max_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        """The wait before the next attempt."""
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(error, ProviderError) and error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), self.max_s)
+        return min(self.fallback(retry_state), self.max_s)
+
+
+async def call_with_retry(
+    request: Request,
+    provider: Provider,
+    limiter: EndpointLimiter,
+    *,
+    max_attempts: int,
+    max_wait_s: float,
+    sleep: Sleep = asyncio.sleep,
+) -> Outcome:
+    """Run ``request`` until it succeeds, fails for good, or ``max_attempts`` are used.
+
+    Returns an :class:`Outcome` carrying the completion or promptgrid's own last error (never
+    tenacity's ``RetryError``). Auth and quota errors (``RunStopper``) end it at once; the caller
+    stops the run. ``sleep`` is injected so tests can record the waits instead of waiting.
+    """
+    loop = asyncio.get_running_loop()
+    tokens = estimate_prompt_tokens(request.messages) + (
+        request.max_output_tokens() or DEFAULT_OUTPUT_TOKENS
+    )
+    attempts: list[Attempt] = []
+
+    async def attempt(number: int) -> Completion:
+        try:
+            admission = await limiter.acquire(tokens)
+        except ProviderError as err:  # too large for the endpoint: recorded, never sent
+            attempts.append(Attempt(number, err, 0.0))
+            raise
+        with admission:
+            started = loop.time()
+            try:
+                completion = await provider.complete(request)
+            except ProviderError as err:
+                attempts.append(Attempt(number, err, loop.time() - started))
+                # Release before observing: the server's headers then correct any refund.
+                admission.release(None)
+                limiter.observe(err.headers, sent_at=started)
+                if isinstance(err, RateLimited):
+                    limiter.pause(min(err.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S, max_wait_s))
+                raise
+            attempts.append(Attempt(number, None, loop.time() - started))
+            reported = completion.prompt_tokens is not None or completion.completion_tokens is not None
+            admission.release(completion.total_tokens if reported else None)
+            limiter.observe(completion.rate_limits, sent_at=started)
+            return completion
+
+    # A fresh retrying object per call: tenacity keeps per-call state in it.
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(max_attempts),
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_retry_after(
+            wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=max_wait_s), max_wait_s
+        ),
+        sleep=sleep,
+        reraise=True,
+    )
+    completion: Completion | None = None
+    error: ProviderError | None = None
+    try:
+        async for state in retrying:
+            with state:
+                completion = await attempt(state.retry_state.attempt_number)
+    except ProviderError as err:
+        error = err
+    history = tuple(attempts)
+    return Outcome(completion, error, history, history[-1].latency_s if history else 0.0)

@@ -1,0 +1,248 @@
+"""Validation of experiment files: every failure names file, line and key path, and says what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptgrid.errors import SpecError
+from promptgrid.spec import Experiment, json_schema
+
+BASE = """\
+name: t
+provider: echo
+prompts:
+  p: "Hello {{ who }}"
+vars:
+  who: [world, moon]
+params:
+  model: m
+"""
+
+
+def problems(write_yaml, text: str) -> list:
+    path = write_yaml(text)
+    with pytest.raises(SpecError) as info:
+        Experiment.from_yaml(path)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message", "hint"),
+    [
+        pytest.param(
+            BASE + "repeats: 0\n", 9, "repeats", "greater than or equal to 1", "schema",
+            id="repeats-zero",
+        ),
+        pytest.param(
+            BASE.replace("model: m", "model: m\n  temperature: [0.5, 3]"), 9,
+            "params.temperature[1]", "less than or equal to 2", None, id="temperature-range",
+        ),
+        pytest.param(
+            BASE + "limits: {rpm: -5}\n", 9, "limits.rpm", "greater than 0", None,
+            id="negative-limit",
+        ),
+        pytest.param(
+            BASE + "limits:\n  rmp: 5\n", 10, "limits.rmp", "unknown key 'rmp'",
+            "did you mean 'rpm'?", id="unknown-nested-key",
+        ),
+        pytest.param(
+            BASE + "promts: {}\n", 9, "promts", "unknown key 'promts'", "did you mean 'prompts'?",
+            id="unknown-top-key",
+        ),
+        pytest.param(
+            BASE.replace("model: m", "model: m\n  temprature: 0.5"), 9, "params.temprature",
+            "unknown parameter 'temprature'", "did you mean 'temperature'?", id="unknown-param",
+        ),
+        pytest.param(
+            BASE.replace("Hello {{ who }}", "Hello {{ whoo }}"), 4, "prompts.p",
+            "undefined template variable 'whoo'", "did you mean 'who'?", id="undefined-variable",
+        ),
+        pytest.param(
+            BASE.replace("Hello {{ who }}", "Hello {{ who }"), 4, "prompts.p",
+            "template syntax error", "Jinja2", id="template-syntax",
+        ),
+        pytest.param(
+            BASE.replace("who: [world, moon]", "who: []"), 6, "vars.who", "empty axis",
+            "at least one value", id="empty-var-axis",
+        ),
+        pytest.param(
+            BASE.replace("model: m", "model: []"), 8, "params.model", "empty axis", None,
+            id="empty-param-axis",
+        ),
+        pytest.param(
+            BASE.replace("model: m", "model: m\n  seed: 3").replace("moon]", "moon]\n  seed: [1]"),
+            7, "vars.seed",
+            "both a var and a parameter", "rename", id="var-param-clash",
+        ),
+        pytest.param(
+            BASE + "cases_file: missing.csv\n", 9, "cases_file", "no such file", "relative",
+            id="missing-cases-file",
+        ),
+        pytest.param(
+            BASE.replace("provider: echo", "provider: ecko"), 2, "provider",
+            "unknown provider 'ecko'", "did you mean 'echo'?", id="unknown-provider",
+        ),
+        pytest.param(
+            BASE.replace("prompts:\n  p:", "prompts:\n  p:\n    - {role: usr, content: hi}\n  q:"),
+            5, "prompts.p[0].role", "input should be", None, id="bad-role",
+        ),
+        pytest.param(
+            BASE.replace("moon]", "moon]\n  response: [x]"), 7, "vars.response", "result column",
+            "rename", id="reserved-name",
+        ),
+        pytest.param(BASE.replace("  model: m\n", ""), 7, "params", "params.model is required",
+                     None, id="missing-model"),
+    ],
+)
+def test_invalid_files_are_located(write_yaml, text, line, path, message, hint) -> None:
+    found = problems(write_yaml, text)
+    assert len(found) >= 1
+    p = found[0]
+    assert p.file and p.file.endswith("exp.yaml")
+    assert p.line == line, str(p)
+    assert p.path == path, str(p)
+    assert message in p.message.lower() if message.islower() else message in p.message
+    if hint:
+        assert p.hint and hint in p.hint
+
+
+def test_yaml_syntax_error_has_line(write_yaml) -> None:
+    [p] = problems(write_yaml, BASE + "limits: {rpm: 5\n")
+    assert "invalid YAML" in p.message
+    assert p.line is not None and p.line >= 9
+
+
+def test_duplicate_keys_are_errors(write_yaml) -> None:
+    [p] = problems(write_yaml, BASE + "params:\n  model: other\n")
+    assert "duplicate key 'params'" in p.message
+    assert p.line == 9 and "line 7" in p.message
+
+
+def test_all_problems_reported_at_once(write_yaml) -> None:
+    found = problems(write_yaml, BASE + "repeats: 0\nlimits: {rpm: 0, tpm: -1}\n")
+    assert {p.path for p in found} == {"repeats", "limits.rpm", "limits.tpm"}
+
+
+def test_message_format(write_yaml) -> None:
+    path = write_yaml(BASE + "limits:\n  rmp: 5\n")
+    with pytest.raises(SpecError) as info:
+        Experiment.from_yaml(path)
+    assert str(info.value) == (
+        f"{path}:10 limits.rmp: unknown key 'rmp'\n  -> did you mean 'rpm'?"
+    )
+
+
+def test_missing_experiment_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such file"):
+        Experiment.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_not_a_mapping(write_yaml) -> None:
+    [p] = problems(write_yaml, "- just\n- a list\n")
+    assert "mapping" in p.message and p.line == 1
+
+
+def test_cases_inline_and_file(write_yaml, tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("who,expected\nsun,hot\nice,cold\n")
+    (tmp_path / "rows.jsonl").write_text('{"who": "a", "n": 1}\n\n{"who": "b", "n": 2}\n')
+    text = BASE.replace("vars:\n  who: [world, moon]\n", "")
+    exp = Experiment.from_yaml(write_yaml(text + "cases_file: rows.csv\n"))
+    assert exp.cases.columns == ("who", "expected") and exp.total == 2
+    assert list(exp.iter_cases())[1] == {"who": "ice", "expected": "cold"}
+    exp = Experiment.from_yaml(write_yaml(text + "cases_file: rows.jsonl\n"))
+    assert exp.total == 2 and ("n", "int") in exp.columns()
+    exp = Experiment.from_yaml(write_yaml(text + "cases: [{who: x}, {who: y}, {who: z}]\n"))
+    assert exp.total == 3
+
+
+def test_cases_file_errors(write_yaml, tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"who": "a"}\n{"who": \n')
+    text = BASE.replace("vars:\n  who: [world, moon]\n", "")
+    [p] = problems(write_yaml, text + "cases_file: bad.jsonl\n")
+    assert "bad.jsonl:2" in p.message and p.path == "cases_file" and p.line == 7
+    (tmp_path / "ragged.jsonl").write_text('{"who": "a"}\n{"who": "b", "x": 1}\n')
+    [p] = problems(write_yaml, text + "cases_file: ragged.jsonl\n")
+    assert "ragged.jsonl:2" in p.message
+    [p] = problems(write_yaml, text + "cases_file: rows.txt\n")
+    assert ".csv or .jsonl" in p.message
+
+
+def test_case_column_needed_by_template(write_yaml, tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("country\nFrance\n")
+    text = BASE.replace("vars:\n  who: [world, moon]\n", "")
+    [p] = problems(write_yaml, text + "cases_file: rows.csv\n")
+    assert "undefined template variable 'who'" in p.message
+
+
+def test_list_valued_params(write_yaml) -> None:
+    exp = Experiment.from_yaml(write_yaml(BASE.replace("model: m", 'model: m\n  stop: ["a", "b"]')))
+    assert exp.param_axes["stop"] == (["a", "b"],)
+    exp = Experiment.from_yaml(
+        write_yaml(BASE.replace("model: m", 'model: m\n  stop: [["a"], ["b", "c"]]'))
+    )
+    assert exp.param_axes["stop"] == (["a"], ["b", "c"]) and exp.total == 4
+
+
+def test_programmatic_experiment_same_validation() -> None:
+    exp = Experiment(
+        prompts={"p": "Name a {{ animal }}"},
+        vars={"animal": ["cat", "dog"]},
+        params={"model": "m", "temperature": [0, 1]},
+        provider="echo",
+    )
+    assert exp.total == 4 and exp.axes == {"prompt": 1, "animal": 2, "temperature": 2, "repeat": 1}
+    with pytest.raises(SpecError) as info:
+        Experiment(prompts={"p": "{{ animl }}"}, vars={"animal": ["x"]}, params={"model": "m"})
+    [p] = info.value.problems
+    assert p.path == "prompts.p[0].content" and p.file is None and "'animal'" in (p.hint or "")
+
+
+def test_to_yaml_round_trip(tmp_path: Path, animals: Path) -> None:
+    exp = Experiment.from_yaml(animals)
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(exp.to_yaml())
+    again = Experiment.from_yaml(copy)
+    assert again.to_dict() == exp.to_dict() and again.total == exp.total == 12
+
+
+def test_models_route_to_providers(write_yaml) -> None:
+    exp = Experiment.from_yaml(
+        write_yaml(
+            BASE.replace("model: m", "model: [m, llama]")
+            + "providers:\n  local: {base_url: 'http://127.0.0.1:9/v1', models: [llama]}\n"
+        )
+    )
+    assert exp.provider_for("llama") == "local" and exp.provider_for("m") == "echo"
+    [p] = problems(
+        write_yaml,
+        BASE + "providers:\n  a: {models: [x]}\n  b: {models: [x]}\n",
+    )
+    assert "already listed" in p.message and p.line == 11
+
+
+def test_schema_is_json_and_covers_params() -> None:
+    schema = json.loads(json.dumps(json_schema()))
+    props = schema["properties"]
+    assert {"prompts", "vars", "params", "limits", "retry", "providers", "cases_file"} <= set(props)
+    temperature = props["params"]["properties"]["temperature"]
+    assert {"type": "number", "minimum": 0, "maximum": 2} in [
+        {k: v for k, v in o.items() if k in ("type", "minimum", "maximum")}
+        for o in temperature["anyOf"]
+    ]
+    assert props["params"]["additionalProperties"] is False
+
+
+def test_known_params_cover_the_sdk() -> None:
+    """Every chat-completion parameter of the openai SDK is accepted (new ones fail here)."""
+    from openai.types.chat import completion_create_params as c
+
+    from promptgrid.spec import ParamValues
+
+    sdk = set(c.CompletionCreateParamsBase.__annotations__)
+    ours = set(ParamValues.model_fields)
+    skipped = {"messages", "stream", "stream_options", "functions", "function_call",
+               "moderation", "prompt_cache_options", "prompt_cache_retention"}  # fmt: skip
+    assert sdk - ours - skipped == set()
