@@ -17,12 +17,12 @@ _EXPORTS = {
     "Experiment": "spec",
     "Plan": "api",
     "arun": "api",
-    "compare": "compare",
+    "compare": "comparison",
     "load": "api",
     "plan": "api",
     "run": "api",
-    "summary": "compare",
-    "varying": "compare",
+    "summary": "comparison",
+    "varying": "comparison",
     "AuthenticationFailed": "errors",
     "BadRequest": "errors",
     "ConnectionFailed": "errors",
@@ -45,7 +45,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .api import Plan, arun, load, plan, run
-    from .compare import compare, summary, varying
+    from .comparison import compare, summary, varying
     from .errors import (
         AuthenticationFailed, BadRequest, ConnectionFailed, FatalError, MalformedResponse,
         PromptgridError, ProviderError, QuotaExceeded, RateLimited, RequestTimeout,

@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import signal
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import Problem, SpecError
+from .errors import Problem, SpecError, UsageError
 from .runner import RunHandle, RunOptions, RunOutcome, endpoints_of, execute, limits_of
 from .spec import DEFAULT_CONCURRENCY, Experiment
 
@@ -48,28 +50,81 @@ async def arun(source: ExperimentLike, **options: Any) -> pd.DataFrame:
 
 
 def run(source: ExperimentLike, **options: Any) -> pd.DataFrame:
-    """Run an experiment and return its result table, from a script or inside Jupyter.
+    """Run an experiment and return its result table, from a script, IPython or Jupyter.
 
-    Same options as ``arun``. Ctrl-C (or the notebook's stop button) stops admitting calls,
-    keeps every completed row in the store and raises ``KeyboardInterrupt``; resume with
-    ``run(..., resume=True)``.
+    Same options as ``arun``. Ctrl-C (or the notebook's stop button) stops admitting calls, lets
+    the calls in flight finish (up to ``grace_s``, 5 s) and raises ``KeyboardInterrupt`` naming
+    the run; a second Ctrl-C cancels the calls in flight. Every completed row is in the store
+    (run status ``interrupted``): ``load(run_id)`` shows them, ``run(..., resume=True)``
+    finishes the run.
     """
     handle = RunHandle()
     outcome = run_sync(arun_outcome(source, handle, **options), handle)
-    return load(outcome.run_id, results_dir=options.get("results_dir") or "results")
+    results_dir = options.get("results_dir") or "results"
+    if handle.stops and outcome.status == "interrupted":
+        raise KeyboardInterrupt(_interrupted(outcome, results_dir))
+    return load(outcome.run_id, results_dir=results_dir)
+
+
+def _interrupted(outcome: RunOutcome, results_dir: str | Path) -> str:
+    done = outcome.counts.get("ok", 0) + outcome.counts.get("error", 0)
+    where = "" if str(results_dir) == "results" else f", results_dir={str(results_dir)!r}"
+    return (
+        f"run {outcome.run_id} interrupted with {done:,} of {outcome.total:,} cells saved; "
+        f"promptgrid.load({outcome.run_id!r}{where}) shows them, "
+        "promptgrid.run(..., resume=True) finishes the run"
+    )
+
+
+def _cancelled(handle: RunHandle | None) -> str:
+    scheduler = handle.scheduler if handle is not None else None
+    run = f"run {scheduler.run_id}" if scheduler is not None else "the run"
+    return f"{run} cancelled; its completed rows are saved, run(..., resume=True) finishes it"
 
 
 def run_sync(coro: Coroutine[Any, Any, T], handle: RunHandle | None = None) -> T:
-    """Drive a coroutine to completion from synchronous code, loop or no loop."""
+    """Drive a coroutine to completion from synchronous code, loop or no loop.
+
+    With a ``handle``, Ctrl-C stops the run through it (first: stop admitting, second: cancel)
+    instead of tearing the event loop down.
+    """
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        try:
+            return asyncio.run(_stop_on_sigint(coro, handle))
+        except asyncio.CancelledError:
+            if handle is not None and handle.stops:
+                raise KeyboardInterrupt(_cancelled(handle)) from None
+            raise
+    if running is _LoopThread._loop:
+        coro.close()
+        raise UsageError("promptgrid.run() cannot wait inside its own loop: use await arun()")
     return _LoopThread.run(coro, handle)
 
 
+async def _stop_on_sigint(coro: Coroutine[Any, Any, T], handle: RunHandle | None) -> T:
+    loop = asyncio.get_running_loop()
+    installed = False
+    if handle is not None:
+        try:
+            loop.add_signal_handler(signal.SIGINT, handle.stop)
+            installed = True
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+            pass
+    try:
+        return await coro
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
 class _LoopThread:
-    """A daemon thread with its own event loop, for ``run()`` inside a running loop."""
+    """A daemon thread with its own event loop, for ``run()`` inside a running loop.
+
+    It outlives a run, but nothing bound to a loop does: each run creates its clients and
+    limiters in it and closes them before returning.
+    """
 
     _lock = threading.Lock()
     _loop: asyncio.AbstractEventLoop | None = None
@@ -90,19 +145,18 @@ class _LoopThread:
     def run(cls, coro: Coroutine[Any, Any, T], handle: RunHandle | None) -> T:
         loop = cls.loop()
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            # The stop button: stop admitting calls, let those in flight finish and be saved.
-            if handle is not None:
-                loop.call_soon_threadsafe(handle.stop)
+        while True:
             try:
-                future.result()
+                return future.result()
             except KeyboardInterrupt:
-                if handle is not None:
+                # The stop button, delivered to this (the main) thread while it waits. The run
+                # stops in its own loop; keep waiting, so its rows are saved before we return.
+                if handle is None:
+                    future.cancel()
+                else:
                     loop.call_soon_threadsafe(handle.stop)
-                future.exception()
-            raise
+            except concurrent.futures.CancelledError:
+                raise KeyboardInterrupt(_cancelled(handle)) from None
 
 
 def load(
@@ -135,6 +189,9 @@ class Plan:
     def to_send(self) -> int:
         """Calls that would really be sent."""
         return self.total - self.cached - self.duplicates
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))  # IPython and Jupyter show the table, not the dataclass
 
     def __str__(self) -> str:
         lines = [f"experiment {self.experiment}"]

@@ -2,9 +2,10 @@
 
 An attempt is admitted by :meth:`EndpointLimiter.acquire`, which waits, in this order, for
 
-1. **the line** — an ``asyncio.Lock`` (FIFO-fair) held only by the head of the line. aiolimiter
+1. **the line** — a lock granted in ticket order, held only by the head of the line. aiolimiter
    serves its waiters smallest amount first, so without the line a large prompt starves behind a
-   stream of small ones; with it, only the head ever waits on a bucket, in arrival order;
+   stream of small ones; with it, only the head ever waits on a bucket, in arrival order. A retry
+   keeps the ticket of its first attempt, so a 429 does not send a prompt to the back of the line;
 2. **the probe** (learning only) — until the first attempt has come back, nobody else is sent:
    its ``x-ratelimit-*`` headers say how much may be sent at once (see below);
 3. **a pause** — a 429 stops every admission until the server's ``retry-after`` has passed;
@@ -15,7 +16,7 @@ An attempt is admitted by :meth:`EndpointLimiter.acquire`, which waits, in this 
 
 Learning (``learn=True``). Headers give the server's limit and what remains *now*. A limit that
 was not declared becomes a bucket of that size; the remaining amount sets the bucket's level
-(never lowering it, and crediting what the server refilled since the request was sent). So with
+(never lowering it, and crediting what the server refilled during half the round trip). So with
 nothing declared, a 300-RPM server whose bucket is full sees one probe, then 299 requests at
 once, then 5 per second: the probe costs one round trip, and nobody floods the server. With no
 headers at all (local servers), there is no limit but ``max_concurrency``. Azure's ``-1``/``0``
@@ -28,6 +29,8 @@ the run. The clock is ``loop.time()`` throughout, so tests drive time by patchin
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -128,12 +131,13 @@ class EndpointLimiter:
             for kind, limit in self._declared.items()
         }
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self._line = asyncio.Lock()
+        self._line = _Line()
+        self._tickets = itertools.count()
         self._paused_until = -math.inf
         self._learn = learn
         self._probe_back = asyncio.Event()
         self._probe_out = False
-        if not learn:
+        if not learn or (rpm and tpm):  # nothing to learn before sending: no probe
             self._probe_back.set()
 
     @property
@@ -158,47 +162,51 @@ class EndpointLimiter:
             )
         return None
 
-    async def acquire(self, tokens: int) -> Admission:
-        """Wait for this endpoint to admit a request reserving ``tokens``; FIFO among callers.
+    async def acquire(self, tokens: int, *, ticket: int | None = None) -> Admission:
+        """Wait for this endpoint to admit a request reserving ``tokens``; first come, first served.
 
+        A retry passes the ``ticket`` of its first admission to keep its place in the line.
         Raises :class:`BadRequest` if ``tokens`` exceeds the token limit (see :meth:`check`).
         Release the returned admission (or use it as a context manager) when the call is done.
         """
         if problem := self.check(tokens):
             raise BadRequest(problem)
-        async with self._line:
+        if ticket is None:
+            ticket = next(self._tickets)
+        await self._line.acquire(ticket)
+        probe, slot = False, False
+        charged: list[tuple[str, AsyncLimiter, float]] = []
+        try:
             probe = await self._await_probe()
-            charged: list[tuple[AsyncLimiter, float]] = []
-            tokens_bucket: AsyncLimiter | None = None
-            reserved = float(tokens)
-            slot = False
-            try:
-                if problem := self.check(tokens):  # the probe may have taught us a smaller limit
-                    raise BadRequest(problem)
-                await self._await_pause()
-                if self._slots is not None:
-                    await self._slots.acquire()
-                    slot = True
-                for kind, amount in (("requests", 1.0), ("tokens", float(tokens))):
-                    # Read the bucket only now: a response may have resized it while we waited.
-                    bucket = self._buckets[kind]
-                    if bucket is not None and amount > 0:
-                        amount = min(amount, bucket.max_rate)  # aiolimiter refuses more
-                        await bucket.acquire(amount)
-                        charged.append((bucket, amount))
-                        if kind == "tokens":
-                            tokens_bucket, reserved = bucket, amount
-                await self._await_pause()  # a 429 may have come back while we waited
-            except BaseException:
-                # Cancelled or refused before sending: give everything back.
-                for bucket, amount in charged:
-                    _set_level(bucket, _level(bucket) - amount)
-                if slot and self._slots is not None:
-                    self._slots.release()
-                if probe:
-                    self._probe_out = False  # the next in line becomes the probe
-                raise
-        return Admission(self, reserved, tokens_bucket, slot, self._loop.time())
+            if problem := self.check(tokens):  # the probe may have taught us a smaller limit
+                raise BadRequest(problem)
+            await self._await_pause()
+            if self._slots is not None:
+                await self._slots.acquire()
+                slot = True
+            for kind, amount in (("requests", 1.0), ("tokens", float(tokens))):
+                # Read the bucket only now: a response may have resized it while we waited.
+                bucket = self._buckets[kind]
+                if bucket is not None and amount > 0:
+                    amount = min(amount, bucket.max_rate)  # aiolimiter refuses more
+                    await bucket.acquire(amount)
+                    charged.append((kind, bucket, amount))
+            await self._await_pause()  # a 429 may have come back while we waited
+        except BaseException:
+            # Cancelled or refused before sending: give everything back.
+            for _, bucket, amount in charged:
+                _set_level(bucket, _level(bucket) - amount)
+            if slot and self._slots is not None:
+                self._slots.release()
+            if probe:
+                self._probe_out = False  # the next in line becomes the probe
+            raise
+        finally:
+            self._line.release()
+        tokens_bucket, reserved = next(
+            ((b, a) for k, b, a in charged if k == "tokens"), (None, 0.0)
+        )
+        return Admission(self, ticket, reserved, tokens_bucket, slot, self._loop.time())
 
     def pause(self, seconds: float) -> None:
         """Stop all admissions until ``seconds`` from now (extends a pause, never shortens it)."""
@@ -225,12 +233,12 @@ class EndpointLimiter:
             remaining = _number(lower.get(f"x-ratelimit-remaining-{kind}"))
             if bucket is None or remaining is None or not 0 <= remaining <= limit:
                 continue
-            # The server's fill level in our units, drained by what leaked since it was measured
-            # (measured at the latest when sent_at: crediting the whole age errs on the fast side,
-            # so our own in-flight requests are not counted twice). Raise ours, never lower it:
-            # our level already counts requests the server has not seen yet.
+            # The server's fill level in our units, less what leaked since it counted: that was
+            # somewhere between sending and now, so credit half the round trip (crediting all
+            # of it let the odd 429 through in simulation). Raise ours, never lower it: ours
+            # also counts requests in flight that the server has not seen yet.
             rate = bucket.max_rate / bucket.time_period
-            server_level = (limit - remaining) / limit * bucket.max_rate - rate * age
+            server_level = (limit - remaining) / limit * bucket.max_rate - rate * age / 2
             if server_level > _level(bucket):
                 _set_level(bucket, server_level)
 
@@ -278,12 +286,14 @@ class Admission:
     def __init__(
         self,
         limiter: EndpointLimiter,
+        ticket: int,
         tokens: float,
         tokens_bucket: AsyncLimiter | None,
         holds_slot: bool,
         admitted_at: float,
     ) -> None:
-        self.tokens = tokens  #: tokens reserved
+        self.ticket = ticket  #: place in line; pass it to the retry's ``acquire``
+        self.tokens = tokens  #: tokens reserved in the token bucket
         self.tokens_bucket = tokens_bucket  #: the bucket they were taken from, if any
         self.holds_slot = holds_slot
         self.admitted_at = admitted_at  #: ``loop.time()`` at admission
@@ -309,6 +319,37 @@ class Admission:
         tb: TracebackType | None,
     ) -> None:
         self.release(None)
+
+
+class _Line:
+    """A lock granted in ticket order (smallest first), so the line is first come, first served
+    and a retry that kept its ticket goes back to its old place rather than to the end."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # tie-breaker: futures are not comparable
+
+    async def acquire(self, ticket: int) -> None:
+        if not self._held and not self._waiting:
+            self._held = True
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (ticket, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed the line, then cancelled: hand it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            future = heapq.heappop(self._waiting)[-1]
+            if not future.done():  # skip the cancelled
+                future.set_result(None)  # the line passes directly; _held stays True
+                return
+        self._held = False
 
 
 def _number(value: str | None) -> float | None:

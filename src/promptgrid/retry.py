@@ -58,7 +58,22 @@ class Outcome:
     latency_s: float
 
 
-class wait_retry_after(wait_base):  # noqa: N801 -- named like tenacity's strategies
+def _charged_tokens(request: Request, completion: Completion) -> int | None:
+    """The tokens the server counted against TPM for this call, or None if it did not say.
+
+    OpenAI charges the prompt plus ``max_tokens`` up front, so a bounded request keeps its whole
+    output reservation; only our prompt estimate (and the default reserve of an unbounded
+    request) is corrected. Giving back unused ``max_tokens`` would over-admit against it.
+    """
+    if completion.prompt_tokens is None and completion.completion_tokens is None:
+        return None
+    output = request.max_output_tokens()
+    if output is None:
+        return completion.total_tokens
+    return (completion.prompt_tokens or 0) + max(output, completion.completion_tokens or 0)
+
+
+class wait_retry_after(wait_base):  # named like tenacity's strategies
     """Wait what the server asked (``retry_after``), else ``fallback``; never over ``max_s``."""
 
     def __init__(self, fallback: wait_base, max_s: float) -> None:
@@ -90,32 +105,41 @@ async def call_with_retry(
     stops the run. ``sleep`` is injected so tests can record the waits instead of waiting.
     """
     loop = asyncio.get_running_loop()
-    tokens = estimate_prompt_tokens(request.messages) + (
-        request.max_output_tokens() or DEFAULT_OUTPUT_TOKENS
-    )
+    prompt = estimate_prompt_tokens(request.messages)
+    output = request.max_output_tokens()
+    tokens = prompt + (DEFAULT_OUTPUT_TOKENS if output is None else output)
+    if output is None and limiter.check(tokens) is not None:
+        tokens = prompt  # the default reserve is a guess: never refuse a request because of it
     attempts: list[Attempt] = []
+    ticket: int | None = None  # the first attempt's place in line; retries keep it
 
     async def attempt(number: int) -> Completion:
+        nonlocal ticket
         try:
-            admission = await limiter.acquire(tokens)
+            admission = await limiter.acquire(tokens, ticket=ticket)
         except ProviderError as err:  # too large for the endpoint: recorded, never sent
             attempts.append(Attempt(number, err, 0.0))
             raise
+        ticket = admission.ticket
         with admission:
             started = loop.time()
             try:
                 completion = await provider.complete(request)
             except ProviderError as err:
                 attempts.append(Attempt(number, err, loop.time() - started))
-                # Release before observing: the server's headers then correct any refund.
-                admission.release(None)
+                # A 429 was refused, so it used no tokens; other failures keep their reservation
+                # (the server may have counted them). Release before observing: the server's
+                # headers then correct any refund.
+                admission.release(0 if isinstance(err, RateLimited) else None)
                 limiter.observe(err.headers, sent_at=started)
                 if isinstance(err, RateLimited):
-                    limiter.pause(min(err.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S, max_wait_s))
+                    pause = (
+                        DEFAULT_RATE_LIMIT_PAUSE_S if err.retry_after is None else err.retry_after
+                    )
+                    limiter.pause(min(pause, max_wait_s))
                 raise
             attempts.append(Attempt(number, None, loop.time() - started))
-            reported = completion.prompt_tokens is not None or completion.completion_tokens is not None
-            admission.release(completion.total_tokens if reported else None)
+            admission.release(_charged_tokens(request, completion))
             limiter.observe(completion.rate_limits, sent_at=started)
             return completion
 

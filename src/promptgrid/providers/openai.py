@@ -1,0 +1,254 @@
+"""The ``openai`` provider: OpenAI and every OpenAI-compatible server, through the official SDK.
+
+One client per endpoint, built inside the run's event loop and closed at its end. The SDK's own
+retries are off (``max_retries=0``): promptgrid retries, taking fresh limiter capacity for each
+attempt. Every failure leaves this module as a :mod:`promptgrid.errors` class, built with
+``raise Ours(...) from exc``::
+
+    APIStatusError 429 + insufficient_quota -> QuotaExceeded     (stops the run)
+    APIStatusError 429                      -> RateLimited       (retry_after from the headers)
+    APIStatusError 401 / 403                -> AuthenticationFailed (stops the run)
+    APIStatusError 408 / 409 / 5xx          -> ServerError
+    APIStatusError other 4xx                -> BadRequest
+    APITimeoutError, our own deadline       -> RequestTimeout
+    APIConnectionError                      -> ConnectionFailed
+    APIResponseValidationError, bad JSON,
+    pydantic errors, no choices, no finish  -> MalformedResponse
+    APIError (no status)                    -> ServerError
+    any other OpenAIError                   -> BadRequest
+
+Only this module imports ``openai``; the CLI imports it when a run needs it, never at ``--help``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import json
+import os
+import time
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import httpx2
+import openai
+import pydantic
+from openai.resources.chat.completions import AsyncCompletions
+
+from ..errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConnectionFailed,
+    MalformedResponse,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+)
+from .base import Completion, Request
+
+__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
+_MAX_CONNECTIONS = 1000
+_RATE_LIMIT_PREFIX = "x-ratelimit-"
+
+
+def resolve_endpoint(base_url: str | None) -> str:
+    """The effective base URL: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's; no
+    trailing slash."""
+    url = (base_url or "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip()
+    return (url or DEFAULT_BASE_URL).rstrip("/")
+
+
+class OpenAIProvider:
+    """Chat completions through ``openai.AsyncOpenAI`` (aiohttp transport by default).
+
+    The key is ``api_key``, else the environment variable ``api_key_env``; without one,
+    :class:`AuthenticationFailed` is raised here, before any call. ``http_client`` replaces the
+    transport (tests pass ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``); the
+    provider owns it and closes it in :meth:`aclose`. Create it inside the running loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 60.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        key = api_key or os.environ.get(api_key_env)
+        if not key:
+            raise AuthenticationFailed(
+                f"no API key: set {api_key_env}, or run offline with --provider echo"
+            )
+        self.endpoint = resolve_endpoint(base_url)
+        self._key = key
+        self._timeout_s = timeout_s
+        if http_client is None:
+            # aiohttp measured about twice httpx's calls per second under concurrency here.
+            http_client = openai.DefaultAioHttpClient(
+                timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+                limits=httpx2.Limits(
+                    max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
+                ),
+            )
+        self._client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self.endpoint,
+            max_retries=0,  # promptgrid owns retries
+            timeout=timeout_s,
+            http_client=http_client,
+        )
+
+    async def complete(self, request: Request) -> Completion:
+        """Send one chat completion; raise only :mod:`promptgrid.errors` classes."""
+        kwargs = _create_kwargs(request)
+        create = self._client.chat.completions.with_raw_response.create
+        try:
+            # The SDK's timeout bounds each read; this bounds the whole answer (slow drips too).
+            raw = await asyncio.wait_for(
+                create(
+                    model=request.model,
+                    messages=list(request.messages),
+                    **kwargs,
+                    timeout=self._timeout_s,
+                ),
+                self._timeout_s,
+            )
+            headers = {k.lower(): v for k, v in raw.headers.items()}
+            parsed = raw.parse()
+        except asyncio.TimeoutError as exc:
+            raise RequestTimeout(f"no complete answer within {self._timeout_s:g} s") from exc
+        except (openai.OpenAIError, json.JSONDecodeError, pydantic.ValidationError) as exc:
+            raise translate(exc, secret=self._key) from exc
+        return _completion(parsed, headers)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and its connections."""
+        await self._client.close()
+
+
+def translate(exc: BaseException, *, secret: str = "") -> ProviderError:
+    """The promptgrid error for an exception that came out of the SDK (see the module table)."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, secret)
+    if isinstance(exc, openai.APITimeoutError):
+        return RequestTimeout(_scrub(f"timed out: {exc}", secret))
+    if isinstance(exc, openai.APIConnectionError):
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        return ConnectionFailed(_scrub(f"connection failed: {exc}{cause}", secret))
+    if isinstance(
+        exc, (openai.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError)
+    ):
+        return MalformedResponse(_scrub(f"not a chat completion: {exc}", secret))
+    if isinstance(exc, openai.APIError):
+        return ServerError(_scrub(f"API error: {exc}", secret))
+    return BadRequest(_scrub(f"{type(exc).__name__}: {exc}", secret))
+
+
+def _status_error(exc: openai.APIStatusError, secret: str) -> ProviderError:
+    status = exc.status_code
+    headers = {k.lower(): v for k, v in exc.response.headers.items()}
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
+    fields: dict[str, Any] = {
+        "message": _scrub(f"HTTP {status}: {detail}", secret),
+        "http_status": status,
+        "request_id": exc.request_id,
+        "headers": headers,
+    }
+    if status == 429:
+        if "insufficient_quota" in (body.get("code"), body.get("type")):
+            return QuotaExceeded(**fields)
+        return RateLimited(retry_after=retry_after(headers), **fields)
+    if status in (401, 403):
+        return AuthenticationFailed(**fields)
+    if status in (408, 409) or status >= 500:
+        return ServerError(retry_after=retry_after(headers), **fields)
+    return BadRequest(**fields)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's wait in seconds: ``retry-after-ms``, else ``retry-after`` (seconds or an
+    HTTP date); ``None`` if absent or unreadable. ``headers`` must be lower-cased."""
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(ms) / 1000)
+    except ValueError:
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
+    """Normalise a parsed ChatCompletion; an incomplete one is a MalformedResponse."""
+    request_id = getattr(parsed, "_request_id", None) or headers.get("x-request-id")
+    try:
+        choices = parsed.choices
+        if not choices:
+            raise MalformedResponse("truncated: the response has no choices", request_id=request_id)
+        choice = choices[0]
+        if choice.finish_reason is None:
+            raise MalformedResponse(
+                "truncated: the response ended without a finish_reason", request_id=request_id
+            )
+        usage = parsed.usage
+        return Completion(
+            text=choice.message.content,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            # Compatible servers often omit the details.
+            cached_tokens=getattr(
+                getattr(usage, "prompt_tokens_details", None), "cached_tokens", None
+            ),
+            reasoning_tokens=getattr(
+                getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None
+            ),
+            resolved_model=parsed.model,
+            request_id=request_id,
+            rate_limits={k: v for k, v in headers.items() if k.startswith(_RATE_LIMIT_PREFIX)},
+        )
+    except (AttributeError, TypeError, IndexError) as exc:  # a 200 that is not a completion
+        raise MalformedResponse(f"not a chat completion: {exc}", request_id=request_id) from exc
+
+
+def _create_kwargs(request: Request) -> dict[str, Any]:
+    """The request's params as ``create()`` arguments; ones the SDK does not know (``top_k`` for
+    vLLM, ...) travel in ``extra_body`` so compatible servers still receive them."""
+    if request.params.get("stream"):
+        raise BadRequest("stream: true is not supported; promptgrid needs whole answers")
+    known, extra = {}, {}
+    for name, value in request.params.items():
+        (known if name in _create_parameters() else extra)[name] = value
+    if extra:
+        known["extra_body"] = {**extra, **known.get("extra_body", {})}
+    return known
+
+
+@cache
+def _create_parameters() -> frozenset[str]:
+    reserved = {"self", "model", "messages", "timeout", "extra_headers", "extra_query"}
+    return frozenset(inspect.signature(AsyncCompletions.create).parameters) - reserved
+
+
+def _scrub(text: str, secret: str) -> str:
+    """Never let the key reach a message (some servers echo it back)."""
+    return text.replace(secret, "***") if secret else text

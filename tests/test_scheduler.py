@@ -1,0 +1,141 @@
+"""The scheduler with a scripted fake provider: error rows, run stoppers, dedupe, stop()."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from promptgrid.errors import AuthenticationFailed, BadRequest, ServerError
+from promptgrid.grid import expand
+from promptgrid.limits import EndpointLimiter
+from promptgrid.providers.base import Completion, Request
+from promptgrid.scheduler import Endpoint, Scheduler
+from promptgrid.spec import Experiment, RetryPolicy
+from promptgrid.store import Store
+
+
+class Scripted:
+    """Answers by the last message's content; a script maps content -> errors to raise first."""
+
+    def __init__(self, script: dict[str, list[Exception]] | None = None, delay: float = 0) -> None:
+        self.script = defaultdict(list, {k: list(v) for k, v in (script or {}).items()})
+        self.calls: list[str] = []
+        self.delay = delay
+
+    async def complete(self, request: Request) -> Completion:
+        content = request.messages[-1]["content"]
+        self.calls.append(content)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.script[content]:
+            raise self.script[content].pop(0)
+        return Completion(f"answer to {content}", "stop", 3, 4, resolved_model=request.model)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def experiment(n: int = 4) -> Experiment:
+    return Experiment(
+        prompts={"p": "q{{ i }}"}, vars={"i": list(range(n))}, params={"model": "m"},
+        provider="echo",
+    )  # fmt: skip
+
+
+async def run(tmp_path: Path, provider: Scripted, exp: Experiment, **kw):
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    store = Store.in_dir(tmp_path)
+    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
+    endpoint = Endpoint(provider, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
+    scheduler = Scheduler(
+        store, "r1", {"echo": endpoint}, concurrency=kw.pop("concurrency", 2),
+        retry=RetryPolicy(max_attempts=3, max_wait_s=10), sleep=sleep, **kw,
+    )  # fmt: skip
+    summary = await scheduler.execute(expand(exp, {"echo": "echo"}))
+    return store, summary, waits
+
+
+async def test_retries_then_error_rows(tmp_path: Path) -> None:
+    provider = Scripted({
+        "q1": [ServerError("bad gateway", http_status=502)],
+        "q2": [ServerError("boom", http_status=503)] * 3,
+        "q3": [BadRequest("no such model", http_status=404)],
+    })  # fmt: skip
+    store, summary, waits = await run(tmp_path, provider, experiment())
+    assert (summary.ok, summary.errors) == (2, 2)
+    assert summary.error_types == {"server_error": 1, "bad_request": 1}
+    assert provider.calls.count("q2") == 3 and provider.calls.count("q3") == 1
+    assert len(waits) == 3 and all(0 <= w <= 10 for w in waits)
+    fields = ("idx", "status", "error_type", "http_status", "attempts")
+    query = f"SELECT {', '.join(fields)} FROM results"
+    rows = {row[0]: dict(zip(fields, row, strict=True)) for row in store.db.execute(query)}
+    assert rows[1]["status"] == "ok" and rows[1]["attempts"] == 2
+    assert rows[2] == {"idx": 2, "status": "error", "error_type": "server_error",
+                       "http_status": 503, "attempts": 3}  # fmt: skip
+    history = store.attempt_history("r1")
+    assert [(a["idx"], a["attempt"], a["status"]) for a in history if a["idx"] == 1] == [
+        (1, 1, "error"), (1, 2, "ok"),
+    ]
+    store.close()
+
+
+async def test_run_stopper_leaves_cells_pending(tmp_path: Path) -> None:
+    provider = Scripted({"q1": [AuthenticationFailed("bad key", http_status=401)]})
+    store, summary, _ = await run(tmp_path, provider, experiment(20), concurrency=1)
+    assert isinstance(summary.stopped_by, AuthenticationFailed)
+    assert store.indexes("r1") == {0}  # q1 and everything after it stays pending
+    assert summary.errors == 0
+    store.close()
+
+
+async def test_stop_lets_inflight_finish_within_grace(tmp_path: Path) -> None:
+    provider = Scripted(delay=0.01)
+    exp = experiment(50)
+    store = Store.in_dir(tmp_path)
+    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
+    endpoint = Endpoint(provider, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
+    scheduler = Scheduler(store, "r1", {"echo": endpoint}, concurrency=5,
+                          retry=RetryPolicy(), grace_s=5)  # fmt: skip
+    task = asyncio.create_task(scheduler.execute(expand(exp, {"echo": "echo"})))
+    while len(provider.calls) < 7:
+        await asyncio.sleep(0)
+    scheduler.stop()
+    summary = await task
+    assert summary.interrupted
+    # every call that was started finished and was committed; nothing else was started
+    assert summary.ok == len(provider.calls) < 50
+    assert store.indexes("r1") == set(range(len(provider.calls)))
+    store.close()
+
+
+async def test_identical_errors_are_shared_not_resent(tmp_path: Path) -> None:
+    exp = Experiment(prompts={"p": "same"}, vars={"i": [1, 2, 3]}, params={"model": "m"},
+                     provider="echo")  # fmt: skip
+    provider = Scripted({"same": [BadRequest("nope", http_status=400)]})
+    store, summary, _ = await run(tmp_path, provider, exp, concurrency=3)
+    assert provider.calls == ["same"] and summary.errors == 3
+    store.close()
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_cache_is_used_unless_disabled(tmp_path: Path, cached: bool) -> None:
+    provider = Scripted()
+    store, _, _ = await run(tmp_path, provider, experiment(3))
+    store.close()
+    again = Scripted()
+    store2 = Store.in_dir(tmp_path)
+    store2.create_run("r2", "x", None, {}, [("i", "int")], 3, {})
+    endpoint = Endpoint(again, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
+    summary = await Scheduler(store2, "r2", {"echo": endpoint}, concurrency=2,
+                              retry=RetryPolicy(), use_cache=cached).execute(
+        expand(experiment(3), {"echo": "echo"}))  # fmt: skip
+    assert summary.cached == (3 if cached else 0)
+    assert len(again.calls) == (0 if cached else 3)
+    store2.close()
