@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 import pytest
@@ -298,6 +299,32 @@ async def test_transport_timeout(provider_for: Callable[..., OpenAIProvider]) ->
 
     with pytest.raises(RequestTimeout):
         await provider_for(handler).complete(REQUEST)
+
+
+def _raise_from(cause: BaseException, request: httpx2.Request) -> httpx2.Response:
+    # What the SDK's aiohttp transport does with every aiohttp connection error.
+    try:
+        raise cause
+    except BaseException as exc:
+        raise httpx2.ConnectTimeout(str(exc), request=request) from exc
+
+
+@pytest.mark.parametrize(
+    ("cause", "expected"),
+    [
+        pytest.param(aiohttp.ServerDisconnectedError(), ConnectionFailed, id="dropped"),
+        pytest.param(ConnectionResetError("reset by peer"), ConnectionFailed, id="reset"),
+        pytest.param(aiohttp.SocketTimeoutError("read"), RequestTimeout, id="read-timeout"),
+        pytest.param(
+            aiohttp.ConnectionTimeoutError("connect"), RequestTimeout, id="connect-timeout"
+        ),
+    ],
+)
+async def test_aiohttp_connect_timeout_is_told_from_a_drop(
+    provider_for: Callable[..., OpenAIProvider], cause: BaseException, expected: type
+) -> None:
+    with pytest.raises(expected):
+        await provider_for(lambda request: _raise_from(cause, request)).complete(REQUEST)
 
 
 async def test_whole_answer_deadline(provider_for: Callable[..., OpenAIProvider]) -> None:

@@ -169,3 +169,9 @@ async def test_arun_inside_a_running_loop(animals: Path, tmp_path: Path) -> None
     assert len(df) == 12
     df = promptgrid.run(animals, results_dir=tmp_path)  # run() from inside a loop too
     assert df["cached"].all()
+
+
+@pytest.mark.parametrize("path", sorted(Path("experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_example_experiments_run_offline(path: Path, tmp_path: Path) -> None:
+    df = promptgrid.run(path.resolve(), provider="echo", results_dir=tmp_path, progress=False)
+    assert len(df) == promptgrid.Experiment.from_yaml(path).total and (df["status"] == "ok").all()

@@ -282,7 +282,7 @@ async def test_pause_is_capped_by_max_wait() -> None:
         pytest.param({"max_tokens": 50, "n": 2}, OK, 100, 12 + 100, id="bounded"),
         pytest.param({}, OK, DEFAULT_OUTPUT_TOKENS, 12 + 3, id="unbounded-real-usage"),
         pytest.param({}, Completion("x", "stop"), DEFAULT_OUTPUT_TOKENS, None, id="no-usage"),
-        pytest.param({"max_tokens": 2}, OK, 2, 12 + 3, id="ran-over"),
+        pytest.param({"max_tokens": 2}, OK, 2, 12 + 2, id="usage-over-the-bound"),
     ],
 )
 async def test_reservation_and_reconciliation(

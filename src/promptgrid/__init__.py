@@ -20,6 +20,7 @@ _EXPORTS = {
     "compare": "comparison",
     "load": "api",
     "plan": "api",
+    "retry": "api",
     "run": "api",
     "summary": "comparison",
     "varying": "comparison",
@@ -44,7 +45,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .api import Plan, arun, load, plan, run
+    from .api import Plan, arun, load, plan, retry, run
     from .comparison import compare, summary, varying
     from .errors import (
         AuthenticationFailed, BadRequest, ConnectionFailed, FatalError, MalformedResponse,

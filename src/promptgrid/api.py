@@ -23,6 +23,8 @@ from .spec import DEFAULT_CONCURRENCY, Experiment
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .store import RunInfo
+
 T = TypeVar("T")
 ExperimentLike = Experiment | str | Path
 
@@ -46,7 +48,45 @@ async def arun(source: ExperimentLike, **options: Any) -> pd.DataFrame:
     ``formats``, ``resume``, ``use_cache``, ``progress``.
     """
     outcome = await arun_outcome(source, **options)
+    _raise_if_stopped(outcome)
     return load(outcome.run_id, results_dir=options.get("results_dir") or "results")
+
+
+def _raise_if_stopped(outcome: RunOutcome) -> None:
+    """An authentication or quota failure stopped the run: say so, and how to finish it."""
+    error = outcome.summary.stopped_by
+    if error is None:
+        return
+    pending = outcome.total - outcome.counts.get("ok", 0) - outcome.counts.get("error", 0)
+    raise type(error)(
+        f"{error.message} — run {outcome.run_id} stopped with {pending:,} cells pending; "
+        "fix this, then finish it with run(..., resume=True)",
+        http_status=error.http_status,
+        request_id=error.request_id,
+    )
+
+
+def retry(run_id: str, **options: Any) -> pd.DataFrame:
+    """Re-run the cells of a run that ended as error rows; return the run's whole table.
+
+    The experiment is rebuilt from the run's stored copy; successful rows are kept, and every
+    attempt stays in the store's history. Same options as ``run``.
+    """
+    experiment, info = stored_experiment(run_id, options.get("results_dir") or "results")
+    for key in ("provider", "base_url"):
+        options.setdefault(key, info.options.get(key))
+    return run(experiment, retry_errors=info.run_id, **options)
+
+
+def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[Experiment, RunInfo]:
+    """The experiment a run was made from, rebuilt from the store's copy, and the run."""
+    from .results import resolve_run
+    from .store import Store
+
+    with Store.in_dir(results_dir) as store:
+        info = resolve_run(store, run_id)
+    base = Path(info.source).parent if info.source else Path.cwd()
+    return Experiment.from_dict(info.spec, base_dir=base), info
 
 
 def run(source: ExperimentLike, **options: Any) -> pd.DataFrame:
@@ -63,6 +103,7 @@ def run(source: ExperimentLike, **options: Any) -> pd.DataFrame:
     results_dir = options.get("results_dir") or "results"
     if handle.stops and outcome.status == "interrupted":
         raise KeyboardInterrupt(_interrupted(outcome, results_dir))
+    _raise_if_stopped(outcome)
     return load(outcome.run_id, results_dir=results_dir)
 
 

@@ -128,14 +128,15 @@ def retry(run_id: str, results_dir: Path, formats: str, progress: bool | None) -
     Example:
       promptgrid retry 20261124-105530.123-4f3a
     """
+    from .api import stored_experiment
     from .runner import RunOptions
 
-    experiment = _stored_experiment(run_id, results_dir)
+    experiment, info = stored_experiment(run_id, results_dir)
     opts = RunOptions.from_kwargs(
-        retry_errors=experiment[1], results_dir=results_dir, formats=formats, progress=progress,
-        provider=experiment[2],
+        retry_errors=info.run_id, results_dir=results_dir, formats=formats, progress=progress,
+        provider=info.options.get("provider"), base_url=info.options.get("base_url"),
     )  # fmt: skip
-    _run_and_report(experiment[0], opts)
+    _run_and_report(experiment, opts)
 
 
 @cli.command()
@@ -226,44 +227,21 @@ def schema() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _stored_experiment(run_id: str, results_dir: Path) -> tuple[Any, str, str | None]:
-    from .results import resolve_run
-    from .spec import Experiment
-    from .store import Store
-
-    with Store.in_dir(results_dir) as store:
-        info = resolve_run(store, run_id)
-    base = Path(info.source).parent if info.source else Path.cwd()
-    return Experiment.from_dict(info.spec, base_dir=base), info.run_id, info.options.get("provider")
-
-
 def _run_and_report(source: Any, opts: Any) -> None:
-    import asyncio
-    import signal
-
-    from .api import experiment_of
+    from .api import experiment_of, run_sync
     from .runner import RunHandle, execute
 
-    experiment = experiment_of(source)
-    handle = RunHandle()
-
-    def on_sigint() -> None:
-        if handle.stops == 0:
+    def on_stop(n: int) -> None:
+        if n == 1:
             _err("\nstopping: finishing calls in flight (Ctrl-C again to stop now)")
-        handle.stop()
 
-    async def main() -> Any:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        try:
-            return await execute(experiment, opts, handle)
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-
+    experiment = experiment_of(source)
+    handle = RunHandle(on_stop)
+    where = f"{source} " if isinstance(source, str | Path) else ""
     try:
-        outcome = asyncio.run(main())
-    except asyncio.CancelledError:
-        _err(f"interrupted; resume with: promptgrid run {source} --resume")
+        outcome = run_sync(execute(experiment, opts, handle), handle)
+    except KeyboardInterrupt as exc:
+        _err(f"{exc}\nresume with: promptgrid run {where}--resume")
         sys.exit(130)
     counts = outcome.counts
     click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
@@ -271,13 +249,11 @@ def _run_and_report(source: Any, opts: Any) -> None:
                f"of {outcome.total:,} calls")  # fmt: skip
     for path in outcome.files:
         click.echo(f"  {path}")
-    if outcome.summary.error_types:
-        for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
-            _err(f"  {n:>6} x {kind}")
+    for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
+        _err(f"  {n:>6} x {kind}")
     if outcome.status == "stopped" and outcome.summary.stopped_by is not None:
         _err(f"stopped: {outcome.summary.stopped_by}")
     if outcome.status in ("stopped", "interrupted"):
-        where = f"{source} " if isinstance(source, str | Path) else ""
         _err(f"resume with: promptgrid run {where}--resume {outcome.run_id}")
     sys.exit(outcome.exit_code)
 

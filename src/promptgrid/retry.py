@@ -61,16 +61,16 @@ class Outcome:
 def _charged_tokens(request: Request, completion: Completion) -> int | None:
     """The tokens the server counted against TPM for this call, or None if it did not say.
 
-    OpenAI charges the prompt plus ``max_tokens`` up front, so a bounded request keeps its whole
-    output reservation; only our prompt estimate (and the default reserve of an unbounded
-    request) is corrected. Giving back unused ``max_tokens`` would over-admit against it.
+    OpenAI charges the prompt plus ``max_tokens`` up front, so a bounded request is charged its
+    real prompt plus its whole output bound: only our prompt estimate (or, unbounded, the
+    default output reserve) is corrected. Giving back unused ``max_tokens`` would over-admit.
     """
     if completion.prompt_tokens is None and completion.completion_tokens is None:
         return None
     output = request.max_output_tokens()
     if output is None:
         return completion.total_tokens
-    return (completion.prompt_tokens or 0) + max(output, completion.completion_tokens or 0)
+    return (completion.prompt_tokens or 0) + output
 
 
 class wait_retry_after(wait_base):  # named like tenacity's strategies

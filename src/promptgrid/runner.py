@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,14 +83,17 @@ class RunOutcome:
 class RunHandle:
     """Lets another part of the program (a signal handler, a notebook thread) stop a run."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[int], None] | None = None) -> None:
         self.scheduler: Scheduler | None = None
         self.task: asyncio.Task[Any] | None = None
         self.stops = 0
+        self.on_stop = on_stop  # told the number of the stop (1, 2, ...), e.g. to print a note
 
     def stop(self) -> None:
         """First call: stop admitting calls, let those in flight finish. Second: cancel now."""
         self.stops += 1
+        if self.on_stop is not None:
+            self.on_stop(self.stops)
         if self.stops == 1 and self.scheduler is not None:
             self.scheduler.stop()
         elif self.task is not None:

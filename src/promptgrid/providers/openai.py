@@ -11,7 +11,8 @@ attempt. Every failure leaves this module as a :mod:`promptgrid.errors` class, b
     APIStatusError 408 / 409 / 5xx          -> ServerError
     APIStatusError other 4xx                -> BadRequest
     APITimeoutError, our own deadline       -> RequestTimeout
-    APIConnectionError                      -> ConnectionFailed
+    APIConnectionError, APITimeoutError
+    caused by a dropped connection          -> ConnectionFailed
     APIResponseValidationError, bad JSON,
     pydantic errors, no choices, no finish  -> MalformedResponse
     APIError (no status)                    -> ServerError
@@ -32,6 +33,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 import pydantic
@@ -50,7 +52,7 @@ from ..errors import (
 )
 from .base import Completion, Request
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint", "retry_after", "translate"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
@@ -110,13 +112,14 @@ class OpenAIProvider:
     async def complete(self, request: Request) -> Completion:
         """Send one chat completion; raise only :mod:`promptgrid.errors` classes."""
         kwargs = _create_kwargs(request)
+        messages: Any = [dict(m) for m in request.messages]  # the SDK's TypedDicts, in effect
         create = self._client.chat.completions.with_raw_response.create
         try:
             # The SDK's timeout bounds each read; this bounds the whole answer (slow drips too).
             raw = await asyncio.wait_for(
                 create(
                     model=request.model,
-                    messages=list(request.messages),
+                    messages=messages,
                     **kwargs,
                     timeout=self._timeout_s,
                 ),
@@ -139,7 +142,7 @@ def translate(exc: BaseException, *, secret: str = "") -> ProviderError:
     """The promptgrid error for an exception that came out of the SDK (see the module table)."""
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc, secret)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _dropped(exc):
         return RequestTimeout(_scrub(f"timed out: {exc}", secret))
     if isinstance(exc, openai.APIConnectionError):
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
@@ -151,6 +154,20 @@ def translate(exc: BaseException, *, secret: str = "") -> ProviderError:
     if isinstance(exc, openai.APIError):
         return ServerError(_scrub(f"API error: {exc}", secret))
     return BadRequest(_scrub(f"{type(exc).__name__}: {exc}", secret))
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A "timeout" that was really a dropped connection: the SDK's aiohttp transport maps every
+    ``aiohttp.ClientConnectionError`` (``ServerDisconnectedError`` included) to ``ConnectTimeout``.
+    Real timeouts have a ``TimeoutError`` (aiohttp's or asyncio's) in their cause chain."""
+    dropped = False
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never follow a cycle for ever
+        if seen is None or isinstance(seen, (TimeoutError, asyncio.TimeoutError)):
+            return dropped and seen is None
+        dropped = dropped or isinstance(seen, (aiohttp.ClientConnectionError, ConnectionError))
+        seen = seen.__cause__ or seen.__context__
+    return dropped
 
 
 def _status_error(exc: openai.APIStatusError, secret: str) -> ProviderError:
