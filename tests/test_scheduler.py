@@ -139,3 +139,23 @@ async def test_cache_is_used_unless_disabled(tmp_path: Path, cached: bool) -> No
     assert summary.cached == (3 if cached else 0)
     assert len(again.calls) == (0 if cached else 3)
     store2.close()
+
+
+async def test_stop_does_not_wait_for_cells_waiting_on_the_limiter(tmp_path: Path) -> None:
+    provider = Scripted()
+    exp = experiment(10)
+    store = Store.in_dir(tmp_path)
+    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
+    limiter = EndpointLimiter(rpm=2, tpm=10**9, max_concurrency=None)  # 2 now, then one per 30 s
+    scheduler = Scheduler(store, "r1", {"echo": Endpoint(provider, limiter, "echo")},
+                          concurrency=5, retry=RetryPolicy(), grace_s=30)  # fmt: skip
+    task = asyncio.create_task(scheduler.execute(expand(exp, {"echo": "echo"})))
+    while len(provider.calls) < 2 or scheduler.summary.ok < 2:
+        await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    scheduler.stop()
+    summary = await task
+    assert loop.time() - started < 1  # not the 30 s grace: nothing was on the wire
+    assert summary.ok == 2 and store.indexes("r1") == {0, 1}
+    store.close()

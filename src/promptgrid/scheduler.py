@@ -20,10 +20,10 @@ from typing import Any
 
 from .errors import ProviderError
 from .grid import Cell
-from .limits import EndpointLimiter, estimate_prompt_tokens
+from .limits import EndpointLimiter
 from .pricing import cost_usd
 from .progress import NullProgress, Progress
-from .providers.base import Provider
+from .providers.base import Completion, Provider, Request
 from .retry import Outcome, call_with_retry
 from .spec import RetryPolicy
 from .store import Answer, ResultRow, Store
@@ -55,6 +55,21 @@ class Summary:
     def done(self) -> int:
         """Cells committed in this session."""
         return self.ok + self.errors
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """A provider seen through the scheduler, which notes when a request is on the wire."""
+
+    scheduler: Scheduler
+    provider: Provider
+
+    async def complete(self, request: Request) -> Completion:
+        """Send through the scheduler's bookkeeping."""
+        return await self.scheduler._send(self.provider, request)
+
+    async def aclose(self) -> None:
+        """The scheduler does not own the provider."""
 
 
 @dataclass(frozen=True)
@@ -99,18 +114,29 @@ class Scheduler:
         )
         self._inflight: dict[str, asyncio.Future[_Shared]] = {}
         self._failure: BaseException | None = None
+        self._calling: set[asyncio.Task[Any]] = set()  # in call_with_retry
+        self._sending: set[asyncio.Task[Any]] = set()  # in provider.complete: on the wire
+        self._watched = {name: _Watched(self, e.provider) for name, e in endpoints.items()}
 
     def stop(self) -> None:
-        """Stop admitting cells; calls in flight get ``grace_s`` to finish."""
+        """Stop admitting cells; calls in flight get ``grace_s`` to finish.
+
+        Cells still waiting for admission or for a retry's backoff are cancelled at once:
+        nothing of theirs is on the wire, so they stay pending for a resume.
+        """
         self.summary.interrupted = self.summary.stopped_by is None
         self._stopping.set()
+        for task in self._calling - self._sending:
+            task.cancel()
 
     async def execute(self, cells: Iterable[Cell]) -> Summary:
         """Run every cell (skipping none: filter resumed cells before), then return a summary."""
         source = iter(cells)
         writer = asyncio.create_task(self._writer())
         workers = [asyncio.create_task(self._worker(source)) for _ in range(self.concurrency)]
-        gather = asyncio.gather(*workers)
+        # return_exceptions: one cancelled worker must not end the others' grace period.
+        gather = asyncio.gather(*workers, return_exceptions=True)
+        outcomes: list[Any] = []
         try:
             stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait([gather, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -121,13 +147,16 @@ class Scheduler:
             for task in workers:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await gather
+                outcomes = await gather
             await self._queue.join()
             writer.cancel()
             with contextlib.suppress(BaseException):
                 await writer
         if self._failure is not None:
             raise self._failure
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):  # a bug, not a stop: say so
+                raise outcome
         return self.summary
 
     async def _worker(self, cells: Iterable[Cell]) -> None:
@@ -168,22 +197,32 @@ class Scheduler:
         done.cancel()
 
     async def _call(self, cell: Cell) -> Outcome:
-        endpoint = self.endpoints[cell.provider]
-        need = estimate_prompt_tokens(cell.request.messages) + (
-            cell.request.max_output_tokens() or 0
-        )
-        if (problem := endpoint.limiter.check(need)) is not None:
-            from .errors import BadRequest
+        task = asyncio.current_task()
+        assert task is not None
+        self._calling.add(task)
+        try:
+            return await call_with_retry(
+                cell.request,
+                self._watched[cell.provider],
+                self.endpoints[cell.provider].limiter,
+                max_attempts=self.retry.max_attempts,
+                max_wait_s=self.retry.max_wait_s,
+                sleep=self.sleep,
+            )
+        finally:
+            self._calling.discard(task)
 
-            return Outcome(None, BadRequest(problem), (), 0.0)
-        return await call_with_retry(
-            cell.request,
-            endpoint.provider,
-            endpoint.limiter,
-            max_attempts=self.retry.max_attempts,
-            max_wait_s=self.retry.max_wait_s,
-            sleep=self.sleep,
-        )
+    async def _send(self, provider: Provider, request: Request) -> Completion:
+        """The provider call, marked as on the wire (so ``stop`` lets it finish)."""
+        if self._stopping.is_set():  # a retry after the stop: leave the cell pending
+            raise asyncio.CancelledError
+        task = asyncio.current_task()
+        assert task is not None
+        self._sending.add(task)
+        try:
+            return await provider.complete(request)
+        finally:
+            self._sending.discard(task)
 
     # ------------------------------------------------------------------ rows
 
