@@ -26,7 +26,8 @@ PROMPTGRID = str(Path(PYTHON).with_name("promptgrid"))
 def grid_file(folder: Path, repeats: int) -> Path:
     """A 5,000 × repeats cell echo grid (two var axes, two param axes)."""
     path = folder / f"grid{repeats}.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: bench-{repeats}
         provider: echo
         prompts:
@@ -39,7 +40,8 @@ def grid_file(folder: Path, repeats: int) -> Path:
           temperature: [0, 0.5, 1.0, 1.5, 2.0]
           seed: [{", ".join(str(i) for i in range(10))}]
         repeats: {repeats}
-        """))
+        """)
+    )
     return path
 
 
@@ -68,7 +70,9 @@ async def bare_loop(n: int, db_path: Path) -> float:
 
     async def one(i: int) -> None:
         async with sem:
-            request = Request("echo", "m", ({"role": "user", "content": f"Say a{i % 10} and b{i}"},))
+            request = Request(
+                "echo", "m", ({"role": "user", "content": f"Say a{i % 10} and b{i}"},)
+            )
             done = await echo.complete(request)
             db.execute("INSERT INTO r VALUES (?, ?)", (i, done.text))
 
@@ -104,20 +108,30 @@ def main() -> None:
                 folder,
             )
             results[cells] = (wall, rss)
-            print(f"echo grid {cells:>7,} cells: {wall:6.2f} s, {cells / wall:7,.0f} cells/s "
-                  f"(whole command, start-up and parquet+csv export included), peak RSS {rss:6.1f} MB")  # noqa: E501
-        (w10, m10), (w100, m100) = results[10_000], results[100_000]
-        print(f"memory: 100k/10k peak RSS = {m100 / m10:.2f}x (target <= 1.5x), "
-              f"100k peak {m100:.0f} MB (target <= 300 MB)")
+            print(
+                f"echo grid {cells:>7,} cells: {wall:6.2f} s, {cells / wall:7,.0f} cells/s "
+                f"(whole command, start-up and parquet+csv export included), peak RSS {rss:6.1f} MB"
+            )
+        (_, m10), (w100, m100) = results[10_000], results[100_000]
+        print(
+            f"memory: 100k/10k peak RSS = {m100 / m10:.2f}x (target <= 1.5x), "
+            f"100k peak {m100:.0f} MB (target <= 300 MB)"
+        )
         base = asyncio.run(bare_loop(100_000, folder / "bare.sqlite"))
-        print(f"baseline bare asyncio.gather + echo + sqlite loop, 100k cells: {base:.2f} s, "
-              f"{100_000 / base:,.0f} cells/s")
-        print(f"throughput: promptgrid {100_000 / w100:,.0f} cells/s end to end "
-              f"(target >= 5,000) = {base / w100:.2f}x the bare loop")
+        print(
+            f"baseline bare asyncio.gather + echo + sqlite loop, 100k cells: {base:.2f} s, "
+            f"{100_000 / base:,.0f} cells/s"
+        )
+        print(
+            f"throughput: promptgrid {100_000 / w100:,.0f} cells/s end to end "
+            f"(target >= 5,000) = {base / w100:.2f}x the bare loop"
+        )
     help_s = startup([PROMPTGRID, "--help"])
     bare_s = startup([PYTHON, "-c", "pass"])
-    print(f"start-up: promptgrid --help {help_s * 1000:.0f} ms (target <= 300 ms); "
-          f"bare python {bare_s * 1000:.0f} ms; ratio {help_s / bare_s:.1f}x")
+    print(
+        f"start-up: promptgrid --help {help_s * 1000:.0f} ms (target <= 300 ms); "
+        f"bare python {bare_s * 1000:.0f} ms; ratio {help_s / bare_s:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,7 @@ def test_run_validate_plan_show_export(animals: Path, tmp_path: Path) -> None:
     assert export.returncode == 0 and target.is_file()
 
 
-def test_bad_input_exits_2_with_one_message_and_writes_nothing(
-    write_yaml, tmp_path: Path
-) -> None:
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(write_yaml, tmp_path: Path) -> None:
     path = write_yaml("prompts: {p: 'hi {{ x }}'}\nprovider: echo\nparams: {model: m}\n")
     result = invoke("run", str(path), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 2
@@ -69,8 +67,9 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(
         pytest.param(["run", "missing.yaml"], "no such file", id="missing-file"),
         pytest.param(["show", "nope"], "no run", id="unknown-run"),
         pytest.param(["run", "{animals}", "--format", "docx"], "unknown format", id="bad-format"),
-        pytest.param(["run", "{animals}", "--provider", "nope"], "unknown provider",
-                     id="bad-provider"),  # fmt: skip
+        pytest.param(
+            ["run", "{animals}", "--provider", "nope"], "unknown provider", id="bad-provider"
+        ),
         pytest.param(["run", "{animals}", "--resume"], "no unfinished run", id="nothing-to-resume"),
     ],
 )
@@ -106,7 +105,8 @@ def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys; from promptgrid.cli import main\n"
         "try: main(['--help'])\nexcept SystemExit: pass\n"
-        "heavy = [m for m in ('pandas', 'openai', 'pyarrow', 'pydantic', 'jinja2') if m in sys.modules]\n"
+        "names = ('pandas', 'openai', 'pyarrow', 'pydantic', 'jinja2')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -35,7 +35,8 @@ def test_run_returns_one_row_per_cell_in_order(animals: Path, tmp_path: Path) ->
     first = df.iloc[0]
     assert first["response"] == "echo: Please give me five dog names"
     assert json.loads(first["messages"])[0] == {
-        "role": "system", "content": "You are a helpful assistant."
+        "role": "system",
+        "content": "You are a helpful assistant.",
     }
     assert first["cost_usd"] == 0.0 and first["attempts"] == 1 and not first["cached"]
     assert df["prompt_tokens"].dtype == "Int64"
@@ -94,7 +95,7 @@ def test_store_schema_and_migrations(animals: Path, tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT name FROM migrations").fetchall() == [("001_initial",)]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    (status, total), = db.execute("SELECT status, total FROM runs").fetchall()
+    ((status, total),) = db.execute("SELECT status, total FROM runs").fetchall()
     assert (status, total) == ("finished", 12)
     assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 12
     db.close()

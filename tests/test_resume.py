@@ -94,7 +94,7 @@ def test_sigkill_then_resume_pays_only_for_calls_in_flight(
         assert integrity(results) == "ok"
 
         resumed = start("run", str(path), "--results-dir", str(results), "--resume", cwd=tmp_path)
-        out, err = resumed.communicate(timeout=60)
+        _, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
         stats = server.stats()
     assert rows(results, "ok") == cells
@@ -109,7 +109,9 @@ def test_sigkill_then_resume_pays_only_for_calls_in_flight(
         assert KEY.encode() not in blob.read_bytes()
 
 
-def test_first_ctrl_c_finishes_calls_in_flight_and_prints_resume(write_yaml, tmp_path: Path) -> None:
+def test_first_ctrl_c_finishes_calls_in_flight_and_prints_resume(
+    write_yaml, tmp_path: Path
+) -> None:
     with FaultServer(latency_s=0.2) as server:
         path = experiment(write_yaml, server, 200, concurrency=5)
         results = tmp_path / "results"
@@ -165,7 +167,8 @@ def test_retry_reruns_only_error_rows(write_yaml, tmp_path: Path) -> None:
     assert (df["status"] == "ok").all() and len(df) == 6
     with sqlite3.connect(results / "promptgrid.sqlite") as db:
         history = db.execute(
-            "SELECT idx, status FROM attempts WHERE run_id = ? AND idx IN (2, 4) ORDER BY idx, rowid",
+            "SELECT idx, status FROM attempts WHERE run_id = ? AND idx IN (2, 4) "
+            "ORDER BY idx, rowid",
             (run_id,),
         ).fetchall()
     assert history == [(2, "error"), (2, "ok"), (4, "error"), (4, "error"), (4, "error"), (4, "ok")]

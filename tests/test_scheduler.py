@@ -81,7 +81,8 @@ async def test_retries_then_error_rows(tmp_path: Path) -> None:
                        "http_status": 503, "attempts": 3}  # fmt: skip
     history = store.attempt_history("r1")
     assert [(a["idx"], a["attempt"], a["status"]) for a in history if a["idx"] == 1] == [
-        (1, 1, "error"), (1, 2, "ok"),
+        (1, 1, "error"),
+        (1, 2, "ok"),
     ]
     store.close()
 

@@ -1,4 +1,4 @@
-"""Validation of experiment files: every failure names file, line and key path, and says what to do."""
+"""Validating experiment files: each failure names file, line and key path, and what to do."""
 
 from __future__ import annotations
 
@@ -33,68 +33,133 @@ def problems(write_yaml, text: str) -> list:
     ("text", "line", "path", "message", "hint"),
     [
         pytest.param(
-            BASE + "repeats: 0\n", 9, "repeats", "greater than or equal to 1", "schema",
+            BASE + "repeats: 0\n",
+            9,
+            "repeats",
+            "greater than or equal to 1",
+            "schema",
             id="repeats-zero",
         ),
         pytest.param(
-            BASE.replace("model: m", "model: m\n  temperature: [0.5, 3]"), 9,
-            "params.temperature[1]", "less than or equal to 2", None, id="temperature-range",
+            BASE.replace("model: m", "model: m\n  temperature: [0.5, 3]"),
+            9,
+            "params.temperature[1]",
+            "less than or equal to 2",
+            None,
+            id="temperature-range",
         ),
         pytest.param(
-            BASE + "limits: {rpm: -5}\n", 9, "limits.rpm", "greater than 0", None,
+            BASE + "limits: {rpm: -5}\n",
+            9,
+            "limits.rpm",
+            "greater than 0",
+            None,
             id="negative-limit",
         ),
         pytest.param(
-            BASE + "limits:\n  rmp: 5\n", 10, "limits.rmp", "unknown key 'rmp'",
-            "did you mean 'rpm'?", id="unknown-nested-key",
+            BASE + "limits:\n  rmp: 5\n",
+            10,
+            "limits.rmp",
+            "unknown key 'rmp'",
+            "did you mean 'rpm'?",
+            id="unknown-nested-key",
         ),
         pytest.param(
-            BASE + "promts: {}\n", 9, "promts", "unknown key 'promts'", "did you mean 'prompts'?",
+            BASE + "promts: {}\n",
+            9,
+            "promts",
+            "unknown key 'promts'",
+            "did you mean 'prompts'?",
             id="unknown-top-key",
         ),
         pytest.param(
-            BASE.replace("model: m", "model: m\n  temprature: 0.5"), 9, "params.temprature",
-            "unknown parameter 'temprature'", "did you mean 'temperature'?", id="unknown-param",
+            BASE.replace("model: m", "model: m\n  temprature: 0.5"),
+            9,
+            "params.temprature",
+            "unknown parameter 'temprature'",
+            "did you mean 'temperature'?",
+            id="unknown-param",
         ),
         pytest.param(
-            BASE.replace("Hello {{ who }}", "Hello {{ whoo }}"), 4, "prompts.p",
-            "undefined template variable 'whoo'", "did you mean 'who'?", id="undefined-variable",
+            BASE.replace("Hello {{ who }}", "Hello {{ whoo }}"),
+            4,
+            "prompts.p",
+            "undefined template variable 'whoo'",
+            "did you mean 'who'?",
+            id="undefined-variable",
         ),
         pytest.param(
-            BASE.replace("Hello {{ who }}", "Hello {{ who }"), 4, "prompts.p",
-            "template syntax error", "Jinja2", id="template-syntax",
+            BASE.replace("Hello {{ who }}", "Hello {{ who }"),
+            4,
+            "prompts.p",
+            "template syntax error",
+            "Jinja2",
+            id="template-syntax",
         ),
         pytest.param(
-            BASE.replace("who: [world, moon]", "who: []"), 6, "vars.who", "empty axis",
-            "at least one value", id="empty-var-axis",
+            BASE.replace("who: [world, moon]", "who: []"),
+            6,
+            "vars.who",
+            "empty axis",
+            "at least one value",
+            id="empty-var-axis",
         ),
         pytest.param(
-            BASE.replace("model: m", "model: []"), 8, "params.model", "empty axis", None,
+            BASE.replace("model: m", "model: []"),
+            8,
+            "params.model",
+            "empty axis",
+            None,
             id="empty-param-axis",
         ),
         pytest.param(
             BASE.replace("model: m", "model: m\n  seed: 3").replace("moon]", "moon]\n  seed: [1]"),
-            7, "vars.seed",
-            "both a var and a parameter", "rename", id="var-param-clash",
+            7,
+            "vars.seed",
+            "both a var and a parameter",
+            "rename",
+            id="var-param-clash",
         ),
         pytest.param(
-            BASE + "cases_file: missing.csv\n", 9, "cases_file", "no such file", "relative",
+            BASE + "cases_file: missing.csv\n",
+            9,
+            "cases_file",
+            "no such file",
+            "relative",
             id="missing-cases-file",
         ),
         pytest.param(
-            BASE.replace("provider: echo", "provider: ecko"), 2, "provider",
-            "unknown provider 'ecko'", "did you mean 'echo'?", id="unknown-provider",
+            BASE.replace("provider: echo", "provider: ecko"),
+            2,
+            "provider",
+            "unknown provider 'ecko'",
+            "did you mean 'echo'?",
+            id="unknown-provider",
         ),
         pytest.param(
             BASE.replace("prompts:\n  p:", "prompts:\n  p:\n    - {role: usr, content: hi}\n  q:"),
-            5, "prompts.p[0].role", "input should be", None, id="bad-role",
+            5,
+            "prompts.p[0].role",
+            "input should be",
+            None,
+            id="bad-role",
         ),
         pytest.param(
-            BASE.replace("moon]", "moon]\n  response: [x]"), 7, "vars.response", "result column",
-            "rename", id="reserved-name",
+            BASE.replace("moon]", "moon]\n  response: [x]"),
+            7,
+            "vars.response",
+            "result column",
+            "rename",
+            id="reserved-name",
         ),
-        pytest.param(BASE.replace("  model: m\n", ""), 7, "params", "params.model is required",
-                     None, id="missing-model"),
+        pytest.param(
+            BASE.replace("  model: m\n", ""),
+            7,
+            "params",
+            "params.model is required",
+            None,
+            id="missing-model",
+        ),
     ],
 )
 def test_invalid_files_are_located(write_yaml, text, line, path, message, hint) -> None:
@@ -130,9 +195,7 @@ def test_message_format(write_yaml) -> None:
     path = write_yaml(BASE + "limits:\n  rmp: 5\n")
     with pytest.raises(SpecError) as info:
         Experiment.from_yaml(path)
-    assert str(info.value) == (
-        f"{path}:10 limits.rmp: unknown key 'rmp'\n  -> did you mean 'rpm'?"
-    )
+    assert str(info.value) == (f"{path}:10 limits.rmp: unknown key 'rmp'\n  -> did you mean 'rpm'?")
 
 
 def test_missing_experiment_file(tmp_path: Path) -> None:

@@ -48,9 +48,22 @@ if TYPE_CHECKING:
     from .api import Plan, arun, load, plan, retry, run
     from .comparison import compare, summary, varying
     from .errors import (
-        AuthenticationFailed, BadRequest, ConnectionFailed, FatalError, MalformedResponse,
-        PromptgridError, ProviderError, QuotaExceeded, RateLimited, RequestTimeout,
-        RetryableError, RunStopper, ServerError, SpecError, StoreError, UsageError,
+        AuthenticationFailed,
+        BadRequest,
+        ConnectionFailed,
+        FatalError,
+        MalformedResponse,
+        PromptgridError,
+        ProviderError,
+        QuotaExceeded,
+        RateLimited,
+        RequestTimeout,
+        RetryableError,
+        RunStopper,
+        ServerError,
+        SpecError,
+        StoreError,
+        UsageError,
     )  # fmt: skip
     from .spec import Experiment
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import Problem, SpecError, UsageError
 from .runner import RunHandle, RunOptions, RunOutcome, endpoints_of, execute, limits_of
-from .spec import DEFAULT_CONCURRENCY, Experiment
+from .spec import Experiment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -285,9 +285,10 @@ def plan(source: ExperimentLike, **options: Any) -> Plan:
                 Problem(
                     f"cell {cell.index} needs about {estimate + (out or 0):,} tokens, more than "
                     f"the whole tpm limit of {limit:,} for {cell.provider!r}: it could never run",
-                    experiment.source, path="limits.tpm",
+                    experiment.source,
+                    path="limits.tpm",
                     hint="raise tpm, lower max_tokens, or shorten the prompt",
-                )  # fmt: skip
+                )
             )
         kind = experiment.provider_config(cell.provider).type
         price = price_of(cell.request.model) if kind != "echo" else (0.0, 0.0, 0.0)
@@ -302,15 +303,15 @@ def plan(source: ExperimentLike, **options: Any) -> Plan:
         with Store.in_dir(opts.results_dir) as store:
             cached = len(store.cached_among(seen))
     to_send = len(seen) - cached
-    default = experiment.spec.provider
-    limits = limits_of(experiment, opts.provider or default, opts)
-    seconds = to_send / limits.rpm * 60 if limits.rpm else None
-    concurrency = opts.concurrency or experiment.spec.limits.max_concurrency or DEFAULT_CONCURRENCY
-    if seconds is None and experiment.provider_config(opts.provider or default).type == "echo":
-        seconds = to_send / 5000
-    del concurrency
+    # Time at the declared limits of the target endpoint (None when nothing bounds it).
+    limits = limits_of(experiment, opts.provider or experiment.spec.provider, opts)
+    share = to_send / max(len(seen), 1)
+    bounds = [to_send / limits.rpm * 60] if limits.rpm else []
+    if limits.tpm:
+        bounds.append((prompt_tokens + (output or 0)) * share / limits.tpm * 60)
+    seconds = max(bounds) if bounds else None
     return Plan(
         experiment.name, experiment.axes, experiment.total, cached, duplicates, prompt_tokens,
-        output, None if cost is None else cost * max(to_send, 0) / max(len(seen), 1), seconds,
+        output, None if cost is None else cost * share, seconds,
         providers_used(experiment, opts),
     )  # fmt: skip

@@ -92,7 +92,9 @@ class CaseSource:
                 reader = csv.DictReader(f)
                 for row in reader:
                     if None in row:
-                        raise ValueError(f"{self.path.name}:{reader.line_num}: more fields than the header")
+                        raise ValueError(
+                            f"{self.path.name}:{reader.line_num}: more fields than the header"
+                        )
                     yield reader.line_num, row
                 return
             for lineno, line in enumerate(f, 1):
@@ -101,7 +103,9 @@ class CaseSource:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{self.path.name}:{lineno}: invalid JSON: {exc.msg}") from None
+                    raise ValueError(
+                        f"{self.path.name}:{lineno}: invalid JSON: {exc.msg}"
+                    ) from None
                 if not isinstance(row, dict):
                     raise ValueError(f"{self.path.name}:{lineno}: each line must be a JSON object")
                 yield lineno, row

@@ -9,7 +9,6 @@ Only click is imported at start-up; the library is imported inside the commands.
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +91,10 @@ def plan(file: Path, results_dir: Path, provider: str | None, no_cache: bool) ->
 @RESULTS_DIR
 @click.option("--format", "formats", default="parquet,csv", show_default=True,
               help="Files to write: any of parquet,csv,xlsx,jsonl.")  # fmt: skip
-@click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None,
-              metavar="[RUN_ID]", help="Continue a run (default: the latest unfinished one).")  # fmt: skip
+@click.option(
+    "--resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_ID]",
+    help="Continue a run (default: the latest unfinished one).",
+)  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
@@ -199,7 +200,8 @@ def export(run_id: str | None, results_dir: Path, formats: str, output: Path | N
     Example:
       promptgrid export 20261124-105530.123-4f3a --format xlsx -o animals.xlsx
     """
-    from .results import export as write, parse_formats, resolve_run
+    from .results import export as write
+    from .results import parse_formats, resolve_run
     from .store import Store
 
     with Store.in_dir(results_dir) as store:
@@ -275,6 +277,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-

@@ -2,8 +2,8 @@
 
 ::
 
-    PromptgridError                 base; the CLI turns any of these into one message and an exit code
-    ├── SpecError                   the experiment file (or Experiment(...) arguments) is invalid; exit 2
+    PromptgridError                 base; the CLI turns each into one message and an exit code
+    ├── SpecError                   the experiment (file or Experiment(...)) is invalid; exit 2
     ├── UsageError                  a bad argument: unknown run id, unknown format, ...; exit 2
     ├── StoreError                  the SQLite store cannot be opened or is not ours; exit 2
     └── ProviderError               one call failed; becomes an error row unless it stops the run
@@ -15,7 +15,7 @@
         │   └── MalformedResponse   a body that is not a chat completion, or a truncated one
         └── FatalError              never retried
             ├── BadRequest          HTTP 400, 404, 422 and other 4xx: the request itself is wrong
-            └── RunStopper          no other cell can succeed either: stop the run, keep it resumable
+            └── RunStopper          no other cell can succeed: stop the run, keep it resumable
                 ├── AuthenticationFailed   HTTP 401 / 403, or no API key
                 └── QuotaExceeded          HTTP 429 with code insufficient_quota
 

@@ -49,7 +49,9 @@ def request_key(request: Request, repeat: int) -> str:
         "params": request.params,
         "repeat": repeat,
     }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -79,9 +79,7 @@ class RichProgress:
         """Count ``n`` more finished cells."""
         self._errors += errors
         self._cached += cached
-        self._progress.update(
-            self._task, advance=n, errors=self._errors, cached=self._cached
-        )
+        self._progress.update(self._task, advance=n, errors=self._errors, cached=self._cached)
 
     def close(self) -> None:
         """Draw the final state and stop refreshing."""

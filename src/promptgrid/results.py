@@ -74,7 +74,10 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
         records = []
         for row in rows:
             record = dict(row)
-            values = {**json.loads(record.pop("params_json")), **json.loads(record.pop("vars_json"))}
+            values = {
+                **json.loads(record.pop("params_json")),
+                **json.loads(record.pop("vars_json")),
+            }
             for name, kind in user_columns:
                 value = values.get(name)
                 record[name] = dumps(value) if kind == "json" and value is not None else value
@@ -105,7 +108,9 @@ def resolve_run(store: Store, run_id: str | None, experiment: str | None = None)
     if run_id is None:
         runs = store.runs(experiment)
         if not runs:
-            raise UsageError(f"no runs in {store.path}" + (f" for {experiment}" if experiment else ""))
+            raise UsageError(
+                f"no runs in {store.path}" + (f" for {experiment}" if experiment else "")
+            )
         return runs[0]
     run = store.run(run_id)
     if run is None:

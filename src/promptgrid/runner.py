@@ -147,14 +147,15 @@ async def execute(
         run, skip = _start_run(store, experiment, options, endpoints)
         opened: dict[str, Endpoint] = {}
         try:
+            target = options.provider or experiment.spec.provider
             for name in providers_used(experiment, options):
                 config = experiment.provider_config(name)
                 limits = limits_of(experiment, name, options)
                 provider = open_provider(
                     config,
                     timeout_s=limits.timeout_s or DEFAULT_TIMEOUT_S,
-                    base_url=options.base_url if name == (options.provider or experiment.spec.provider) else None,
-                )  # fmt: skip
+                    base_url=options.base_url if name == target else None,
+                )
                 limiter = EndpointLimiter(
                     rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency
                 )
@@ -262,4 +263,3 @@ def _start_run(
     info = store.run(run_id)
     assert info is not None
     return info, set()
-

@@ -166,7 +166,9 @@ def json_schema() -> dict[str, Any]:
         "required": ["model"],
     }
     prompt = schema["properties"]["prompts"]["additionalProperties"]
-    schema["properties"]["prompts"]["additionalProperties"] = {"anyOf": [{"type": "string"}, prompt]}
+    schema["properties"]["prompts"]["additionalProperties"] = {
+        "anyOf": [{"type": "string"}, prompt]
+    }
     schema["title"] = "promptgrid experiment"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
@@ -201,8 +203,10 @@ class Experiment:
             raise SpecError(
                 Problem(
                     "the file must be a mapping with at least prompts: and params:",
-                    str(path), 1, hint="see experiments/animal_names.yaml for an example",
-                )  # fmt: skip
+                    str(path),
+                    1,
+                    hint="see experiments/animal_names.yaml for an example",
+                )
             )
         data.setdefault("name", _default_name(path))
         self = cls.__new__(cls)
@@ -210,7 +214,9 @@ class Experiment:
         return self
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Experiment:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None
+    ) -> Experiment:
         """Validate a mapping shaped like the experiment file."""
         self = cls.__new__(cls)
         self._setup(dict(data), source=None, lines={}, base_dir=Path(base_dir or Path.cwd()))
@@ -265,8 +271,10 @@ class Experiment:
         for key, raw in self.spec.params.items():
             if key not in ParamValues.model_fields:
                 close = difflib.get_close_matches(key, list(ParamValues.model_fields), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else (
-                    "vendor-specific parameters go under extra_body:"
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else ("vendor-specific parameters go under extra_body:")
                 )
                 problems.append(self._where(("params", key), f"unknown parameter {key!r}", hint))
                 continue
@@ -332,9 +340,7 @@ class Experiment:
                 if section == "cases" and self.spec.cases_file is not None:
                     path = ("cases_file",)
                 if name in RESERVED_COLUMNS:
-                    problems.append(
-                        self._where(path, f"{name!r} is a result column", "rename it")
-                    )
+                    problems.append(self._where(path, f"{name!r} is a result column", "rename it"))
                 elif name in params:
                     problems.append(
                         self._where(
@@ -345,11 +351,15 @@ class Experiment:
                     )
                 elif section == "vars" and (not name.isidentifier() or keyword.iskeyword(name)):
                     problems.append(
-                        self._where(path, f"{name!r} is not a valid variable name", "use a-z, 0-9, _")
+                        self._where(
+                            path, f"{name!r} is not a valid variable name", "use a-z, 0-9, _"
+                        )
                     )
         for name in set(self.vars) & set(self.cases.columns):
             problems.append(
-                self._where(("vars", name), f"{name!r} is both a var and a case column", "rename one")
+                self._where(
+                    ("vars", name), f"{name!r} is both a var and a case column", "rename one"
+                )
             )
 
     def _check_templates(

@@ -204,14 +204,15 @@ class Store:
 
     def _migrate(self) -> None:
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         done = {row[0] for row in self.db.execute("SELECT name FROM migrations")}
         known = {name for name, _ in MIGRATIONS}
         if done - known:
             raise StoreError(
-                f"{self.path} was written by a newer promptgrid (migrations {sorted(done - known)});"
-                " upgrade promptgrid or use another --results-dir"
+                f"{self.path} was written by a newer promptgrid (migrations "
+                f"{sorted(done - known)}); upgrade promptgrid or use another --results-dir"
             )
         for name, sql in MIGRATIONS:
             if name in done:
