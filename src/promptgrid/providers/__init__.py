@@ -11,12 +11,18 @@ from .base import Completion, Provider, Request
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+def resolve_endpoint(base_url: str | None) -> str:
+    """The effective base URL: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's; no
+    trailing slash."""
+    url = (base_url or "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip()
+    return (url or DEFAULT_BASE_URL).rstrip("/")
+
+
 def endpoint_id(config: ProviderConfig, base_url: str | None = None) -> str:
     """The endpoint a provider sends to; part of every request's hash (never the key)."""
     if config.type == "echo":
         return "echo"
-    url = base_url or config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-    return url.rstrip("/")
+    return resolve_endpoint(base_url or config.base_url)
 
 
 def open_provider(
@@ -42,4 +48,7 @@ def open_provider(
     return OpenAIProvider(base_url=url, api_key=key, timeout_s=timeout_s)
 
 
-__all__ = ["Completion", "Provider", "Request", "endpoint_id", "open_provider"]
+__all__ = [
+    "DEFAULT_BASE_URL", "Completion", "Provider", "Request", "endpoint_id", "open_provider",
+    "resolve_endpoint",
+]  # fmt: skip

@@ -50,21 +50,14 @@ from ..errors import (
     RequestTimeout,
     ServerError,
 )
+from . import DEFAULT_BASE_URL, resolve_endpoint
 from .base import Completion, Request
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint", "retry_after", "translate"]
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
 _MAX_CONNECTIONS = 1000
 _RATE_LIMIT_PREFIX = "x-ratelimit-"
-
-
-def resolve_endpoint(base_url: str | None) -> str:
-    """The effective base URL: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's; no
-    trailing slash."""
-    url = (base_url or "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip()
-    return (url or DEFAULT_BASE_URL).rstrip("/")
 
 
 class OpenAIProvider:
