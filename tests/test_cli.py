@@ -85,7 +85,7 @@ def test_missing_api_key_suggests_echo(write_yaml, tmp_path: Path) -> None:
     result = invoke("run", str(path), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 2, result.stderr
     assert "OPENAI_API_KEY" in result.stderr and "--provider echo" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
 
 
 def test_schema_is_json() -> None:

@@ -143,46 +143,49 @@ async def execute(
             f"unknown provider {options.provider!r}; use one of {experiment.provider_names()}"
         )
     endpoints = endpoints_of(experiment, options)
-    with Store.in_dir(options.results_dir) as store:
-        run, skip = _start_run(store, experiment, options, endpoints)
-        opened: dict[str, Endpoint] = {}
-        try:
-            target = options.provider or experiment.spec.provider
-            for name in providers_used(experiment, options):
-                config = experiment.provider_config(name)
-                limits = limits_of(experiment, name, options)
+    opened: dict[str, Endpoint] = {}
+    try:
+        target = options.provider or experiment.spec.provider
+        for name in providers_used(experiment, options):
+            config = experiment.provider_config(name)
+            limits = limits_of(experiment, name, options)
+            try:
                 provider = open_provider(
                     config,
                     timeout_s=limits.timeout_s or DEFAULT_TIMEOUT_S,
                     base_url=options.base_url if name == target else None,
                 )
-                limiter = EndpointLimiter(
-                    rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency
-                )
-                opened[name] = Endpoint(provider, limiter, config.type)
-            summary = await _schedule(store, experiment, options, run, skip, opened, handle)
-        except AuthenticationFailed as exc:
-            if not opened or handle.scheduler is None:  # a missing key: nothing was sent
-                store.set_status(run.run_id, "stopped")
+            except AuthenticationFailed as exc:  # no key: bad input, and nothing is written
                 raise UsageError(str(exc)) from None
-            raise
-        finally:
-            for endpoint in opened.values():
-                with contextlib.suppress(Exception):
-                    await endpoint.provider.aclose()
-        counts = store.counts(run.run_id)
-        done = counts.get("ok", 0) + counts.get("error", 0)
-        status = (
-            "stopped" if summary.stopped_by
-            else "interrupted" if summary.interrupted or done < run.total
-            else "finished"
-        )  # fmt: skip
-        store.set_status(run.run_id, status)
-        out_dir = options.results_dir / run.experiment / run.run_id
-        files = export(store, store.run(run.run_id) or run, out_dir, options.formats)
-        return RunOutcome(
-            run.run_id, run.experiment, run.total, out_dir, files, summary, counts, status
-        )
+            limiter = EndpointLimiter(
+                rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency
+            )
+            opened[name] = Endpoint(provider, limiter, config.type)
+        with Store.in_dir(options.results_dir) as store:
+            run, skip = _start_run(store, experiment, options, endpoints)
+            summary = await _schedule(store, experiment, options, run, skip, opened, handle)
+            return _finish(store, run, summary, options)
+    finally:
+        for endpoint in opened.values():
+            with contextlib.suppress(Exception):
+                await endpoint.provider.aclose()
+
+
+def _finish(store: Store, run: RunInfo, summary: Summary, options: RunOptions) -> RunOutcome:
+    """Record how the run ended and export its files."""
+    counts = store.counts(run.run_id)
+    done = counts.get("ok", 0) + counts.get("error", 0)
+    status = (
+        "stopped" if summary.stopped_by
+        else "interrupted" if summary.interrupted or done < run.total
+        else "finished"
+    )  # fmt: skip
+    store.set_status(run.run_id, status)
+    out_dir = options.results_dir / run.experiment / run.run_id
+    files = export(store, store.run(run.run_id) or run, out_dir, options.formats)
+    return RunOutcome(
+        run.run_id, run.experiment, run.total, out_dir, files, summary, counts, status
+    )
 
 
 async def _schedule(
