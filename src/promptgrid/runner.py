@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .errors import AuthenticationFailed, UsageError
-from .grid import expand
+from .grid import Cell, expand
 from .limits import EndpointLimiter
 from .progress import make_progress
 from .providers import endpoint_id, open_provider
@@ -160,7 +160,7 @@ async def execute(
             limiter = EndpointLimiter(
                 rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency
             )
-            opened[name] = Endpoint(provider, limiter, config.type)
+            opened[name] = Endpoint(provider, limiter, config.type, limits.max_concurrency)
         with Store.in_dir(options.results_dir) as store:
             run, skip = _start_run(store, experiment, options, endpoints)
             summary = await _schedule(store, experiment, options, run, skip, opened, handle)
@@ -212,18 +212,25 @@ async def _schedule(
     handle.scheduler = scheduler
     if handle.stops:
         scheduler.stop()
-    cells = expand(experiment, endpoints_of(experiment, options), options.provider)
-    if skip:
-        cells = (c for c in cells if c.index not in skip)
+    streams = {name: _cells(experiment, options, skip, name) for name in endpoints}
     progress.start(run.total, len(skip))
     try:
-        return await scheduler.execute(cells)
+        return await scheduler.execute(streams)
     except asyncio.CancelledError:
         scheduler.summary.interrupted = True
         store.set_status(run.run_id, "interrupted")
         raise
     finally:
         progress.close()
+
+
+def _cells(
+    experiment: Experiment, options: RunOptions, skip: set[int], provider: str
+) -> Iterator[Cell]:
+    """The cells one provider still has to answer, in grid order (a lazy walk of the grid)."""
+    for cell in expand(experiment, endpoints_of(experiment, options), options.provider):
+        if cell.provider == provider and cell.index not in skip:
+            yield cell
 
 
 def _start_run(

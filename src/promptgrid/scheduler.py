@@ -38,6 +38,7 @@ class Endpoint:
     provider: Provider
     limiter: EndpointLimiter
     kind: str = "openai"  # the provider type, for pricing
+    workers: int | None = None  # this endpoint's own pool (default: the scheduler's concurrency)
 
 
 @dataclass
@@ -110,7 +111,11 @@ class Scheduler:
         # Bounded, so that a fast provider (echo, a cache hit) cannot run ahead of the writer:
         # memory then grows with concurrency, not with the size of the grid.
         self._queue: asyncio.Queue[tuple[ResultRow, asyncio.Future[_Shared] | None]] = (
-            asyncio.Queue(maxsize=max(256, 4 * concurrency))
+            asyncio.Queue(
+                maxsize=max(
+                    256, 4 * concurrency, *(4 * (e.workers or 0) for e in endpoints.values())
+                )
+            )
         )
         self._inflight: dict[str, asyncio.Future[_Shared]] = {}
         self._failure: BaseException | None = None
@@ -129,11 +134,20 @@ class Scheduler:
         for task in self._calling - self._sending:
             task.cancel()
 
-    async def execute(self, cells: Iterable[Cell]) -> Summary:
-        """Run every cell (skipping none: filter resumed cells before), then return a summary."""
-        source = iter(cells)
+    async def execute(self, cells: Iterable[Cell] | Mapping[str, Iterable[Cell]]) -> Summary:
+        """Run every cell, then return a summary (filter out resumed cells before).
+
+        Given one stream per endpoint (a mapping from provider name to its cells), each endpoint
+        gets its own pool of workers, so an endpoint that is paused by a 429 or slow to answer
+        never holds up the others.
+        """
+        streams = cells if isinstance(cells, Mapping) else {None: cells}
         writer = asyncio.create_task(self._writer())
-        workers = [asyncio.create_task(self._worker(source)) for _ in range(self.concurrency)]
+        workers = []
+        for name, stream in streams.items():
+            source = iter(stream)
+            size = (self.endpoints[name].workers if name else None) or self.concurrency
+            workers += [asyncio.create_task(self._worker(source)) for _ in range(size)]
         # return_exceptions: one cancelled worker must not end the others' grace period.
         gather = asyncio.gather(*workers, return_exceptions=True)
         outcomes: list[Any] = []
