@@ -28,10 +28,11 @@ import email.utils
 import inspect
 import json
 import os
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx2
@@ -58,6 +59,7 @@ __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint", "retry_afte
 # Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
 _MAX_CONNECTIONS = 1000
 _RATE_LIMIT_PREFIX = "x-ratelimit-"
+T = TypeVar("T")
 
 
 class OpenAIProvider:
@@ -109,14 +111,9 @@ class OpenAIProvider:
         create = self._client.chat.completions.with_raw_response.create
         try:
             # The SDK's timeout bounds each read; this bounds the whole answer (slow drips too).
-            raw = await asyncio.wait_for(
-                create(
-                    model=request.model,
-                    messages=messages,
-                    **kwargs,
-                    timeout=self._timeout_s,
-                ),
+            raw = await _within(
                 self._timeout_s,
+                create(model=request.model, messages=messages, **kwargs, timeout=self._timeout_s),
             )
             headers = {k.lower(): v for k, v in raw.headers.items()}
             parsed = raw.parse()
@@ -238,6 +235,14 @@ def _completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
         )
     except (AttributeError, TypeError, IndexError) as exc:  # a 200 that is not a completion
         raise MalformedResponse(f"not a chat completion: {exc}", request_id=request_id) from exc
+
+
+async def _within(seconds: float, call: Awaitable[T]) -> T:
+    """Await ``call`` with a deadline; ``asyncio.timeout`` (3.11+) spares ``wait_for``'s task."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await call
+    return await asyncio.wait_for(call, seconds)
 
 
 def _create_kwargs(request: Request) -> dict[str, Any]:
