@@ -54,8 +54,11 @@ def test_files_are_written_per_run(animals: Path, tmp_path: Path) -> None:
     assert list(csv.columns) == list(df.columns) and len(csv) == 12
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     assert json.loads(lines[3])["cell_id"] == df["cell_id"][3]
-    sheet = load_workbook(run_dir / "results.xlsx", read_only=True)["results"]
-    rows = list(sheet.values)
+    book = load_workbook(run_dir / "results.xlsx", read_only=True)
+    try:
+        rows = list(book["results"].values)
+    finally:
+        book.close()  # a read-only book keeps its file open until closed
     assert list(rows[0]) == list(df.columns) and len(rows) == 13
 
 

@@ -43,6 +43,8 @@ from .errors import BadRequest
 
 __all__ = ["Admission", "EndpointLimiter", "estimate_prompt_tokens", "parse_duration"]
 
+#: The longest the line waits for the probe's answer before admitting the others anyway.
+PROBE_WAIT_S = 1.0
 _WINDOW_S = 60.0  # rpm, tpm and OpenAI's x-ratelimit-limit-* are all per minute
 _KINDS = ("requests", "tokens")
 
@@ -260,7 +262,11 @@ class EndpointLimiter:
         if not self._probe_out:
             self._probe_out = True
             return True
-        await self._probe_back.wait()
+        # Bounded: a slow model (a 10 s answer) must not hold the whole run for a round trip.
+        try:
+            await asyncio.wait_for(self._probe_back.wait(), PROBE_WAIT_S)
+        except asyncio.TimeoutError:
+            self._probe_back.set()  # stop waiting for it: later answers still teach the buckets
         return False
 
     async def _await_pause(self) -> None:

@@ -143,23 +143,35 @@ async def call_with_retry(
             limiter.observe(completion.rate_limits, sent_at=started)
             return completion
 
-    # A fresh retrying object per call: tenacity keeps per-call state in it.
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(max_attempts),
-        retry=retry_if_exception_type(RetryableError),
-        wait=wait_retry_after(
-            wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=max_wait_s), max_wait_s
-        ),
-        sleep=sleep,
-        reraise=True,
-    )
     completion: Completion | None = None
     error: ProviderError | None = None
+    # Most calls succeed at once: make the first attempt before building tenacity's machinery
+    # (~50 us a call). A first failure is replayed as tenacity's attempt 1, so every retry
+    # decision is still tenacity's, made in one place.
+    first: ProviderError | None = None
     try:
-        async for state in retrying:
-            with state:
-                completion = await attempt(state.retry_state.attempt_number)
+        completion = await attempt(1)
     except ProviderError as err:
-        error = err
+        first = err
+    if first is not None:
+        retrying = AsyncRetrying(  # a fresh one per call: tenacity keeps per-call state in it
+            stop=stop_after_attempt(max_attempts),
+            retry=retry_if_exception_type(RetryableError),
+            wait=wait_retry_after(
+                wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=max_wait_s),
+                max_wait_s,
+            ),
+            sleep=sleep,
+            reraise=True,
+        )
+        try:
+            async for state in retrying:
+                with state:
+                    number = state.retry_state.attempt_number
+                    if number == 1:
+                        raise first
+                    completion = await attempt(number)
+        except ProviderError as err:
+            error = err
     history = tuple(attempts)
     return Outcome(completion, error, history, history[-1].latency_s if history else 0.0)
