@@ -38,7 +38,8 @@ async def arun_outcome(
     source: ExperimentLike, handle: RunHandle | None = None, **options: Any
 ) -> RunOutcome:
     """Run an experiment in the running loop; return what happened (run id, files, counts)."""
-    return await execute(experiment_of(source), RunOptions.from_kwargs(**options), handle)
+    opts = RunOptions.from_kwargs(**options)
+    return await execute(experiment_of(source), opts, handle, frame=True)
 
 
 async def arun(source: ExperimentLike, **options: Any) -> pd.DataFrame:
@@ -49,7 +50,7 @@ async def arun(source: ExperimentLike, **options: Any) -> pd.DataFrame:
     """
     outcome = await arun_outcome(source, **options)
     _raise_if_stopped(outcome)
-    return load(outcome.run_id, results_dir=options.get("results_dir") or "results")
+    return outcome.frame
 
 
 def _raise_if_stopped(outcome: RunOutcome) -> None:
@@ -104,7 +105,7 @@ def run(source: ExperimentLike, **options: Any) -> pd.DataFrame:
     if handle.stops and outcome.status == "interrupted":
         raise KeyboardInterrupt(_interrupted(outcome, results_dir))
     _raise_if_stopped(outcome)
-    return load(outcome.run_id, results_dir=results_dir)
+    return outcome.frame
 
 
 def _interrupted(outcome: RunOutcome, results_dir: str | Path) -> str:

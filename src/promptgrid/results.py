@@ -123,17 +123,29 @@ def resolve_run(store: Store, run_id: str | None, experiment: str | None = None)
     return run
 
 
-def export(store: Store, run: RunInfo, target: Path, formats: Sequence[str]) -> list[Path]:
+def export(
+    store: Store,
+    run: RunInfo,
+    target: Path,
+    formats: Sequence[str],
+    keep: list[pa.Table] | None = None,
+) -> list[Path]:
     """Write the run's table in each format, streaming batch by batch.
 
     ``target`` is a directory (files named ``results.<format>``) or, with one format, a file.
+    ``keep``, a list, also receives the batches, so a caller that wants the DataFrame too does
+    not read the store twice.
     """
-    paths = _targets(target, formats)
+    paths = _targets(target, formats) if formats else {}
+    if not paths and keep is None:
+        return []
     with ExitStack() as stack:
         writers = {fmt: stack.enter_context(_Writer(fmt, path, run)) for fmt, path in paths.items()}
         for table in batches(store, run):
             for writer in writers.values():
                 writer.write(table)
+            if keep is not None:
+                keep.append(table)
     return list(paths.values())
 
 

@@ -20,7 +20,7 @@ from .grid import Cell, expand
 from .limits import EndpointLimiter
 from .progress import make_progress
 from .providers import endpoint_id, open_provider
-from .results import DEFAULT_FORMATS, export, parse_formats
+from .results import DEFAULT_FORMATS, export, parse_formats, to_dataframe
 from .scheduler import Endpoint, Scheduler, Summary
 from .spec import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, Experiment, Limits
 from .store import RunInfo, Store
@@ -69,6 +69,7 @@ class RunOutcome:
     summary: Summary
     counts: dict[str, int] = field(default_factory=dict)
     status: str = "finished"
+    frame: Any = None  # the result table as a DataFrame, when execute(..., frame=True)
 
     @property
     def exit_code(self) -> int:
@@ -133,9 +134,15 @@ def providers_used(experiment: Experiment, options: RunOptions) -> list[str]:
 
 
 async def execute(
-    experiment: Experiment, options: RunOptions, handle: RunHandle | None = None
+    experiment: Experiment,
+    options: RunOptions,
+    handle: RunHandle | None = None,
+    *,
+    frame: bool = False,
 ) -> RunOutcome:
-    """Run (or resume) an experiment in the running event loop and export its files."""
+    """Run (or resume) an experiment in the running event loop and export its files.
+
+    With ``frame``, the outcome also carries the run's table as a DataFrame."""
     handle = handle or RunHandle()
     handle.task = asyncio.current_task()
     if options.provider and options.provider not in experiment.provider_names():
@@ -164,15 +171,17 @@ async def execute(
         with Store.in_dir(options.results_dir) as store:
             run, skip = _start_run(store, experiment, options, endpoints)
             summary = await _schedule(store, experiment, options, run, skip, opened, handle)
-            return _finish(store, run, summary, options)
+            return _finish(store, run, summary, options, frame)
     finally:
         for endpoint in opened.values():
             with contextlib.suppress(Exception):
                 await endpoint.provider.aclose()
 
 
-def _finish(store: Store, run: RunInfo, summary: Summary, options: RunOptions) -> RunOutcome:
-    """Record how the run ended and export its files."""
+def _finish(
+    store: Store, run: RunInfo, summary: Summary, options: RunOptions, frame: bool
+) -> RunOutcome:
+    """Record how the run ended and export its files (and the DataFrame, with ``frame``)."""
     counts = store.counts(run.run_id)
     done = counts.get("ok", 0) + counts.get("error", 0)
     status = (
@@ -182,9 +191,12 @@ def _finish(store: Store, run: RunInfo, summary: Summary, options: RunOptions) -
     )  # fmt: skip
     store.set_status(run.run_id, status)
     out_dir = options.results_dir / run.experiment / run.run_id
-    files = export(store, store.run(run.run_id) or run, out_dir, options.formats)
+    info = store.run(run.run_id) or run
+    tables: list[Any] | None = [] if frame else None
+    files = export(store, info, out_dir, options.formats, tables)
+    table = to_dataframe(iter(tables), info) if tables is not None else None
     return RunOutcome(
-        run.run_id, run.experiment, run.total, out_dir, files, summary, counts, status
+        run.run_id, run.experiment, run.total, out_dir, files, summary, counts, status, table
     )
 
 
