@@ -191,10 +191,9 @@ def _finish(
     )  # fmt: skip
     store.set_status(run.run_id, status)
     out_dir = options.results_dir / run.experiment / run.run_id
-    info = store.run(run.run_id) or run
     tables: list[Any] | None = [] if frame else None
-    files = export(store, info, out_dir, options.formats, tables)
-    table = to_dataframe(iter(tables), info) if tables is not None else None
+    files = export(store, run, out_dir, options.formats, tables)
+    table = to_dataframe(iter(tables), run) if tables is not None else None
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, counts, status, table
     )

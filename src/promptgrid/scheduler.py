@@ -57,11 +57,6 @@ class Summary:
     interrupted: bool = False
     error_types: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def done(self) -> int:
-        """Cells committed in this session."""
-        return self.ok + self.errors
-
 
 @dataclass(frozen=True)
 class _Watched:
