@@ -179,3 +179,14 @@ async def test_arun_inside_a_running_loop(animals: Path, tmp_path: Path) -> None
 def test_example_experiments_run_offline(path: Path, tmp_path: Path) -> None:
     df = promptgrid.run(path.resolve(), provider="echo", results_dir=tmp_path, progress=False)
     assert len(df) == promptgrid.Experiment.from_yaml(path).total and (df["status"] == "ok").all()
+
+
+def test_a_template_failing_at_render_time_marks_the_run_failed(tmp_path: Path) -> None:
+    exp = promptgrid.Experiment(
+        prompts={"p": "{{ x.missing }}"}, vars={"x": ["text"]}, params={"model": "m"},
+        provider="echo",
+    )  # fmt: skip
+    with pytest.raises(promptgrid.SpecError, match="failed to render"):
+        promptgrid.run(exp, results_dir=tmp_path, progress=False)
+    with Store.in_dir(tmp_path) as store:
+        assert store.runs()[0].status == "failed"

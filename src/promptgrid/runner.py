@@ -231,6 +231,9 @@ async def _schedule(
         scheduler.summary.interrupted = True
         store.set_status(run.run_id, "interrupted")
         raise
+    except Exception:  # e.g. a template that fails to render for one row: say so in the store
+        store.set_status(run.run_id, "failed")
+        raise
     finally:
         progress.close()
 
