@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import promptgrid
-from promptgrid.comparison import SEPARATOR, WrappedFrame, input_columns
+from promptgrid.analysis.comparison import SEPARATOR, WrappedFrame, input_columns
 
 ANIMALS = {
     "name": "animals",

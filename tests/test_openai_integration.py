@@ -8,8 +8,9 @@ endpoints in one experiment, and that every answer belongs to its own request (t
 ``"echo: <last user message>"``).
 
 Nothing sleeps to let time pass: waits are the retry waits the code under test makes, kept tiny
-(``retry_after_s`` and ``retry.max_wait_s`` of a few tens of milliseconds; the exponential backoff
-shortened through ``promptgrid.retry.BACKOFF_MULTIPLIER_S`` where a test measures a retry-after).
+(``retry_after_s`` and ``retry.max_wait_s`` of a few tens of milliseconds; the exponential
+backoff shortened through ``promptgrid.engine.attempts.BACKOFF_MULTIPLIER_S`` where a test
+measures a retry-after).
 Timelines are read from the server side (:class:`RecordingServer`), on the same monotonic clock.
 """
 
@@ -31,7 +32,7 @@ import pytest
 from aiohttp import web
 
 import promptgrid
-import promptgrid.retry
+import promptgrid.engine.attempts
 from promptgrid.store import Store
 from promptgrid.testing import FaultServer
 
@@ -183,7 +184,7 @@ def test_503_then_429_then_200_ends_ok_after_three_attempts(
     server: RecordingServer, tmp_path: Path, results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Backoff (for the 503) near zero, retry-after (for the 429) 0.2 s: the gaps tell them apart.
-    monkeypatch.setattr(promptgrid.retry, "BACKOFF_MULTIPLIER_S", 0.001)
+    monkeypatch.setattr(promptgrid.engine.attempts, "BACKOFF_MULTIPLIER_S", 0.001)
     server.configure(retry_after_s=0.2)
     server.script_for("Say w3", ["503", "429", "200"])
     path = write_experiment(tmp_path, retry="{max_attempts: 4, max_wait_s: 1}")

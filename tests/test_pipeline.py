@@ -12,8 +12,8 @@ import pytest
 from openpyxl import load_workbook
 
 import promptgrid
-from promptgrid.results import columns
 from promptgrid.store import Store
+from promptgrid.table import columns
 
 EXPECTED_TAIL = [
     "repeat", "messages", "response", "finish_reason", "status", "error_type", "http_status",
@@ -96,7 +96,10 @@ def test_store_schema_and_migrations(animals: Path, tmp_path: Path) -> None:
     promptgrid.run(animals, results_dir=tmp_path)
     db = sqlite3.connect(tmp_path / "promptgrid.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT name FROM migrations").fetchall() == [("001_initial",)]
+    assert db.execute("SELECT name FROM migrations").fetchall() == [
+        ("001_initial",),
+        ("002_leases_claims",),
+    ]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ((status, total),) = db.execute("SELECT status, total FROM runs").fetchall()
     assert (status, total) == ("finished", 12)
@@ -157,9 +160,9 @@ def test_plan_rejects_requests_larger_than_the_token_bucket(write_yaml, tmp_path
         promptgrid.plan(path, results_dir=tmp_path)
 
 
-def test_unknown_run_option_is_a_usage_error(animals: Path, tmp_path: Path) -> None:
-    with pytest.raises(promptgrid.UsageError, match="unknown option"):
-        promptgrid.run(animals, results_dir=tmp_path, concurency=3)
+def test_unknown_run_option_is_pythons_own_type_error(animals: Path, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="concurency"):
+        promptgrid.run(animals, results_dir=tmp_path, concurency=3)  # type: ignore[call-arg]
 
 
 def test_public_namespace_is_complete() -> None:

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from promptgrid.api import Experiment
+from promptgrid.config import RunOptions, resolve
+from promptgrid.engine.limiter import EndpointLimiter
+from promptgrid.engine.scheduler import Endpoint, Scheduler
+from promptgrid.engine.storeio import StoreIO
 from promptgrid.errors import AuthenticationFailed, BadRequest, ServerError
 from promptgrid.grid import expand
-from promptgrid.limits import EndpointLimiter
 from promptgrid.providers.base import Completion, Request
-from promptgrid.scheduler import Endpoint, Scheduler
-from promptgrid.spec import Experiment, RetryPolicy
-from promptgrid.store import Store
+from promptgrid.spec.schema import RetryPolicy
+from promptgrid.store import Owner, Store
 
 
 class Scripted:
@@ -45,20 +48,40 @@ def experiment(n: int = 4) -> Experiment:
     )  # fmt: skip
 
 
+def cells(exp: Experiment, tmp_path: Path):
+    """The experiment's cells, routed as a run would route them."""
+    return expand(resolve(exp, RunOptions(results_dir=tmp_path)))
+
+
+def scheduler_for(
+    tmp_path: Path, exp: Experiment, provider, limiter=None, *, run_id: str = "r1",
+    use_cache: bool = True, **kw,
+) -> tuple[Store, Scheduler]:  # fmt: skip
+    """A store with the run recorded, and a scheduler for it (one "echo" endpoint)."""
+    store = Store.in_dir(tmp_path)
+    store.create_run(run_id, exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
+    floor = store.newest_response()
+    io = StoreIO(store.path, Owner.me(), after=0 if use_cache else floor)
+    limiter = limiter or EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
+    kw.setdefault("retry", RetryPolicy())
+    scheduler = Scheduler(io, run_id, {"echo": Endpoint(provider, limiter, free=True)}, **kw)
+    return store, scheduler
+
+
 async def run(tmp_path: Path, provider: Scripted, exp: Experiment, **kw):
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    store = Store.in_dir(tmp_path)
-    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
-    endpoint = Endpoint(provider, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
-    scheduler = Scheduler(
-        store, "r1", {"echo": endpoint}, concurrency=kw.pop("concurrency", 2),
+    store, scheduler = scheduler_for(
+        tmp_path, exp, provider, concurrency=kw.pop("concurrency", 2),
         retry=RetryPolicy(max_attempts=3, max_wait_s=10), sleep=sleep, **kw,
     )  # fmt: skip
-    summary = await scheduler.execute(expand(exp, {"echo": "echo"}))
+    try:
+        summary = await scheduler.execute(cells(exp, tmp_path))
+    finally:
+        scheduler.io.close()
     return store, summary, waits
 
 
@@ -99,16 +122,13 @@ async def test_run_stopper_leaves_cells_pending(tmp_path: Path) -> None:
 async def test_stop_lets_inflight_finish_within_grace(tmp_path: Path) -> None:
     provider = Scripted(delay=0.01)
     exp = experiment(50)
-    store = Store.in_dir(tmp_path)
-    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
-    endpoint = Endpoint(provider, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
-    scheduler = Scheduler(store, "r1", {"echo": endpoint}, concurrency=5,
-                          retry=RetryPolicy(), grace_s=5)  # fmt: skip
-    task = asyncio.create_task(scheduler.execute(expand(exp, {"echo": "echo"})))
+    store, scheduler = scheduler_for(tmp_path, exp, provider, concurrency=5, grace_s=5)
+    task = asyncio.create_task(scheduler.execute(cells(exp, tmp_path)))
     while len(provider.calls) < 7:
         await asyncio.sleep(0)
     scheduler.stop()
     summary = await task
+    scheduler.io.close()
     assert summary.interrupted
     # every call that was started finished and was committed; nothing else was started
     assert summary.ok == len(provider.calls) < 50
@@ -131,12 +151,11 @@ async def test_cache_is_used_unless_disabled(tmp_path: Path, cached: bool) -> No
     store, _, _ = await run(tmp_path, provider, experiment(3))
     store.close()
     again = Scripted()
-    store2 = Store.in_dir(tmp_path)
-    store2.create_run("r2", "x", None, {}, [("i", "int")], 3, {})
-    endpoint = Endpoint(again, EndpointLimiter(rpm=None, tpm=None, max_concurrency=None), "echo")
-    summary = await Scheduler(store2, "r2", {"echo": endpoint}, concurrency=2,
-                              retry=RetryPolicy(), use_cache=cached).execute(
-        expand(experiment(3), {"echo": "echo"}))  # fmt: skip
+    store2, scheduler = scheduler_for(
+        tmp_path, experiment(3), again, run_id="r2", use_cache=cached, concurrency=2
+    )
+    summary = await scheduler.execute(cells(experiment(3), tmp_path))
+    scheduler.io.close()
     assert summary.cached == (3 if cached else 0)
     assert len(again.calls) == (0 if cached else 3)
     store2.close()
@@ -145,18 +164,16 @@ async def test_cache_is_used_unless_disabled(tmp_path: Path, cached: bool) -> No
 async def test_stop_does_not_wait_for_cells_waiting_on_the_limiter(tmp_path: Path) -> None:
     provider = Scripted()
     exp = experiment(10)
-    store = Store.in_dir(tmp_path)
-    store.create_run("r1", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
     limiter = EndpointLimiter(rpm=2, tpm=10**9, max_concurrency=None)  # 2 now, then one per 30 s
-    scheduler = Scheduler(store, "r1", {"echo": Endpoint(provider, limiter, "echo")},
-                          concurrency=5, retry=RetryPolicy(), grace_s=30)  # fmt: skip
-    task = asyncio.create_task(scheduler.execute(expand(exp, {"echo": "echo"})))
+    store, scheduler = scheduler_for(tmp_path, exp, provider, limiter, concurrency=5, grace_s=30)
+    task = asyncio.create_task(scheduler.execute(cells(exp, tmp_path)))
     while len(provider.calls) < 2 or scheduler.summary.ok < 2:
         await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     started = loop.time()
     scheduler.stop()
     summary = await task
+    scheduler.io.close()
     assert loop.time() - started < 1  # not the 30 s grace: nothing was on the wire
     assert summary.ok == 2 and store.indexes("r1") == {0, 1}
     store.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from promptgrid.config import RunOptions, resolve
 from promptgrid.errors import SpecError
 from promptgrid.spec import Experiment, json_schema
 
@@ -278,7 +279,8 @@ def test_models_route_to_providers(write_yaml) -> None:
             + "providers:\n  local: {base_url: 'http://127.0.0.1:9/v1', models: [llama]}\n"
         )
     )
-    assert exp.provider_for("llama") == "local" and exp.provider_for("m") == "echo"
+    config = resolve(exp, RunOptions())
+    assert config.routes == {"m": "echo", "llama": "local"}
     [p] = problems(
         write_yaml,
         BASE + "providers:\n  a: {models: [x]}\n  b: {models: [x]}\n",
@@ -302,7 +304,7 @@ def test_known_params_cover_the_sdk() -> None:
     """Every chat-completion parameter of the openai SDK is accepted (new ones fail here)."""
     from openai.types.chat import completion_create_params as c
 
-    from promptgrid.spec import ParamValues
+    from promptgrid.spec.schema import ParamValues
 
     sdk = set(c.CompletionCreateParamsBase.__annotations__)
     ours = set(ParamValues.model_fields)

@@ -3,30 +3,31 @@
     import promptgrid
     df = promptgrid.run("experiments/animal_names.yaml", provider="echo")
 
-Names are imported on first use, so ``import promptgrid`` (and the CLI) starts fast.
+Names are imported on first use, so ``import promptgrid`` (and the CLI) starts fast. No public
+name is also the name of a submodule.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Experiment": "spec",
-    "Plan": "api",
+    "Experiment": "api",
+    "Plan": "planning",
     "arun": "api",
-    "compare": "comparison",
+    "compare": "analysis",
     "load": "api",
     "plan": "api",
     "retry": "api",
     "run": "api",
-    "summary": "comparison",
-    "varying": "comparison",
+    "summary": "analysis",
+    "varying": "analysis",
     "AuthenticationFailed": "errors",
     "BadRequest": "errors",
     "ConnectionFailed": "errors",
+    "ExitCode": "errors",
     "FatalError": "errors",
     "MalformedResponse": "errors",
     "PromptgridError": "errors",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "RateLimited": "errors",
     "RequestTimeout": "errors",
     "RetryableError": "errors",
+    "RunOwned": "errors",
     "RunStopper": "errors",
     "ServerError": "errors",
     "SpecError": "errors",
@@ -45,12 +47,13 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .api import Plan, arun, load, plan, retry, run
-    from .comparison import compare, summary, varying
+    from .analysis import compare, summary, varying
+    from .api import Experiment, arun, load, plan, retry, run
     from .errors import (
         AuthenticationFailed,
         BadRequest,
         ConnectionFailed,
+        ExitCode,
         FatalError,
         MalformedResponse,
         PromptgridError,
@@ -59,23 +62,26 @@ if TYPE_CHECKING:
         RateLimited,
         RequestTimeout,
         RetryableError,
+        RunOwned,
         RunStopper,
         ServerError,
         SpecError,
         StoreError,
         UsageError,
     )  # fmt: skip
-    from .spec import Experiment
+    from .planning import Plan
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'promptgrid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*__all__, "__version__"})

@@ -1,26 +1,73 @@
 """The ``promptgrid`` command: a thin layer over the library.
 
-Each command parses its options, calls one library function and prints the result. Errors are
-turned into one message and an exit code in one place (``main``): 2 bad input, 3 a run with
-error rows, 130 interrupted, 1 a run stopped by an authentication or quota failure.
-Only click is imported at start-up; the library is imported inside the commands.
+Each command parses its options, calls one library function and prints the result. Errors become
+one message and an exit code in one place (``main``); the codes are
+:class:`promptgrid.errors.ExitCode`. Only click is imported at start-up; the library is imported
+inside the commands.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-RESULTS_DIR = click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Where the store (promptgrid.sqlite) and exported files live.",
-)
+if TYPE_CHECKING:
+    from .runner import RunOutcome
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def results_dir_option(f: F) -> F:
+    """``--results-dir``: where the store and the files live."""
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("results"),
+        show_default=True,
+        help="Where the store (promptgrid.sqlite) and exported files live.",
+    )(f)
+
+
+def format_option(default: str | None) -> Callable[[F], F]:
+    """``--format``: the files to write."""
+    return click.option(
+        "--format",
+        "formats",
+        default=default,
+        show_default=default is not None,
+        help="Files to write: any of parquet,csv,xlsx,jsonl"
+        + ("." if default else " (default: the run's, else parquet,csv)."),
+    )
+
+
+def limit_options(f: F) -> F:
+    """``--rpm``, ``--tpm``, ``--concurrency``: limit overrides."""
+    f = click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at most.")(
+        f
+    )
+    f = click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")(f)
+    rpm = click.FloatRange(min=0, min_open=True)
+    return click.option("--rpm", type=rpm, help="Requests per minute.")(f)
+
+
+def endpoint_options(f: F) -> F:
+    """``--provider``, ``--base-url``: where calls go."""
+    f = click.option("--base-url", help="OpenAI-compatible endpoint URL for that provider.")(f)
+    return click.option(
+        "--provider", help="Send every call to this provider: echo (offline), openai, ..."
+    )(f)
+
+
+def progress_option(f: F) -> F:
+    """``--progress/--no-progress``."""
+    return click.option(
+        "--progress/--no-progress", default=None, help="Live progress (default: on a tty)."
+    )(f)
 
 
 def _err(message: str) -> None:
@@ -47,8 +94,8 @@ def validate(files: tuple[Path, ...]) -> None:
     Example:
       promptgrid validate experiments/*.yaml
     """
-    from .errors import SpecError
-    from .spec import Experiment
+    from .api import Experiment
+    from .errors import ExitCode, SpecError
 
     failed = False
     for file in files:
@@ -58,50 +105,51 @@ def validate(files: tuple[Path, ...]) -> None:
             _err(str(exc))
             failed = True
             continue
+        _warn(experiment)
         click.echo(f"{file}: ok ({experiment.total:,} calls)")
     if failed:
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@RESULTS_DIR
-@click.option("--provider", help="Send every call to this provider (e.g. echo).")
+@results_dir_option
+@endpoint_options
+@limit_options
 @click.option("--no-cache", is_flag=True, help="Do not count stored answers as cached.")
-def plan(file: Path, results_dir: Path, provider: str | None, no_cache: bool) -> None:
+def plan(file: Path, no_cache: bool, **options: Any) -> None:
     """Show calls per axis, in total, already cached, tokens, cost and time.
 
     \b
     Example:
       promptgrid plan experiments/animal_names.yaml
     """
+    from .api import experiment_of
     from .api import plan as make_plan
 
-    click.echo(str(make_plan(file, results_dir=results_dir, provider=provider,
-                             use_cache=not no_cache)))  # fmt: skip
+    experiment = experiment_of(file)
+    _warn(experiment)
+    click.echo(str(make_plan(experiment, use_cache=False if no_cache else None, **options)))
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--provider", help="Send every call to this provider: echo (offline), openai, ...")
-@click.option("--base-url", help="OpenAI-compatible endpoint URL for that provider.")
-@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute.")
-@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at most.")
-@RESULTS_DIR
-@click.option("--format", "formats", default="parquet,csv", show_default=True,
-              help="Files to write: any of parquet,csv,xlsx,jsonl.")  # fmt: skip
+@endpoint_options
+@limit_options
+@results_dir_option
+@format_option(None)
 @click.option(
     "--resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_ID]",
-    help="Continue a run (default: the latest unfinished one).",
+    help="Continue a run (default: the latest unfinished one) with its own settings.",
 )  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
-@click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
+@progress_option
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     """Run an experiment: every call, concurrently, saved as it arrives.
 
-    Prints the run id and where the files are. Exit code 0: every call succeeded;
-    3: some calls ended as error rows; 130: interrupted (resume with --resume).
+    Prints the run id and where the files are. Exit codes: 0 every call succeeded; 3 some calls
+    ended as error rows; 130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP (resume with
+    --resume); 1 stopped by an authentication or quota failure; 2 bad input; 5 store failure.
 
     \b
     Examples:
@@ -109,39 +157,41 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
       promptgrid run experiments/animal_names.yaml --format xlsx,jsonl
       promptgrid run experiments/animal_names.yaml --resume
     """
-    from .runner import RunOptions
+    from .api import experiment_of, run_options
+    from .runner import Selection
 
-    target = True if resume == "latest" else resume
-    opts = RunOptions.from_kwargs(resume=target or False, use_cache=not no_cache, **options)
-    _run_and_report(file, opts)
+    experiment = experiment_of(file)
+    _warn(experiment)
+    selection = Selection()
+    if resume is not None:
+        selection = Selection("resume", None if resume == "latest" else resume)
+    opts = run_options(use_cache=False if no_cache else None, grace_s=5.0, **options)
+    _run_and_report(experiment, opts, selection, file)
 
 
 @cli.command()
 @click.argument("run_id")
-@RESULTS_DIR
-@click.option("--format", "formats", default="parquet,csv", show_default=True,
-              help="Files to write: any of parquet,csv,xlsx,jsonl.")  # fmt: skip
-@click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
-def retry(run_id: str, results_dir: Path, formats: str, progress: bool | None) -> None:
-    """Re-run only the cells of a run that ended as error rows.
+@results_dir_option
+@limit_options
+@format_option(None)
+@progress_option
+def retry(run_id: str, **options: Any) -> None:
+    """Re-run only the cells of a run that ended as error rows, where the run went.
 
     \b
     Example:
       promptgrid retry 20261124-105530.123-4f3a
     """
-    from .api import stored_experiment
-    from .runner import RunOptions
+    from .api import run_options, stored_experiment
+    from .runner import Selection
 
-    experiment, info = stored_experiment(run_id, results_dir)
-    opts = RunOptions.from_kwargs(
-        retry_errors=info.run_id, results_dir=results_dir, formats=formats, progress=progress,
-        provider=info.options.get("provider"), base_url=info.options.get("base_url"),
-    )  # fmt: skip
-    _run_and_report(experiment, opts)
+    experiment, info = stored_experiment(run_id, options["results_dir"])
+    opts = run_options(provider=None, base_url=None, use_cache=None, grace_s=5.0, **options)
+    _run_and_report(experiment, opts, Selection("retry", info.run_id), None)
 
 
 @cli.command()
-@RESULTS_DIR
+@results_dir_option
 @click.option("--experiment", help="Only runs of this experiment.")
 def runs(results_dir: Path, experiment: str | None) -> None:
     """List runs, newest first.
@@ -152,7 +202,7 @@ def runs(results_dir: Path, experiment: str | None) -> None:
     """
     from .store import Store
 
-    with Store.in_dir(results_dir) as store:
+    with Store.in_dir(results_dir, readonly=True) as store:
         for info in store.runs(experiment):
             counts = store.counts(info.run_id)
             click.echo(
@@ -163,7 +213,7 @@ def runs(results_dir: Path, experiment: str | None) -> None:
 
 @cli.command()
 @click.argument("run_id", required=False)
-@RESULTS_DIR
+@results_dir_option
 @click.option("--columns", help="Comma-separated columns to show.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
 def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int) -> None:
@@ -176,10 +226,22 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
     import pandas as pd
 
     from .api import load
+    from .errors import UsageError
 
     df = load(run_id, results_dir=results_dir)
     if columns:
-        df = df[[c.strip() for c in columns.split(",")]]
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            import difflib
+
+            close = [difflib.get_close_matches(c, list(df.columns), n=1) for c in missing]
+            hints = [f"{m!r} (did you mean {c[0]!r}?)" if c else repr(m)
+                     for m, c in zip(missing, close, strict=True)]  # fmt: skip
+            raise UsageError(
+                f"no column {', '.join(hints)}; the table has {', '.join(map(str, df.columns))}"
+            )
+        df = df[wanted]
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         click.echo(df.head(limit).to_string(index=False))
     if len(df) > limit:
@@ -188,9 +250,8 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
 
 @cli.command()
 @click.argument("run_id", required=False)
-@RESULTS_DIR
-@click.option("--format", "formats", default="csv", show_default=True,
-              help="Any of parquet,csv,xlsx,jsonl.")  # fmt: skip
+@results_dir_option
+@format_option("csv")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="A file (one format) or a folder; default: the run's folder.")  # fmt: skip
 def export(run_id: str | None, results_dir: Path, formats: str, output: Path | None) -> None:
@@ -200,11 +261,12 @@ def export(run_id: str | None, results_dir: Path, formats: str, output: Path | N
     Example:
       promptgrid export 20261124-105530.123-4f3a --format xlsx -o animals.xlsx
     """
-    from .results import export as write
-    from .results import parse_formats, resolve_run
+    from .exports import export as write
+    from .exports import parse_formats
     from .store import Store
+    from .table import resolve_run
 
-    with Store.in_dir(results_dir) as store:
+    with Store.in_dir(results_dir, readonly=True) as store:
         info = resolve_run(store, run_id)
         target = output or results_dir / info.experiment / info.run_id
         for path in write(store, info, target, parse_formats(formats)):
@@ -229,22 +291,42 @@ def schema() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run_and_report(source: Any, opts: Any) -> None:
-    from .api import experiment_of, run_sync
-    from .runner import RunHandle, execute
+def _warn(experiment: Any) -> None:
+    for warning in experiment.warnings:
+        _err(f"warning: {warning}")
+
+
+def resume_command(file: Path | None, run_id: str, results_dir: Path) -> str:
+    """The command that finishes a run: the run keeps its own settings, so only where its
+    store is matters."""
+    parts = ["promptgrid"]
+    parts += ["run", str(file), "--resume", run_id] if file else ["retry", run_id]
+    if results_dir != Path("results"):
+        parts += ["--results-dir", str(results_dir)]
+    return shlex.join(parts)
+
+
+def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | None) -> None:
+    from ._sync import RunHandle, run_sync
+    from .runner import execute
 
     def on_stop(n: int) -> None:
         if n == 1:
-            _err("\nstopping: finishing calls in flight (Ctrl-C again to stop now)")
+            _err("\nstopping: finishing calls in flight (press Ctrl-C again to stop now)")
 
-    experiment = experiment_of(source)
     handle = RunHandle(on_stop)
-    where = f"{source} " if isinstance(source, str | Path) else ""
     try:
-        outcome = run_sync(execute(experiment, opts, handle), handle)
+        outcome = run_sync(execute(experiment, opts, selection, handle), handle)
     except KeyboardInterrupt as exc:
-        _err(f"{exc}\nresume with: promptgrid run {where}--resume")
-        sys.exit(130)
+        _err(str(exc))
+        if handle.run_id:
+            _err(f"resume with: {resume_command(file, handle.run_id, opts.results_dir)}")
+        sys.exit(handle.exit_code)
+    _report(outcome, file)
+    sys.exit(outcome.exit_code)
+
+
+def _report(outcome: RunOutcome, file: Path | None) -> None:
     counts = outcome.counts
     click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
@@ -256,13 +338,13 @@ def _run_and_report(source: Any, opts: Any) -> None:
     if outcome.status == "stopped" and outcome.summary.stopped_by is not None:
         _err(f"stopped: {outcome.summary.stopped_by}")
     if outcome.status in ("stopped", "interrupted"):
-        _err(f"resume with: promptgrid run {where}--resume {outcome.run_id}")
-    sys.exit(outcome.exit_code)
+        command = resume_command(file, outcome.run_id, outcome.config.results_dir)
+        _err(f"resume with: {command}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning promptgrid errors into one message and an exit code."""
-    from .errors import PromptgridError
+    from .errors import ExitCode, PromptgridError
 
     try:
         cli.main(args=argv, prog_name="promptgrid", standalone_mode=False)
@@ -271,9 +353,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         _err("aborted")
-        sys.exit(130)
+        sys.exit(ExitCode.SIGINT)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+        sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.SIGINT)

@@ -1,11 +1,16 @@
-"""Every error promptgrid raises, in one tree.
+"""Every error promptgrid raises, in one tree, and every exit code, in one table.
 
 ::
 
     PromptgridError                 base; the CLI turns each into one message and an exit code
     ├── SpecError                   the experiment (file or Experiment(...)) is invalid; exit 2
     ├── UsageError                  a bad argument: unknown run id, unknown format, ...; exit 2
-    ├── StoreError                  the SQLite store cannot be opened or is not ours; exit 2
+    ├── StoreError                  the SQLite store failed; exit 5 (committed rows are intact)
+    │   ├── StoreFull               the disk (or the store's quota) is full
+    │   ├── StoreLocked             another connection held the write lock too long
+    │   ├── StoreCorrupt            not a promptgrid store, damaged pages, or a newer version
+    │   ├── StoreReadOnly           the file or its folder cannot be written
+    │   └── RunOwned                another live process is executing this run (its lease)
     └── ProviderError               one call failed; becomes an error row unless it stops the run
         ├── RetryableError          worth another attempt (tenacity retries these, and only these)
         │   ├── RateLimited         HTTP 429 rate limit; carries the server's retry_after
@@ -28,12 +33,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit codes of the ``promptgrid`` command (the README's table is this one)."""
+
+    OK = 0  #: every call succeeded
+    STOPPED = 1  #: an authentication or quota failure stopped the run (resumable)
+    BAD_INPUT = 2  #: bad input: the experiment, an option, a run id; nothing was written
+    ERROR_ROWS = 3  #: the run finished, some calls ended as error rows
+    BUDGET = 4  #: the budget stopped the run (resumable with a higher cap)
+    STORE = 5  #: the store failed: disk full, locked, corrupt, read-only, owned by another run
+    SIGHUP = 129  #: interrupted by SIGHUP (a closed terminal); resumable
+    SIGINT = 130  #: interrupted by Ctrl-C; resumable
+    SIGTERM = 143  #: interrupted by SIGTERM (docker stop, systemd, CI); resumable
 
 
 class PromptgridError(Exception):
     """Base class of every error promptgrid raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.STOPPED
 
 
 # --------------------------------------------------------------------------- input errors
@@ -66,7 +86,7 @@ class SpecError(PromptgridError):
     each names the file, the line and the key path, and says what to do.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(self, problems: list[Problem] | Problem | str) -> None:
         if isinstance(problems, str):
@@ -87,13 +107,35 @@ class SpecError(PromptgridError):
 class UsageError(PromptgridError):
     """A bad argument to the CLI or the Python API (unknown run id, unknown export format, ...)."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class StoreError(PromptgridError):
-    """The SQLite store cannot be opened, is corrupt, or was written by a newer promptgrid."""
+    """The SQLite store failed. The message says what failed, which file, and what to do;
+    everything committed before is intact, and the run can be resumed once it is fixed."""
 
-    exit_code = 2
+    exit_code = ExitCode.STORE
+
+
+class StoreFull(StoreError):
+    """The disk holding the store (or an export) is full."""
+
+
+class StoreLocked(StoreError):
+    """Another connection held the store's write lock past the busy timeout."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a promptgrid store, has damaged pages, or was written by a newer
+    promptgrid."""
+
+
+class StoreReadOnly(StoreError):
+    """The store (or its folder) cannot be written."""
+
+
+class RunOwned(StoreError):
+    """Another live process holds this run's lease: it is being executed right now."""
 
 
 # --------------------------------------------------------------------------- call errors
@@ -192,6 +234,7 @@ __all__ = [
     "AuthenticationFailed",
     "BadRequest",
     "ConnectionFailed",
+    "ExitCode",
     "FatalError",
     "MalformedResponse",
     "Problem",
@@ -201,9 +244,14 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "RetryableError",
+    "RunOwned",
     "RunStopper",
     "ServerError",
     "SpecError",
+    "StoreCorrupt",
     "StoreError",
+    "StoreFull",
+    "StoreLocked",
+    "StoreReadOnly",
     "UsageError",
 ]

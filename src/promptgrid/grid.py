@@ -5,9 +5,14 @@ Order (outermost first): prompts in file order, then case rows in file order, th
 index. Cell ``index`` counts from 0 in that order; result tables keep it.
 
 Each cell carries a content hash of the full request — endpoint, model, rendered messages,
-every parameter and the repeat index — as canonical JSON (sorted keys, compact separators).
-That ``cell_id`` keys the cache, resume and de-duplication: two cells with the same id are
-the same request and are sent once.
+every parameter and the repeat index — as canonical JSON (sorted keys, compact separators;
+:func:`request_key`). That ``cell_id`` keys the cache, resume and de-duplication: two cells with
+the same id are the same request and are sent once.
+
+Endpoints are chosen by model, so :func:`expand` can walk one endpoint's share of the grid
+alone (the model axis restricted to its models): each endpoint's workers pull from their own
+lazy stream, a paused endpoint never holds up another, and no cell is built or hashed twice.
+Only the rendering of a prompt is repeated, once per endpoint that shares it.
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-from .errors import Problem, SpecError
+from .errors import SpecError
 from .providers.base import Request
-from .spec import Experiment
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .spec import Experiment
+    from .spec.templates import Template
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +43,17 @@ class Cell:
     vars: Mapping[str, Any]
     params: Mapping[str, Any]
     repeat: int
-    provider: str
+    endpoint: str  #: the endpoint's name (a provider name)
     request: Request
     cell_id: str
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def request_key(request: Request, repeat: int) -> str:
-    """The content hash of a request (the ``cell_id``)."""
+    """The content hash of a request (the ``cell_id``): the definition :func:`expand` follows."""
     payload = {
         "endpoint": request.endpoint,
         "model": request.model,
@@ -49,55 +61,110 @@ def request_key(request: Request, repeat: int) -> str:
         "params": request.params,
         "repeat": repeat,
     }
-    text = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_dumps(payload).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Combo:
+    """One combination of parameter values, with what every cell of it shares."""
+
+    number: int  # its place among the parameter combinations
+    params: dict[str, Any]  # every parameter, model included (the table's columns)
+    sent: dict[str, Any]  # what is sent besides the model
+    model: str
+    endpoint: str
+    suffix: str  # the canonical JSON of model and params, for the hash
+
+
+def _combos(experiment: Experiment, routes: Mapping[str, str]) -> list[_Combo]:
+    names = list(experiment.param_axes)
+    out = []
+    for number, values in enumerate(itertools.product(*experiment.param_axes.values())):
+        params = dict(zip(names, values, strict=True))
+        model = str(params["model"])
+        sent = {k: v for k, v in params.items() if k != "model"}
+        suffix = f'"model":{_dumps(model)},"params":{_dumps(sent)},"repeat":'
+        out.append(_Combo(number, params, sent, model, routes[model], suffix))
+    return out
 
 
 def expand(
-    experiment: Experiment,
-    endpoints: Mapping[str, str],
-    provider_override: str | None = None,
+    config: RunConfig, endpoint: str | None = None, skip: Container[int] = ()
 ) -> Iterator[Cell]:
-    """Yield every cell, lazily. ``endpoints`` maps provider name -> endpoint id (for the hash)."""
+    """Yield the grid's cells lazily, in grid order.
+
+    ``endpoint``: only the cells routed to that endpoint. ``skip``: cell indexes to leave out
+    (done already); a block of cells all skipped is not even rendered.
+    """
+    endpoint_ids = {name: e.endpoint_id for name, e in config.endpoints.items()}
+    for index, prompt, context, messages, combo, repeat, cell_id in _walk(config, endpoint, skip):
+        request = Request(endpoint_ids[combo.endpoint], combo.model, messages, combo.sent)
+        yield Cell(index, prompt, context, combo.params, repeat, combo.endpoint, request, cell_id)
+
+
+def cell_ids(config: RunConfig, endpoint: str | None = None) -> Iterator[str]:
+    """Only the ``cell_id`` of each cell, in grid order (what a plan needs, faster)."""
+    for *_, cell_id in _walk(config, endpoint, ()):
+        yield cell_id
+
+
+_Walked = tuple[int, str, dict[str, Any], tuple[dict[str, str], ...], _Combo, int, str]
+
+
+def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iterator[_Walked]:
+    """The grid, in order: (index, prompt, context, messages, combo, repeat, cell_id). Each
+    block (a prompt and one row of case and var values) is rendered once; each cell's hash
+    continues the block's hashed prefix (the same bytes :func:`request_key` hashes)."""
+    experiment = config.experiment
+    combos = _combos(experiment, config.routes)
+    if endpoint is not None:
+        combos = [c for c in combos if c.endpoint == endpoint]
+    endpoint_ids = {name: e.endpoint_id for name, e in config.endpoints.items()}
+    repeats = experiment.file.repeats
+    block = math.prod(len(v) for v in experiment.param_axes.values()) * repeats
     var_names = list(experiment.vars)
-    param_names = list(experiment.param_axes)
-    repeats = range(experiment.spec.repeats)
-    index = 0
+    blocks = itertools.count()
     for prompt, templates in experiment.templates.items():
         for case in experiment.iter_cases():
             for var_values in itertools.product(*experiment.vars.values()):
-                context = {**case, **dict(zip(var_names, var_values, strict=True))}
-                messages = _render(prompt, templates, context, index)
-                for param_values in itertools.product(*experiment.param_axes.values()):
-                    params = dict(zip(param_names, param_values, strict=True))
-                    model = str(params["model"])
-                    provider = experiment.provider_for(model, provider_override)
-                    request = Request(
-                        endpoint=endpoints[provider],
-                        model=model,
-                        messages=messages,
-                        params={k: v for k, v in params.items() if k != "model"},
-                    )
-                    for repeat in repeats:
-                        yield Cell(
-                            index, prompt, context, params, repeat, provider, request,
-                            request_key(request, repeat),
-                        )  # fmt: skip
-                        index += 1
+                base = next(blocks) * block
+                context: dict[str, Any] | None = None
+                messages: tuple[dict[str, str], ...] = ()
+                prefixes: dict[str, Any] = {}
+                for combo in combos:
+                    first = base + combo.number * repeats
+                    for repeat in range(repeats):
+                        index = first + repeat
+                        if index in skip:
+                            continue
+                        if context is None:  # the block's first cell: render once
+                            context = {**case, **dict(zip(var_names, var_values, strict=True))}
+                            messages = render(prompt, templates, context, index, experiment)
+                            text = _dumps(messages)
+                        hasher = prefixes.get(combo.endpoint)
+                        if hasher is None:
+                            eid = _dumps(endpoint_ids[combo.endpoint])
+                            head = f'{{"endpoint":{eid},"messages":{text},'
+                            hasher = prefixes[combo.endpoint] = hashlib.sha256(head.encode())
+                        digest = hasher.copy()
+                        digest.update(f"{combo.suffix}{repeat}}}".encode())
+                        cell_id = digest.hexdigest()[:32]
+                        yield index, prompt, context, messages, combo, repeat, cell_id
 
 
-def _render(
-    prompt: str, templates: Any, context: Mapping[str, Any], index: int
+def render(
+    prompt: str,
+    templates: Sequence[tuple[str, Template]],
+    context: Mapping[str, Any],
+    index: int,
+    experiment: Experiment,
 ) -> tuple[dict[str, str], ...]:
+    """One prompt's messages for one row; a template that fails here is a ``SpecError`` naming
+    the prompt, the row and the file."""
     try:
         return tuple({"role": role, "content": t.render(context)} for role, t in templates)
-    except jinja2.TemplateError as exc:
+    except Exception as exc:  # anything a template raises is the template's problem
+        message = f"prompt {prompt!r} failed to render for cell {index} ({context}): {exc}"
         raise SpecError(
-            Problem(
-                f"prompt {prompt!r} failed to render for cell {index} ({context}): {exc}",
-                path=f"prompts.{prompt}",
-                hint="check the template against this row's values",
-            )
+            experiment.where(("prompts", prompt), message, "check the template against this row")
         ) from None

@@ -1,7 +1,7 @@
 """Estimated cost of a call, from a small table of list prices (USD per million tokens).
 
 Prices change: this table is an estimate for the common OpenAI models and says None for a model
-it does not know, rather than guess. The offline echo provider costs nothing.
+it does not know, rather than guess. A free endpoint (``EndpointConfig.free``) costs nothing.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ def price_of(model: str | None) -> tuple[float, float, float] | None:
     return next((PRICES[p] for p in _BY_LENGTH if model.startswith(p)), None)
 
 
-def cost_usd(kind: str, completion: Completion) -> float | None:
-    """What a completion cost, or None when the model's price is unknown."""
-    if kind == "echo":
+def cost_usd(completion: Completion, *, free: bool = False) -> float | None:
+    """What a completion cost (0 on a ``free`` endpoint), or None when the model's price is
+    unknown."""
+    if free:
         return 0.0
     price = price_of(completion.resolved_model)
     if price is None:

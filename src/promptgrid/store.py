@@ -10,23 +10,56 @@ experiment finds its answer here (the cache). Tables:
 - ``results``    one row per run × cell index: the result table, pointing at a response or
                  holding the error of the cell's last attempt.
 - ``attempts``   every attempt of every cell, for the record.
+- ``owners``     each process executing a run here: pid, host, heartbeat.
+- ``claims``     requests on the wire, and whose: another process waits for the answer
+                 instead of paying for it too.
 
 WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed at any moment
 (it may not survive a power cut, which costs at most the last few calls). Schema changes are
-named migrations in ``migrations``, each applied in one transaction.
+named migrations in ``migrations``, applied under an exclusive lock and re-checked once it is
+held, so two processes opening a new store at once cannot both apply one.
+
+**Leases.** A run being executed names its owner (``runs.owner``); the owner's heartbeat is
+renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger than
+``LEASE_TTL_S`` and, on this host, its pid exists — so a run killed with ``-9`` shows as
+``interrupted`` at once, and a second process refuses to execute a run whose owner is alive.
+
+**Errors.** Every ``sqlite3`` or file-system failure leaves this module as a
+:class:`~promptgrid.errors.StoreError` saying what failed, which file, and what to do.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import secrets
+import socket
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import StoreError
+from .errors import (
+    RunOwned,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreReadOnly,
+    UsageError,
+)
+
+T = TypeVar("T")
+#: Seconds between two heartbeats of a run's owner.
+HEARTBEAT_S = 5.0
+#: An owner whose heartbeat is older than this is dead, wherever it ran.
+LEASE_TTL_S = 30.0
+#: How long a write waits for another connection's lock before it is a failure.
+BUSY_TIMEOUT_MS = 5000
 
 STORE_NAME = "promptgrid.sqlite"
 
@@ -101,6 +134,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX attempts_cell ON attempts (run_id, idx);
         """,
     ),
+    (
+        "002_leases_claims",
+        """
+        ALTER TABLE runs ADD COLUMN owner TEXT;
+        CREATE TABLE owners (
+            owner TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            heartbeat REAL NOT NULL
+        );
+        CREATE TABLE claims (
+            cell_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            claimed_at REAL NOT NULL
+        );
+        CREATE INDEX claims_owner ON claims (owner);
+        """,
+    ),
 )
 
 
@@ -125,9 +176,10 @@ class RunInfo:
     columns: list[tuple[str, str]]
     options: dict[str, Any]
     total: int
-    status: str
+    status: str  #: running, finished, interrupted, stopped, failed
     created_at: str
     finished_at: str | None
+    owner: str | None = None  #: the live process executing it (pid@host), if any
 
 
 @dataclass(frozen=True)
@@ -171,26 +223,160 @@ class ResultRow:
     cached: bool = False
 
 
-class Store:
-    """A promptgrid SQLite file. Use as a context manager or call ``close``."""
+@dataclass(frozen=True)
+class Owner:
+    """A process that executes runs in a store: ``pid@host`` and a token against pid reuse."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+    pid: int
+    host: str
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def id(self) -> str:
+        """The owner's key in the store."""
+        return f"{self.pid}@{self.host}#{self.token}"
 
     @classmethod
-    def in_dir(cls, results_dir: str | Path) -> Store:
+    def me(cls) -> Owner:
+        """This process."""
+        return cls(os.getpid(), socket.gethostname())
+
+    def __str__(self) -> str:
+        return f"process {self.pid} on {self.host}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _alive(pid: int, host: str, heartbeat: float, at: float) -> bool:
+    fresh = at - heartbeat < LEASE_TTL_S
+    return fresh and (host != socket.gethostname() or _pid_alive(pid))
+
+
+def translate(exc: BaseException, path: Path, doing: str) -> StoreError:
+    """The :class:`StoreError` for a ``sqlite3`` or file-system failure on ``path``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, StoreError):
+        return exc
+    if "SQLITE_FULL" in name or "disk is full" in low or getattr(exc, "errno", None) == 28:
+        return StoreFull(
+            f"the disk holding {path} is full ({doing}): free some space, then resume the run; "
+            "everything committed before is safe"
+        )
+    if "BUSY" in name or "LOCKED" in name or "database is locked" in low:
+        return StoreLocked(
+            f"{path} stayed locked by another connection for {BUSY_TIMEOUT_MS / 1000:g} s "
+            f"({doing}): close the program holding it (an open `sqlite3` shell, a long query), "
+            "then resume the run"
+        )
+    if (
+        "CORRUPT" in name or "NOTADB" in name or "malformed" in low
+        or "not a database" in low or "file is encrypted" in low
+    ):  # fmt: skip
+        return StoreCorrupt(
+            f"{path} is damaged or not a promptgrid store ({text}; {doing}): move it aside and "
+            f"run again (answers in it are then not reused), or salvage it with "
+            f"`sqlite3 {path} .recover`"
+        )
+    if "READONLY" in name or "readonly" in low or isinstance(exc, PermissionError):
+        return StoreReadOnly(
+            f"{path} cannot be written ({text}; {doing}): make it and its folder writable, or "
+            "use another --results-dir"
+        )
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return StoreError(
+            f"cannot create {path.parent}: a file is in the way ({text}); "
+            "choose another --results-dir"
+        )
+    if "CANTOPEN" in name or "unable to open" in low:
+        return StoreReadOnly(
+            f"cannot open {path} ({text}; {doing}): check that its folder exists and is writable"
+        )
+    return StoreError(f"{doing} failed on {path}: {text}")
+
+
+def _guarded(doing: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Translate a method's ``sqlite3`` and file-system errors into :class:`StoreError`."""
+
+    def wrap(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def guarded(self: Store, *args: Any, **kwargs: Any) -> T:
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.Error, OSError) as exc:
+                raise translate(exc, self.path, doing) from None
+
+        return guarded
+
+    return wrap
+
+
+class Store:
+    """A promptgrid SQLite file. Use as a context manager or call ``close``.
+
+    ``readonly``: only read (works on a read-only file or folder; nothing is ever written).
+    ``create``: create the file if it does not exist (else a missing store is a UsageError).
+    One connection, usable from one thread at a time; the engine gives its writes a thread of
+    their own (``promptgrid.engine.storeio``).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, create: bool = True) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.is_file():
+            raise UsageError(
+                f"no runs in {self.path.parent} (no {self.path.name} there): run an experiment "
+                "first, or point --results-dir at the folder that holds it"
+            )
+        db: sqlite3.Connection | None = None
+        try:
+            if readonly:
+                db = self._open_readonly()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+            self.db = db
+            self._migrate()
+        except BaseException as exc:
+            if db is not None:
+                db.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise translate(exc, self.path, "opening the store") from None
+            raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            # A WAL store in a folder we may not write: no -shm can be made. Read it as it is
+            # on disk (nothing else may be writing to it then).
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+
+    @classmethod
+    def in_dir(
+        cls, results_dir: str | Path, *, readonly: bool = False, create: bool = True
+    ) -> Store:
         """The store of a results directory."""
-        return cls(Path(results_dir) / STORE_NAME)
+        return cls(Path(results_dir) / STORE_NAME, readonly=readonly, create=create)
 
     def __enter__(self) -> Store:
         return self
@@ -203,25 +389,53 @@ class Store:
         self.db.close()
 
     def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations "
-            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        done = {row[0] for row in self.db.execute("SELECT name FROM migrations")}
-        known = {name for name, _ in MIGRATIONS}
-        if done - known:
-            raise StoreError(
-                f"{self.path} was written by a newer promptgrid (migrations "
-                f"{sorted(done - known)}); upgrade promptgrid or use another --results-dir"
+        known = [name for name, _ in MIGRATIONS]
+        if self._applied() == set(known):
+            return
+        if self.readonly:
+            done = self._applied()
+            if done - set(known):
+                raise self._newer(done - set(known))
+            raise StoreCorrupt(
+                f"{self.path} was written by an older promptgrid and needs an upgrade that a "
+                "read-only open cannot make: open it once writable (run anything with this "
+                "--results-dir)"
             )
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            with self.transaction():
+        # Exclusive, then look again: another process may have migrated while we waited.
+        self.db.execute("BEGIN EXCLUSIVE")
+        try:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            done = self._applied()
+            if done - set(known):
+                raise self._newer(done - set(known))
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
                 for statement in sql.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _applied(self) -> set[str]:
+        try:
+            return {row[0] for row in self.db.execute("SELECT name FROM migrations")}
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return set()
+            raise
+
+    def _newer(self, names: set[str]) -> StoreError:
+        return StoreCorrupt(
+            f"{self.path} was written by a newer promptgrid (migrations {sorted(names)}); "
+            "upgrade promptgrid or use another --results-dir"
+        )
 
     def transaction(self) -> _Transaction:
         """``with store.transaction():`` — one atomic, durable write."""
@@ -229,6 +443,7 @@ class Store:
 
     # ------------------------------------------------------------------ runs
 
+    @_guarded("recording a new run")
     def create_run(
         self,
         run_id: str,
@@ -239,7 +454,7 @@ class Store:
         total: int,
         options: dict[str, Any],
     ) -> None:
-        """Record a new run as ``running``."""
+        """Record a new run as ``running`` (not yet owned: see :meth:`acquire`)."""
         with self.transaction():
             self.db.execute(
                 "INSERT INTO runs (run_id, experiment, source, spec_json, columns_json, "
@@ -248,8 +463,58 @@ class Store:
                  "running", now()),
             )  # fmt: skip
 
+    @_guarded("taking the run's lease")
+    def acquire(self, run_id: str, owner: Owner) -> None:
+        """Become the run's owner and mark it running; raise :class:`RunOwned` if another live
+        process owns it."""
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT o.owner, o.pid, o.host, o.heartbeat FROM runs r "
+                "JOIN owners o ON o.owner = r.owner WHERE r.run_id = ?",
+                (run_id,),
+            ).fetchone()
+            at = time.time()
+            if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
+                raise RunOwned(
+                    f"run {run_id} is being executed by process {row[1]} on {row[2]} (its "
+                    f"heartbeat is {at - row[3]:.0f} s old); let it finish, or stop it "
+                    f"(Ctrl-C in its terminal, or `kill {row[1]}`) and resume"
+                )
+            self._beat(owner, at)
+            self.db.execute(
+                "UPDATE runs SET owner = ?, status = 'running', finished_at = NULL "
+                "WHERE run_id = ?",
+                (owner.id, run_id),
+            )
+
+    @_guarded("renewing the run's heartbeat")
+    def heartbeat(self, owner: Owner) -> None:
+        """Tell other processes this owner is alive."""
+        with self.transaction():
+            self._beat(owner, time.time())
+
+    def _beat(self, owner: Owner, at: float) -> None:
+        self.db.execute(
+            "INSERT INTO owners (owner, pid, host, heartbeat) VALUES (?,?,?,?) "
+            "ON CONFLICT (owner) DO UPDATE SET heartbeat = excluded.heartbeat",
+            (owner.id, owner.pid, owner.host, at),
+        )
+
+    @_guarded("releasing the run")
+    def release(self, run_id: str, owner: Owner, status: str) -> None:
+        """Record how the run ended, give up its lease and this owner's claims."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, owner = NULL "
+                "WHERE run_id = ? AND (owner = ? OR owner IS NULL)",
+                (status, now(), run_id, owner.id),
+            )
+            self.db.execute("DELETE FROM claims WHERE owner = ?", (owner.id,))
+            self.db.execute("DELETE FROM owners WHERE owner = ?", (owner.id,))
+
+    @_guarded("recording the run's status")
     def set_status(self, run_id: str, status: str) -> None:
-        """Mark a run running, finished, interrupted or stopped."""
+        """Mark a run running, finished, interrupted, stopped or failed."""
         finished = None if status == "running" else now()
         with self.transaction():
             self.db.execute(
@@ -257,21 +522,34 @@ class Store:
                 (status, finished, run_id),
             )
 
+    @_guarded("reading the runs")
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
-        """All runs, newest first (optionally of one experiment)."""
+        """All runs, newest first (optionally of one experiment). A run whose owner died shows
+        as ``interrupted``."""
         sql = "SELECT * FROM runs"
         args: tuple[Any, ...] = ()
         if experiment is not None:
             sql += " WHERE experiment = ?"
             args = (experiment,)
         rows = self.db.execute(sql + " ORDER BY run_id DESC", args).fetchall()
-        return [_run_info(row) for row in rows]
+        owners = self._live_owners()
+        return [_run_info(row, owners) for row in rows]
 
+    @_guarded("reading a run")
     def run(self, run_id: str) -> RunInfo | None:
         """One run, or None."""
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return _run_info(row) if row else None
+        return _run_info(row, self._live_owners()) if row else None
 
+    def _live_owners(self) -> dict[str, str]:
+        at = time.time()
+        return {
+            owner: f"{pid}@{host}"
+            for owner, pid, host, beat in self.db.execute("SELECT * FROM owners")
+            if _alive(pid, host, beat, at)
+        }
+
+    @_guarded("counting results")
     def counts(self, run_id: str) -> dict[str, int]:
         """Result rows of a run by status (ok / error), plus cached."""
         out = dict(
@@ -284,6 +562,7 @@ class Store:
         ).fetchone()[0]
         return out
 
+    @_guarded("counting errors")
     def error_summary(self, run_id: str) -> list[tuple[str, int]]:
         """Error rows of a run by error type, most frequent first."""
         return self.db.execute(
@@ -294,6 +573,7 @@ class Store:
 
     # ------------------------------------------------------------------ cells
 
+    @_guarded("reading which cells are done")
     def indexes(self, run_id: str, status: str | None = None) -> set[int]:
         """Cell indexes of a run that have a result row (of ``status``): the cells to skip."""
         sql, args = "SELECT idx FROM results WHERE run_id = ?", (run_id,)
@@ -301,35 +581,105 @@ class Store:
             sql, args = sql + " AND status = ?", (run_id, status)
         return {row[0] for row in self.db.execute(sql, args)}
 
-    def cached_answer(self, cell_id: str) -> int | None:
-        """The id of the newest stored answer to this request, if any."""
+    @_guarded("reading the cache")
+    def newest_response(self) -> int:
+        """The id of the newest stored answer (0 if none): answers after it are new."""
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
+
+    @_guarded("reading the cache")
+    def cached_answer(self, cell_id: str, after: int = 0) -> int | None:
+        """The id of the newest stored answer to this request (newer than ``after``), if any."""
         row = self.db.execute(
-            "SELECT id FROM responses WHERE cell_id = ? ORDER BY id DESC LIMIT 1", (cell_id,)
+            "SELECT id FROM responses WHERE cell_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            (cell_id, after),
         ).fetchone()
         return row[0] if row else None
 
-    def cached_among(self, cell_ids: Iterable[str]) -> set[str]:
-        """Which of these requests already have an answer."""
-        ids = list(cell_ids)
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT DISTINCT cell_id FROM responses WHERE cell_id IN ({marks})", chunk
+    @_guarded("reading the cache")
+    def count_answered(self, cell_ids: Iterable[str]) -> int:
+        """How many of these distinct requests already have an answer."""
+        ids = cell_ids if isinstance(cell_ids, set) else set(cell_ids)
+        stored = self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        if not stored or not ids:
+            return 0
+        if stored < len(ids):  # fewer answers than cells: scan the answers
+            cursor = self.db.execute("SELECT DISTINCT cell_id FROM responses")
+            return sum(1 for (cell_id,) in cursor if cell_id in ids)
+        found = 0
+        chunk: list[str] = []
+        for cell_id in ids:
+            chunk.append(cell_id)
+            if len(chunk) == 500:
+                found += self._count_in(chunk)
+                chunk = []
+        return found + (self._count_in(chunk) if chunk else 0)
+
+    def _count_in(self, chunk: list[str]) -> int:
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT COUNT(DISTINCT cell_id) FROM responses WHERE cell_id IN ({marks})"
+        return int(self.db.execute(sql, chunk).fetchone()[0])
+
+    @_guarded("claiming requests")
+    def claim(
+        self, cell_ids: Sequence[str], owner: Owner, *, after: int | None
+    ) -> list[int | bool | str]:
+        """For each request: the id of an answer already stored (newer than ``after``; with
+        ``after`` None, no answer counts), ``True`` when it is now this owner's to send, or the
+        live owner (``pid@host``) already sending it."""
+        out: list[int | bool | str] = []
+        at = time.time()
+        with self.transaction():
+            self._beat(owner, at)
+            for cell_id in cell_ids:
+                if after is not None and (answer := self._answer(cell_id, after)) is not None:
+                    out.append(answer)
+                    continue
+                row = self.db.execute(
+                    "SELECT o.owner, o.pid, o.host, o.heartbeat FROM claims c "
+                    "JOIN owners o ON o.owner = c.owner WHERE c.cell_id = ?",
+                    (cell_id,),
+                ).fetchone()
+                if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
+                    out.append(f"{row[1]}@{row[2]}")
+                    continue
+                self.db.execute(
+                    "INSERT INTO claims (cell_id, owner, claimed_at) VALUES (?,?,?) "
+                    "ON CONFLICT (cell_id) DO UPDATE SET owner = excluded.owner, "
+                    "claimed_at = excluded.claimed_at",
+                    (cell_id, owner.id, at),
                 )
+                out.append(True)
+        return out
+
+    def _answer(self, cell_id: str, after: int) -> int | None:
+        row = self.db.execute(
+            "SELECT id FROM responses WHERE cell_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            (cell_id, after),
+        ).fetchone()
+        return row[0] if row else None
+
+    @_guarded("releasing claims")
+    def unclaim(self, cell_ids: Sequence[str], owner: Owner) -> None:
+        """Give up claims (the calls were abandoned)."""
+        with self.transaction():
+            self.db.executemany(
+                "DELETE FROM claims WHERE cell_id = ? AND owner = ?",
+                [(c, owner.id) for c in cell_ids],
             )
-        return found
 
-    def write(self, rows: Sequence[ResultRow]) -> list[int | None]:
-        """Commit finished cells in one transaction (durable when this returns).
-
-        Returns the response id each row points at (None for error rows)."""
+    @_guarded("writing results")
+    def write(self, rows: Sequence[ResultRow], owner: Owner | None = None) -> list[int | None]:
+        """Commit finished cells in one transaction (durable when this returns), and drop the
+        owner's claims on them. Returns the response id each row points at (None for errors)."""
         at = now()
         with self.transaction():
-            return [self._write_one(row, at) for row in rows]
+            ids = [self._write_one(row, at) for row in rows]
+            if owner is not None:
+                self.db.executemany(
+                    "DELETE FROM claims WHERE cell_id = ? AND owner = ?",
+                    [(row.cell_id, owner.id) for row in rows],
+                )
+            return ids
 
     def _write_one(self, row: ResultRow, at: str) -> int | None:
         db = self.db
@@ -371,6 +721,12 @@ class Store:
 
     def result_rows(self, run_id: str, batch: int = 5000) -> Iterator[list[sqlite3.Row]]:
         """The result table of a run in cell order, in batches (joined with requests/answers)."""
+        try:
+            yield from self._result_rows(run_id, batch)
+        except (sqlite3.Error, OSError) as exc:
+            raise translate(exc, self.path, "reading results") from None
+
+    def _result_rows(self, run_id: str, batch: int) -> Iterator[list[sqlite3.Row]]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
         cursor.execute(
@@ -386,6 +742,7 @@ class Store:
         while rows := cursor.fetchmany(batch):
             yield rows
 
+    @_guarded("reading attempts")
     def attempt_history(self, run_id: str) -> list[sqlite3.Row]:
         """Every attempt of every cell of a run, in order."""
         cursor = self.db.cursor()
@@ -403,12 +760,23 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
 
-def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    run_id, experiment, source, spec, columns, options, total, status, created, finished = row
+def _run_info(row: tuple[Any, ...], live: dict[str, str]) -> RunInfo:
+    run_id, experiment, source, spec, columns, options, total, status, created, finished = row[:10]
+    owner = live.get(row[10]) if len(row) > 10 and row[10] else None
+    if status == "running" and owner is None:
+        status = "interrupted"  # its process died (kill -9, power loss) without saying so
     return RunInfo(
         run_id, experiment, source, json.loads(spec), [tuple(c) for c in json.loads(columns)],
-        json.loads(options), total, status, created, finished,
+        json.loads(options), total, status, created, finished, owner,
     )  # fmt: skip

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..tokens import max_output_tokens
+
 
 @dataclass(frozen=True)
 class Request:
@@ -21,11 +23,8 @@ class Request:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def max_output_tokens(self) -> int | None:
-        """The output tokens this request may use at most (``max_tokens`` × ``n``), if bounded."""
-        limit = self.params.get("max_completion_tokens", self.params.get("max_tokens"))
-        if limit is None:
-            return None
-        return int(limit) * int(self.params.get("n") or 1)
+        """The output tokens this request may use at most (its output limit × ``n``)."""
+        return max_output_tokens(self.params)
 
 
 @dataclass(frozen=True)

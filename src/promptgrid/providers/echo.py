@@ -6,28 +6,30 @@ pipeline — grid, scheduler, store, files — runs without a key or a connectio
 
 from __future__ import annotations
 
+from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
 from .base import Completion, Request
 
 
 class EchoProvider:
-    """Answers ``echo: <last user message>``, cut to ``max_tokens`` (about 4 characters each)."""
+    """Answers ``echo: <last user message>``, cut to the output limit (4 characters a token);
+    usage is :mod:`promptgrid.tokens`' estimate."""
 
     async def complete(self, request: Request) -> Completion:
         """Answer at once, deterministically."""
         last_user = next(
-            (m["content"] for m in reversed(request.messages) if m["role"] == "user"), ""
+            (message_text(m["content"]) for m in reversed(request.messages) if m["role"] == "user"),
+            "",
         )
         text = f"echo: {last_user}"
         finish = "stop"
         limit = request.params.get("max_completion_tokens", request.params.get("max_tokens"))
         if limit is not None and len(text) > 4 * int(limit):
             text, finish = text[: 4 * int(limit)], "length"
-        prompt_chars = sum(len(m["content"]) for m in request.messages)
         return Completion(
             text=text,
             finish_reason=finish,
-            prompt_tokens=prompt_chars // 4 + 3 * len(request.messages) + 1,
-            completion_tokens=len(text) // 4 + 1,
+            prompt_tokens=estimate_prompt_tokens(request.messages),
+            completion_tokens=estimate_text_tokens(text),
             resolved_model=request.model,
         )
 

@@ -14,10 +14,13 @@ attempt. Every failure leaves this module as a :mod:`promptgrid.errors` class, b
     APIConnectionError, APITimeoutError
     caused by a dropped connection          -> ConnectionFailed
     APIResponseValidationError, bad JSON,
-    pydantic errors, no choices, no finish  -> MalformedResponse
+    undecodable bytes, a body of the wrong
+    shape, no choices, no finish_reason     -> MalformedResponse
     APIError (no status)                    -> ServerError
     any other OpenAIError                   -> BadRequest
 
+Nothing else escapes: a foreign exception from a response is a ``MalformedResponse``. Every
+string a server sends back (message, request id, headers, the answer) is scrubbed of the key.
 Only this module imports ``openai``; the CLI imports it when a run needs it, never at ``--help``.
 """
 
@@ -26,18 +29,18 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import inspect
-import json
-import os
+import math
 import sys
 import time
 from collections.abc import Awaitable, Mapping
+from dataclasses import replace
+from datetime import timezone
 from functools import cache
 from typing import Any, TypeVar
 
 import aiohttp
 import httpx2
 import openai
-import pydantic
 from openai.resources.chat.completions import AsyncCompletions
 
 from ..errors import (
@@ -51,10 +54,9 @@ from ..errors import (
     RequestTimeout,
     ServerError,
 )
-from . import DEFAULT_BASE_URL, resolve_endpoint
 from .base import Completion, Request
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "resolve_endpoint", "retry_after", "translate"]
+__all__ = ["OpenAIProvider", "retry_after", "translate"]
 
 # Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
 _MAX_CONNECTIONS = 1000
@@ -65,28 +67,22 @@ T = TypeVar("T")
 class OpenAIProvider:
     """Chat completions through ``openai.AsyncOpenAI`` (aiohttp transport by default).
 
-    The key is ``api_key``, else the environment variable ``api_key_env``; without one,
-    :class:`AuthenticationFailed` is raised here, before any call. ``http_client`` replaces the
-    transport (tests pass ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``); the
-    provider owns it and closes it in :meth:`aclose`. Create it inside the running loop.
+    ``api_key`` is the key itself (``promptgrid.config`` decides where it comes from); it never
+    leaves this object: every value a server sends back is scrubbed of it. ``http_client``
+    replaces the transport (tests pass ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``);
+    the provider owns it and closes it in :meth:`aclose`. Create it inside the running loop.
     """
 
     def __init__(
         self,
         *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        base_url: str,
+        api_key: str,
         timeout_s: float = 60.0,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
-        key = api_key or os.environ.get(api_key_env)
-        if not key:
-            raise AuthenticationFailed(
-                f"no API key: set {api_key_env}, or run offline with --provider echo"
-            )
-        self.endpoint = resolve_endpoint(base_url)
-        self._key = key
+        self.endpoint = base_url.rstrip("/")
+        self._key = api_key
         self._timeout_s = timeout_s
         if http_client is None:
             # aiohttp measured about twice httpx's calls per second under concurrency here.
@@ -97,7 +93,7 @@ class OpenAIProvider:
                 ),
             )
         self._client = openai.AsyncOpenAI(
-            api_key=key,
+            api_key=api_key,
             base_url=self.endpoint,
             max_retries=0,  # promptgrid owns retries
             timeout=timeout_s,
@@ -116,34 +112,41 @@ class OpenAIProvider:
                 create(model=request.model, messages=messages, **kwargs, timeout=self._timeout_s),
             )
             headers = {k.lower(): v for k, v in raw.headers.items()}
-            parsed = raw.parse()
+            completion = _completion(raw.parse(), headers)
         except asyncio.TimeoutError as exc:
             raise RequestTimeout(f"no complete answer within {self._timeout_s:g} s") from exc
-        except (openai.OpenAIError, json.JSONDecodeError, pydantic.ValidationError) as exc:
-            raise translate(exc, secret=self._key) from exc
-        return _completion(parsed, headers)
+        except openai.OpenAIError as exc:
+            raise _scrub_error(translate(exc), self._key) from exc
+        except ProviderError as exc:
+            raise _scrub_error(exc, self._key) from None
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+            # Undecodable bytes, bad JSON, a body of the wrong shape: this answer is garbage, the
+            # next one may not be (retried as malformed, then an error row; never a dead run).
+            raise _scrub_error(
+                MalformedResponse(f"not a chat completion: {type(exc).__name__}: {exc}"),
+                self._key,
+            ) from exc
+        return _scrub_completion(completion, self._key)
 
     async def aclose(self) -> None:
         """Close the HTTP client and its connections."""
         await self._client.close()
 
 
-def translate(exc: BaseException, *, secret: str = "") -> ProviderError:
+def translate(exc: openai.OpenAIError) -> ProviderError:
     """The promptgrid error for an exception that came out of the SDK (see the module table)."""
     if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, secret)
+        return _status_error(exc)
     if isinstance(exc, openai.APITimeoutError) and not _dropped(exc):
-        return RequestTimeout(_scrub(f"timed out: {exc}", secret))
+        return RequestTimeout(f"timed out: {exc}")
     if isinstance(exc, openai.APIConnectionError):
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        return ConnectionFailed(_scrub(f"connection failed: {exc}{cause}", secret))
-    if isinstance(
-        exc, (openai.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError)
-    ):
-        return MalformedResponse(_scrub(f"not a chat completion: {exc}", secret))
+        return ConnectionFailed(f"connection failed: {exc}{cause}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return MalformedResponse(f"not a chat completion: {exc}")
     if isinstance(exc, openai.APIError):
-        return ServerError(_scrub(f"API error: {exc}", secret))
-    return BadRequest(_scrub(f"{type(exc).__name__}: {exc}", secret))
+        return ServerError(f"API error: {exc}")
+    return BadRequest(f"{type(exc).__name__}: {exc}")
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -160,13 +163,13 @@ def _dropped(exc: BaseException) -> bool:
     return dropped
 
 
-def _status_error(exc: openai.APIStatusError, secret: str) -> ProviderError:
+def _status_error(exc: openai.APIStatusError) -> ProviderError:
     status = exc.status_code
     headers = {k.lower(): v for k, v in exc.response.headers.items()}
     body = exc.body if isinstance(exc.body, Mapping) else {}
     detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
     fields: dict[str, Any] = {
-        "message": _scrub(f"HTTP {status}: {detail}", secret),
+        "message": f"HTTP {status}: {detail}",
         "http_status": status,
         "request_id": exc.request_id,
         "headers": headers,
@@ -182,26 +185,29 @@ def _status_error(exc: openai.APIStatusError, secret: str) -> ProviderError:
     return BadRequest(**fields)
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The server's wait in seconds: ``retry-after-ms``, else ``retry-after`` (seconds or an
-    HTTP date); ``None`` if absent or unreadable. ``headers`` must be lower-cased."""
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return max(0.0, float(ms) / 1000)
-    except ValueError:
-        pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    HTTP date). ``None`` — fall back to backoff — when absent, unreadable, not finite, zero or
+    negative, or a date already past: a server that says "retry now" a hundred times would
+    otherwise be hammered. ``headers`` must be lower-cased; ``now`` is for tests."""
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            if name == "retry-after-ms":
+                continue
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+            if when.tzinfo is None:  # an HTTP date is GMT
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
+    return None
 
 
 def _completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
@@ -264,6 +270,26 @@ def _create_parameters() -> frozenset[str]:
     return frozenset(inspect.signature(AsyncCompletions.create).parameters) - reserved
 
 
-def _scrub(text: str, secret: str) -> str:
-    """Never let the key reach a message (some servers echo it back)."""
-    return text.replace(secret, "***") if secret else text
+def _scrub(value: Any, secret: str) -> Any:
+    """A value with the key replaced by ``***`` (some servers echo it back, in messages, ids or
+    headers); anything else unchanged."""
+    if secret and isinstance(value, str) and secret in value:
+        return value.replace(secret, "***")
+    return value
+
+
+def _scrub_error(error: ProviderError, secret: str) -> ProviderError:
+    error.message = _scrub(error.message, secret)
+    error.args = (error.message,)
+    error.request_id = _scrub(error.request_id, secret)
+    error.headers = {k: _scrub(v, secret) for k, v in error.headers.items()}
+    return error
+
+
+def _scrub_completion(completion: Completion, secret: str) -> Completion:
+    if not secret:
+        return completion
+    fields = ("text", "finish_reason", "resolved_model", "request_id")
+    changed = {f: _scrub(getattr(completion, f), secret) for f in fields}
+    headers = {k: _scrub(v, secret) for k, v in completion.rate_limits.items()}
+    return replace(completion, rate_limits=headers, **changed)

@@ -20,8 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import UsageError
-from .spec import RESERVED_COLUMNS, ParamValues
+from ..columns import RESULTS
+from ..errors import UsageError
+from ..spec.schema import ParamValues
 
 __all__ = ["WrappedFrame", "compare", "summary", "varying"]
 
@@ -34,7 +35,7 @@ _TABLE_STYLES = [
     {"selector": "th", "props": "text-align:left;vertical-align:top"},
     {"selector": "td", "props": "vertical-align:top"},
 ]
-_RESULT_COLUMNS = frozenset(RESERVED_COLUMNS) - {"prompt", "repeat", "run_id"}
+_RESULT_COLUMNS = RESULTS
 _PARAMS = frozenset(ParamValues.model_fields)
 
 Agg = str | Callable[[pd.Series], Any]

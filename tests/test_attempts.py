@@ -13,6 +13,13 @@ from typing import Any
 
 import pytest
 
+from promptgrid.engine.attempts import (
+    DEFAULT_RATE_LIMIT_PAUSE_S,
+    Attempt,
+    Outcome,
+    call_with_retry,
+)
+from promptgrid.engine.limiter import EndpointLimiter
 from promptgrid.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -24,15 +31,8 @@ from promptgrid.errors import (
     RequestTimeout,
     ServerError,
 )
-from promptgrid.limits import EndpointLimiter, estimate_prompt_tokens
 from promptgrid.providers.base import Completion, Request
-from promptgrid.retry import (
-    DEFAULT_OUTPUT_TOKENS,
-    DEFAULT_RATE_LIMIT_PAUSE_S,
-    Attempt,
-    Outcome,
-    call_with_retry,
-)
+from promptgrid.tokens import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 
 MESSAGES = ({"role": "user", "content": "Name five dogs."},)
 REQUEST = Request("http://test/v1", "gpt-test", MESSAGES, {"max_tokens": 100})

@@ -23,19 +23,19 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from .errors import ProviderError, RateLimited, RetryableError
-from .limits import EndpointLimiter, estimate_prompt_tokens
-from .providers.base import Completion, Provider, Request
+from ..errors import ProviderError, RateLimited, RetryableError
+from ..providers.base import Completion, Provider, Request
+from ..tokens import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
+from .limiter import EndpointLimiter
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "Attempt", "Outcome", "call_with_retry", "wait_retry_after"]
+__all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "wait_retry_after"]
 
-#: Output tokens reserved when a request sets no ``max_tokens`` (reconciled with real usage).
-DEFAULT_OUTPUT_TOKENS = 512
 #: How long a 429 without ``retry-after`` pauses the endpoint.
 DEFAULT_RATE_LIMIT_PAUSE_S = 1.0
 #: First backoff window; it doubles per attempt (1, 2, 4, ... s) up to ``max_wait_s``.
 BACKOFF_MULTIPLIER_S = 1.0
 
+#: How a wait is awaited (``asyncio.sleep``; tests inject a recorder).
 Sleep = Callable[[float], Awaitable[None]]
 
 

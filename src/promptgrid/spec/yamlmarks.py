@@ -12,12 +12,12 @@ from typing import Any
 
 import yaml
 
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
-def load_yaml(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
+def load_yaml(text: str, filename: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse ``text`` safely; return the data and a map from key path to 1-based line."""
     loader = yaml.SafeLoader(text)
     try:
@@ -38,7 +38,7 @@ def load_yaml(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
             raise SpecError(Problem(f"invalid YAML: {exc}", filename)) from None
         if node is None:
             return None, {}
-        lines: dict[Path, int] = {}
+        lines: dict[KeyPath, int] = {}
         problems: list[Problem] = []
         _walk(node, (), lines, problems, filename)
         if problems:
@@ -56,7 +56,11 @@ def load_yaml(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
 
 
 def _walk(
-    node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem], filename: str
+    node: yaml.Node,
+    path: KeyPath,
+    lines: dict[KeyPath, int],
+    problems: list[Problem],
+    filename: str,
 ) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -83,7 +87,7 @@ def _walk(
             _walk(item, (*path, i), lines, problems, filename)
 
 
-def format_path(path: Path) -> str:
+def format_path(path: KeyPath) -> str:
     """``("params", "temperature", 1)`` -> ``params.temperature[1]``."""
     out = ""
     for part in path:
@@ -94,7 +98,7 @@ def format_path(path: Path) -> str:
     return out
 
 
-def line_of(lines: dict[Path, int], path: Path) -> int | None:
+def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     """The line of ``path``, or of its nearest ancestor that has one."""
     for end in range(len(path), -1, -1):
         key = tuple(path[:end])

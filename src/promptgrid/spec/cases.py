@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem
+from ..errors import Problem
 
 
 @dataclass(frozen=True)

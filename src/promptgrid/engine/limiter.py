@@ -2,17 +2,18 @@
 
 An attempt is admitted by :meth:`EndpointLimiter.acquire`, which waits, in this order, for
 
-1. **the line** — a lock granted in ticket order, held only by the head of the line. aiolimiter
-   serves its waiters smallest amount first, so without the line a large prompt starves behind a
-   stream of small ones; with it, only the head ever waits on a bucket, in arrival order. A retry
+1. **the line** — a lock granted in ticket order, held only by the head of the line. A bucket
+   shared by many waiters serves whoever fits first (aiolimiter serves the smallest amount
+   first), so without the line a large prompt starves behind a stream of small ones; with it,
+   only the head ever waits on a bucket, in arrival order. A retry
    keeps the ticket of its first attempt, so a 429 does not send a prompt to the back of the line;
 2. **the probe** (learning only) — until the first attempt has come back, nobody else is sent:
    its ``x-ratelimit-*`` headers say how much may be sent at once (see below);
 3. **a pause** — a 429 stops every admission until the server's ``retry-after`` has passed;
-4. **a concurrency slot**, 5. **the request bucket**, 6. **the token bucket** (aiolimiter leaky
-   buckets of one minute: ``rpm``/``tpm`` may pass in a burst, then ``rpm/60`` per second, which is
-   how OpenAI's buckets behave). A token reservation (prompt estimate + max output) is reconciled
-   with the real usage when the admission is released.
+4. **a concurrency slot**, 5. **the request bucket**, 6. **the token bucket** (leaky buckets
+   of one minute, :class:`Bucket`: ``rpm``/``tpm`` may pass in a burst, then ``rpm/60`` per
+   second, which is how OpenAI's buckets behave). A token reservation (prompt estimate + max
+   output) is reconciled with the real usage when the admission is released.
 
 Learning (``learn=True``). Headers give the server's limit and what remains *now*. A limit that
 was not declared becomes a bucket of that size; the remaining amount sets the bucket's level
@@ -22,26 +23,24 @@ once, then 5 per second: the probe costs one round trip, and nobody floods the s
 headers at all (local servers), there is no limit but ``max_concurrency``. Azure's ``-1``/``0``
 are read as "no information".
 
-A limiter belongs to the event loop it was created in (aiolimiter's rule too): create it inside
-the run. The clock is ``loop.time()`` throughout, so tests drive time by patching it.
+A limiter belongs to the event loop it was created in: create it inside the run. The clock is
+``loop.time()`` throughout, so tests drive time by patching it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
 
-from aiolimiter import AsyncLimiter
+from ..errors import BadRequest
 
-from .errors import BadRequest
-
-__all__ = ["Admission", "EndpointLimiter", "estimate_prompt_tokens", "parse_duration"]
+__all__ = ["Admission", "Bucket", "EndpointLimiter", "parse_duration"]
 
 #: The longest the line waits for the probe's answer before admitting the others anyway.
 PROBE_WAIT_S = 1.0
@@ -67,41 +66,60 @@ def parse_duration(text: str) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def estimate_prompt_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
-    """A cheap, tokenizer-free estimate of a prompt's tokens.
+# ------------------------------------------------------------------ the bucket
 
-    One token per 4 characters of text (rounded up; OpenAI's rule of thumb for English) plus 4
-    per message (role and separators) plus 3 priming the reply, as in OpenAI's cookbook count.
-    Only used to reserve rate-limit capacity; the real usage reconciles it afterwards.
+
+class Bucket:
+    """A leaky bucket on the event loop's clock: it holds up to ``capacity``, leaks
+    ``capacity / period`` per second, starts empty, and admits an amount once it fits.
+
+    Why not aiolimiter's ``AsyncLimiter``, which has the same semantics: its public interface
+    cannot give back an unused reservation nor set the level a server reports, and both are how
+    this limiter stays in step with the server. Only the head of the limiter's line ever waits
+    here, so one event wakes it when a refund makes room early.
     """
-    total = 3
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-        chars = len(content) if isinstance(content, str) else len(str(content or ""))
-        total += 4 + math.ceil(chars / 4)
-    return total
 
+    __slots__ = ("_at", "_changed", "_level", "_loop", "capacity", "period")
 
-# ------------------------------------------------------------------ aiolimiter internals
-# aiolimiter has no public way to give capacity back or to set the level a server reports.
-# Its fill level is ``_level`` (drained by ``has_capacity``), and ``_wake_next`` re-checks the
-# waiting head. This is the only place that touches them; tests/test_limits.py fails loudly if
-# aiolimiter changes them (the class has __slots__, so a renamed attribute cannot be set).
+    def __init__(self, capacity: float, period: float) -> None:
+        self.capacity = float(capacity)
+        self.period = float(period)
+        self._loop = asyncio.get_running_loop()
+        self._level = 0.0
+        self._at = self._loop.time()
+        self._changed = asyncio.Event()
 
+    @property
+    def rate(self) -> float:
+        """What leaks out per second."""
+        return self.capacity / self.period
 
-def _level(bucket: AsyncLimiter) -> float:
-    """The bucket's fill level now."""
-    bucket.has_capacity(0)  # public; drains what leaked since the last check
-    return bucket._level
+    def level(self) -> float:
+        """How full the bucket is now."""
+        now = self._loop.time()
+        self._level = max(0.0, self._level - (now - self._at) * self.rate)
+        self._at = now
+        return self._level
 
+    def set_level(self, level: float) -> None:
+        """Make the bucket this full now (never below empty); a waiter re-checks at once."""
+        self.level()
+        self._level = max(0.0, level)
+        self._changed.set()
 
-def _set_level(bucket: AsyncLimiter, level: float) -> None:
-    """Set the fill level now (never below empty) and let a waiter through if it now fits."""
-    bucket.has_capacity(0)  # drain first, so the new level is "as of now"
-    bucket._level = max(0.0, level)
-    bucket._wake_next()
+    def delay(self, amount: float) -> float:
+        """Seconds until ``amount`` fits (0 if it does now)."""
+        return max(0.0, (self.level() + amount - self.capacity) / self.rate)
+
+    async def acquire(self, amount: float) -> float:
+        """Wait until ``amount`` (at most ``capacity``) fits, then add it; returns the amount."""
+        amount = min(amount, self.capacity)
+        while (wait := self.delay(amount)) > 1e-9:
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait)
+        self._level = self.level() + amount
+        return amount
 
 
 # ------------------------------------------------------------------ the limiter
@@ -128,8 +146,8 @@ class EndpointLimiter:
                 raise ValueError(f"{name} must be positive or None, not {value!r}")
         self._loop = asyncio.get_running_loop()  # fails outside a loop, by design
         self._declared = {"requests": rpm, "tokens": tpm}
-        self._buckets: dict[str, AsyncLimiter | None] = {
-            kind: AsyncLimiter(limit, _WINDOW_S) if limit else None
+        self._buckets: dict[str, Bucket | None] = {
+            kind: Bucket(limit, _WINDOW_S) if limit else None
             for kind, limit in self._declared.items()
         }
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
@@ -146,13 +164,13 @@ class EndpointLimiter:
     def rpm(self) -> float | None:
         """The request limit in force (declared or learned), per minute."""
         bucket = self._buckets["requests"]
-        return bucket.max_rate if bucket else None
+        return bucket.capacity if bucket else None
 
     @property
     def tpm(self) -> float | None:
         """The token limit in force (declared or learned), per minute."""
         bucket = self._buckets["tokens"]
-        return bucket.max_rate if bucket else None
+        return bucket.capacity if bucket else None
 
     def check(self, tokens: int) -> str | None:
         """Why a request needing ``tokens`` can never be admitted, or ``None`` if it can."""
@@ -177,7 +195,7 @@ class EndpointLimiter:
             ticket = next(self._tickets)
         await self._line.acquire(ticket)
         probe, slot = False, False
-        charged: list[tuple[str, AsyncLimiter, float]] = []
+        charged: list[tuple[str, Bucket, float]] = []
         try:
             probe = await self._await_probe()
             if problem := self.check(tokens):  # the probe may have taught us a smaller limit
@@ -190,14 +208,13 @@ class EndpointLimiter:
                 # Read the bucket only now: a response may have resized it while we waited.
                 bucket = self._buckets[kind]
                 if bucket is not None and amount > 0:
-                    amount = min(amount, bucket.max_rate)  # aiolimiter refuses more
-                    await bucket.acquire(amount)
+                    amount = await bucket.acquire(amount)  # at most the bucket's capacity
                     charged.append((kind, bucket, amount))
             await self._await_pause()  # a 429 may have come back while we waited
         except BaseException:
             # Cancelled or refused before sending: give everything back.
             for _, bucket, amount in charged:
-                _set_level(bucket, _level(bucket) - amount)
+                bucket.set_level(bucket.level() - amount)
             if slot and self._slots is not None:
                 self._slots.release()
             if probe:
@@ -230,7 +247,7 @@ class EndpointLimiter:
             if limit is None or limit <= 0:  # absent, or Azure's -1/0: nothing to learn
                 continue
             bucket = self._buckets[kind]
-            if self._declared[kind] is None and (bucket is None or bucket.max_rate != limit):
+            if self._declared[kind] is None and (bucket is None or bucket.capacity != limit):
                 bucket = self._resize(kind, limit)
             remaining = _number(lower.get(f"x-ratelimit-remaining-{kind}"))
             if bucket is None or remaining is None or not 0 <= remaining <= limit:
@@ -239,19 +256,19 @@ class EndpointLimiter:
             # somewhere between sending and now, so credit half the round trip (crediting all
             # of it let the odd 429 through in simulation). Raise ours, never lower it: ours
             # also counts requests in flight that the server has not seen yet.
-            rate = bucket.max_rate / bucket.time_period
-            server_level = (limit - remaining) / limit * bucket.max_rate - rate * age / 2
-            if server_level > _level(bucket):
-                _set_level(bucket, server_level)
+            rate = bucket.rate
+            server_level = (limit - remaining) / limit * bucket.capacity - rate * age / 2
+            if server_level > bucket.level():
+                bucket.set_level(server_level)
 
     # -------------------------------------------------------------- internals
 
-    def _resize(self, kind: str, limit: float) -> AsyncLimiter:
+    def _resize(self, kind: str, limit: float) -> Bucket:
         """Replace a learned bucket by one of ``limit`` per minute, keeping how full it is."""
         old = self._buckets[kind]
-        new = AsyncLimiter(limit, _WINDOW_S)
+        new = Bucket(limit, _WINDOW_S)
         if old is not None:
-            _set_level(new, _level(old) / old.max_rate * limit)
+            new.set_level(old.level() / old.capacity * limit)
         self._buckets[kind] = new
         return new
 
@@ -278,7 +295,7 @@ class EndpointLimiter:
             self._slots.release()
         bucket = admission.tokens_bucket
         if used_tokens is not None and bucket is not None and used_tokens != admission.tokens:
-            _set_level(bucket, _level(bucket) + used_tokens - admission.tokens)
+            bucket.set_level(bucket.level() + used_tokens - admission.tokens)
         self._probe_back.set()  # any attempt that came back ends the probe
 
 
@@ -294,7 +311,7 @@ class Admission:
         limiter: EndpointLimiter,
         ticket: int,
         tokens: float,
-        tokens_bucket: AsyncLimiter | None,
+        tokens_bucket: Bucket | None,
         holds_slot: bool,
         admitted_at: float,
     ) -> None:

@@ -1,0 +1,244 @@
+"""One resolved run configuration: the experiment plus the caller's options, decided once.
+
+``resolve(experiment, options)`` answers, in one place, every question a run asks: which
+endpoint each model goes to, each endpoint's base URL, key variable and limits (the file's,
+the provider's, then the caller's overrides), the files to write, the results directory, the
+cache policy. ``run``, ``plan``, ``resume``, ``retry`` and the CLI read the resulting
+:class:`RunConfig`; nothing downstream asks the experiment or the options again.
+
+A run records :meth:`RunConfig.record` in the store. Resume and retry rebuild the configuration
+from that record (``resolve(..., recorded=...)``): the same endpoints (the recorded base URLs, not
+whatever ``OPENAI_BASE_URL`` says today), the same overrides, the same formats. An explicit
+option that would send the run elsewhere (another provider or base URL) is refused; limits,
+concurrency and formats may be changed for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .exports import parse_formats
+from .spec import Experiment
+from .spec.schema import (
+    BUILTIN_PROVIDERS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT_S,
+    Limits,
+    ProviderConfig,
+    RetryPolicy,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "EndpointConfig", "RunConfig", "RunOptions", "resolve"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: Options that decide where requests go: a resume may not change them.
+_ROUTING = ("provider", "base_url")
+#: Options a resume may change for the rest of the run (recorded values are the default).
+_ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats")
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The effective base URL: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's; no
+    trailing slash."""
+    url = (base_url or "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip()
+    return (url or DEFAULT_BASE_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a caller can say besides the experiment (CLI flags, ``run()`` keywords).
+
+    ``None`` means "not given": the recorded value on resume and retry, else the default.
+    """
+
+    results_dir: Path = Path("results")
+    provider: str | None = None  # send every cell to this provider
+    base_url: str | None = None  # for the target provider (the default one, or ``provider``)
+    rpm: float | None = None  # limit overrides for the target provider
+    tpm: int | None = None
+    concurrency: int | None = None
+    formats: tuple[str, ...] | None = None
+    use_cache: bool | None = None
+    progress: bool | None = None  # None: when output is a terminal or a notebook
+    grace_s: float = 5.0
+
+    def given(self) -> dict[str, Any]:
+        """The recordable options the caller set (routing and adjustable ones)."""
+        return {
+            k: getattr(self, k)
+            for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")
+            if getattr(self, k) is not None
+        }
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One endpoint as a run uses it."""
+
+    name: str  #: the provider name (``echo``, ``openai``, or one under ``providers:``)
+    kind: str  #: ``echo`` or ``openai``
+    endpoint_id: str  #: ``echo`` or the base URL; part of every request's hash
+    api_key_env: str | None  #: where the key is read from (never the key itself)
+    key_required: bool  #: no key is an error (OpenAI's own URL, or an explicit api_key_env)
+    limits: Limits  #: the limits in force, timeout included
+
+    @property
+    def free(self) -> bool:
+        """Calls cost nothing (the offline echo provider)."""
+        return self.kind == "echo"
+
+    @property
+    def base_url(self) -> str | None:
+        """The URL to call (``None`` for echo)."""
+        return None if self.kind == "echo" else self.endpoint_id
+
+    def api_key(self) -> str | None:
+        """The key from the environment; ``None`` where the server needs none.
+
+        Raises :class:`UsageError` (nothing is written) when a required key is missing."""
+        if self.kind == "echo":
+            return None
+        env = self.api_key_env or DEFAULT_KEY_ENV
+        key = os.environ.get(env, "").strip()
+        if key:
+            return key
+        if self.key_required:
+            raise UsageError(
+                f"no API key: set {env} in the environment for {self.endpoint_id}, "
+                "or run offline with --provider echo"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs to know, resolved once (see the module docstring)."""
+
+    experiment: Experiment
+    results_dir: Path
+    endpoints: Mapping[str, EndpointConfig]  #: the endpoints the grid's cells go to
+    routes: Mapping[str, str]  #: model -> endpoint name
+    concurrency: int  #: default worker pool size per endpoint
+    retry: RetryPolicy
+    formats: tuple[str, ...]
+    use_cache: bool
+    progress: bool | None
+    grace_s: float
+    given: Mapping[str, Any] = field(default_factory=dict)  #: the caller's recordable options
+
+    @property
+    def target(self) -> str:
+        """The provider that overrides apply to: ``--provider``, else the file's default."""
+        return str(self.given.get("provider") or self.experiment.file.provider)
+
+    def check_keys(self) -> None:
+        """Raise :class:`UsageError` if an endpoint's required key is missing."""
+        for endpoint in self.endpoints.values():
+            endpoint.api_key()
+
+    def endpoint_for(self, model: str) -> EndpointConfig:
+        """The endpoint a cell with this model is sent to."""
+        return self.endpoints[self.routes[model]]
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps to resume or retry this run exactly (JSON; never a key)."""
+        given = {k: list(v) if isinstance(v, tuple) else v for k, v in self.given.items()}
+        return {**given, "endpoints": {n: e.endpoint_id for n, e in self.endpoints.items()}}
+
+    def with_output(self, *, formats: tuple[str, ...] | None = None) -> RunConfig:
+        """The same configuration writing other formats."""
+        return self if formats is None else replace(self, formats=formats)
+
+
+def resolve(
+    experiment: Experiment, options: RunOptions, recorded: Mapping[str, Any] | None = None
+) -> RunConfig:
+    """Resolve a run's configuration; ``recorded`` is a run's :meth:`RunConfig.record` (resume,
+    retry), whose choices stand unless ``options`` change an adjustable one.
+
+    Raises :class:`UsageError` for an unknown provider or an option that contradicts the
+    recorded run. Keys are not read here (a plan needs none): see :meth:`RunConfig.check_keys`."""
+    given = _merge(options.given(), recorded)
+    names = sorted({*BUILTIN_PROVIDERS, *experiment.file.providers})
+    provider = given.get("provider")
+    if provider is not None and provider not in names:
+        raise UsageError(f"unknown provider {provider!r}; use one of {names}")
+    target = provider or experiment.file.provider
+    routes = {
+        str(model): provider or experiment.routes.get(str(model), experiment.file.provider)
+        for model in experiment.param_axes["model"]
+    }
+    pinned = dict(recorded.get("endpoints") or {}) if recorded else {}
+    endpoints = {
+        name: _endpoint(experiment, name, given if name == target else {}, pinned.get(name))
+        for name in sorted(set(routes.values()))
+    }
+    concurrency = (
+        given.get("concurrency") or experiment.file.limits.max_concurrency or DEFAULT_CONCURRENCY
+    )
+    use_cache = given.get("use_cache")
+    return RunConfig(
+        experiment=experiment,
+        results_dir=Path(options.results_dir),
+        endpoints=endpoints,
+        routes=routes,
+        concurrency=int(concurrency),
+        retry=experiment.file.retry,
+        formats=parse_formats(given.get("formats")),
+        use_cache=True if use_cache is None else bool(use_cache),
+        progress=options.progress,
+        grace_s=options.grace_s,
+        given={k: v for k, v in given.items() if v is not None},
+    )
+
+
+def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The caller's options over a recorded run's: routing ones must agree."""
+    if recorded is None:
+        return given
+    merged = {k: recorded.get(k) for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")}
+    for key in (*_ROUTING, "use_cache"):
+        if key in given and given[key] != recorded.get(key):
+            was = recorded.get(key)
+            flag = {"use_cache": "--no-cache"}.get(key, "--" + key.replace("_", "-"))
+            raise UsageError(
+                f"this run was made with {flag} {'(not given)' if was is None else was!r}, "
+                f"not {given[key]!r}: resume and retry reuse the run's settings, so leave "
+                f"{flag} out (or start a new run: answers already paid for come from the cache)"
+            )
+    merged.update({k: v for k, v in given.items() if k in _ADJUSTABLE})
+    if merged.get("formats") is not None:
+        merged["formats"] = tuple(merged["formats"])
+    return merged
+
+
+def _endpoint(
+    experiment: Experiment, name: str, overrides: Mapping[str, Any], pinned: str | None
+) -> EndpointConfig:
+    file = experiment.file
+    config = file.providers.get(name) or ProviderConfig(type=name)  # type: ignore[arg-type]
+    # The file's limits: a provider's own, over the experiment's (for the default provider).
+    base = file.limits if name == file.provider else Limits()
+    merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}
+    merged.setdefault("timeout_s", file.limits.timeout_s or DEFAULT_TIMEOUT_S)
+    for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
+        if overrides.get(option) is not None:
+            merged[key] = overrides[option]
+    if config.type == "echo":
+        endpoint_id = "echo"
+    else:
+        endpoint_id = pinned or resolve_base_url(overrides.get("base_url") or config.base_url)
+    return EndpointConfig(
+        name=name,
+        kind=config.type,
+        endpoint_id=endpoint_id,
+        api_key_env=config.api_key_env,
+        key_required=config.api_key_env is not None or endpoint_id == DEFAULT_BASE_URL,
+        limits=Limits(**merged),
+    )

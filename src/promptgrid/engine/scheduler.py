@@ -1,0 +1,364 @@
+"""The scheduler: per endpoint a bounded pool of workers pulling cells lazily, under one
+structured scope.
+
+Each worker takes its endpoint's next cell and settles it, in this order: an identical cell
+already being answered in this run (wait for it and share its answer — de-duplication is exact,
+whatever the timing or the cache setting); the store (``StoreIO.claim``: an answer already
+stored, or the request becomes ours, or another process is sending it right now — then we wait
+for its answer rather than pay for it too); else the call itself through
+``attempts.call_with_retry`` (limits and retries live there). The row is committed before it
+is counted: a result is durable before anyone is told.
+
+Workers, the store's pump and the heartbeat run in one task group: a failure anywhere (a store
+write that fails, a bug) cancels the rest and surfaces at once — nothing waits on work that
+nobody does.
+
+Stopping: ``stop()`` (first Ctrl-C or SIGTERM, or an auth/quota failure) stops admitting cells;
+calls on the wire may finish within ``grace_s`` and are then cancelled, leaving their cells
+pending. Cells waiting for admission, a backoff or another process are cancelled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PromptgridError, ProviderError
+from ..grid import Cell
+from ..pricing import cost_usd
+from ..progress import NullProgress, Progress
+from ..providers.base import Completion, Provider, Request
+from ..spec.schema import RetryPolicy
+from ..store import HEARTBEAT_S, Answer, ResultRow, Store
+from .attempts import Outcome, Sleep, call_with_retry
+from .limiter import EndpointLimiter
+from .storeio import StoreIO
+
+if sys.version_info >= (3, 11):
+    from asyncio import TaskGroup
+else:  # pragma: no cover - Python 3.10
+    from exceptiongroup import BaseExceptionGroup
+    from taskgroup import TaskGroup
+
+#: How often a cell whose request another process is sending asks the store again.
+CLAIM_POLL_S = 0.25
+
+
+@dataclass
+class Endpoint:
+    """A provider and the limiter that guards it."""
+
+    provider: Provider
+    limiter: EndpointLimiter
+    free: bool = False  # calls cost nothing (echo)
+    workers: int | None = None  # this endpoint's own pool (default: the scheduler's concurrency)
+
+
+@dataclass
+class Summary:
+    """What a run of the scheduler did."""
+
+    ok: int = 0
+    errors: int = 0
+    cached: int = 0
+    stopped_by: ProviderError | None = None
+    interrupted: bool = False
+    error_types: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """A provider seen through the scheduler, which notes when a request is on the wire."""
+
+    scheduler: Scheduler
+    provider: Provider
+
+    async def complete(self, request: Request) -> Completion:
+        """Send through the scheduler's bookkeeping."""
+        return await self.scheduler._send(self.provider, request)
+
+    async def aclose(self) -> None:
+        """The scheduler does not own the provider."""
+
+
+class Scheduler:
+    """Runs cells concurrently and commits each result as it arrives (see the module doc)."""
+
+    def __init__(
+        self,
+        io: StoreIO,
+        run_id: str,
+        endpoints: Mapping[str, Endpoint],
+        *,
+        concurrency: int,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+        sleep: Sleep = asyncio.sleep,
+        grace_s: float = 5.0,
+        heartbeat_s: float | None = HEARTBEAT_S,
+    ) -> None:
+        self.io = io
+        self.run_id = run_id
+        self.endpoints = endpoints
+        self.concurrency = concurrency
+        self.retry = retry
+        self.progress = progress or NullProgress()
+        self.sleep = sleep
+        self.grace_s = grace_s
+        self.heartbeat_s = heartbeat_s
+        self.summary = Summary()
+        self._stopping = asyncio.Event()
+        # Identical cells of this run: the first one's answer (in flight, then committed).
+        self._inflight: dict[str, asyncio.Future[tuple[ResultRow, int | None]]] = {}
+        self._errored: dict[str, ResultRow] = {}  # committed error rows, shared with duplicates
+        self._calling: set[asyncio.Task[Any]] = set()  # settling a cell
+        self._sending: set[asyncio.Task[Any]] = set()  # in provider.complete: on the wire
+        self._watched = {name: _Watched(self, e.provider) for name, e in endpoints.items()}
+        io.on_commit = self._committed
+
+    def stop(self) -> None:
+        """Stop admitting cells; calls on the wire get ``grace_s`` to finish.
+
+        Cells still waiting (for admission, a backoff, another process) are cancelled at once:
+        nothing of theirs is on the wire, so they stay pending for a resume.
+        """
+        self.summary.interrupted = self.summary.stopped_by is None
+        self._stopping.set()
+        for task in self._calling - self._sending:
+            task.cancel()
+
+    async def execute(self, cells: Iterable[Cell] | Mapping[str, Iterable[Cell]]) -> Summary:
+        """Run every cell (filter out resumed cells before), then return a summary.
+
+        Given one stream per endpoint (a mapping from endpoint name to its cells), each
+        endpoint gets its own pool of workers, so an endpoint that is paused by a 429 or slow to
+        answer never holds up the others. Raises the first failure of any part (a
+        :class:`~promptgrid.errors.StoreError`, a bug), after cancelling the rest.
+        """
+        streams: Mapping[str | None, Iterable[Cell]] = (
+            cells if isinstance(cells, Mapping) else {None: cells}
+        )
+        try:
+            async with TaskGroup() as group:
+                pump = group.create_task(self.io.pump())
+                beat = group.create_task(self._heartbeat())
+                workers: list[asyncio.Task[None]] = []
+                grace = group.create_task(self._grace(workers))
+                async with TaskGroup() as pool:
+                    for name, stream in streams.items():
+                        source = iter(stream)
+                        size = (self.endpoints[name].workers if name else None) or self.concurrency
+                        workers += [pool.create_task(self._worker(source)) for _ in range(size)]
+                for task in (pump, beat, grace):
+                    task.cancel()
+        except BaseExceptionGroup as group_error:
+            raise _first(group_error) from None
+        return self.summary
+
+    async def _grace(self, workers: Sequence[asyncio.Task[None]]) -> None:
+        """Once stopping, give the calls on the wire ``grace_s``, then cancel every worker."""
+        await self._stopping.wait()
+        await asyncio.sleep(self.grace_s)
+        for task in workers:
+            task.cancel()
+
+    async def _heartbeat(self) -> None:
+        if self.heartbeat_s is None:
+            return
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.io.call(Store.heartbeat, self.io.owner)
+
+    async def _worker(self, cells: Iterator[Cell]) -> None:
+        for cell in cells:  # a shared iterator: next() never awaits, so workers cannot collide
+            if self._stopping.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._calling.add(task)
+            try:
+                await self._settle(cell)
+            finally:
+                self._calling.discard(task)
+
+    async def _settle(self, cell: Cell) -> None:
+        cell_id = cell.cell_id
+        if (first := self._inflight.get(cell_id)) is not None:
+            row, response_id = await asyncio.shield(first)
+            await self.io.write(self._copy(cell, row, response_id))
+            return
+        if (failed := self._errored.get(cell_id)) is not None:
+            await self.io.write(self._copy(cell, failed, None))
+            return
+        done: asyncio.Future[tuple[ResultRow, int | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._inflight[cell_id] = done
+        try:
+            row = await self._answer(cell)
+            if row is None:  # stopped by auth or quota: the cell stays pending
+                return
+            response_id = await self.io.write(row)
+            if row.status == "error":
+                self._errored[cell_id] = row
+            done.set_result((row, response_id))
+        finally:
+            del self._inflight[cell_id]
+            if not done.done():
+                done.cancel()
+
+    async def _answer(self, cell: Cell) -> ResultRow | None:
+        """The cell's row: from the store, or from the call (None if the run must stop)."""
+        while True:
+            claim = await self.io.claim(cell.cell_id)
+            if claim is True or (isinstance(claim, str) and self.io.after is None):
+                break  # ours to send (without the cache, another process's answer is no use)
+            if isinstance(claim, int) and not isinstance(claim, bool):
+                return self._row(cell, "ok", response_id=claim)
+            await asyncio.sleep(CLAIM_POLL_S)  # another process is sending it: wait for it
+        outcome = await self._call(cell)
+        error = outcome.error
+        if error is not None and error.stops_run:
+            # Auth or quota: no other call can succeed. The cell stays pending (resumable).
+            if self.summary.stopped_by is None:
+                self.summary.stopped_by = error
+            self._stopping.set()
+            return None
+        return self._row_from(cell, outcome)
+
+    async def _call(self, cell: Cell) -> Outcome:
+        return await call_with_retry(
+            cell.request,
+            self._watched[cell.endpoint],
+            self.endpoints[cell.endpoint].limiter,
+            max_attempts=self.retry.max_attempts,
+            max_wait_s=self.retry.max_wait_s,
+            sleep=self.sleep,
+        )
+
+    async def _send(self, provider: Provider, request: Request) -> Completion:
+        """The provider call, marked as on the wire (so ``stop`` lets it finish)."""
+        if self._stopping.is_set():  # a retry after the stop: leave the cell pending
+            raise asyncio.CancelledError
+        task = asyncio.current_task()
+        assert task is not None
+        self._sending.add(task)
+        try:
+            return await provider.complete(request)
+        finally:
+            self._sending.discard(task)
+
+    def _committed(self, rows: Sequence[ResultRow], ids: Sequence[int | None]) -> None:
+        """Count rows once they are durable."""
+        errors = cached = 0
+        for row in rows:
+            if row.status == "ok":
+                self.summary.ok += 1
+                cached += row.cached
+            else:
+                self.summary.errors += 1
+                errors += 1
+                key = row.error_type or "unknown"
+                self.summary.error_types[key] = self.summary.error_types.get(key, 0) + 1
+        self.summary.cached += cached
+        self.progress.advance(len(rows), errors=errors, cached=cached)
+
+    # ------------------------------------------------------------------ rows
+
+    def _row(self, cell: Cell, status: str, **fields: Any) -> ResultRow:
+        request = {
+            "endpoint": cell.request.endpoint,
+            "model": cell.request.model,
+            "messages": cell.request.messages,
+            "params": cell.request.params,
+        }
+        return ResultRow(
+            run_id=self.run_id,
+            idx=cell.index,
+            cell_id=cell.cell_id,
+            prompt=cell.prompt,
+            vars=dict(cell.vars),
+            params=dict(cell.params),
+            repeat=cell.repeat,
+            request=request,
+            status=status,
+            attempts=fields.pop("attempts", ()),
+            cached=fields.pop("cached", status == "ok" and "answer" not in fields),
+            latency_s=fields.pop("latency_s", 0.0),
+            cost_usd=fields.pop("cost_usd", 0.0),
+            **fields,
+        )
+
+    def _row_from(self, cell: Cell, outcome: Outcome) -> ResultRow:
+        attempts = [
+            {
+                "number": a.number,
+                "status": "error" if a.error else "ok",
+                "error_type": a.error.code if a.error else None,
+                "http_status": a.error.http_status if a.error else None,
+                "error": a.error.message if a.error else None,
+                "latency_s": a.latency_s,
+            }
+            for a in outcome.attempts
+        ]
+        if outcome.error is not None or outcome.completion is None:
+            error = outcome.error
+            return self._row(
+                cell,
+                "error",
+                attempts=attempts,
+                error_type=error.code if error else "unknown",
+                http_status=error.http_status if error else None,
+                error=error.message if error else "no completion",
+                latency_s=outcome.latency_s,
+                cost_usd=None,
+            )
+        c = outcome.completion
+        cost = cost_usd(c, free=self.endpoints[cell.endpoint].free)
+        answer = Answer(
+            response=c.text,
+            finish_reason=c.finish_reason,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            cached_tokens=c.cached_tokens,
+            reasoning_tokens=c.reasoning_tokens,
+            resolved_model=c.resolved_model,
+            request_id=c.request_id,
+            latency_s=outcome.latency_s,
+            cost_usd=cost,
+            rate_limits=dict(c.rate_limits),
+        )
+        return self._row(
+            cell, "ok", attempts=attempts, answer=answer, cached=False,
+            latency_s=outcome.latency_s, cost_usd=cost,
+        )  # fmt: skip
+
+    def _copy(self, cell: Cell, first: ResultRow, response_id: int | None) -> ResultRow:
+        """The row of a cell identical to one already answered in this run."""
+        if first.status == "ok":
+            return self._row(cell, "ok", response_id=response_id, cached=True)
+        return self._row(
+            cell, "error", attempts=(), error_type=first.error_type,
+            http_status=first.http_status, error=first.error, cost_usd=None,
+        )  # fmt: skip
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise for a failed task group: promptgrid's own first, then anything else
+    (a bug), never a bare group."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    ours = [e for e in leaves if isinstance(e, PromptgridError)]
+    others = [e for e in leaves if not isinstance(e, asyncio.CancelledError)]
+    return (ours or others or leaves)[0]

@@ -1,0 +1,336 @@
+"""The validated experiment: prompts × cases × vars × params × repeats, checked up front.
+
+``Experiment.from_yaml(path)``, ``Experiment.from_dict(mapping)`` and ``Experiment(**fields)`` go
+through the same checks: the pydantic models in ``schema`` give types and ranges; the rest
+(templates, axes, name clashes, provider names, case files) is checked here. Every problem is
+collected, located (file, line, key path) and raised at once as one ``SpecError``.
+
+This module knows nothing of running: which endpoint a model goes to, with which limits, is
+resolved from it by ``promptgrid.config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..columns import RESERVED, kind_of
+from ..errors import Problem, SpecError
+from .cases import CaseSource
+from .schema import (
+    BUILTIN_PROVIDERS,
+    LIST_VALUED_PARAMS,
+    ExperimentFile,
+    ParamValues,
+    known_keys,
+)
+from .templates import Template, compile_template
+from .yamlmarks import KeyPath, format_path, line_of, load_yaml
+
+
+class Experiment:
+    """A validated experiment: prompts × cases × vars × params × repeats.
+
+    Build one from a file with ``Experiment.from_yaml(path)`` or in code with the same fields as
+    the file, e.g. ``Experiment(prompts={"p": "Name a {{ animal }}"}, vars={"animal": ["cat"]},
+    params={"model": "gpt-4o-mini"}, provider="echo")``. Invalid input raises ``SpecError``.
+    """
+
+    def __init__(self, *, base_dir: str | Path | None = None, **fields: Any) -> None:
+        data = {k: v for k, v in fields.items() if v is not None}
+        self._setup(data, source=None, lines={}, base_dir=Path(base_dir or Path.cwd()))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Experiment:
+        """Load and validate an experiment file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(
+                Problem(f"no such file: {path}", hint="check the path; experiments/ has examples")
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(Problem(f"cannot read {path}: {exc}")) from None
+        data, lines = load_yaml(text, str(path))
+        if not isinstance(data, dict):
+            raise SpecError(
+                Problem(
+                    "the file must be a mapping with at least prompts: and params:",
+                    str(path),
+                    1,
+                    hint="see experiments/animal_names.yaml for an example",
+                )
+            )
+        data.setdefault("name", _default_name(path))
+        self = cls.__new__(cls)
+        self._setup(data, source=str(path), lines=lines, base_dir=path.parent)
+        return self
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None
+    ) -> Experiment:
+        """Validate a mapping shaped like the experiment file."""
+        self = cls.__new__(cls)
+        self._setup(dict(data), source=None, lines={}, base_dir=Path(base_dir or Path.cwd()))
+        return self
+
+    # ------------------------------------------------------------------ validation
+
+    def _setup(
+        self, data: dict[str, Any], *, source: str | None, lines: dict[KeyPath, int], base_dir: Path
+    ) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self._lines = lines
+        problems: list[Problem] = []
+        self._cases_unknown = False  # a broken case file: its columns are unknown
+        data.setdefault("name", "experiment")
+        try:
+            self.file = ExperimentFile.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError([self._problem_from_pydantic(e) for e in exc.errors()]) from None
+        spec = self.file
+        self.name: str = spec.name or "experiment"
+        self.param_axes: dict[str, tuple[Any, ...]] = self._check_params(problems)
+        self.vars: dict[str, tuple[Any, ...]] = {k: tuple(v) for k, v in spec.vars.items()}
+        self.cases = self._check_cases(problems)
+        self._check_names(problems)
+        self.templates: dict[str, tuple[tuple[str, Template], ...]] = self._check_templates(
+            problems
+        )
+        self.routes: dict[str, str] = self._check_providers(problems)
+        if problems:
+            raise SpecError(problems)
+        #: Things worth a look that do not stop a run (shown by validate, plan and run).
+        self.warnings: tuple[Problem, ...] = ()
+
+    def where(self, path: KeyPath, message: str, hint: str | None = None) -> Problem:
+        """A problem located at ``path`` (file, line, key path)."""
+        return Problem(message, self.source, line_of(self._lines, path), format_path(path), hint)
+
+    def _problem_from_pydantic(self, err: Mapping[str, Any]) -> Problem:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            close = difflib.get_close_matches(key, known_keys(loc), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it or fix its spelling"
+            return self.where(loc, f"unknown key {key!r}", hint)
+        if err["type"] == "missing":
+            return self.where(loc, "missing required key", "add it (see `promptgrid schema`)")
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        return self.where(loc, f"{err['msg'].lower()}{shown}", "see `promptgrid schema`")
+
+    def _check_params(self, problems: list[Problem]) -> dict[str, tuple[Any, ...]]:
+        axes: dict[str, tuple[Any, ...]] = {}
+        for key, raw in self.file.params.items():
+            if key not in ParamValues.model_fields:
+                close = difflib.get_close_matches(key, list(ParamValues.model_fields), n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else ("vendor-specific parameters go under extra_body:")
+                )
+                problems.append(self.where(("params", key), f"unknown parameter {key!r}", hint))
+                continue
+            is_axis = isinstance(raw, list) and (
+                key not in LIST_VALUED_PARAMS or any(isinstance(v, list) for v in raw)
+            )
+            values = list(raw) if is_axis else [raw]
+            if is_axis and not values:
+                problems.append(
+                    self.where(("params", key), "empty axis", "give at least one value")
+                )
+                continue
+            for i, value in enumerate(values):
+                try:
+                    ParamValues.model_validate({key: value})
+                except ValidationError as exc:
+                    for e in exc.errors():
+                        loc = ("params", key, i) if is_axis else ("params", key)
+                        problems.append(self._problem_from_pydantic({**e, "loc": loc}))
+            axes[key] = tuple(values)
+        if "model" not in self.file.params:
+            problems.append(
+                self.where(("params",), "params.model is required", "e.g. model: gpt-4o-mini")
+            )
+        return axes
+
+    def _check_cases(self, problems: list[Problem]) -> CaseSource:
+        spec = self.file
+        if spec.cases is not None and spec.cases_file is not None:
+            problems.append(self.where(("cases_file",), "give cases or cases_file, not both", None))
+        for name, values in spec.vars.items():
+            if not values:
+                problems.append(self.where(("vars", name), "empty axis", "give at least one value"))
+        if spec.cases_file is not None:
+            where = self.where(("cases_file",), "")
+            source, file_problems = CaseSource.from_file(self.base_dir / spec.cases_file, where)
+            problems.extend(file_problems)
+            self._cases_unknown = bool(file_problems)
+            return source
+        source = CaseSource.from_rows(spec.cases)
+        if spec.cases is not None and not spec.cases:
+            problems.append(self.where(("cases",), "empty list of cases", "add rows"))
+        for i, row in enumerate(spec.cases or []):
+            if set(row) != set(source.columns):
+                problems.append(
+                    self.where(
+                        ("cases", i),
+                        f"keys {sorted(row)} differ from the first case's {list(source.columns)}",
+                        "give every case the same keys",
+                    )
+                )
+        return source
+
+    def _check_names(self, problems: list[Problem]) -> None:
+        params = set(self.param_axes)
+        for section, names in (("vars", self.vars), ("cases", self.cases.columns)):
+            for name in names:
+                path = ("vars", name) if section == "vars" else ("cases",)
+                if section == "cases" and self.file.cases_file is not None:
+                    path = ("cases_file",)
+                if name in RESERVED:
+                    problems.append(self.where(path, f"{name!r} is a result column", "rename it"))
+                elif name in params:
+                    problems.append(
+                        self.where(
+                            path,
+                            f"{name!r} is both a {section[:-1]} and a parameter",
+                            "rename one of them: they would be the same result column",
+                        )
+                    )
+                elif section == "vars" and (not name.isidentifier() or keyword.iskeyword(name)):
+                    problems.append(
+                        self.where(
+                            path, f"{name!r} is not a valid variable name", "use a-z, 0-9, _"
+                        )
+                    )
+        for name in set(self.vars) & set(self.cases.columns):
+            problems.append(
+                self.where(
+                    ("vars", name), f"{name!r} is both a var and a case column", "rename one"
+                )
+            )
+
+    def _check_templates(
+        self, problems: list[Problem]
+    ) -> dict[str, tuple[tuple[str, Template], ...]]:
+        known = set(self.vars) | set(self.cases.columns)
+        compiled: dict[str, tuple[tuple[str, Template], ...]] = {}
+        for name, messages in self.file.prompts.items():
+            out = []
+            for i, message in enumerate(messages):
+                path = ("prompts", name, i, "content")
+                if path not in self._lines and (("prompts", name) in self._lines):
+                    path = ("prompts", name)  # the one-string shorthand
+                template, error = compile_template(message.content)
+                if error is not None:
+                    line = line_of(self._lines, path)
+                    problems.append(
+                        Problem(
+                            f"template syntax error: {error.message}",
+                            self.source,
+                            line + error.lineno - 1 if line and error.lineno else line,
+                            format_path(path),
+                            "fix the Jinja2 syntax: variables are written {{ name }}",
+                        )
+                    )
+                    continue
+                for var in sorted(template.variables - known) if not self._cases_unknown else ():
+                    close = difflib.get_close_matches(var, sorted(known), n=1)
+                    hint = (
+                        f"did you mean {close[0]!r}?"
+                        if close
+                        else "define it under vars:, or as a column of cases / cases_file"
+                    )
+                    problems.append(self.where(path, f"undefined template variable {var!r}", hint))
+                out.append((message.role, template))
+            compiled[name] = tuple(out)
+        return compiled
+
+    def _check_providers(self, problems: list[Problem]) -> dict[str, str]:
+        """Map each model to the provider that serves it; check provider names."""
+        spec = self.file
+        known = sorted({*BUILTIN_PROVIDERS, *spec.providers})
+        if spec.provider not in known:
+            close = difflib.get_close_matches(spec.provider, known, n=1)
+            problems.append(
+                self.where(
+                    ("provider",),
+                    f"unknown provider {spec.provider!r}",
+                    f"did you mean {close[0]!r}?" if close else f"use one of {known}",
+                )
+            )
+        routes: dict[str, str] = {}
+        for pname, config in spec.providers.items():
+            for i, model in enumerate(config.models):
+                if model in routes:
+                    problems.append(
+                        self.where(
+                            ("providers", pname, "models", i),
+                            f"model {model!r} is already listed under provider {routes[model]!r}",
+                            "list each model under one provider",
+                        )
+                    )
+                routes[model] = pname
+        return routes
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def axes(self) -> dict[str, int]:
+        """Length of each axis of the grid, in grid order (outermost first)."""
+        out = {"prompt": len(self.templates)}
+        if self.cases.columns:
+            out["cases"] = self.cases.count
+        out.update({name: len(values) for name, values in self.vars.items()})
+        out.update({k: len(v) for k, v in self.param_axes.items() if len(v) > 1})
+        out["repeat"] = self.file.repeats
+        return out
+
+    @property
+    def total(self) -> int:
+        """How many cells (calls) the grid has."""
+        n = 1
+        for length in self.axes.values():
+            n *= length
+        return n
+
+    def columns(self) -> list[tuple[str, str]]:
+        """The var and parameter columns of the result table with their kind
+        (str, int, float, bool, or json for anything else), in table order."""
+        seen: dict[str, set[str]] = {k: set(v) for k, v in self.cases.types}
+        for name, values in (*self.vars.items(), *self.param_axes.items()):
+            seen[name] = {type(v).__name__ for v in values}
+        order = [*self.cases.columns, *self.vars, *self.param_axes]
+        return [(name, kind_of(seen.get(name, set()))) for name in order]
+
+    def iter_cases(self) -> Iterator[dict[str, Any]]:
+        """The case rows (one empty row when there are none), streamed."""
+        return self.cases.rows()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment as a mapping shaped like the file (defaults left out)."""
+        return self.file.model_dump(mode="json", exclude_defaults=True)
+
+    def to_yaml(self) -> str:
+        """The experiment as YAML, loadable with ``Experiment.from_yaml``."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, cells={self.total})"
+
+
+def _default_name(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "_.-" else "-" for c in path.stem)
+    return stem.strip("-.") or "experiment"

@@ -1,0 +1,170 @@
+"""The experiment file's schema: pydantic models (types, ranges, unknown keys) and the JSON
+Schema editors use for completion. Everything else about validity is checked in ``experiment``.
+
+Parameters: a list is an axis of the grid and a scalar is fixed, except for parameters whose value
+is itself a list (``stop``, ``tools``, ``modalities``): for those a list of lists is an axis.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+LIST_VALUED_PARAMS = frozenset({"stop", "tools", "modalities"})
+BUILTIN_PROVIDERS = ("echo", "openai")
+DEFAULT_CONCURRENCY = 50
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _none_is_empty(value: Any) -> Any:
+    # ``params:`` with nothing under it is YAML null; treat it as an empty mapping.
+    return {} if value is None else value
+
+
+EmptyOk = BeforeValidator(_none_is_empty)
+
+
+def _user_shorthand(value: Any) -> Any:
+    return [{"role": "user", "content": value}] if isinstance(value, str) else value
+
+
+class Message(_Model):
+    """One chat message; ``content`` is a Jinja2 template."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Limits(_Model):
+    """Rate limits for an endpoint; unset rpm/tpm are learned from the server's headers."""
+
+    rpm: float | None = Field(None, gt=0, description="requests per minute")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute")
+    max_concurrency: int | None = Field(None, gt=0, description="calls in flight at most")
+    timeout_s: float | None = Field(None, gt=0, description="seconds before one call times out")
+
+
+class RetryPolicy(_Model):
+    """How failing calls are retried (429, 5xx, timeouts, dropped connections, bad bodies)."""
+
+    max_attempts: int = Field(6, ge=1, le=100, description="attempts per cell, first included")
+    max_wait_s: float = Field(120.0, gt=0, description="longest wait between two attempts")
+
+
+class ProviderConfig(_Model):
+    """An OpenAI-compatible endpoint; models listed in ``models`` are sent to it."""
+
+    type: Literal["openai", "echo"] = "openai"
+    base_url: str | None = Field(None, description="default: OPENAI_BASE_URL or api.openai.com")
+    api_key_env: str | None = Field(None, description="env var holding the key; OPENAI_API_KEY")
+    models: list[str] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+
+class ParamValues(_Model):
+    """One value of each chat-completion parameter (the grid's axes are lists of these)."""
+
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=128)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    extra_body: dict[str, Any] | None = Field(
+        None, description="vendor parameters sent as-is (vLLM top_k, Ollama options, ...)"
+    )
+
+
+class ExperimentFile(_Model):
+    """The experiment file, as written."""
+
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+        description="names the results folder; default: the file name",
+    )  # fmt: skip
+    description: str = ""
+    provider: str = Field("openai", description="echo, openai, or a name under providers")
+    providers: Annotated[dict[str, ProviderConfig], EmptyOk] = Field(default_factory=dict)
+    prompts: dict[str, Annotated[list[Message], BeforeValidator(_user_shorthand)]] = Field(
+        min_length=1
+    )
+    vars: Annotated[dict[str, list[Any]], EmptyOk] = Field(default_factory=dict)
+    cases: list[dict[str, Any]] | None = None
+    cases_file: str | None = Field(None, description="CSV or JSONL, relative to this file")
+    params: Annotated[dict[str, Any], EmptyOk] = Field(default_factory=dict)
+    repeats: int = Field(1, ge=1, le=10_000)
+    limits: Limits = Field(default_factory=Limits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the experiment file (for editors: see the README)."""
+    schema = ExperimentFile.model_json_schema()
+    value_schema = ParamValues.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    defs.update(value_schema.pop("$defs", {}))
+    params: dict[str, Any] = {}
+    for name, prop in value_schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("default", "title")}
+        options = [s for s in prop.pop("anyOf", [prop]) if s != {"type": "null"}]
+        options = [{**o, **prop} if "anyOf" not in prop else o for o in options]
+        params[name] = {"anyOf": [*options, {"type": "array", "items": {"anyOf": options}}]}
+    schema["properties"]["params"] = {
+        "type": "object",
+        "description": "chat-completion parameters; a list is an axis, a scalar is fixed",
+        "properties": params,
+        "additionalProperties": False,
+        "required": ["model"],
+    }
+    prompt = schema["properties"]["prompts"]["additionalProperties"]
+    schema["properties"]["prompts"]["additionalProperties"] = {
+        "anyOf": [{"type": "string"}, prompt]
+    }
+    schema["title"] = "promptgrid experiment"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where an unknown key was found, for did-you-mean."""
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    model: type[BaseModel] = ExperimentFile
+    if parents[:1] == ["limits"] or parents[-1:] == ["limits"]:
+        model = Limits
+    elif parents[:1] == ["retry"]:
+        model = RetryPolicy
+    elif parents[:1] == ["providers"] and len(parents) >= 2:
+        model = ProviderConfig
+    elif parents[:1] == ["prompts"]:
+        model = Message
+    elif parents[:1] == ["params"]:
+        model = ParamValues
+    return list(model.model_fields)

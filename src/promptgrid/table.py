@@ -1,0 +1,94 @@
+"""The result table: one row per cell in cell order, as Arrow batches and as a DataFrame.
+
+Rows are read from the store in batches and converted through one Arrow schema (built from
+``columns``), so the DataFrame and every exported file agree on column names and types, and
+an export streams: a 100,000-cell run is written batch by batch, never held whole in memory.
+A var or param whose values are not all of one scalar type is JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .columns import AFTER, BEFORE
+from .errors import UsageError
+from .store import RunInfo, Store, dumps
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+def columns(run: RunInfo) -> list[tuple[str, str]]:
+    """Every column of a run's table with its kind (str, int, float, bool, json)."""
+    return [*BEFORE, *run.columns, *AFTER]
+
+
+def schema(run: RunInfo) -> pa.Schema:
+    """The Arrow schema of a run's table."""
+    import pyarrow as pa
+
+    types = {"str": pa.string(), "json": pa.string(), "int": pa.int64(),
+             "float": pa.float64(), "bool": pa.bool_()}  # fmt: skip
+    return pa.schema([(name, types[kind]) for name, kind in columns(run)])
+
+
+def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
+    """The run's table in cell order, ``size`` rows at a time, as Arrow tables."""
+    import pyarrow as pa
+
+    table_schema = schema(run)
+    user_columns = run.columns
+    for rows in store.result_rows(run.run_id, size):
+        records = []
+        for row in rows:
+            record = dict(row)
+            values = {
+                **json.loads(record.pop("params_json")),
+                **json.loads(record.pop("vars_json")),
+            }
+            for name, kind in user_columns:
+                value = values.get(name)
+                record[name] = dumps(value) if kind == "json" and value is not None else value
+            record["messages"] = dumps(json.loads(record.pop("request_json"))["messages"])
+            record["cached"] = bool(record["cached"])
+            record.pop("idx")
+            records.append(record)
+        yield pa.Table.from_pylist(records, schema=table_schema)
+
+
+def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:
+    """One DataFrame from a run's Arrow batches (nullable integers stay integers)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    parts = list(tables)
+    table = pa.concat_tables(parts) if parts else schema(run).empty_table()
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+
+
+def load_run(store: Store, run: RunInfo) -> pd.DataFrame:
+    """A run's whole table as a DataFrame."""
+    return to_dataframe(batches(store, run), run)
+
+
+def resolve_run(store: Store, run_id: str | None, experiment: str | None = None) -> RunInfo:
+    """A run by id (or unique prefix), or the newest run (of ``experiment``)."""
+    if run_id is None:
+        runs = store.runs(experiment)
+        if not runs:
+            raise UsageError(
+                f"no runs in {store.path}" + (f" for {experiment}" if experiment else "")
+            )
+        return runs[0]
+    run = store.run(run_id)
+    if run is None:
+        matches = [r for r in store.runs() if r.run_id.startswith(run_id)]
+        if len(matches) != 1:
+            raise UsageError(
+                f"no run {run_id!r} in {store.path}" if not matches else f"{run_id!r} is ambiguous",
+            )
+        run = matches[0]
+    return run
