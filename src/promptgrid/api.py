@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .planning import Plan
+    from .store import RunInfo
 
 __all__ = ["Experiment", "ExperimentSource", "arun", "load", "plan", "retry", "run"]
 
@@ -113,8 +114,7 @@ async def arun(
     options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
                        use_cache, progress, grace_s)  # fmt: skip
     outcome = await execute(experiment_of(source), options, _selection(resume, run_id), frame=True)
-    _raise_if_stopped(outcome)
-    return outcome.frame
+    return _frame(outcome)
 
 
 def run(
@@ -168,8 +168,7 @@ def run(
     )
     if handle.stops and outcome.status == "interrupted":
         raise KeyboardInterrupt(_interrupted(outcome))
-    _raise_if_stopped(outcome)
-    return outcome.frame
+    return _frame(outcome)
 
 
 def retry(
@@ -198,8 +197,7 @@ def retry(
     )
     if handle.stops and outcome.status == "interrupted":
         raise KeyboardInterrupt(_interrupted(outcome))
-    _raise_if_stopped(outcome)
-    return outcome.frame
+    return _frame(outcome)
 
 
 def plan(
@@ -239,7 +237,7 @@ def load(
         return load_run(store, resolve_run(store, run_id, experiment))
 
 
-def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[Experiment, Any]:
+def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experiment, RunInfo]:
     """The experiment a run was made from, rebuilt from the store's copy, and the run."""
     from .store import Store
     from .table import resolve_run
@@ -252,6 +250,13 @@ def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[Experiment,
 
 def _selection(resume: bool, run_id: str | None) -> Selection:
     return Selection("resume", run_id) if resume or run_id else Selection()
+
+
+def _frame(outcome: RunOutcome) -> pd.DataFrame:
+    """The run's table, unless an authentication or quota failure stopped it."""
+    _raise_if_stopped(outcome)
+    frame: pd.DataFrame = outcome.frame
+    return frame
 
 
 def _raise_if_stopped(outcome: RunOutcome) -> None:

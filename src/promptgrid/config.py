@@ -213,8 +213,8 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
                 f"{flag} out (or start a new run: answers already paid for come from the cache)"
             )
     merged.update({k: v for k, v in given.items() if k in _ADJUSTABLE})
-    if merged.get("formats") is not None:
-        merged["formats"] = tuple(merged["formats"])
+    if (formats := merged.get("formats")) is not None:
+        merged["formats"] = tuple(formats)
     return merged
 
 
@@ -222,7 +222,7 @@ def _endpoint(
     experiment: Experiment, name: str, overrides: Mapping[str, Any], pinned: str | None
 ) -> EndpointConfig:
     file = experiment.file
-    config = file.providers.get(name) or ProviderConfig(type=name)  # type: ignore[arg-type]
+    config = file.providers.get(name) or ProviderConfig(type="echo" if name == "echo" else "openai")
     # The file's limits: a provider's own, over the experiment's (for the default provider).
     base = file.limits if name == file.provider else Limits()
     merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}

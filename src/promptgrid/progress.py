@@ -110,7 +110,7 @@ class NotebookProgress:
 
         self._total, self._done = total, done
         self._started = time.monotonic()
-        self._handle = display(self._bundle(), raw=True, display_id=True)
+        self._handle = display(self._bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._drawn = self._started
         self._schedule()
 

@@ -576,15 +576,15 @@ class Store:
     @_guarded("reading which cells are done")
     def indexes(self, run_id: str, status: str | None = None) -> set[int]:
         """Cell indexes of a run that have a result row (of ``status``): the cells to skip."""
-        sql, args = "SELECT idx FROM results WHERE run_id = ?", (run_id,)
+        sql, args = "SELECT idx FROM results WHERE run_id = ?", [run_id]
         if status is not None:
-            sql, args = sql + " AND status = ?", (run_id, status)
+            sql, args = sql + " AND status = ?", [run_id, status]
         return {row[0] for row in self.db.execute(sql, args)}
 
     @_guarded("reading the cache")
     def newest_response(self) -> int:
         """The id of the newest stored answer (0 if none): answers after it are new."""
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0])
 
     @_guarded("reading the cache")
     def cached_answer(self, cell_id: str, after: int = 0) -> int | None:

@@ -66,7 +66,8 @@ def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:
 
     parts = list(tables)
     table = pa.concat_tables(parts) if parts else schema(run).empty_table()
-    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return frame
 
 
 def load_run(store: Store, run: RunInfo) -> pd.DataFrame:

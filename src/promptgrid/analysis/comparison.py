@@ -77,9 +77,11 @@ class WrappedFrame(pd.DataFrame):
                 .format_index(_label, axis=1)
                 .set_table_styles(list(_TABLE_STYLES))
             )
-            return styler.to_html() + note
+            html_text: str = styler.to_html()
+            return html_text + note
         except (KeyError, ValueError):  # a Styler limit (non-unique labels, ...): plain pandas
-            return super()._repr_html_()
+            plain: str | None = getattr(super(), "_repr_html_")()  # not in pandas-stubs
+            return plain
 
 
 def compare(

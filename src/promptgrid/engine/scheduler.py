@@ -138,9 +138,11 @@ class Scheduler:
         answer never holds up the others. Raises the first failure of any part (a
         :class:`~promptgrid.errors.StoreError`, a bug), after cancelling the rest.
         """
-        streams: Mapping[str | None, Iterable[Cell]] = (
-            cells if isinstance(cells, Mapping) else {None: cells}
-        )
+        streams: dict[str | None, Iterable[Cell]]
+        if isinstance(cells, Mapping):
+            streams = {name: stream for name, stream in cells.items()}
+        else:
+            streams = {None: cells}
         try:
             async with TaskGroup() as group:
                 pump = group.create_task(self.io.pump())
@@ -198,13 +200,13 @@ class Scheduler:
         )
         self._inflight[cell_id] = done
         try:
-            row = await self._answer(cell)
-            if row is None:  # stopped by auth or quota: the cell stays pending
+            answered = await self._answer(cell)
+            if answered is None:  # stopped by auth or quota: the cell stays pending
                 return
-            response_id = await self.io.write(row)
-            if row.status == "error":
-                self._errored[cell_id] = row
-            done.set_result((row, response_id))
+            response_id = await self.io.write(answered)
+            if answered.status == "error":
+                self._errored[cell_id] = answered
+            done.set_result((answered, response_id))
         finally:
             del self._inflight[cell_id]
             if not done.done():

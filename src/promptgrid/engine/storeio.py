@@ -100,7 +100,8 @@ class StoreIO:
                     self._thread, self._commit, [c for c, _ in claims], [r for r, _ in rows]
                 )
             except BaseException as exc:
-                for _, future in (*claims, *rows):
+                waiting: list[asyncio.Future[Any]] = [f for _, f in claims] + [f for _, f in rows]
+                for future in waiting:
                     if not future.done():
                         future.cancel()
                 raise exc from None

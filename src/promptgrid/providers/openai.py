@@ -256,7 +256,8 @@ def _create_kwargs(request: Request) -> dict[str, Any]:
     vLLM, ...) travel in ``extra_body`` so compatible servers still receive them."""
     if request.params.get("stream"):
         raise BadRequest("stream: true is not supported; promptgrid needs whole answers")
-    known, extra = {}, {}
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for name, value in request.params.items():
         (known if name in _create_parameters() else extra)[name] = value
     if extra:
