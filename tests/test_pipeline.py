@@ -178,15 +178,19 @@ async def test_arun_inside_a_running_loop(animals: Path, tmp_path: Path) -> None
     assert df["cached"].all()
 
 
-@pytest.mark.parametrize("path", sorted(Path("experiments").glob("*.yaml")), ids=lambda p: p.stem)
+EXAMPLES = Path(__file__).resolve().parent.parent / "experiments"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_example_experiments_run_offline(path: Path, tmp_path: Path) -> None:
     df = promptgrid.run(path.resolve(), provider="echo", results_dir=tmp_path, progress=False)
     assert len(df) == promptgrid.Experiment.from_yaml(path).total and (df["status"] == "ok").all()
 
 
 def test_a_template_failing_at_render_time_marks_the_run_failed(tmp_path: Path) -> None:
+    # Validation renders the first row (x=1); the second (x=0) fails only at run time.
     exp = promptgrid.Experiment(
-        prompts={"p": "{{ x.missing }}"}, vars={"x": ["text"]}, params={"model": "m"},
+        prompts={"p": "{{ 10 // x }}"}, vars={"x": [1, 0]}, params={"model": "m"},
         provider="echo",
     )  # fmt: skip
     with pytest.raises(promptgrid.SpecError, match="failed to render"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from promptgrid.config import RunOptions, resolve
 from promptgrid.engine.limiter import EndpointLimiter
 from promptgrid.engine.scheduler import Endpoint, Scheduler
 from promptgrid.engine.storeio import StoreIO
-from promptgrid.errors import AuthenticationFailed, BadRequest, ServerError
+from promptgrid.errors import AuthenticationFailed, BadRequest, ServerError, StoreFull, StoreLocked
 from promptgrid.grid import expand
 from promptgrid.providers.base import Completion, Request
 from promptgrid.spec.schema import RetryPolicy
@@ -169,11 +171,102 @@ async def test_stop_does_not_wait_for_cells_waiting_on_the_limiter(tmp_path: Pat
     task = asyncio.create_task(scheduler.execute(cells(exp, tmp_path)))
     while len(provider.calls) < 2 or scheduler.summary.ok < 2:
         await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     scheduler.stop()
-    summary = await task
+    # Not the 30 s grace (nothing was on the wire): within the timeout, or it fails.
+    summary = await asyncio.wait_for(task, timeout=20)
     scheduler.io.close()
-    assert loop.time() - started < 1  # not the 30 s grace: nothing was on the wire
     assert summary.ok == 2 and store.indexes("r1") == {0, 1}
+    store.close()
+
+
+# ------------------------------------------------------------------ the store fails
+
+
+class FullDisk(StoreIO):
+    """A store whose file may not grow past its current size: SQLite's own "database or disk is
+    full" on the next growth, as on a full disk."""
+
+    def _open(self) -> Store:
+        if self._store is None:
+            store = super()._open()
+            pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+            store.db.execute(f"PRAGMA max_page_count = {pages + 40}")
+        return super()._open()
+
+
+async def test_a_store_failure_ends_the_run_at_once(tmp_path: Path) -> None:
+    exp = Experiment(
+        prompts={"p": "{{ i }} " + "x" * 2000}, vars={"i": list(range(400))},
+        params={"model": "m"}, provider="echo",
+    )  # fmt: skip
+    store, scheduler = scheduler_for(tmp_path, exp, Scripted(), concurrency=8)
+    scheduler.io = io = FullDisk(store.path, Owner.me(), after=0)
+    io.on_commit = scheduler._committed
+    with pytest.raises(StoreFull, match="full"):
+        # A hang (workers waiting on a writer that died) fails here instead of blocking CI.
+        await asyncio.wait_for(scheduler.execute(cells(exp, tmp_path)), timeout=60)
+    io.close()
+    committed = store.indexes("r1")
+    assert 0 < len(committed) < 400  # what was committed before stays
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
+
+
+async def test_a_lock_held_too_long_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("promptgrid.store.BUSY_TIMEOUT_MS", 50)
+    exp = experiment(20)
+    store, scheduler = scheduler_for(tmp_path, exp, Scripted(), concurrency=2)
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock, and keeps it
+    try:
+        with pytest.raises(StoreLocked, match="locked"):
+            await asyncio.wait_for(scheduler.execute(cells(exp, tmp_path)), timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        scheduler.io.close()
+    store.close()
+
+
+# ------------------------------------------------------------------ de-duplication
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+async def test_identical_cells_are_sent_once_whatever_the_timing(
+    tmp_path: Path, use_cache: bool
+) -> None:
+    exp = Experiment(prompts={"p": "same"}, vars={"i": list(range(10))}, params={"model": "m"},
+                     provider="echo")  # fmt: skip
+    provider = Scripted()
+    store, scheduler = scheduler_for(tmp_path, exp, provider, concurrency=1, use_cache=use_cache)
+    summary = await scheduler.execute(cells(exp, tmp_path))
+    scheduler.io.close()
+    assert provider.calls == ["same"] and summary.ok == 10
+    assert store.counts("r1") == {"ok": 10, "cached": 9}
+    store.close()
+
+
+async def test_a_request_another_process_is_sending_is_waited_for(tmp_path: Path) -> None:
+    # Two runs over the same grid in one store, as two processes would: the second waits for the
+    # first's answers instead of paying for them too.
+    exp = experiment(6)
+    slow = Scripted(delay=0.05)
+    store, first = scheduler_for(tmp_path, exp, slow, concurrency=6)
+    twin = Scripted()
+    other = Owner(os.getpid(), Owner.me().host, "other-process")  # alive: this process
+    store.create_run("r2", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
+    io = StoreIO(store.path, other, after=0)
+    limiter = EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
+    second = Scheduler(io, "r2", {"echo": Endpoint(twin, limiter, free=True)}, concurrency=6,
+                       retry=RetryPolicy())  # fmt: skip
+    task = asyncio.create_task(first.execute(cells(exp, tmp_path)))
+    while len(slow.calls) < 6:  # every request of the grid is on the wire
+        await asyncio.sleep(0)
+    summary = await second.execute(cells(exp, tmp_path))
+    await task
+    first.io.close()
+    io.close()
+    assert twin.calls == [] and summary.cached == 6
     store.close()

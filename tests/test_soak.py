@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -60,12 +59,10 @@ def test_soak_every_cell_ends_ok_with_its_own_answer(
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     results = tmp_path / "results"
     with FaultServer(fault_rates=FAULT_RATES, seed=1234, retry_after_s=0.05) as server:
-        started = time.monotonic()
         df = promptgrid.run(
             soak_experiment(tmp_path), base_url=server.base_url, results_dir=results,
             progress=False,
         )  # fmt: skip
-        elapsed = time.monotonic() - started
         stats = server.stats()
 
     # Every cell ends ok, with the answer to its own request.
@@ -109,4 +106,3 @@ def test_soak_every_cell_ends_ok_with_its_own_answer(
         ).fetchone() == (CELLS,)
     finally:
         db.close()
-    assert elapsed < 20

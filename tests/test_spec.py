@@ -311,3 +311,50 @@ def test_known_params_cover_the_sdk() -> None:
     skipped = {"messages", "stream", "stream_options", "functions", "function_call",
                "moderation", "prompt_cache_options", "prompt_cache_retention"}  # fmt: skip
     assert sdk - ours - skipped == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "warnings"),
+    [
+        pytest.param(
+            BASE.replace("moon]", "moon]\n  tone: [calm, angry, sad]"),
+            ["exp.yaml:7 vars.tone: var 'tone' is not used by any prompt\n"
+             "  -> it multiplies the calls by 3 without changing any request; "
+             "remove it or use it in a prompt"],
+            id="unused-var",
+        ),
+        pytest.param(
+            BASE.replace("moon]", "moon]\n  tone: [calm]"), [], id="unused-single-value",
+        ),
+        pytest.param(
+            BASE.replace("moon]", "moon]\n  tone: [calm, sad]")
+            .replace("prompts:", "prompts:\n  q: '{{ tone }} {{ who }}'"),
+            [], id="used-by-another-prompt",
+        ),
+        pytest.param(
+            BASE.replace('"Hello {{ who }}"', '"{% if who %}yes{% endif %}"'), [],
+            id="used-in-a-tag",
+        ),
+    ],
+)  # fmt: skip
+def test_unused_var_is_a_warning(write_yaml, text: str, warnings: list[str]) -> None:
+    path = write_yaml(text)
+    exp = Experiment.from_yaml(path)
+    assert [str(w).replace(f"{path.parent}/", "") for w in exp.warnings] == warnings
+
+
+def test_validation_renders_the_first_row(write_yaml, tmp_path: Path) -> None:
+    """One cell per prompt: the first case row and the first value of each var."""
+    (tmp_path / "rows.csv").write_text("n\n0\n1\n")
+    text = BASE.replace('"Hello {{ who }}"', '"{{ 10 // (n | int) }} {{ who }}"')
+    [p] = problems(write_yaml, text + "cases_file: rows.csv\n")
+    assert p.line == 4 and p.path == "prompts.p" and "n='0'" in p.message
+    assert "ZeroDivisionError" in p.message and "first case row" in (p.hint or "")
+    (tmp_path / "rows.csv").write_text("n\n1\n0\n")  # the second row fails only at run time
+    assert Experiment.from_yaml(write_yaml(text + "cases_file: rows.csv\n")).total == 4
+
+
+def test_too_many_problems_are_summed_up(write_yaml) -> None:
+    values = ", ".join(["5"] * 100)
+    found = problems(write_yaml, BASE.replace("model: m", f"model: m\n  temperature: [{values}]"))
+    assert len(found) == 20 and found[-1].message == "... and 81 more problems like these"

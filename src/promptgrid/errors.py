@@ -10,7 +10,8 @@
     │   ├── StoreLocked             another connection held the write lock too long
     │   ├── StoreCorrupt            not a promptgrid store, damaged pages, or a newer version
     │   ├── StoreReadOnly           the file or its folder cannot be written
-    │   └── RunOwned                another live process is executing this run (its lease)
+    │   ├── RunOwned                another live process is executing this run (its lease)
+    │   └── ExportFailed            some of a run's files could not be written (the others were)
     └── ProviderError               one call failed; becomes an error row unless it stops the run
         ├── RetryableError          worth another attempt (tenacity retries these, and only these)
         │   ├── RateLimited         HTTP 429 rate limit; carries the server's retry_after
@@ -34,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -138,6 +140,20 @@ class RunOwned(StoreError):
     """Another live process holds this run's lease: it is being executed right now."""
 
 
+class ExportFailed(StoreError):
+    """Some formats of a run's files could not be written; every other format was.
+
+    Raised after the others are written. ``written`` lists the files written; ``failed`` maps
+    each failed format to why (a disk-full or read-only folder says so) and the message ends
+    with the command that writes them again.
+    """
+
+    def __init__(self, message: str, *, written: list[Path], failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.written = written
+        self.failed = failed
+
+
 # --------------------------------------------------------------------------- call errors
 
 
@@ -235,6 +251,7 @@ __all__ = [
     "BadRequest",
     "ConnectionFailed",
     "ExitCode",
+    "ExportFailed",
     "FatalError",
     "MalformedResponse",
     "Problem",

@@ -160,11 +160,13 @@ def render(
     experiment: Experiment,
 ) -> tuple[dict[str, str], ...]:
     """One prompt's messages for one row; a template that fails here is a ``SpecError`` naming
-    the prompt, the row and the file."""
-    try:
-        return tuple({"role": role, "content": t.render(context)} for role, t in templates)
-    except Exception as exc:  # anything a template raises is the template's problem
-        message = f"prompt {prompt!r} failed to render for cell {index} ({context}): {exc}"
-        raise SpecError(
-            experiment.where(("prompts", prompt), message, "check the template against this row")
-        ) from None
+    the file, the line of the message's content, its key path, the cell and the values."""
+    out = []
+    for i, (role, template) in enumerate(templates):
+        try:
+            content = template.render(context)
+        except Exception as exc:  # anything a template raises is the template's problem
+            problem = experiment.render_problem(prompt, i, exc, context, cell=index)
+            raise SpecError(problem) from None
+        out.append({"role": role, "content": content})
+    return tuple(out)

@@ -23,7 +23,7 @@ from .engine.limiter import EndpointLimiter
 from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
 from .errors import ExitCode, StoreError, UsageError
-from .exports import export
+from .exports import export, formats_present
 from .grid import expand
 from .progress import make_progress
 from .providers import open_provider
@@ -148,7 +148,8 @@ def _finish(
     )  # fmt: skip
     out_dir = config.results_dir / run.experiment / run.run_id
     tables: list[Any] | None = [] if frame else None
-    files = export(store, run, out_dir, config.formats, tables)
+    formats = tuple(dict.fromkeys([*config.formats, *formats_present(out_dir)]))
+    files = export(store, run, out_dir, formats, tables)
     table = to_dataframe(iter(tables), run) if tables is not None else None
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,

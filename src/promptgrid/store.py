@@ -30,7 +30,9 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import os
 import secrets
@@ -245,19 +247,24 @@ class Owner:
         return f"process {self.pid} on {self.host}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:  # PermissionError: it exists, as another user's process
         return True
-    return True
+    try:  # a zombie (killed, not yet reaped: no init in a container) is dead for us
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _alive(pid: int, host: str, heartbeat: float, at: float) -> bool:
     fresh = at - heartbeat < LEASE_TTL_S
-    return fresh and (host != socket.gethostname() or _pid_alive(pid))
+    return fresh and (host != socket.gethostname() or pid_alive(pid))
 
 
 def translate(exc: BaseException, path: Path, doing: str) -> StoreError:
@@ -337,25 +344,46 @@ class Store:
                 f"no runs in {self.path.parent} (no {self.path.name} there): run an experiment "
                 "first, or point --results-dir at the folder that holds it"
             )
-        db: sqlite3.Connection | None = None
+        # Opening a new store races other processes opening it too: SQLite answers "locked" at
+        # once (not after the busy timeout) where waiting could deadlock, e.g. while another
+        # process switches the file to WAL. Such an open starts over, for a bounded time.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        for attempt in itertools.count():
+            try:
+                self.db = self._open()
+                return
+            except sqlite3.OperationalError as exc:
+                locked = "locked" in str(exc) or "BUSY" in getattr(exc, "sqlite_errorname", "")
+                if not locked or time.monotonic() > deadline:
+                    raise translate(exc, self.path, "opening the store") from None
+                time.sleep(min(0.01 * 2**attempt, 0.2))
+            except (sqlite3.Error, OSError) as exc:
+                raise translate(exc, self.path, "opening the store") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """A migrated connection; closed again if anything fails."""
+        db = self._open_readonly() if self.readonly else self._open_writable()
         try:
-            if readonly:
-                db = self._open_readonly()
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA foreign_keys=ON")
             self.db = db
             self._migrate()
-        except BaseException as exc:
-            if db is not None:
-                db.close()
-            if isinstance(exc, (sqlite3.Error, OSError)):
-                raise translate(exc, self.path, "opening the store") from None
+        except BaseException:
+            db.close()
             raise
+        return db
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _open_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
@@ -765,10 +793,15 @@ class _Transaction:
                 self.db.execute("COMMIT")
                 return
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # A failed COMMIT (disk full) may already have rolled back: never let a
+                # ROLLBACK error hide the real one.
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 raise
         if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
 
 def _run_info(row: tuple[Any, ...], live: dict[str, str]) -> RunInfo:

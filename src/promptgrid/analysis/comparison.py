@@ -80,7 +80,7 @@ class WrappedFrame(pd.DataFrame):
             html_text: str = styler.to_html()
             return html_text + note
         except (KeyError, ValueError):  # a Styler limit (non-unique labels, ...): plain pandas
-            plain: str | None = getattr(super(), "_repr_html_")()  # not in pandas-stubs
+            plain: str | None = super()._repr_html_()  # type: ignore[misc]  # not in pandas-stubs
             return plain
 
 

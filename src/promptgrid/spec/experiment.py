@@ -29,8 +29,16 @@ from .schema import (
     ParamValues,
     known_keys,
 )
-from .templates import Template, compile_template
-from .yamlmarks import KeyPath, format_path, line_of, load_yaml
+from .templates import RenderError, Template, compile_template
+from .yamlmarks import (
+    KeyPath,
+    format_path,
+    line_of,
+    load_yaml,
+    quote_hint,
+    read_text,
+    shorten,
+)
 
 
 class Experiment:
@@ -50,14 +58,14 @@ class Experiment:
         """Load and validate an experiment file."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
         except FileNotFoundError:
             raise SpecError(
                 Problem(f"no such file: {path}", hint="check the path; experiments/ has examples")
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise SpecError(Problem(f"cannot read {path}: {exc}")) from None
-        data, lines = load_yaml(text, str(path))
+        data, lines, starts = load_yaml(text, str(path))
         if not isinstance(data, dict):
             raise SpecError(
                 Problem(
@@ -69,7 +77,7 @@ class Experiment:
             )
         data.setdefault("name", _default_name(path))
         self = cls.__new__(cls)
-        self._setup(data, source=str(path), lines=lines, base_dir=path.parent)
+        self._setup(data, source=str(path), lines=lines, base_dir=path.parent, starts=starts)
         return self
 
     @classmethod
@@ -84,18 +92,27 @@ class Experiment:
     # ------------------------------------------------------------------ validation
 
     def _setup(
-        self, data: dict[str, Any], *, source: str | None, lines: dict[KeyPath, int], base_dir: Path
+        self,
+        data: dict[str, Any],
+        *,
+        source: str | None,
+        lines: dict[KeyPath, int],
+        base_dir: Path,
+        starts: dict[KeyPath, int] | None = None,
     ) -> None:
         self.source = source
         self.base_dir = base_dir
         self._lines = lines
+        self._starts = starts or {}  # literal blocks (content: |): the line their text starts on
         problems: list[Problem] = []
         self._cases_unknown = False  # a broken case file: its columns are unknown
         data.setdefault("name", "experiment")
         try:
             self.file = ExperimentFile.model_validate(data)
         except ValidationError as exc:
-            raise SpecError([self._problem_from_pydantic(e) for e in exc.errors()]) from None
+            raise SpecError(
+                _first([self._problem_from_pydantic(e) for e in exc.errors()])
+            ) from None
         spec = self.file
         self.name: str = spec.name or "experiment"
         self.param_axes: dict[str, tuple[Any, ...]] = self._check_params(problems)
@@ -106,14 +123,63 @@ class Experiment:
             problems
         )
         self.routes: dict[str, str] = self._check_providers(problems)
+        self._check_rendering(problems)
         if problems:
-            raise SpecError(problems)
+            raise SpecError(_first(problems))
         #: Things worth a look that do not stop a run (shown by validate, plan and run).
-        self.warnings: tuple[Problem, ...] = ()
+        self.warnings: tuple[Problem, ...] = tuple(self._unused_vars())
 
     def where(self, path: KeyPath, message: str, hint: str | None = None) -> Problem:
         """A problem located at ``path`` (file, line, key path)."""
         return Problem(message, self.source, line_of(self._lines, path), format_path(path), hint)
+
+    def content_path(self, prompt: str, index: int) -> KeyPath:
+        """The key path of message ``index`` of ``prompt`` (``prompts.p[0].content``, or
+        ``prompts.p`` for the one-string shorthand)."""
+        path: KeyPath = ("prompts", prompt, index, "content")
+        if path not in self._lines and ("prompts", prompt) in self._lines:
+            return ("prompts", prompt)
+        return path
+
+    def render_problem(
+        self,
+        prompt: str,
+        index: int,
+        error: Exception,
+        context: Mapping[str, Any],
+        cell: int | None = None,
+    ) -> Problem:
+        """Message ``index`` of ``prompt`` failed to render with ``context``: the problem, at the
+        file line of the template line that failed. ``cell``: the grid cell (at run time)."""
+        template = self.templates[prompt][index][1]
+        lineno = error.lineno if isinstance(error, RenderError) else None
+        reason = error.message if isinstance(error, RenderError) else f"{error!r}"
+        shown = ", ".join(
+            f"{k}={shorten(repr(v), 40)}" for k, v in context.items() if k in template.variables
+        )
+        where = "" if cell is None else f" for cell {cell}"
+        values = f" ({shorten(shown, 200)})" if shown else ""
+        hint = (
+            "fix the template: validation renders each prompt once, with the first case row "
+            "and the first value of each var"
+            if cell is None
+            else "fix the template, or this row's values: a template must render for every cell"
+        )
+        path = self.content_path(prompt, index)
+        return Problem(
+            f"failed to render{where}{values}: {reason}",
+            self.source,
+            self._template_line(path, lineno),
+            format_path(path),
+            hint,
+        )
+
+    def _template_line(self, path: KeyPath, lineno: int | None) -> int | None:
+        """The file line of line ``lineno`` of the template at ``path``: exact in a literal
+        block (``content: |``); elsewhere YAML folds or escapes line breaks, so the key's line."""
+        if lineno and path in self._starts:
+            return self._starts[path] + lineno - 1
+        return line_of(self._lines, path)
 
     def _problem_from_pydantic(self, err: Mapping[str, Any]) -> Problem:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
@@ -125,8 +191,14 @@ class Experiment:
         if err["type"] == "missing":
             return self.where(loc, "missing required key", "add it (see `promptgrid schema`)")
         got = err.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        return self.where(loc, f"{err['msg'].lower()}{shown}", "see `promptgrid schema`")
+        shown = "" if isinstance(got, dict | list) else f" (got {shorten(repr(got))})"
+        hint = "see `promptgrid schema`"
+        if loc[:1] == ("prompts",) and isinstance(got, dict):  # content: {animal} unquoted
+            names = [k for k, v in got.items() if isinstance(k, str) and v is None]
+            name = names[0] if len(names) == 1 and names[0].isidentifier() else "animal"
+            key = loc[-1] if isinstance(loc[-1], str) and len(loc) > 2 else "content"
+            hint = quote_hint(key, f"{{{{ {name} }}}}")
+        return self.where(loc, f"{err['msg'].lower()}{shown}", hint)
 
     def _check_params(self, problems: list[Problem]) -> dict[str, tuple[Any, ...]]:
         axes: dict[str, tuple[Any, ...]] = {}
@@ -228,17 +300,14 @@ class Experiment:
         for name, messages in self.file.prompts.items():
             out = []
             for i, message in enumerate(messages):
-                path = ("prompts", name, i, "content")
-                if path not in self._lines and (("prompts", name) in self._lines):
-                    path = ("prompts", name)  # the one-string shorthand
+                path = self.content_path(name, i)
                 template, error = compile_template(message.content)
                 if error is not None:
-                    line = line_of(self._lines, path)
                     problems.append(
                         Problem(
                             f"template syntax error: {error.message}",
                             self.source,
-                            line + error.lineno - 1 if line and error.lineno else line,
+                            self._template_line(path, error.lineno),
                             format_path(path),
                             "fix the Jinja2 syntax: variables are written {{ name }}",
                         )
@@ -255,6 +324,45 @@ class Experiment:
                 out.append((message.role, template))
             compiled[name] = tuple(out)
         return compiled
+
+    def _check_rendering(self, problems: list[Problem]) -> None:
+        """Render every message once, with the first case row and the first value of each var,
+        so a template that fails whatever the row (``{{ 1/0 }}``, ``{{ x.foo() }}``,
+        ``range(10**8)``) is found before anything runs. Other rows are met at run time."""
+        if self._cases_unknown:
+            return
+        rows = self.cases.rows()
+        try:
+            first = next(rows, {})
+        finally:
+            rows.close()
+        context = {**first, **{name: values[0] for name, values in self.vars.items() if values}}
+        for prompt, messages in self.templates.items():
+            if len(messages) < len(self.file.prompts[prompt]) or any(
+                t.variables - context.keys() for _, t in messages
+            ):
+                continue  # a syntax error or an undefined variable: reported already
+            for i, (_, template) in enumerate(messages):
+                try:
+                    template.render(context)
+                except RenderError as exc:
+                    problems.append(self.render_problem(prompt, i, exc, context))
+
+    def _unused_vars(self) -> Iterator[Problem]:
+        """Warnings: a var with several values that no template uses multiplies the calls
+        without changing any request."""
+        used: set[str] = set()
+        for messages in self.templates.values():
+            for _, template in messages:
+                used |= template.variables
+        for name, values in self.vars.items():
+            if name not in used and len(values) > 1:
+                yield self.where(
+                    ("vars", name),
+                    f"var {name!r} is not used by any prompt",
+                    f"it multiplies the calls by {len(values)} without changing any request; "
+                    "remove it or use it in a prompt",
+                )
 
     def _check_providers(self, problems: list[Problem]) -> dict[str, str]:
         """Map each model to the provider that serves it; check provider names."""
@@ -329,6 +437,17 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r}, cells={self.total})"
+
+
+#: Problems shown at most: a list of 100,000 bad values is one mistake, not 100,000 lines.
+MAX_PROBLEMS = 20
+
+
+def _first(problems: list[Problem]) -> list[Problem]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    more = len(problems) - MAX_PROBLEMS + 1
+    return [*problems[: MAX_PROBLEMS - 1], Problem(f"... and {more:,} more problems like these")]
 
 
 def _default_name(path: Path) -> str:

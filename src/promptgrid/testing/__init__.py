@@ -1,0 +1,40 @@
+"""A local OpenAI-compatible *fault server* for tests and benchmarks.
+
+:class:`FaultServer` answers ``POST /v1/chat/completions`` over a real loopback socket the way
+OpenAI does, so the real ``openai`` SDK (and promptgrid on top of it) can be driven end to end:
+
+* answers are deterministic and name their request: ``"echo: " + <last user message>``; ``usage``
+  comes from promptgrid's own estimator (:func:`promptgrid.tokens.estimate_prompt_tokens` for the
+  prompt, :func:`promptgrid.tokens.estimate_text_tokens` of the answer for each choice);
+* per-API-key request (``rpm``) and token (``tpm``) buckets that start full and refill continuously
+  at ``limit / 60`` per second, charging ``prompt + max_tokens * n`` tokens up front; a request
+  the buckets cannot cover gets OpenAI's 429 (``retry-after``, ``retry-after-ms``) and consumes
+  nothing. Every response carries the ``x-ratelimit-*`` headers of the configured limits;
+* faults, scripted (:meth:`FaultServer.script`, :meth:`FaultServer.script_for`) or drawn at
+  seeded rates (``fault_rates``): an HTTP status (``"503"``, ``"429"``, ...) or a name in
+  :data:`FAULTS` — ``"quota"``, ``"retry_after_bad"`` (a 429 whose ``retry-after`` is unusable),
+  ``"drop"`` (connection closed), ``"stall"``, ``"truncated"``, and 200s a client must refuse:
+  ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape) and
+  ``"empty"``. Injected faults replace normal processing: they neither check nor charge buckets;
+* ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
+* counters for assertions (:meth:`FaultServer.stats`), also served, with control endpoints, over
+  HTTP (``GET /_pg/stats``, ``POST /_pg/script``, ``POST /_pg/config``, ``POST /_pg/reset``).
+
+``FaultServer`` runs on its own thread and event loop, so ``with FaultServer() as s:`` works in sync
+and async tests alike. For benchmarks, :func:`spawn_fault_server` runs ``python -m
+promptgrid.testing`` in a child process and steers it through a :class:`RemoteFaultServer`.
+
+Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (bodies and the fault
+catalogue), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
+(in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
+aiohttp, the standard library and :mod:`promptgrid.tokens` only.
+"""
+
+from __future__ import annotations
+
+from .answers import FAULTS
+from .buckets import go_duration
+from .server import FaultServer
+from .spawn import RemoteFaultServer, spawn_fault_server
+
+__all__ = ["FAULTS", "FaultServer", "RemoteFaultServer", "go_duration", "spawn_fault_server"]

@@ -1,0 +1,269 @@
+"""The fault server's state and request handlers, independent of how it is run.
+
+:class:`_Core` holds the settings, the fault scripts, the per-key buckets and the counters, and
+answers ``POST /v1/chat/completions`` and the ``/_pg/*`` control endpoints. The in-process
+:class:`~promptgrid.testing.FaultServer` and the command line (a child process) both serve one.
+State sits behind a thread lock because tests steer a server from their own thread while its
+loop runs on another.
+
+A request's fate is decided once, under the lock, in arrival order: a bad key (401), else the next
+scripted or drawn fault, else the buckets (429 or charged). Only then does the handler sleep
+(``latency_s`` or ``stall_s``), so a script lines up with requests as they arrive, not as they
+finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+from aiohttp import web
+
+from .answers import (
+    BROKEN,
+    Ask,
+    broken_body,
+    check_fault,
+    completion,
+    error_body,
+    injected_error,
+    read_ask,
+    respond,
+)
+from .buckets import _KeyBuckets
+from .settings import DEFAULTS, validate
+
+_FIVE_XX = ("500", "502", "503")  # what a "5xx" rate draws from
+
+
+class _Core:
+    """Configuration, scripts, buckets and counters, and the aiohttp handlers that use them."""
+
+    def __init__(self, **config: Any) -> None:
+        self._lock = threading.Lock()
+        self._sleepers: set[asyncio.Task[Any]] = set()
+        self._n = 0  # never reset: request ids stay unique for the server's life
+        self.cfg: dict[str, Any] = dict(DEFAULTS)
+        self.configure(**config)
+        self.reset()
+
+    # -- control -------------------------------------------------------------------------------
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Validate and apply settings; returns them all."""
+        changes = validate(changes)
+        with self._lock:
+            self.cfg.update(changes)
+            if {"rpm", "tpm"} & set(changes):
+                self._buckets: dict[str, _KeyBuckets] = {}
+            if "seed" in changes:
+                self._rng = random.Random(self.cfg["seed"])
+            return self.config()
+
+    def config(self) -> dict[str, Any]:
+        """The current settings as JSON-compatible values."""
+        cfg = dict(self.cfg)
+        cfg["api_keys"] = sorted(cfg["api_keys"]) if cfg["api_keys"] is not None else None
+        return cfg
+
+    def act(self, action: str, data: Any = None) -> Any:
+        """Apply a control action (for the Python API and the ``/_pg/{action}`` endpoints)."""
+        if action == "script":  # data: [faults] or {"faults": [...], "by_content": {sub: [...]}}
+            data = data if isinstance(data, dict) else {"faults": data}
+            faults = [check_fault(str(f)) for f in data.get("faults") or []]
+            by_content = {
+                str(sub): [check_fault(str(f)) for f in fs]
+                for sub, fs in (data.get("by_content") or {}).items()
+            }
+            with self._lock:
+                self._script.extend(faults)
+                for sub, fs in by_content.items():
+                    self._by_content.setdefault(sub, deque()).extend(fs)
+        elif action == "config" and data:
+            self.configure(**data)
+        elif action == "reset":
+            self.reset_stats() if (data or {}).get("stats_only") else self.reset()
+        elif action not in ("stats", "config"):
+            raise KeyError(action)
+        return self.stats() if action == "stats" else self.config()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._requests = 0
+            self._outcomes: Counter[str] = Counter()
+            self._keys: Counter[str] = Counter()
+            self._injected: Counter[str] = Counter()
+            self._limited: Counter[str] = Counter()
+            self._answered: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        self.reset_stats()
+        with self._lock:
+            self._script: deque[str] = deque()
+            self._by_content: dict[str, deque[str]] = {}
+            self._buckets = {}
+            self._rng = random.Random(self.cfg["seed"])
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "in_flight": self._requests - self._outcomes.total(),
+                "by_outcome": self._outcomes.copy(),
+                "by_key": self._keys.copy(),
+                "injected": self._injected.copy(),
+                "rate_limited": self._limited.copy(),
+                "answered": self._answered.copy(),
+                "pending_script": len(self._script),
+            }
+
+    # -- request path --------------------------------------------------------------------------
+    def _record(self, outcome: str, answered: str | None = None) -> None:
+        with self._lock:
+            self._outcomes[outcome] += 1
+            if answered is not None:
+                self._answered[answered] += 1
+
+    def _next_fault(self, last: str) -> str | None:  # under the lock
+        for sub, faults in self._by_content.items():
+            if faults and sub in last:
+                return faults.popleft()
+        if self._script:
+            return self._script.popleft()
+        rates = self.cfg["fault_rates"]
+        if rates:
+            r, acc = self._rng.random(), 0.0
+            for name, p in rates.items():
+                acc += p
+                if r < acc:
+                    return self._rng.choice(_FIVE_XX) if name == "5xx" else name
+        return None
+
+    def _decide(
+        self, key: str, last: str, model: str, cost: int
+    ) -> tuple[str | None, dict[str, Any] | None, dict[str, str]]:
+        """Under the lock: (fault or status, its error body if decided here, headers)."""
+        now = time.monotonic()
+        self._n += 1
+        h = {"x-request-id": f"req_{self._n:012x}"}
+        self._requests += 1
+        self._keys[key] += 1
+        keys = self.cfg["api_keys"]
+        if keys is not None and key not in keys:
+            msg = f"Incorrect API key provided: {key[:5]}****."
+            return "401", error_body(401, msg, code="invalid_api_key"), h
+        buckets = None
+        if self.cfg["rpm"] or self.cfg["tpm"]:
+            if (buckets := self._buckets.get(key)) is None:
+                buckets = self._buckets[key] = _KeyBuckets(self.cfg["rpm"], self.cfg["tpm"], now)
+            buckets.refill(now)
+        fault, body = self._next_fault(last), None
+        if fault is not None and fault != "ok":
+            self._injected[fault] += 1
+        else:
+            fault = None
+            refusal = buckets.admit(cost, model) if buckets is not None else None
+            if refusal is not None:
+                self._limited[refusal.kind] += 1
+                if refusal.wait != math.inf:  # too large never fits: no point saying when
+                    h["retry-after"] = str(max(1, math.ceil(refusal.wait)))
+                    h["retry-after-ms"] = str(math.ceil(refusal.wait * 1000))
+                fault = "429"
+                body = error_body(429, refusal.message, refusal.kind, "rate_limit_exceeded")
+        if buckets is not None:
+            buckets.headers(h)
+        return fault, body, h
+
+    async def _sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sleepers.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._sleepers.discard(task)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/chat/completions``."""
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else auth
+        echo = key if self.cfg["echo_key"] else None
+        try:
+            ask = read_ask(await request.read())
+        except (ValueError, TypeError, AttributeError) as exc:
+            reason = f"Could not parse the request body: {exc}"
+            return respond(400, error_body(400, reason), {}, echo)
+        with self._lock:
+            fault, error, h = self._decide(key, ask.last, ask.model, ask.cost)
+        if error is not None:  # a bad key (401) or buckets short (429)
+            self._record(fault or "")
+            return respond(int(fault or 0), error, h, echo)
+        if fault == "drop":
+            self._record("drop")
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+        if fault is not None and (fault.isdigit() or fault in ("quota", "retry_after_bad")):
+            self._record(fault)
+            status = 429 if not fault.isdigit() else int(fault)
+            return respond(status, injected_error(fault, ask.model, self.cfg, h), h, echo)
+        delay = self.cfg["stall_s"] if fault == "stall" else self.cfg["latency_s"]
+        if delay > 0:
+            try:
+                await self._sleep(delay)
+            except asyncio.CancelledError:  # client went away, or the server is stopping
+                self._record("stall" if fault == "stall" else "cancelled")
+                raise
+        return self._answer(ask, fault, h, echo)
+
+    def _answer(
+        self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None
+    ) -> web.Response:
+        """A 200: the echo answer, ``"truncated"``, or a broken body."""
+        text = "echo: " + ask.last
+        finish: str | None = "stop"
+        if fault == "truncated":  # finish_reason null: a stream or a server cut short
+            text, finish = text[: len(text) // 2], None
+        if echo is not None:  # after the cut: the whole key, never a prefix a scrub would miss
+            text += f" key={echo}"
+        answer = completion(
+            request_id=h["x-request-id"],
+            model=ask.model + self.cfg["model_suffix"],
+            text=text,
+            finish=finish,
+            n=ask.n,
+            prompt_tokens=ask.prompt_tokens,
+        )
+        if fault is not None and fault in BROKEN:
+            self._record(fault)
+            return respond(200, broken_body(fault, answer), h, echo)
+        self._record(*(("truncated", None) if fault == "truncated" else ("200", ask.last)))
+        return respond(200, answer, h, echo)
+
+    async def control(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_pg/stats``, ``GET|POST /_pg/config``, ``POST /_pg/script|reset``."""
+        action = request.match_info["action"]
+        try:
+            data = await request.json() if request.can_read_body else None
+            return respond(200, self.act(action, data), {})
+        except KeyError:
+            return respond(404, error_body(404, f"unknown control action {action!r}"), {})
+        except (ValueError, TypeError, AttributeError) as exc:
+            return respond(400, error_body(400, str(exc)), {})
+
+    # -- serving -------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        """The aiohttp application: the completions endpoint and the control endpoints."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_route("*", "/_pg/{action}", self.control)
+        return app
+
+    def wake(self) -> None:
+        """Cancel the handlers sleeping in ``latency_s`` or a stall, so a stop is prompt."""
+        for task in list(self._sleepers):
+            task.cancel()

@@ -1,0 +1,218 @@
+"""The SQLite store under what operators meet: concurrent opens, leases, dead owners, claims,
+damaged and read-only files, and every failure as one StoreError."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from promptgrid.errors import (
+    RunOwned,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreReadOnly,
+    UsageError,
+)
+from promptgrid.store import MIGRATIONS, Owner, Store, translate
+
+
+def new_run(store: Store, run_id: str = "r1") -> None:
+    store.create_run(run_id, "exp", None, {}, [], 3, {})
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# ------------------------------------------------------------------ opening
+
+
+@pytest.mark.slow
+def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    # Several processes open the same brand-new store at the same moment.
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from promptgrid.store import Store
+        while time.time() < float(sys.argv[1]):
+            pass
+        Store({str(tmp_path / "s.sqlite")!r}).close()
+        """
+    )
+    import time
+
+    start_at = str(time.time() + 1.5)  # all children start opening together
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, start_at], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    errors = [c.communicate(timeout=60)[1] for c in children]
+    assert [c.returncode for c in children] == [0] * 6, errors
+    with Store(tmp_path / "s.sqlite") as store:
+        applied = store.db.execute("SELECT name FROM migrations ORDER BY name").fetchall()
+    assert applied == [(name,) for name, _ in MIGRATIONS]
+
+
+def test_missing_store_is_not_created_by_readers(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no runs in"):
+        Store.in_dir(tmp_path / "none", readonly=True)
+    assert not (tmp_path / "none").exists()
+
+
+def test_results_dir_under_a_file_is_one_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="a file is in the way"):
+        Store.in_dir(tmp_path / "file" / "results")
+
+
+def test_a_damaged_store_is_named_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "promptgrid.sqlite"
+    with Store(path) as store:
+        new_run(store)
+    with path.open("r+b") as f:  # overwrite the pages after the header with garbage
+        f.seek(100)
+        f.write(os.urandom(8192))
+    with pytest.raises(StoreCorrupt) as caught, Store(path, readonly=True) as store:
+        store.runs()
+    assert str(path) in str(caught.value) and "move it aside" in str(caught.value)
+
+
+def test_not_a_database_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "promptgrid.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreCorrupt):
+        Store(path)
+
+
+def test_store_from_a_newer_promptgrid_is_refused_and_closed(tmp_path: Path) -> None:
+    path = tmp_path / "promptgrid.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO migrations VALUES ('999_future', 'x')")
+    db.close()
+    with pytest.raises(StoreCorrupt, match="newer promptgrid"):
+        Store(path)  # filterwarnings=error: an unclosed connection would fail here
+
+
+def test_readonly_open_reads_without_writing(tmp_path: Path) -> None:
+    path = tmp_path / "promptgrid.sqlite"
+    with Store(path) as store:
+        new_run(store)
+    before = path.read_bytes()
+    with Store(path, readonly=True) as store:
+        assert [r.run_id for r in store.runs()] == ["r1"]
+        with pytest.raises(StoreReadOnly):
+            new_run(store, "r2")
+    assert path.read_bytes() == before
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(sqlite3.OperationalError("database or disk is full"), StoreFull, id="full"),
+        pytest.param(OSError(28, "No space left on device"), StoreFull, id="enospc"),
+        pytest.param(sqlite3.OperationalError("database is locked"), StoreLocked, id="locked"),
+        pytest.param(
+            sqlite3.DatabaseError("database disk image is malformed"), StoreCorrupt, id="malformed"
+        ),
+        pytest.param(sqlite3.DatabaseError("file is not a database"), StoreCorrupt, id="notadb"),
+        pytest.param(
+            sqlite3.OperationalError("attempt to write a readonly database"),
+            StoreReadOnly,
+            id="readonly",
+        ),
+        pytest.param(PermissionError(13, "Permission denied"), StoreReadOnly, id="permission"),
+        pytest.param(sqlite3.OperationalError("something else"), StoreError, id="other"),
+    ],
+)
+def test_every_failure_becomes_one_store_error(error: BaseException, expected: type) -> None:
+    translated = translate(error, Path("r/promptgrid.sqlite"), "writing results")
+    assert type(translated) is expected
+    assert "r/promptgrid.sqlite" in str(translated) and "writing results" in str(translated)
+
+
+# ------------------------------------------------------------------ leases
+
+
+def test_a_live_owner_keeps_the_run(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        new_run(store)
+        me = Owner.me()
+        store.acquire("r1", me)
+        store.acquire("r1", me)  # the owner itself may take it again
+        other = Owner(os.getpid(), me.host, "other-token")  # alive: this very process
+        with pytest.raises(RunOwned) as caught:
+            store.acquire("r1", other)
+        assert f"process {os.getpid()}" in str(caught.value) and "kill" in str(caught.value)
+        assert store.run("r1").status == "running"  # type: ignore[union-attr]
+
+
+def test_a_dead_owner_shows_interrupted_and_can_be_replaced(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        new_run(store)
+        ghost = Owner(dead_pid(), Owner.me().host, "ghost")
+        store.acquire("r1", ghost)  # then killed with -9: nobody released the run
+        info = store.run("r1")
+        assert info is not None and info.status == "interrupted" and info.owner is None
+        store.acquire("r1", Owner.me())
+        assert store.run("r1").status == "running"  # type: ignore[union-attr]
+
+
+def test_a_silent_owner_on_another_host_expires(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        new_run(store)
+        remote = Owner(1, "elsewhere.example", "remote")
+        store.acquire("r1", remote)
+        assert store.run("r1").status == "running"  # type: ignore[union-attr]
+        store.db.execute("UPDATE owners SET heartbeat = heartbeat - 3600")
+        assert store.run("r1").status == "interrupted"  # type: ignore[union-attr]
+
+
+def test_release_records_the_end_and_drops_claims(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        new_run(store)
+        me = Owner.me()
+        store.acquire("r1", me)
+        assert store.claim(["a", "b"], me, after=0) == [True, True]
+        store.release("r1", me, "interrupted")
+        assert store.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+        info = store.run("r1")
+        assert info is not None and info.status == "interrupted" and info.finished_at
+
+
+# ------------------------------------------------------------------ claims
+
+
+def test_claims_answer_owner_or_stored_answer(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        me, other = Owner.me(), Owner(os.getpid(), Owner.me().host, "other")
+        assert store.claim(["x"], other, after=0) == [True]
+        assert store.claim(["x"], me, after=0) == [f"{os.getpid()}@{me.host}"]  # being sent
+        store.db.execute(
+            "INSERT INTO responses (cell_id, response, created_at) VALUES ('x', 'hi', 'now')"
+        )
+        [answer] = store.claim(["x"], me, after=0)
+        assert isinstance(answer, int) and answer is not True  # answered: use it
+        # Without the cache, an answer from before the run does not count.
+        assert store.claim(["x"], me, after=answer) == [f"{os.getpid()}@{me.host}"]
+
+
+def test_a_dead_owners_claims_are_taken_over(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        ghost = Owner(dead_pid(), Owner.me().host, "ghost")
+        assert store.claim(["x"], ghost, after=0) == [True]
+        assert store.claim(["x"], Owner.me(), after=0) == [True]
