@@ -16,6 +16,7 @@ Timelines are read from the server side (:class:`RecordingServer`), on the same 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -294,6 +295,58 @@ async def test_dropped_malformed_and_truncated_answers_are_retried(
     # A dropped connection is a connection error, though the SDK's aiohttp transport reports
     # it as a ConnectTimeout (APITimeoutError).
     assert errors == {"connection_error": 2, "malformed_response": 4}
+
+
+def test_undecodable_and_garbage_answers_never_kill_the_run(
+    server: RecordingServer, tmp_path: Path, results: Path
+) -> None:
+    # Once each: retried. Persistently: an error row, and the rest of the run goes on.
+    server.script_for("Say w1", ["bad_utf8"])
+    server.script_for("Say w2", ["garbage"])
+    server.script_for("Say w3", ["empty"])
+    server.script_for("Say w4", ["bad_utf8"] * 3)
+    path = write_experiment(tmp_path, retry="{max_attempts: 3, max_wait_s: 0.05}")
+
+    df = run(path, server, results)
+
+    statuses = dict(zip(df["w"], df["status"], strict=True))
+    assert statuses.pop("w4") == "error" and set(statuses.values()) == {"ok"}
+    w4 = row(df, "w4")
+    assert w4["error_type"] == "malformed_response" and w4["attempts"] == 3
+    assert_own_answers(df)
+    run_id, status, _ = only_run(results)
+    assert status == "finished"
+    # A retry makes progress: the server answers properly now.
+    again = promptgrid.retry(run_id, results_dir=results, progress=False)
+    assert (again["status"] == "ok").all()
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "0", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_an_unusable_retry_after_falls_back_to_backoff(
+    tmp_path: Path, results: Path, value: str
+) -> None:
+    # Every answer is a 429 saying "retry after -5 s" (or nan, 0, a past date). Taken at its
+    # word, that is every attempt at once; instead the endpoint pauses (capped by max_wait_s)
+    # between attempts, so attempts of one cell are at least that far apart.
+    with RecordingServer(bad_retry_after=value) as server:
+        server.script(["retry_after_bad"] * 100)
+        path = write_experiment(tmp_path, n=5, retry="{max_attempts: 3, max_wait_s: 0.3}")
+        df = run(path, server, results)
+        arrivals = [server.arrivals(f"Say w{i}") for i in range(5)]
+    assert (df["error_type"] == "rate_limited").all() and (df["attempts"] == 3).all()
+    for times in arrivals:
+        gaps = [b - a for (a, _), (b, _) in itertools.pairwise(times)]
+        assert len(gaps) == 2 and min(gaps) >= 0.25, gaps  # a lower bound: load cannot break it
+
+
+def test_a_key_echoed_by_the_server_is_never_written(tmp_path: Path, results: Path) -> None:
+    with RecordingServer(echo_key=True) as server:
+        server.script_for("Say w2", ["503", "503", "503", "503"])
+        path = write_experiment(tmp_path, retry="{max_attempts: 4, max_wait_s: 0.05}")
+        df = run(path, server, results, formats="parquet,csv,xlsx,jsonl")
+        out = cli("show", "--results-dir", str(results), "--columns", "response,request_id,error")
+    assert "***" in "".join(df["response"].dropna()) and (df["status"] == "error").sum() == 1
+    assert_key_absent(out.stdout, out.stderr, df.to_csv(), folder=results)
 
 
 @pytest.mark.parametrize("status", ["400", "404", "422"])

@@ -57,16 +57,17 @@ def cells(exp: Experiment, tmp_path: Path):
 
 def scheduler_for(
     tmp_path: Path, exp: Experiment, provider, limiter=None, *, run_id: str = "r1",
-    use_cache: bool = True, **kw,
+    use_cache: bool = True, free: bool = True, **kw,
 ) -> tuple[Store, Scheduler]:  # fmt: skip
-    """A store with the run recorded, and a scheduler for it (one "echo" endpoint)."""
+    """A store with the run recorded, and a scheduler for it (one "echo" endpoint; ``free``:
+    calls cost nothing, so nobody claims them)."""
     store = Store.in_dir(tmp_path)
     store.create_run(run_id, exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
     floor = store.newest_response()
     io = StoreIO(store.path, Owner.me(), after=0 if use_cache else floor)
     limiter = limiter or EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
     kw.setdefault("retry", RetryPolicy())
-    scheduler = Scheduler(io, run_id, {"echo": Endpoint(provider, limiter, free=True)}, **kw)
+    scheduler = Scheduler(io, run_id, {"echo": Endpoint(provider, limiter, free=free)}, **kw)
     return store, scheduler
 
 
@@ -253,13 +254,13 @@ async def test_a_request_another_process_is_sending_is_waited_for(tmp_path: Path
     # first's answers instead of paying for them too.
     exp = experiment(6)
     slow = Scripted(delay=0.05)
-    store, first = scheduler_for(tmp_path, exp, slow, concurrency=6)
+    store, first = scheduler_for(tmp_path, exp, slow, concurrency=6, free=False)
     twin = Scripted()
     other = Owner(os.getpid(), Owner.me().host, "other-process")  # alive: this process
     store.create_run("r2", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
     io = StoreIO(store.path, other, after=0)
     limiter = EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
-    second = Scheduler(io, "r2", {"echo": Endpoint(twin, limiter, free=True)}, concurrency=6,
+    second = Scheduler(io, "r2", {"echo": Endpoint(twin, limiter, free=False)}, concurrency=6,
                        retry=RetryPolicy())  # fmt: skip
     task = asyncio.create_task(first.execute(cells(exp, tmp_path)))
     while len(slow.calls) < 6:  # every request of the grid is on the wire

@@ -173,13 +173,12 @@ async def _schedule(
     try:
         for name, endpoint in config.endpoints.items():
             limits = endpoint.limits
+            slots = limits.max_concurrency or config.concurrency  # calls in flight at most
             endpoints[name] = Endpoint(
                 open_provider(endpoint),
-                EndpointLimiter(
-                    rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency
-                ),
+                EndpointLimiter(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=slots),
                 free=endpoint.free,
-                workers=limits.max_concurrency,
+                workers=slots,
             )
         scheduler = Scheduler(
             io,

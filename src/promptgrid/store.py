@@ -654,98 +654,134 @@ class Store:
         """For each request: the id of an answer already stored (newer than ``after``; with
         ``after`` None, no answer counts), ``True`` when it is now this owner's to send, or the
         live owner (``pid@host``) already sending it."""
-        out: list[int | bool | str] = []
-        at = time.time()
-        with self.transaction():
-            self._beat(owner, at)
-            for cell_id in cell_ids:
-                if after is not None and (answer := self._answer(cell_id, after)) is not None:
-                    out.append(answer)
-                    continue
-                row = self.db.execute(
-                    "SELECT o.owner, o.pid, o.host, o.heartbeat FROM claims c "
-                    "JOIN owners o ON o.owner = c.owner WHERE c.cell_id = ?",
-                    (cell_id,),
-                ).fetchone()
-                if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
-                    out.append(f"{row[1]}@{row[2]}")
-                    continue
-                self.db.execute(
-                    "INSERT INTO claims (cell_id, owner, claimed_at) VALUES (?,?,?) "
-                    "ON CONFLICT (cell_id) DO UPDATE SET owner = excluded.owner, "
-                    "claimed_at = excluded.claimed_at",
-                    (cell_id, owner.id, at),
-                )
-                out.append(True)
-        return out
-
-    def _answer(self, cell_id: str, after: int) -> int | None:
-        row = self.db.execute(
-            "SELECT id FROM responses WHERE cell_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-            (cell_id, after),
-        ).fetchone()
-        return row[0] if row else None
-
-    @_guarded("releasing claims")
-    def unclaim(self, cell_ids: Sequence[str], owner: Owner) -> None:
-        """Give up claims (the calls were abandoned)."""
-        with self.transaction():
-            self.db.executemany(
-                "DELETE FROM claims WHERE cell_id = ? AND owner = ?",
-                [(c, owner.id) for c in cell_ids],
-            )
+        return self.commit([], [(c, True) for c in cell_ids], owner, after=after)[1]
 
     @_guarded("writing results")
     def write(self, rows: Sequence[ResultRow], owner: Owner | None = None) -> list[int | None]:
         """Commit finished cells in one transaction (durable when this returns), and drop the
         owner's claims on them. Returns the response id each row points at (None for errors)."""
-        at = now()
-        with self.transaction():
-            ids = [self._write_one(row, at) for row in rows]
-            if owner is not None:
-                self.db.executemany(
-                    "DELETE FROM claims WHERE cell_id = ? AND owner = ?",
-                    [(row.cell_id, owner.id) for row in rows],
-                )
-            return ids
+        return self.commit(rows, [], owner or Owner.me(), after=None)[0]
 
-    def _write_one(self, row: ResultRow, at: str) -> int | None:
-        db = self.db
-        db.execute(
-            "INSERT OR IGNORE INTO requests (cell_id, request_json) VALUES (?, ?)",
-            (row.cell_id, dumps(row.request)),
+    @_guarded("writing results")
+    def commit(
+        self,
+        rows: Sequence[ResultRow],
+        asks: Sequence[tuple[str, bool]],
+        owner: Owner,
+        *,
+        after: int | None,
+    ) -> tuple[list[int | None], list[int | bool | str]]:
+        """One transaction: commit finished cells (dropping this owner's claims on them), then
+        answer each ask ``(cell_id, claim)``: a stored answer's id (newer than ``after``; none
+        counts with ``after`` None), else ``True`` — claimed for this owner when ``claim``
+        (free endpoints only look) — or the live owner (``pid@host``) already sending it."""
+        at = time.time()
+        with self.transaction():
+            ids = self._write_rows(rows, owner) if rows else []
+            answers: list[int | bool | str] = []
+            found = self._answers([c for c, _ in asks], after) if asks else {}
+            if any(claim and c not in found for c, claim in asks):
+                self._beat(owner, at)
+            for cell_id, claim in asks:
+                if cell_id in found:
+                    answers.append(found[cell_id])
+                elif claim:
+                    answers.append(self._claim(cell_id, owner, at))
+                else:
+                    answers.append(True)
+            return ids, answers
+
+    def _answers(self, cell_ids: Sequence[str], after: int | None) -> dict[str, int]:
+        """The newest stored answer (newer than ``after``) of each of these requests."""
+        if after is None:
+            return {}
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(cell_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(
+                    f"SELECT cell_id, MAX(id) FROM responses WHERE cell_id IN ({marks}) "
+                    "AND id > ? GROUP BY cell_id",
+                    [*chunk, after],
+                ).fetchall()
+            )
+        return found
+
+    def _claim(self, cell_id: str, owner: Owner, at: float) -> bool | str:
+        row = self.db.execute(
+            "SELECT o.owner, o.pid, o.host, o.heartbeat FROM claims c "
+            "JOIN owners o ON o.owner = c.owner WHERE c.cell_id = ?",
+            (cell_id,),
+        ).fetchone()
+        if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
+            return f"{row[1]}@{row[2]}"
+        self.db.execute(
+            "INSERT INTO claims (cell_id, owner, claimed_at) VALUES (?,?,?) "
+            "ON CONFLICT (cell_id) DO UPDATE SET owner = excluded.owner, "
+            "claimed_at = excluded.claimed_at",
+            (cell_id, owner.id, at),
         )
-        response_id = row.response_id
-        if row.answer is not None:
-            a = row.answer
-            response_id = db.execute(
-                "INSERT INTO responses (cell_id, response, finish_reason, prompt_tokens, "
-                "completion_tokens, cached_tokens, reasoning_tokens, resolved_model, request_id, "
-                "latency_s, cost_usd, rate_limits_json, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (row.cell_id, a.response, a.finish_reason, a.prompt_tokens, a.completion_tokens,
-                 a.cached_tokens, a.reasoning_tokens, a.resolved_model, a.request_id, a.latency_s,
-                 a.cost_usd, dumps(a.rate_limits), at),
-            ).lastrowid  # fmt: skip
-        db.execute(
+        return True
+
+    def _write_rows(self, rows: Sequence[ResultRow], owner: Owner) -> list[int | None]:
+        """Insert rows with one statement per table. New answers get their ids here: the
+        transaction holds the write lock, so the next ids are ours."""
+        at = now()
+        db = self.db
+        next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM responses").fetchone()[0]
+        ids: list[int | None] = []
+        answers, results, attempts = [], [], []
+        for row in rows:
+            response_id = row.response_id
+            if (a := row.answer) is not None:
+                response_id, next_id = next_id, next_id + 1
+                answers.append(
+                    (response_id, row.cell_id, a.response, a.finish_reason, a.prompt_tokens,
+                     a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.resolved_model,
+                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at)
+                )  # fmt: skip
+            ids.append(response_id)
+            results.append(
+                (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
+                 dumps(row.params), row.repeat, row.status, response_id, row.error_type,
+                 row.http_status, row.error, len(row.attempts), row.latency_s, row.cost_usd,
+                 int(row.cached))
+            )  # fmt: skip
+            attempts += [
+                (row.run_id, row.idx, x.get("number", i + 1), x["status"], x.get("error_type"),
+                 x.get("http_status"), x.get("error"), x.get("latency_s"), at)
+                for i, x in enumerate(row.attempts)
+            ]  # fmt: skip
+        # A row that was sent brings its request; a cached or shared one points at a request
+        # stored with the answer it reuses.
+        db.executemany(
+            "INSERT OR IGNORE INTO requests (cell_id, request_json) VALUES (?, ?)",
+            [(row.cell_id, dumps(row.request)) for row in rows if row.attempts],
+        )
+        db.executemany(
+            "INSERT INTO responses (id, cell_id, response, finish_reason, prompt_tokens, "
+            "completion_tokens, cached_tokens, reasoning_tokens, resolved_model, request_id, "
+            "latency_s, cost_usd, rate_limits_json, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            answers,
+        )
+        db.executemany(
             "INSERT OR REPLACE INTO results (run_id, idx, cell_id, prompt, vars_json, params_json, "
             "repeat, status, response_id, error_type, http_status, error, attempts, latency_s, "
             "cost_usd, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars), dumps(row.params),
-             row.repeat, row.status, response_id, row.error_type, row.http_status, row.error,
-             len(row.attempts), row.latency_s, row.cost_usd, int(row.cached)),
-        )  # fmt: skip
-        if row.attempts:
-            db.executemany(
-                "INSERT INTO attempts (run_id, idx, attempt, status, error_type, http_status, "
-                "error, latency_s, at) VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (row.run_id, row.idx, a.get("number", i + 1), a["status"], a.get("error_type"),
-                     a.get("http_status"), a.get("error"), a.get("latency_s"), at)
-                    for i, a in enumerate(row.attempts)
-                ],
-            )  # fmt: skip
-        return response_id
+            results,
+        )
+        db.executemany(
+            "INSERT INTO attempts (run_id, idx, attempt, status, error_type, http_status, "
+            "error, latency_s, at) VALUES (?,?,?,?,?,?,?,?,?)",
+            attempts,
+        )
+        sent = [(row.cell_id, owner.id) for row in rows if row.attempts]  # only sent ones claimed
+        if sent:
+            db.executemany("DELETE FROM claims WHERE cell_id = ? AND owner = ?", sent)
+        return ids
 
     def result_rows(self, run_id: str, batch: int = 5000) -> Iterator[list[sqlite3.Row]]:
         """The result table of a run in cell order, in batches (joined with requests/answers)."""
@@ -758,9 +794,11 @@ class Store:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
         cursor.execute(
+            # json_extract gives the messages' JSON text exactly as it was written (compact).
             "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
-            "q.request_json, a.response, a.finish_reason, r.status, r.error_type, r.http_status, "
-            "r.error, r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
+            "json_extract(q.request_json, '$.messages') AS messages, a.response, "
+            "a.finish_reason, r.status, r.error_type, r.http_status, r.error, r.attempts, "
+            "a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
             "a.reasoning_tokens, r.cost_usd, r.latency_s, a.resolved_model, a.request_id, r.cached "
             "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
             "LEFT JOIN responses a ON a.id = r.response_id "

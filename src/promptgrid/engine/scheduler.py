@@ -43,6 +43,8 @@ else:  # pragma: no cover - Python 3.10
     from exceptiongroup import BaseExceptionGroup
     from taskgroup import TaskGroup
 
+#: Workers per call that may be in flight (the limiter's concurrency slots bound the calls).
+WORKERS_PER_CALL = 2
 #: How often a cell whose request another process is sending asks the store again.
 CLAIM_POLL_S = 0.25
 
@@ -116,6 +118,8 @@ class Scheduler:
         self._errored: dict[str, ResultRow] = {}  # committed error rows, shared with duplicates
         self._calling: set[asyncio.Task[Any]] = set()  # settling a cell
         self._sending: set[asyncio.Task[Any]] = set()  # in provider.complete: on the wire
+        self._unwritten: set[asyncio.Future[int | None]] = set()  # handed over, not committed
+        self._room = asyncio.Semaphore(1)  # sized by execute()
         self._watched = {name: _Watched(self, e.provider) for name, e in endpoints.items()}
         io.on_commit = self._committed
 
@@ -143,6 +147,16 @@ class Scheduler:
             streams = {name: stream for name, stream in cells.items()}
         else:
             streams = {None: cells}
+        # Twice as many workers as calls may be in flight (the limiter holds the rest): while
+        # some wait for the store, others keep the endpoint busy.
+        sizes = {
+            name: WORKERS_PER_CALL
+            * ((self.endpoints[name].workers if name else None) or self.concurrency)
+            for name in streams
+        }
+        # Rows handed to the store and not yet committed, at most: memory stays bounded by the
+        # workers, whatever the size of the grid, while no worker waits for a commit.
+        self._room = asyncio.Semaphore(4 * sum(sizes.values()))
         try:
             async with TaskGroup() as group:
                 pump = group.create_task(self.io.pump())
@@ -152,8 +166,10 @@ class Scheduler:
                 async with TaskGroup() as pool:
                     for name, stream in streams.items():
                         source = iter(stream)
-                        size = (self.endpoints[name].workers if name else None) or self.concurrency
-                        workers += [pool.create_task(self._worker(source)) for _ in range(size)]
+                        workers += [pool.create_task(self._worker(source))
+                                    for _ in range(sizes[name])]  # fmt: skip
+                if self._unwritten:  # every row handed over is durable before we return
+                    await asyncio.wait(list(self._unwritten))
                 for task in (pump, beat, grace):
                     task.cancel()
         except BaseExceptionGroup as group_error:
@@ -190,10 +206,10 @@ class Scheduler:
         cell_id = cell.cell_id
         if (first := self._inflight.get(cell_id)) is not None:
             row, response_id = await asyncio.shield(first)
-            await self.io.write(self._copy(cell, row, response_id))
+            await self._submit(self._copy(cell, row, response_id))
             return
         if (failed := self._errored.get(cell_id)) is not None:
-            await self.io.write(self._copy(cell, failed, None))
+            await self._submit(self._copy(cell, failed, None))
             return
         done: asyncio.Future[tuple[ResultRow, int | None]] = (
             asyncio.get_running_loop().create_future()
@@ -202,24 +218,47 @@ class Scheduler:
         try:
             answered = await self._answer(cell)
             if answered is None:  # stopped by auth or quota: the cell stays pending
+                raise asyncio.CancelledError
+            written = await self._submit(answered)
+        except BaseException:
+            del self._inflight[cell_id]
+            done.cancel()
+            raise
+
+        # Identical cells wait on ``done`` until the answer is committed, then share it.
+        def committed(future: asyncio.Future[int | None]) -> None:
+            del self._inflight[cell_id]
+            if future.cancelled() or future.exception() is not None:
+                done.cancel()
                 return
-            response_id = await self.io.write(answered)
             if answered.status == "error":
                 self._errored[cell_id] = answered
-            done.set_result((answered, response_id))
-        finally:
-            del self._inflight[cell_id]
-            if not done.done():
-                done.cancel()
+            done.set_result((answered, future.result()))
+
+        written.add_done_callback(committed)
+
+    async def _submit(self, row: ResultRow) -> asyncio.Future[int | None]:
+        """Hand a row to the store without waiting for its commit (within the bounded room)."""
+        await self._room.acquire()
+        written = self.io.submit(row)
+        self._unwritten.add(written)
+
+        def release(future: asyncio.Future[int | None]) -> None:
+            self._unwritten.discard(future)
+            self._room.release()
+
+        written.add_done_callback(release)
+        return written
 
     async def _answer(self, cell: Cell) -> ResultRow | None:
         """The cell's row: from the store, or from the call (None if the run must stop)."""
+        claim = not self.endpoints[cell.endpoint].free  # a free call is not worth waiting for
         while True:
-            claim = await self.io.claim(cell.cell_id)
-            if claim is True or (isinstance(claim, str) and self.io.after is None):
-                break  # ours to send (without the cache, another process's answer is no use)
-            if isinstance(claim, int) and not isinstance(claim, bool):
-                return self._row(cell, "ok", response_id=claim)
+            answer = await self.io.ask(cell.cell_id, claim=claim)
+            if answer is True:
+                break  # ours to send
+            if isinstance(answer, int) and not isinstance(answer, bool):
+                return self._row(cell, "ok", response_id=answer)
             await asyncio.sleep(CLAIM_POLL_S)  # another process is sending it: wait for it
         outcome = await self._call(cell)
         error = outcome.error

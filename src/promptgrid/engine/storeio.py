@@ -3,9 +3,10 @@
 SQLite calls block their thread — for as long as another connection holds a lock, up to the busy
 timeout. On the event loop that would freeze every call in flight and their timeouts, so during a
 run every store operation goes through :class:`StoreIO`: one thread with a connection of its own,
-fed by one pump task. Workers ask for claims and hand over result rows; the pump gathers whatever
-is waiting into one transaction (results that arrive alone wait ``BATCH_WINDOW_S`` for company:
-a commit costs ~150 us of CPU) and answers each worker through its future.
+fed by one pump task. Workers ask about cells (a stored answer? ours to send?) and hand over
+finished rows; each round of the pump puts whatever is waiting into one transaction and answers
+each worker through its future. Rows that arrive alone wait ``BATCH_WINDOW_S`` for company (a
+commit costs ~150 us of CPU); a worker whose answer is asked for never waits for that.
 
 The pump runs in the scheduler's task group. If a transaction fails (disk full, a lock held too
 long, damaged pages), the pump raises the :class:`~promptgrid.errors.StoreError`, the task group
@@ -30,16 +31,18 @@ T = TypeVar("T")
 #: counted only once committed, so a crash in this window loses it as it would lose a call still
 #: in flight.
 BATCH_WINDOW_S = 0.005
+#: Rows enough to commit at once, without waiting for the window.
+FULL_BATCH = 64
 
 Claim = int | bool | str  # an answer's id, True (ours to send), or the owner already sending it
 
 
 class StoreIO:
-    """Claims, result writes and other store calls for one run, on a thread of their own.
+    """Asks, result writes and other store calls for one run, on a thread of their own.
 
-    ``after``: which stored answers count as cached (newer than this response id); ``None``:
-    none do (a claim then only guards against another process sending the same request).
-    ``on_commit`` is told each committed batch of rows, with their response ids.
+    ``after``: which stored answers count (newer than this response id: 0 for the whole cache,
+    the newest id at the run's start without the cache). ``on_commit`` is told each committed
+    batch of rows, with their response ids, on the event loop.
     """
 
     def __init__(
@@ -47,34 +50,35 @@ class StoreIO:
         path: Path,
         owner: Owner,
         *,
-        after: int | None,
+        after: int,
         on_commit: Callable[[Sequence[ResultRow], Sequence[int | None]], None] | None = None,
     ) -> None:
         self.owner = owner
         self.after = after
-        self._path = path
         self.on_commit = on_commit
+        self._path = path
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "promptgrid-store")
         self._store: Store | None = None
-        self._claims: list[tuple[str, asyncio.Future[Claim]]] = []
+        self._asks: list[tuple[str, bool, asyncio.Future[Claim]]] = []
         self._rows: list[tuple[ResultRow, asyncio.Future[int | None]]] = []
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------------ for workers
 
-    async def claim(self, cell_id: str) -> Claim:
-        """An answer already stored, or the request is now ours to send, or whose it is."""
+    async def ask(self, cell_id: str, *, claim: bool) -> Claim:
+        """A stored answer's id; else ``True`` — with ``claim``, the request is now ours to send
+        — or the owner (``pid@host``) of another process sending it right now."""
         future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
-        self._claims.append((cell_id, future))
+        self._asks.append((cell_id, claim, future))
         self._wake.set()
         return await future
 
-    async def write(self, row: ResultRow) -> int | None:
-        """Commit a finished cell; returns its response id once it is durable."""
+    def submit(self, row: ResultRow) -> asyncio.Future[int | None]:
+        """Hand over a finished cell; the future gives its response id once it is durable."""
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._rows.append((row, future))
         self._wake.set()
-        return await future
+        return future
 
     async def call(self, method: Callable[..., T], *args: Any) -> T:
         """Run ``method(store, *args)`` on the store's thread (heartbeats, status changes)."""
@@ -84,35 +88,39 @@ class StoreIO:
     # ------------------------------------------------------------------ the pump
 
     async def pump(self) -> None:
-        """Commit claims and rows as they come, until cancelled (run it in the task group)."""
+        """Commit rows and answer asks as they come, until cancelled (run it in the task
+        group)."""
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._rows and not self._claims:
-                await asyncio.sleep(BATCH_WINDOW_S)  # let a lone result find company
-            claims, self._claims = self._claims, []
+            if not self._asks and len(self._rows) < FULL_BATCH:
+                await asyncio.sleep(BATCH_WINDOW_S)  # let lone results find company
+            asks, self._asks = self._asks, []
             rows, self._rows = self._rows, []
-            if not claims and not rows:
+            if not asks and not rows:
                 continue
             try:
-                answers, ids = await loop.run_in_executor(
-                    self._thread, self._commit, [c for c, _ in claims], [r for r, _ in rows]
+                ids, answers = await loop.run_in_executor(
+                    self._thread,
+                    self._commit,
+                    [r for r, _ in rows],
+                    [(cell_id, claim) for cell_id, claim, _ in asks],
                 )
             except BaseException as exc:
-                waiting: list[asyncio.Future[Any]] = [f for _, f in claims] + [f for _, f in rows]
+                waiting: list[asyncio.Future[Any]] = [f for *_, f in asks] + [f for _, f in rows]
                 for future in waiting:
                     if not future.done():
                         future.cancel()
                 raise exc from None
-            for (_, claim_future), answer in zip(claims, answers, strict=True):
-                if not claim_future.done():
-                    claim_future.set_result(answer)
             if self.on_commit is not None and rows:
                 self.on_commit([r for r, _ in rows], ids)
             for (_, row_future), response_id in zip(rows, ids, strict=True):
                 if not row_future.done():
                     row_future.set_result(response_id)
+            for (*_, ask_future), answer in zip(asks, answers, strict=True):
+                if not ask_future.done():
+                    ask_future.set_result(answer)
 
     def close(self) -> None:
         """Close the thread's connection and the thread (after the pump has stopped)."""
@@ -131,12 +139,9 @@ class StoreIO:
         return method(self._open(), *args)
 
     def _commit(
-        self, claims: list[str], rows: list[ResultRow]
-    ) -> tuple[list[Claim], list[int | None]]:
-        store = self._open()
-        ids = store.write(rows, self.owner) if rows else []
-        answers = store.claim(claims, self.owner, after=self.after) if claims else []
-        return answers, ids
+        self, rows: list[ResultRow], asks: list[tuple[str, bool]]
+    ) -> tuple[list[int | None], list[Claim]]:
+        return self._open().commit(rows, asks, self.owner, after=self.after)
 
     def _close_store(self) -> None:
         if self._store is not None:
