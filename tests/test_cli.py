@@ -31,6 +31,7 @@ def test_every_command_has_help_with_an_example() -> None:
         assert command.help and "Example" in command.help, f"{name} has no example"
 
 
+@pytest.mark.slow
 def test_run_validate_plan_show_export(animals: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     done = invoke("validate", str(animals))
@@ -52,6 +53,7 @@ def test_run_validate_plan_show_export(animals: Path, tmp_path: Path) -> None:
     assert export.returncode == 0 and target.is_file()
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(write_yaml, tmp_path: Path) -> None:
     path = write_yaml("prompts: {p: 'hi {{ x }}'}\nprovider: echo\nparams: {model: m}\n")
     result = invoke("run", str(path), "--results-dir", str(tmp_path / "r"))
@@ -61,6 +63,7 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(write_yaml, tmp_p
     assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -80,6 +83,7 @@ def test_usage_errors_exit_2(animals: Path, tmp_path: Path, args: list[str], mes
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_api_key_suggests_echo(write_yaml, tmp_path: Path) -> None:
     path = write_yaml("prompts: {p: hi}\nparams: {model: gpt-4o-mini}\n")
     result = invoke("run", str(path), "--results-dir", str(tmp_path / "r"))
@@ -94,6 +98,7 @@ def test_schema_is_json() -> None:
     assert schema["title"] == "promptgrid experiment" and "params" in schema["properties"]
 
 
+@pytest.mark.slow
 def test_validate_reports_each_file(write_yaml, animals: Path) -> None:
     bad = write_yaml("prompts: {}\nparams: {model: m}\n", "bad.yaml")
     result = invoke("validate", str(animals), str(bad))
@@ -101,6 +106,7 @@ def test_validate_reports_each_file(write_yaml, animals: Path) -> None:
     assert "ok (12 calls)" in result.stdout and "bad.yaml:1 prompts" in result.stderr
 
 
+@pytest.mark.slow
 def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys; from promptgrid.cli import main\n"

@@ -49,6 +49,8 @@ slow = promptgrid.Experiment(
 )
 """
 
+pytestmark = pytest.mark.slow  # starts a real Jupyter kernel
+
 
 @pytest.fixture(scope="module")
 def kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -230,6 +230,7 @@ def test_5xx_beyond_max_attempts_is_an_error_row(
     assert store_status(results, df["run_id"][0]) == "finished"
 
 
+@pytest.mark.slow
 def test_cli_error_rows_exit_3_with_a_summary_by_error_type(tmp_path: Path) -> None:
     path = write_experiment(tmp_path, retry="{max_attempts: 2, max_wait_s: 0.05}")
     results = tmp_path / "results"
@@ -387,6 +388,7 @@ def test_bad_key_stops_the_run_at_once_leaving_cells_pending(tmp_path: Path, res
     assert (results / "faults" / run_id / "results.xlsx").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_key_exits_1_with_one_message_and_no_key(tmp_path: Path) -> None:
     path = write_experiment(tmp_path)
     results = tmp_path / "results"

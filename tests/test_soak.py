@@ -30,6 +30,8 @@ from promptgrid.testing import FaultServer
 CELLS = 1_000
 FAULT_RATES = {"429": 0.10, "5xx": 0.15, "drop": 0.02, "malformed": 0.02}
 
+pytestmark = pytest.mark.slow  # thousands of calls through faults
+
 
 def soak_experiment(folder: Path) -> Path:
     """40 x 25 cells; each rendered message is unique ("Item a<i> of b<j>")."""

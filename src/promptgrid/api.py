@@ -161,14 +161,7 @@ def run(
     """
     options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
                        use_cache, progress, grace_s)  # fmt: skip
-    handle = RunHandle()
-    experiment = experiment_of(source)
-    outcome = run_sync(
-        execute(experiment, options, _selection(resume, run_id), handle, frame=True), handle
-    )
-    if handle.stops and outcome.status == "interrupted":
-        raise KeyboardInterrupt(_interrupted(outcome))
-    return _frame(outcome)
+    return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
 
 def retry(
@@ -191,10 +184,15 @@ def retry(
     experiment, info = stored_experiment(run_id, results_dir)
     options = run_options(results_dir, None, None, rpm, tpm, concurrency, formats, None, progress,
                        grace_s)  # fmt: skip
+    return _blocking(experiment, options, Selection("retry", info.run_id))
+
+
+def _blocking(
+    experiment: spec.Experiment, options: RunOptions, selection: Selection
+) -> pd.DataFrame:
+    """Execute from synchronous code; a stop raises ``KeyboardInterrupt`` naming the run."""
     handle = RunHandle()
-    outcome = run_sync(
-        execute(experiment, options, Selection("retry", info.run_id), handle, frame=True), handle
-    )
+    outcome = run_sync(execute(experiment, options, selection, handle, frame=True), handle)
     if handle.stops and outcome.status == "interrupted":
         raise KeyboardInterrupt(_interrupted(outcome))
     return _frame(outcome)

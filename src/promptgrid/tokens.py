@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS", "estimate_prompt_tokens", "estimate_text_tokens", "max_output_tokens",
-    "message_text",
+    "message_text", "output_limit",
 ]  # fmt: skip
 
 #: Output tokens reserved when a request sets no output limit (reconciled with real usage).
@@ -45,9 +45,13 @@ def estimate_prompt_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
     return total
 
 
+def output_limit(params: Mapping[str, Any]) -> int | None:
+    """The output tokens one choice may use (``max_completion_tokens``, else ``max_tokens``)."""
+    limit = params.get("max_completion_tokens", params.get("max_tokens"))
+    return None if limit is None else int(limit)
+
+
 def max_output_tokens(params: Mapping[str, Any]) -> int | None:
     """The output tokens a request may use at most (its output limit × ``n``), if bounded."""
-    limit = params.get("max_completion_tokens", params.get("max_tokens"))
-    if limit is None:
-        return None
-    return int(limit) * int(params.get("n") or 1)
+    limit = output_limit(params)
+    return None if limit is None else limit * int(params.get("n") or 1)

@@ -114,14 +114,10 @@ class _Writer(Protocol):
 
 
 def _writer(fmt: str, path: Path, run: RunInfo) -> _Writer:
-    if fmt == "parquet":
-        from .parquet import ParquetWriter
+    if fmt in ("parquet", "csv"):
+        from .arrow import ArrowWriter
 
-        return ParquetWriter(path, run)
-    if fmt == "csv":
-        from .csv import CsvWriter
-
-        return CsvWriter(path, run)
+        return ArrowWriter(fmt, path, run)
     if fmt == "jsonl":
         from .jsonl import JsonlWriter
 

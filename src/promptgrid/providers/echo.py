@@ -6,7 +6,7 @@ pipeline — grid, scheduler, store, files — runs without a key or a connectio
 
 from __future__ import annotations
 
-from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
+from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text, output_limit
 from .base import Completion, Request
 
 
@@ -22,9 +22,9 @@ class EchoProvider:
         )
         text = f"echo: {last_user}"
         finish = "stop"
-        limit = request.params.get("max_completion_tokens", request.params.get("max_tokens"))
-        if limit is not None and len(text) > 4 * int(limit):
-            text, finish = text[: 4 * int(limit)], "length"
+        limit = output_limit(request.params)
+        if limit is not None and len(text) > 4 * limit:
+            text, finish = text[: 4 * limit], "length"
         return Completion(
             text=text,
             finish_reason=finish,

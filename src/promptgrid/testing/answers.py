@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
+from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text, output_limit
 
 __all__ = ["FAULTS"]
 
@@ -78,7 +78,7 @@ def read_ask(raw: bytes) -> Ask:
     prompt_tokens = estimate_prompt_tokens(messages)
     users = [m for m in messages if m.get("role") == "user"]
     n = int(body.get("n") or 1)
-    max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
+    max_tokens = output_limit(body) or 16  # OpenAI's own default for an unbounded request varies
     return Ask(
         last=message_text(users[-1].get("content")) if users else "",
         model=str(body.get("model", "")),
