@@ -248,3 +248,26 @@ def test_the_progress_line_is_not_repeated_on_ctrl_c(write_yaml, tmp_path: Path)
     err = seen + rest
     assert proc.returncode == 130, err
     assert err.count("calls/s") == 1, err  # one final progress line, not one per redraw
+
+
+def test_a_run_is_finished_only_once_its_files_exist(animals: Path, tmp_path: Path) -> None:
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "animals").write_text("a file where the run's folder should go")
+    first = start("run", str(animals), "--results-dir", str(results), cwd=tmp_path)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 5, err
+    assert "could not write parquet, csv" in err and "Traceback" not in err
+    run_id = run_id_of_export(err)
+    assert run_status(results, run_id) == "interrupted" and rows(results, "ok") == 12
+    (results / "animals").unlink()
+    again = start("run", str(animals), "--resume", "--results-dir", str(results), cwd=tmp_path)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert run_status(results, run_id) == "finished"
+    assert (results / "animals" / run_id / "results.csv").is_file()
+
+
+def run_id_of_export(text: str) -> str:
+    """The run id in an export failure ("could not write ... of run RUN_ID ...")."""
+    return text.split(" of run ", 1)[1].split()[0].rstrip(":")
