@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import promptgrid
+from promptgrid.analysis import comparison
 from promptgrid.analysis.comparison import SEPARATOR, WrappedFrame, input_columns
 
 ANIMALS = {
@@ -296,3 +299,45 @@ def test_notebook_rendering_of_a_long_table_is_cut(animals: pd.DataFrame) -> Non
     assert html.count("<tr>") < 10
     with pd.option_context("display.notebook_repr_html", False):
         assert long._repr_html_() is None
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        # pandas >= 2.3 (the accessor), and pandas 2.2 (importing the Styler).
+        pytest.param(AttributeError("The '.style' accessor requires jinja2"), id="pandas-2.3+"),
+        pytest.param(
+            ImportError("Pandas requires version '3.1.2' or newer of 'jinja2' (version '3.1.0' "
+                        "currently installed)."),
+            id="pandas-2.2",
+        ),
+    ],
+)  # fmt: skip
+def test_without_a_usable_styler_the_plain_table_comes_with_one_warning(
+    animals: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, refusal: Exception
+) -> None:
+    def refuse(self: pd.DataFrame) -> None:
+        raise refusal
+
+    monkeypatch.setattr(pd.DataFrame, "style", property(refuse))
+    monkeypatch.setattr(comparison, "_styler_warned", False)
+    table = promptgrid.varying(animals)
+    with pytest.warns(UserWarning) as caught:
+        html = table._repr_html_()
+    (warning,) = caught
+    message = str(warning.message)
+    assert message.startswith("promptgrid: notebook tables need jinja2>=")
+    assert "is installed" in message and str(refusal) in message
+    assert "showing pandas' plain table" in message
+    assert warning.filename == __file__  # points at the caller, not at promptgrid
+    assert html is not None and "<table" in html and "white-space:pre-wrap" not in html
+    assert "echo: Please give me five dog names" in html  # the data is all there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the next table is quiet
+        assert table.head(2)._repr_html_() is not None
+
+
+def test_the_styler_requirement_is_the_declared_jinja2_floor() -> None:
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    declared = re.search(r'"(jinja2>=[0-9.]+)"', pyproject)
+    assert declared is not None and declared[1] == comparison.STYLER_NEEDS

@@ -94,7 +94,8 @@ def test_alias_bomb_is_refused_without_expanding(write_yaml) -> None:
             id="escape-character",
         ),
         pytest.param(
-            BASE + "repeats: " + "9" * 5_000 + "\n", 9, "Exceeds the limit (4300 digits)",
+            # Python's own words: "(4300 digits)" since 3.11, "(4300)" on 3.10.
+            BASE + "repeats: " + "9" * 5_000 + "\n", 9, "Exceeds the limit (4300",
             "quote the value", id="integer-of-5000-digits",
         ),
         pytest.param(
@@ -285,7 +286,7 @@ def test_template_failing_at_run_time(write_yaml, tmp_path, template, values, me
                      "a line longer than 10,000,000 characters", "line break",
                      id="csv-line-without-end"),
         pytest.param("rows.jsonl", '{"who": "a"}\n{"who": ' + "1" * 5000 + "}\n", "rows.jsonl:2",
-                     "invalid JSON: Exceeds the limit (4300 digits)", "one JSON object",
+                     "invalid JSON: Exceeds the limit (4300", "one JSON object",  # "(4300)" on 3.10
                      id="jsonl-huge-integer"),
         pytest.param("rows.jsonl", '{"who": "a\x00"}\n', "rows.jsonl:1",
                      "invalid JSON: Invalid control character", "one JSON object",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -80,7 +81,7 @@ def test_identical_cells_are_sent_once(tmp_path: Path) -> None:
     df = promptgrid.run(exp, results_dir=tmp_path)
     assert len(df) == 3 and df["cell_id"].nunique() == 1
     assert list(df["cached"]) == [False, True, True]
-    with sqlite3.connect(tmp_path / "promptgrid.sqlite") as db:
+    with closing(sqlite3.connect(tmp_path / "promptgrid.sqlite")) as db:
         assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1
 
 

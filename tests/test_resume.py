@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_sigkill_then_resume_pays_only_for_calls_in_flight(
     in_flight = sent_at_kill - committed_at_kill
     assert cells <= stats["requests"] <= cells + in_flight
     assert integrity(results) == "ok"
-    with sqlite3.connect(results / "promptgrid.sqlite") as db:
+    with closing(sqlite3.connect(results / "promptgrid.sqlite")) as db:
         assert db.execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "finished")
     df = promptgrid.load(results_dir=results)
     assert list(df["response"]) == [f"echo: question {i}" for i in range(cells)]
@@ -88,7 +89,7 @@ def test_first_ctrl_c_finishes_calls_in_flight_and_prints_resume(
     assert "--resume" in err and "Traceback" not in err
     assert rows(results) == sent < 200  # every call that was sent was saved, none lost
     run_id = out.split()[1].rstrip(":")
-    with sqlite3.connect(results / "promptgrid.sqlite") as db:
+    with closing(sqlite3.connect(results / "promptgrid.sqlite")) as db:
         assert db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone() == (
             "interrupted",
         )
@@ -128,7 +129,7 @@ def test_retry_reruns_only_error_rows(write_yaml, tmp_path: Path) -> None:
         assert server.stats()["requests"] - before == 2  # only the two error rows were sent
     df = promptgrid.load(run_id, results_dir=results)
     assert (df["status"] == "ok").all() and len(df) == 6
-    with sqlite3.connect(results / "promptgrid.sqlite") as db:
+    with closing(sqlite3.connect(results / "promptgrid.sqlite")) as db:
         history = db.execute(
             "SELECT idx, status FROM attempts WHERE run_id = ? AND idx IN (2, 4) "
             "ORDER BY idx, rowid",

@@ -388,16 +388,11 @@ class Store:
     def _open_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
         try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return db
+            return _checked(f"{uri}?mode=ro", f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.OperationalError:
             # A WAL store in a folder we may not write: no -shm can be made. Read it as it is
             # on disk (nothing else may be writing to it then).
-            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return db
+            return _checked(f"{uri}?immutable=1")
 
     @classmethod
     def in_dir(
@@ -851,3 +846,16 @@ def _run_info(row: tuple[Any, ...], live: dict[str, str]) -> RunInfo:
         run_id, experiment, source, json.loads(spec), [tuple(c) for c in json.loads(columns)],
         json.loads(options), total, status, created, finished, owner,
     )  # fmt: skip
+
+
+def _checked(uri: str, *pragmas: str) -> sqlite3.Connection:
+    """A read-only connection that can read the schema; closed again if it cannot."""
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    try:
+        for pragma in pragmas:
+            db.execute(pragma)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        db.close()
+        raise
+    return db

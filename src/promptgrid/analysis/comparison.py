@@ -15,6 +15,8 @@ its line breaks kept.
 from __future__ import annotations
 
 import html
+import importlib.metadata
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -36,6 +38,9 @@ _TABLE_STYLES = [
     {"selector": "td", "props": "vertical-align:top"},
 ]
 _RESULT_COLUMNS = RESULTS
+#: What pandas' Styler needs here: pandas 3.1 refuses an older jinja2 (pyproject's floor too).
+STYLER_NEEDS = "jinja2>=3.1.6"
+_styler_warned = False  # the plain-table warning is given once per process
 _PARAMS = frozenset(ParamValues.model_fields)
 
 Agg = str | Callable[[pd.Series], Any]
@@ -71,8 +76,16 @@ class WrappedFrame(pd.DataFrame):
             shown.append(f"the first {max_columns:,} of {columns:,} columns")
         note = f"<p>showing {' and '.join(shown)}</p>" if shown else ""
         try:
+            style = view.style
+        except (ImportError, AttributeError) as exc:  # jinja2 missing, or too old for pandas
+            global _styler_warned
+            if not _styler_warned:
+                _styler_warned = True
+                warnings.warn(_plain_tables_because(exc), stacklevel=2)
+            return self._plain_html()
+        try:
             styler = (
-                view.style.format(_html, na_rep="")
+                style.format(_html, na_rep="")
                 .format_index(_label, axis=0)
                 .format_index(_label, axis=1)
                 .set_table_styles(list(_TABLE_STYLES))
@@ -80,8 +93,23 @@ class WrappedFrame(pd.DataFrame):
             html_text: str = styler.to_html()
             return html_text + note
         except (KeyError, ValueError):  # a Styler limit (non-unique labels, ...): plain pandas
-            plain: str | None = super()._repr_html_()  # type: ignore[misc]  # not in pandas-stubs
-            return plain
+            return self._plain_html()
+
+    def _plain_html(self) -> str | None:
+        plain: str | None = super()._repr_html_()  # type: ignore[misc]  # not in pandas-stubs
+        return plain
+
+
+def _plain_tables_because(exc: BaseException) -> str:
+    """Why notebook tables are plain, naming what to install (a silent fallback hides it)."""
+    try:
+        installed = f"jinja2 {importlib.metadata.version('jinja2')} is installed"
+    except importlib.metadata.PackageNotFoundError:
+        installed = "jinja2 is not installed"
+    return (
+        f"promptgrid: notebook tables need {STYLER_NEEDS} for wrapped text ({installed}; "
+        f"pandas: {exc}); showing pandas' plain table"
+    )
 
 
 def compare(
