@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import spec
 from ._sync import RunHandle, run_sync
 from .config import RunOptions
+from .errors import BudgetExceeded, ProviderError
 from .exports import parse_formats
 from .runner import RunOutcome, Selection, execute
 
@@ -65,29 +66,11 @@ def experiment_of(source: ExperimentSource) -> spec.Experiment:
 
 
 def run_options(
-    results_dir: str | Path,
-    provider: str | None,
-    base_url: str | None,
-    rpm: float | None,
-    tpm: int | None,
-    concurrency: int | None,
-    formats: str | Sequence[str] | None,
-    use_cache: bool | None,
-    progress: bool | None,
-    grace_s: float,
+    *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
 ) -> RunOptions:
-    return RunOptions(
-        results_dir=Path(results_dir),
-        provider=provider,
-        base_url=base_url,
-        rpm=rpm,
-        tpm=tpm,
-        concurrency=concurrency,
-        formats=None if formats is None else parse_formats(formats),
-        use_cache=use_cache,
-        progress=progress,
-        grace_s=grace_s,
-    )
+    """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
+    parsed = None if formats is None else parse_formats(formats)
+    return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
 
 
 async def arun(
@@ -103,6 +86,7 @@ async def arun(
     resume: bool = False,
     run_id: str | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -111,8 +95,11 @@ async def arun(
     Same options as :func:`run`. In a notebook, ``await arun(...)`` runs in the kernel's loop;
     the stop button cancels the calls in flight (every answer already back is saved).
     """
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
-                       use_cache, progress, grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
+        progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     outcome = await execute(experiment_of(source), options, _selection(resume, run_id), frame=True)
     return _frame(outcome)
 
@@ -130,6 +117,7 @@ def run(
     resume: bool = False,
     run_id: str | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -147,6 +135,8 @@ def run(
         run_id: continue this run (implies ``resume``).
         use_cache: ``False`` pays for fresh answers instead of reusing stored ones (identical
             cells of this run are still sent once).
+        max_cost: a hard budget in USD (else the file's ``budget:``): no call is sent whose
+            worst case could take the run's spend past it; the run then stops (resumable).
         progress: show a live progress line (default: in a terminal or a notebook).
         grace_s: after a stop, how long calls in flight may take to finish.
 
@@ -159,8 +149,11 @@ def run(
     ``interrupted``): ``load(run_id)`` shows them, ``run(..., resume=True)`` finishes the run.
     An authentication or quota failure raises its error, naming the run to resume.
     """
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
-                       use_cache, progress, grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
+        progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
 
@@ -172,6 +165,7 @@ def retry(
     tpm: int | None = None,
     concurrency: int | None = None,
     formats: str | Sequence[str] | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -179,11 +173,14 @@ def retry(
 
     The experiment is rebuilt from the run's stored copy and sent where the run went (its
     recorded provider and base URL); successful rows are kept, and every attempt stays in the
-    store's history. ``rpm``, ``tpm``, ``concurrency`` and ``formats`` may be changed.
+    store's history. ``rpm``, ``tpm``, ``concurrency``, ``formats`` and ``max_cost`` may be
+    changed.
     """
     experiment, info = stored_experiment(run_id, results_dir)
-    options = run_options(results_dir, None, None, rpm, tpm, concurrency, formats, None, progress,
-                       grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency, formats=formats,
+        max_cost=max_cost, progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     return _blocking(experiment, options, Selection("retry", info.run_id))
 
 
@@ -208,6 +205,7 @@ def plan(
     tpm: int | None = None,
     concurrency: int | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
@@ -215,8 +213,10 @@ def plan(
     """
     from .planning import make_plan
 
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, None, use_cache,
-                       None, 0.0)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
+    )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
 
@@ -258,10 +258,19 @@ def _frame(outcome: RunOutcome) -> pd.DataFrame:
 
 
 def _raise_if_stopped(outcome: RunOutcome) -> None:
-    """An authentication or quota failure stopped the run: say so, and how to finish it."""
+    """An authentication, quota or budget stop: say so, and how to finish the run."""
     error = outcome.summary.stopped_by
     if error is None:
         return
+    if isinstance(error, BudgetExceeded):
+        raise BudgetExceeded(
+            f"{error} — run {outcome.run_id} stopped with {outcome.pending:,} cells pending; "
+            "finish it with run(..., resume=True, max_cost=<a higher cap>)",
+            cap=error.cap,
+            spent=error.spent,
+            next_worst=error.next_worst,
+        )
+    assert isinstance(error, ProviderError)
     raise type(error)(
         f"{error.message} — run {outcome.run_id} stopped with {outcome.pending:,} cells "
         "pending; fix this, then finish it with run(..., resume=True)",

@@ -63,6 +63,16 @@ def endpoint_options(f: F) -> F:
     )(f)
 
 
+def max_cost_option(f: F) -> F:
+    """``--max-cost USD``: a hard budget."""
+    return click.option(
+        "--max-cost",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="USD",
+        help="Never spend more than this on the run (else the file's budget:).",
+    )(f)
+
+
 def progress_option(f: F) -> F:
     """``--progress/--no-progress``."""
     return click.option(
@@ -105,7 +115,8 @@ def validate(files: tuple[Path, ...]) -> None:
             _err(str(exc))
             failed = True
             continue
-        _warn(experiment)
+        for warning in experiment.warnings:
+            _err(f"warning: {warning}")
         click.echo(f"{file}: ok ({experiment.total:,} calls)")
     if failed:
         sys.exit(ExitCode.BAD_INPUT)
@@ -116,20 +127,23 @@ def validate(files: tuple[Path, ...]) -> None:
 @results_dir_option
 @endpoint_options
 @limit_options
+@max_cost_option
 @click.option("--no-cache", is_flag=True, help="Do not count stored answers as cached.")
-def plan(file: Path, no_cache: bool, **options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
+def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
     """Show calls per axis, in total, already cached, tokens, cost and time.
 
     \b
-    Example:
+    Examples:
       promptgrid plan experiments/animal_names.yaml
+      promptgrid plan experiments/animal_names.yaml --provider openai --max-cost 2 --json
     """
-    from .api import experiment_of
+    import json
+
     from .api import plan as make_plan
 
-    experiment = experiment_of(file)
-    _warn(experiment)
-    click.echo(str(make_plan(experiment, use_cache=False if no_cache else None, **options)))
+    made = make_plan(file, use_cache=False if no_cache else None, **options)
+    click.echo(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
 @cli.command()
@@ -143,25 +157,27 @@ def plan(file: Path, no_cache: bool, **options: Any) -> None:
     help="Continue a run (default: the latest unfinished one) with its own settings.",
 )  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
+@max_cost_option
 @progress_option
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     """Run an experiment: every call, concurrently, saved as it arrives.
 
     Prints the run id and where the files are. Exit codes: 0 every call succeeded; 3 some calls
     ended as error rows; 130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP (resume with
-    --resume); 1 stopped by an authentication or quota failure; 2 bad input; 5 store failure.
+    --resume); 1 stopped by an authentication or quota failure; 4 stopped by the budget
+    (--max-cost); 2 bad input; 5 store failure.
 
     \b
     Examples:
       promptgrid run experiments/animal_names.yaml --provider echo
       promptgrid run experiments/animal_names.yaml --format xlsx,jsonl
       promptgrid run experiments/animal_names.yaml --resume
+      promptgrid run experiments/animal_names.yaml --provider openai --max-cost 0.50
     """
     from .api import experiment_of, run_options
     from .runner import Selection
 
     experiment = experiment_of(file)
-    _warn(experiment)
     selection = Selection()
     if resume is not None:
         selection = Selection("resume", None if resume == "latest" else resume)
@@ -174,6 +190,7 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
 @results_dir_option
 @limit_options
 @format_option(None)
+@max_cost_option
 @progress_option
 def retry(run_id: str, **options: Any) -> None:
     """Re-run only the cells of a run that ended as error rows, where the run went.
@@ -208,6 +225,7 @@ def runs(results_dir: Path, experiment: str | None) -> None:
             click.echo(
                 f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
                 f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
+                f"  ${store.spend(info.run_id):.4f}"
             )
 
 
@@ -291,18 +309,17 @@ def schema() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _warn(experiment: Any) -> None:
-    for warning in experiment.warnings:
-        _err(f"warning: {warning}")
-
-
-def resume_command(file: Path | None, run_id: str, results_dir: Path) -> str:
+def resume_command(
+    file: Path | None, run_id: str, results_dir: Path, *, max_cost: float | None = None
+) -> str:
     """The command that finishes a run: the run keeps its own settings, so only where its
-    store is matters."""
+    store is (and, after a budget stop, a higher cap) matters."""
     parts = ["promptgrid"]
     parts += ["run", str(file), "--resume", run_id] if file else ["retry", run_id]
     if results_dir != Path("results"):
         parts += ["--results-dir", str(results_dir)]
+    if max_cost is not None:
+        parts += ["--max-cost", f"{max_cost:g}"]
     return shlex.join(parts)
 
 
@@ -327,25 +344,40 @@ def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | Non
 
 
 def _report(outcome: RunOutcome, file: Path | None) -> None:
+    from .errors import BudgetExceeded
+
     counts = outcome.counts
     click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
-               f"of {outcome.total:,} calls")  # fmt: skip
+               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent")  # fmt: skip
     for path in outcome.files:
         click.echo(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
         _err(f"  {n:>6} x {kind}")
-    if outcome.status == "stopped" and outcome.summary.stopped_by is not None:
-        _err(f"stopped: {outcome.summary.stopped_by}")
+    stopped_by = outcome.summary.stopped_by
+    higher: float | None = None
+    if outcome.status == "stopped" and stopped_by is not None:
+        _err(f"stopped: {stopped_by}; {outcome.pending:,} cells left")
+        if isinstance(stopped_by, BudgetExceeded):  # suggest room for what is left, at least
+            higher = max(2 * stopped_by.cap, stopped_by.spent + 2 * stopped_by.next_worst)
     if outcome.status in ("stopped", "interrupted"):
-        command = resume_command(file, outcome.run_id, outcome.config.results_dir)
+        command = resume_command(file, outcome.run_id, outcome.config.results_dir, max_cost=higher)
         _err(f"resume with: {command}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning promptgrid errors into one message and an exit code."""
-    from .errors import ExitCode, PromptgridError
+    import warnings
 
+    from .errors import ExitCode, PromptgridError, PromptgridWarning
+
+    def show(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
+        if issubclass(category, PromptgridWarning):
+            _err(f"warning: {message}")
+        else:
+            shown(message, category, *rest, **kw)
+
+    shown, warnings.showwarning = warnings.showwarning, show
     try:
         cli.main(args=argv, prog_name="promptgrid", standalone_mode=False)
     except PromptgridError as exc:
@@ -359,3 +391,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(ExitCode.SIGINT)
+    finally:
+        warnings.showwarning = shown

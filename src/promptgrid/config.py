@@ -16,22 +16,26 @@ concurrency and formats may be changed for the rest of the run.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import PromptgridWarning, UsageError
 from .exports import parse_formats
+from .pricing import Price, Pricing
 from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
     Limits,
+    PriceSpec,
     ProviderConfig,
     RetryPolicy,
 )
+from .tokens import max_output_tokens
 
 __all__ = ["DEFAULT_BASE_URL", "EndpointConfig", "RunConfig", "RunOptions", "resolve"]
 
@@ -40,7 +44,7 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: Options that decide where requests go: a resume may not change them.
 _ROUTING = ("provider", "base_url")
 #: Options a resume may change for the rest of the run (recorded values are the default).
-_ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats")
+_ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats", "max_cost")
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -65,6 +69,7 @@ class RunOptions:
     concurrency: int | None = None
     formats: tuple[str, ...] | None = None
     use_cache: bool | None = None
+    max_cost: float | None = None  # USD: the run never spends more (else the file's budget)
     progress: bool | None = None  # None: when output is a terminal or a notebook
     grace_s: float = 5.0
 
@@ -87,11 +92,12 @@ class EndpointConfig:
     api_key_env: str | None  #: where the key is read from (never the key itself)
     key_required: bool  #: no key is an error (OpenAI's own URL, or an explicit api_key_env)
     limits: Limits  #: the limits in force, timeout included
+    pricing: Pricing = field(default_factory=Pricing)  #: how its calls are priced
 
     @property
     def free(self) -> bool:
-        """Calls cost nothing (the offline echo provider)."""
-        return self.kind == "echo"
+        """Calls cost nothing (the offline echo provider, or ``pricing: free``)."""
+        return self.pricing.free
 
     @property
     def base_url(self) -> str | None:
@@ -131,11 +137,65 @@ class RunConfig:
     progress: bool | None
     grace_s: float
     given: Mapping[str, Any] = field(default_factory=dict)  #: the caller's recordable options
+    max_cost: float | None = None  #: USD the run may spend at most
+
+    @property
+    def unpriced(self) -> list[tuple[str, str]]:
+        """(model, endpoint) pairs whose calls would cost something unknown."""
+        return [
+            (model, name)
+            for model, name in self.routes.items()
+            if self.endpoints[name].pricing.price(model) is None
+        ]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Things about the experiment and its run worth a look that do not stop it."""
+        return [str(w) for w in self.experiment.warnings] + [
+            f"no price for model {model!r} (endpoint {name!r}): its cost_usd stays empty and "
+            f"plans leave it out; price it in the file, e.g. pricing: {{{model}: {{input: 0.5, "
+            f"output: 1.5}}}} (USD per 1M tokens), or set pricing: free on a local provider"
+            for model, name in self.unpriced
+        ]
+
+    def warn(self) -> None:
+        """Emit :attr:`warnings` as :class:`~promptgrid.errors.PromptgridWarning` (the CLI
+        prints them as ``warning: ...``)."""
+        for text in self.warnings:
+            warnings.warn(text, PromptgridWarning, stacklevel=3)
 
     @property
     def target(self) -> str:
         """The provider that overrides apply to: ``--provider``, else the file's default."""
         return str(self.given.get("provider") or self.experiment.file.provider)
+
+    def check_budget(self) -> None:
+        """With a budget, every paid call must have a worst case: a known price, and an output
+        limit (``max_tokens``) or a model whose own limit is known. Raise :class:`UsageError`
+        naming what is missing."""
+        if self.max_cost is None:
+            return
+        problems = []
+        for model, name in self.routes.items():
+            pricing = self.endpoints[name].pricing
+            price = pricing.price(model)
+            if price is None:
+                problems.append(f"model {model!r} has no price (pricing: in the file)")
+                continue
+            if pricing.free or price.max_output is not None:
+                continue
+            for params in self.experiment.param_combos(model):
+                if max_output_tokens(params) is None:
+                    problems.append(
+                        f"calls to {model!r} have no output limit: set max_tokens (or "
+                        f"pricing: {{{model}: {{..., max_output_tokens: N}}}})"
+                    )
+                    break
+        if problems:
+            raise UsageError(
+                f"a budget (--max-cost {self.max_cost:g}) needs the worst case of every call: "
+                + "; ".join(problems)
+            )
 
     def check_keys(self) -> None:
         """Raise :class:`UsageError` if an endpoint's required key is missing."""
@@ -176,13 +236,15 @@ def resolve(
     }
     pinned = dict(recorded.get("endpoints") or {}) if recorded else {}
     endpoints = {
-        name: _endpoint(experiment, name, given if name == target else {}, pinned.get(name))
+        name: _endpoint(experiment, name, name == target, given, pinned.get(name))
         for name in sorted(set(routes.values()))
     }
     concurrency = (
         given.get("concurrency") or experiment.file.limits.max_concurrency or DEFAULT_CONCURRENCY
     )
     use_cache = given.get("use_cache")
+    budget = experiment.file.budget
+    max_cost = given.get("max_cost") or (budget.max_cost_usd if budget else None)
     return RunConfig(
         experiment=experiment,
         results_dir=Path(options.results_dir),
@@ -195,6 +257,7 @@ def resolve(
         progress=options.progress,
         grace_s=options.grace_s,
         given={k: v for k, v in given.items() if v is not None},
+        max_cost=max_cost,
     )
 
 
@@ -219,12 +282,19 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
 
 
 def _endpoint(
-    experiment: Experiment, name: str, overrides: Mapping[str, Any], pinned: str | None
+    experiment: Experiment,
+    name: str,
+    target: bool,
+    given: Mapping[str, Any],
+    pinned: str | None,
 ) -> EndpointConfig:
+    """One endpoint; the ``target`` one (the default provider, or ``--provider``) takes the
+    file's top-level limits and the caller's overrides."""
     file = experiment.file
     config = file.providers.get(name) or ProviderConfig(type="echo" if name == "echo" else "openai")
-    # The file's limits: a provider's own, over the experiment's (for the default provider).
-    base = file.limits if name == file.provider else Limits()
+    overrides = given if target else {}
+    # The file's limits: a provider's own, over the experiment's (for the target provider).
+    base = file.limits if target else Limits()
     merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}
     merged.setdefault("timeout_s", file.limits.timeout_s or DEFAULT_TIMEOUT_S)
     for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
@@ -241,4 +311,25 @@ def _endpoint(
         api_key_env=config.api_key_env,
         key_required=config.api_key_env is not None or endpoint_id == DEFAULT_BASE_URL,
         limits=Limits(**merged),
+        pricing=_pricing(file.pricing, config),
+    )
+
+
+def _pricing(prices: Mapping[str, PriceSpec], config: ProviderConfig) -> Pricing:
+    """An endpoint's pricing: free for echo or ``pricing: free``; else the file's prices (the
+    provider's own over the experiment's) over promptgrid's table."""
+    if config.type == "echo" or config.pricing == "free":
+        return Pricing(free=True)
+    own = config.pricing if isinstance(config.pricing, dict) else {}
+    return Pricing(overrides={m: _price(p) for m, p in {**prices, **own}.items()})
+
+
+def _price(spec: PriceSpec) -> Price:
+    return Price(
+        input=spec.input,
+        output=spec.output,
+        cached_input=spec.cached_input,
+        batch_input=spec.batch_input,
+        batch_output=spec.batch_output,
+        max_output=spec.max_output_tokens,
     )

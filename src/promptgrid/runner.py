@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
+from .engine.budget import Budget
 from .engine.limiter import EndpointLimiter
 from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
-from .errors import ExitCode, StoreError, UsageError
+from .errors import BudgetExceeded, ExitCode, StoreError, UsageError
 from .exports import export, formats_present
 from .grid import expand
 from .progress import make_progress
@@ -58,6 +59,7 @@ class RunOutcome:
     status: str = "finished"
     frame: Any = None  # the result table as a DataFrame, when execute(..., frame=True)
     interrupted_by: ExitCode = ExitCode.SIGINT  # which signal, when status is interrupted
+    spent: float = 0.0  # USD the run has paid for, all its sessions together
 
     @property
     def pending(self) -> int:
@@ -70,6 +72,8 @@ class RunOutcome:
         if self.status == "interrupted":
             return self.interrupted_by
         if self.status == "stopped":
+            if isinstance(self.summary.stopped_by, BudgetExceeded):
+                return ExitCode.BUDGET
             return ExitCode.STOPPED
         return ExitCode.ERROR_ROWS if self.counts.get("error") else ExitCode.OK
 
@@ -96,6 +100,7 @@ async def execute(
     if selection.mode == "new":
         config = resolve(experiment, options)
         config.check_keys()  # a missing key is bad input: found before the store is touched
+        config.check_budget()
         store = Store.in_dir(config.results_dir)
     else:
         if not (options.results_dir / STORE_NAME).is_file():
@@ -111,6 +116,8 @@ async def execute(
             run = _find(store, experiment, selection)
             config = resolve(experiment, options, recorded=run.options)
             config.check_keys()
+            config.check_budget()
+        config.warn()
         store.acquire(run.run_id, owner)  # one process executes a run: RunOwned otherwise
         handle.run_id = run.run_id
         status = "failed"
@@ -153,7 +160,7 @@ def _finish(
     table = to_dataframe(iter(tables), run) if tables is not None else None
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,
-        table, handle.exit_code,
+        table, handle.exit_code, store.spend(run.run_id),
     )  # fmt: skip
 
 
@@ -167,6 +174,8 @@ async def _schedule(
 ) -> Summary:
     """Open the endpoints (in this loop) and the store's thread, and run the scheduler."""
     endpoints: dict[str, Endpoint] = {}
+    spent = store.spend(run.run_id)  # by earlier sessions of this run
+    budget = Budget(config.max_cost, spent) if config.max_cost is not None else None
     floor = int(run.options.get("cache_floor") or 0)
     io = StoreIO(store.path, owner, after=0 if config.use_cache else floor)
     progress = make_progress(run.experiment, config.progress)
@@ -177,7 +186,7 @@ async def _schedule(
             endpoints[name] = Endpoint(
                 open_provider(endpoint),
                 EndpointLimiter(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=slots),
-                free=endpoint.free,
+                pricing=endpoint.pricing,
                 workers=slots,
             )
         scheduler = Scheduler(
@@ -188,11 +197,12 @@ async def _schedule(
             retry=config.retry,
             progress=progress,
             grace_s=config.grace_s,
+            budget=budget,
         )
         handle.scheduler = scheduler
         if handle.stops:
             scheduler.stop()
-        progress.start(run.total, len(skip))
+        progress.start(run.total, len(skip), spent)
         return await scheduler.execute({name: expand(config, name, skip) for name in endpoints})
     finally:
         progress.close()

@@ -590,6 +590,16 @@ class Store:
         ).fetchone()[0]
         return out
 
+    @_guarded("adding up the spend")
+    def spend(self, run_id: str) -> float:
+        """USD the run has paid for: its answers that were not cached."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM results "
+            "WHERE run_id = ? AND cached = 0 AND status = 'ok'",
+            (run_id,),
+        ).fetchone()
+        return float(row[0])
+
     @_guarded("counting errors")
     def error_summary(self, run_id: str) -> list[tuple[str, int]]:
         """Error rows of a run by error type, most frequent first."""
@@ -646,6 +656,19 @@ class Store:
         marks = ",".join("?" * len(chunk))
         sql = f"SELECT COUNT(DISTINCT cell_id) FROM responses WHERE cell_id IN ({marks})"
         return int(self.db.execute(sql, chunk).fetchone()[0])
+
+    @_guarded("reading stored answers")
+    def answer_stats(self) -> dict[tuple[str, str], tuple[int, float | None, float | None]]:
+        """Per (endpoint, model) of the stored answers: how many, their mean completion tokens
+        and the mean latency of the calls that made them."""
+        rows = self.db.execute(
+            "SELECT json_extract(q.request_json, '$.endpoint'), "
+            "json_extract(q.request_json, '$.model'), COUNT(*), AVG(a.completion_tokens), "
+            "AVG(a.latency_s) FROM responses a JOIN requests q ON q.cell_id = a.cell_id "
+            "GROUP BY 1, 2"
+        ).fetchall()
+        return {(endpoint, model): (n, tokens, latency) for endpoint, model, n, tokens, latency
+                in rows}  # fmt: skip
 
     @_guarded("claiming requests")
     def claim(

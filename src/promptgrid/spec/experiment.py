@@ -12,6 +12,7 @@ resolved from it by ``promptgrid.config``.
 from __future__ import annotations
 
 import difflib
+import itertools
 import keyword
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -392,6 +393,14 @@ class Experiment:
         return routes
 
     # ------------------------------------------------------------------ derived values
+
+    def param_combos(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        """Each combination of parameter values (with this ``model`` only, if given)."""
+        names = list(self.param_axes)
+        for values in itertools.product(*self.param_axes.values()):
+            params = dict(zip(names, values, strict=True))
+            if model is None or str(params["model"]) == model:
+                yield params
 
     @property
     def axes(self) -> dict[str, int]:

@@ -56,6 +56,25 @@ class RetryPolicy(_Model):
     max_wait_s: float = Field(120.0, gt=0, description="longest wait between two attempts")
 
 
+class PriceSpec(_Model):
+    """A model's price, USD per million tokens."""
+
+    input: float = Field(ge=0, description="USD per 1M input tokens")
+    output: float = Field(ge=0, description="USD per 1M output tokens")
+    cached_input: float | None = Field(None, ge=0, description="default: as input")
+    batch_input: float | None = Field(None, ge=0, description="default: half of input")
+    batch_output: float | None = Field(None, ge=0, description="default: half of output")
+    max_output_tokens: int | None = Field(
+        None, ge=1, description="the model's own output limit: the worst case when unbounded"
+    )
+
+
+class Budget(_Model):
+    """A hard cap on what a run may spend."""
+
+    max_cost_usd: float = Field(gt=0, description="the run never spends more (USD)")
+
+
 class ProviderConfig(_Model):
     """An OpenAI-compatible endpoint; models listed in ``models`` are sent to it."""
 
@@ -64,6 +83,9 @@ class ProviderConfig(_Model):
     api_key_env: str | None = Field(None, description="env var holding the key; OPENAI_API_KEY")
     models: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    pricing: Literal["free"] | dict[str, PriceSpec] | None = Field(
+        None, description="free (a local server), or prices of this endpoint's models"
+    )
 
 
 class ParamValues(_Model):
@@ -123,6 +145,10 @@ class ExperimentFile(_Model):
     repeats: int = Field(1, ge=1, le=10_000)
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    pricing: Annotated[dict[str, PriceSpec], EmptyOk] = Field(
+        default_factory=dict, description="model -> price, over promptgrid's table"
+    )
+    budget: Budget | None = None
 
 
 def json_schema() -> dict[str, Any]:
@@ -161,6 +187,10 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = Limits
     elif parents[:1] == ["retry"]:
         model = RetryPolicy
+    elif parents[:1] == ["budget"]:
+        model = Budget
+    elif "pricing" in parents:
+        model = PriceSpec
     elif parents[:1] == ["providers"] and len(parents) >= 2:
         model = ProviderConfig
     elif parents[:1] == ["prompts"]:
