@@ -271,8 +271,9 @@ def compare_command(
         table = compare(a, b, values=values, changed_only=changed_only)
         changed = "; ".join(f"{k}: {' -> '.join(', '.join(map(str, v)) or '(absent)' for v in vs)}"
                             for k, vs in table.attrs.get("changed", {}).items())  # fmt: skip
-        title = f"{run_ids[0]} vs {run_ids[1]}" + (f" (changed: {changed})" if changed else "")
-        _console_frame(table, title=title, max_rows=limit)
+        if changed:
+            click.echo(f"changed: {changed}")
+        _console_frame(table, title=f"{run_ids[0]} vs {run_ids[1]}", max_rows=limit)
         return
     if changed_only:
         raise UsageError("--changed-only compares two runs: promptgrid compare RUN_A RUN_B")

@@ -6,7 +6,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["totals"]
+__all__ = ["completeness", "totals"]
+
+
+def completeness(calls: int, cells: int) -> str:
+    """Whether every cell of the grid has a result, in words (a run's files are written
+    before its status is final, so the status is not what they show)."""
+    if calls >= cells:
+        return "complete: every cell has a result"
+    return f"incomplete: {calls:,} of {cells:,} cells have a result (resume the run to finish)"
 
 
 def totals(df: pd.DataFrame, cells: int | None = None) -> list[tuple[str, Any, str]]:

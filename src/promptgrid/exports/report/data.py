@@ -24,7 +24,7 @@ from ... import __version__
 from ...analysis import align, grid_axes, input_columns, summary
 from ...analysis.runs import run_labels
 from ...store import RunInfo
-from ..totals import totals
+from ..totals import completeness, totals
 
 __all__ = ["build", "to_json"]
 
@@ -151,8 +151,8 @@ def _run(run_id: str, info: RunInfo | None, df: pd.DataFrame) -> dict[str, Any]:
     import yaml
 
     out.update(
-        experiment=info.experiment, status=info.status, created=info.created_at,
-        finished=info.finished_at, source=info.source, description=info.spec.get("description"),
+        experiment=info.experiment, results=completeness(len(df), info.total),
+        created=info.created_at, source=info.source, description=info.spec.get("description"),
         settings={k: v if isinstance(v, str) else json.dumps(v) for k, v in info.options.items()},
         spec=yaml.safe_dump(info.spec, sort_keys=False, allow_unicode=True, width=100),
     )  # fmt: skip

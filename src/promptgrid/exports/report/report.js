@@ -347,7 +347,7 @@ function drawSettings() {
   for (const run of D.runs) {
     const rows = [];
     const about = [["experiment", run.experiment], ["description", run.description],
-      ["status", run.status], ["created", run.created], ["finished", run.finished],
+      ["results", run.results], ["created", run.created],
       ["experiment file", run.source]];
     for (const [k, v] of about) if (v) rows.push([k, esc(v)]);
     for (const [k, v, kind] of run.totals) rows.push([k, esc(fmt(v, kind))]);

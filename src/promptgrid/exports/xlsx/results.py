@@ -43,6 +43,7 @@ _KINDS: dict[str, tuple[str, float]] = {
     "request_id": ("text", 16), "messages": ("mono", 50), "repeat": ("int", 7),
 }  # fmt: skip
 _INPUT_CAP = 30.0
+_FLOORS = {"response": 30.0, "error": 20.0}  # the columns read most start readable
 
 
 def ordered_columns(run: RunInfo) -> tuple[list[str], int]:
@@ -100,7 +101,8 @@ class ResultsSheet:
                   for i in range(len(self._order))]  # fmt: skip
         caps = [cap for _, cap in self._kinds]
         named = zip(self._order, data, caps, strict=True)
-        self._widths = [_fit(name, values, cap) for name, values, cap in named]
+        self._widths = [max(_fit(name, values, cap), _FLOORS.get(name, 0.0))
+                        for name, values, cap in named]  # fmt: skip
         sheet = self._sheet
         sheet.set_widths(self._widths)
         sheet.freeze_panes = f"{get_column_letter(self._inputs + 1)}2"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ... import __version__
 from ...store import RunInfo
-from ..totals import totals
+from ..totals import completeness, totals
 from .cells import Styles, cell_value
 from .sheet import StreamSheet
 
@@ -34,7 +34,7 @@ def write_run(sheet: StreamSheet, run: RunInfo, df: pd.DataFrame, styles: Styles
     sheet.append([("Run " + run.run_id, title)], 22.0)
     about = [
         ("experiment", run.experiment), ("description", spec.get("description")),
-        ("status", run.status), ("created", run.created_at), ("finished", run.finished_at),
+        ("results", completeness(len(df), run.total)), ("created", run.created_at),
         ("experiment file", run.source), ("written by", f"promptgrid {__version__}"),
     ]  # fmt: skip
     for name, value in about:
