@@ -148,10 +148,10 @@ def test_summary_sheet_blocks_and_formats(book: Any) -> None:
     }
     head = header(sheet, 2)
     rate = head.index("error rate")
-    assert rows[("long", 0.0)][rate].value == 1.0 and rows[("short", 0.0)][rate].value == 0.0
-    assert rows[("long", 0.0)][rate].number_format == "0.0%"
-    assert rows[("long", 0.0)][rate].fill.fgColor.rgb.endswith("FFC7CE")
-    assert rows[("short", 0.0)][head.index("cost")].number_format == '"$"#,##0.000000'
+    assert rows[("long", "0.0")][rate].value == 1.0 and rows[("short", "0.0")][rate].value == 0.0
+    assert rows[("long", "0.0")][rate].number_format == "0.0%"
+    assert rows[("long", "0.0")][rate].fill.fgColor.rgb.endswith("FFC7CE")
+    assert rows[("short", "0.0")][head.index("cost")].number_format == '"$"#,##0.000000'
 
 
 def test_run_sheet_has_settings_totals_version_and_experiment(

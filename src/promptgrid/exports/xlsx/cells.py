@@ -27,7 +27,7 @@ _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 NUMBER_FORMATS = {
     "int": "0",
     "tokens": "#,##0",
-    "float": "General",
+    "float": "0.0#####",  # 0.0 stays 0.0 (General shows 0), 0.25 stays 0.25
     "cost": '"$"#,##0.000000',
     "latency": '0.000" s"',
     "percent": "0.0%",
@@ -77,17 +77,18 @@ class Styles:
 
     def __init__(self, book: Any) -> None:
         self._book = book
-        self._ids: dict[tuple[str, str], int] = {}
+        self._ids: dict[tuple[str, str, bool], int] = {}
 
-    def id(self, kind: str, state: str = "ok") -> int:
-        """The style index of ``kind`` in ``state``."""
-        key = (kind, state)
+    def id(self, kind: str, state: str = "ok", *, left: bool = False) -> int:
+        """The style index of ``kind`` in ``state`` (``left``: numbers aligned left, as
+        labels and settings read)."""
+        key = (kind, state, left)
         found = self._ids.get(key)
         if found is None:
-            found = self._ids[key] = self._register(kind, state)
+            found = self._ids[key] = self._register(kind, state, left)
         return found
 
-    def _register(self, kind: str, state: str) -> int:
+    def _register(self, kind: str, state: str, left: bool) -> int:
         from openpyxl.cell import WriteOnlyCell
         from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
@@ -96,7 +97,9 @@ class Styles:
 
         cell = WriteOnlyCell(_Holder(self._book))
         wrap = kind in ("wrap", "header", "input_header", "label")
-        cell.alignment = Alignment(wrap_text=wrap, vertical="top")
+        cell.alignment = Alignment(
+            wrap_text=wrap, vertical="top", horizontal="left" if left else None
+        )
         if kind in NUMBER_FORMATS:
             cell.number_format = NUMBER_FORMATS[kind]
         if kind == "mono":

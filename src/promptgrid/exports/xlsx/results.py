@@ -68,8 +68,10 @@ class ResultsSheet:
         kinds = dict(columns(run))
         self._kinds = [self._kind(name, kinds[name], i) for i, name in enumerate(self._order)]
         self._wrapped = [i for i, (kind, _) in enumerate(self._kinds) if kind == "wrap"]
-        self._ok = [styles.id(kind) for kind, _ in self._kinds]
-        self._error = [styles.id(kind, "error") for kind, _ in self._kinds]
+        inputs = self._inputs  # input numbers read as labels: aligned left
+        self._ok = [styles.id(kind, left=i < inputs) for i, (kind, _) in enumerate(self._kinds)]
+        self._error = [styles.id(kind, "error", left=i < inputs)
+                       for i, (kind, _) in enumerate(self._kinds)]  # fmt: skip
         self._widths: list[float] = []
         self._status = self._order.index("status")
 

@@ -42,7 +42,7 @@ def write_run(sheet: StreamSheet, run: RunInfo, df: pd.DataFrame, styles: Styles
             sheet.append([(name, label), (cell_value(str(value)), text)])
     section("Totals")
     for name, value, kind in totals(df, run.total):
-        sheet.append([(name, label), (cell_value(value), styles.id(kind))])
+        sheet.append([(name, label), (cell_value(value), styles.id(kind, left=True))])
     section("Settings")
     for name, value in sorted(run.options.items()):
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

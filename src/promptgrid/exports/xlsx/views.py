@@ -82,7 +82,7 @@ def write_compare(
         "mixed": styles.id("wrap", "mixed"),
     }
     for r, labels in enumerate(row_labels):
-        cells = [(cell_value(v), label_style) for v in labels]
+        cells = [(cell_value(_label(v)), label_style) for v in labels]
         lines = max((_lines(v, label_widths[i]) for i, v in enumerate(labels)), default=1)
         for j in range(len(col_labels)):
             text = _cell_text(texts[r, j])
@@ -123,7 +123,7 @@ def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
             labels = list(index) if isinstance(index, tuple) else [index if by else "all calls"]
             labels += [""] * (width - len(labels))
             bad = bool(row["errors"])
-            cells = [(cell_value(_plain(v)), label) for v in labels]
+            cells = [(cell_value(_label(v)), label) for v in labels]
             for column, _, kind in metrics:
                 state = "error" if bad and column in ("errors", "error_rate") else "ok"
                 cells.append((cell_value(_plain(row[column])), styles.id(kind, state)))
@@ -143,11 +143,13 @@ def _plain(value: Any) -> Any:
     """numpy and pandas scalars as Python values; missing as None."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer() and not math.isinf(value):
-        return value
-    return value
+    return value.item() if hasattr(value, "item") else value
+
+
+def _label(value: Any) -> Any:
+    """A row label as text (``0.0`` shows as 0.0, not 0)."""
+    value = _plain(value)
+    return None if value is None else str(value)
 
 
 def _cell_text(value: Any) -> str:
