@@ -20,6 +20,7 @@ _EXPORTS = {
     "compare": "analysis",
     "load": "api",
     "plan": "api",
+    "report": "api",
     "retry": "api",
     "run": "api",
     "summary": "analysis",
@@ -48,7 +49,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .analysis import compare, summary, varying
-    from .api import Experiment, arun, load, plan, retry, run
+    from .api import Experiment, arun, load, plan, report, retry, run
     from .errors import (
         AuthenticationFailed,
         BadRequest,

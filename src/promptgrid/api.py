@@ -1,4 +1,5 @@
-"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load`` and ``Experiment``.
+"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report`` and
+``Experiment``.
 
 Every function spells out its options (keyword-only), so ``help()`` and an IDE show them and a
 misspelt one is Python's own ``TypeError``. ``arun`` is the one implementation; ``run`` drives it
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .planning import Plan
     from .store import RunInfo
 
-__all__ = ["Experiment", "ExperimentSource", "arun", "load", "plan", "retry", "run"]
+__all__ = ["Experiment", "ExperimentSource", "arun", "load", "plan", "report", "retry", "run"]
 
 
 class Experiment(spec.Experiment):
@@ -233,6 +234,52 @@ def load(
 
     with Store.in_dir(results_dir, readonly=True) as store:
         return load_run(store, resolve_run(store, run_id, experiment))
+
+
+def report(
+    data: pd.DataFrame | Sequence[pd.DataFrame],
+    path: str | Path,
+    *,
+    results_dir: str | Path = "results",
+    title: str | None = None,
+) -> Path:
+    """Write the HTML report of a result table to ``path``; returns the path.
+
+    ``data`` is a table from ``run``/``load`` (one run: the side-by-side grid), or several
+    tables — or one table holding several runs — compared run against run: calls aligned by
+    their inputs, a column per run, a "changed only" filter. The file is self-contained (data,
+    script and styles inlined; nothing fetched when it is opened). Each run's settings and
+    experiment come from the store in ``results_dir`` when it holds the run.
+
+    Examples::
+
+        promptgrid.report(df, "animals.html")
+        promptgrid.report([promptgrid.load(run_a), promptgrid.load(run_b)], "a-vs-b.html")
+    """
+    import pandas as pd
+
+    from .exports.report import write_report
+
+    frames = [data] if isinstance(data, pd.DataFrame) else list(data)
+    if not frames:
+        from .errors import UsageError
+
+        raise UsageError("report() needs a table (or several)")
+    if len(frames) == 1 and "run_id" in frames[0].columns and frames[0]["run_id"].nunique() > 1:
+        frames = [group for _, group in frames[0].groupby("run_id", sort=False)]
+    ids = {str(r) for f in frames if "run_id" in f.columns for r in f["run_id"].unique()}
+    return write_report(frames, Path(path), _stored_runs(ids, results_dir), title=title)
+
+
+def _stored_runs(run_ids: set[str], results_dir: str | Path) -> dict[str, RunInfo]:
+    """The runs of ``run_ids`` that the store in ``results_dir`` holds (none if no store)."""
+    from .store import STORE_NAME, Store
+
+    if not (Path(results_dir) / STORE_NAME).is_file():
+        return {}
+    with Store.in_dir(results_dir, readonly=True) as store:
+        found = {run_id: store.run(run_id) for run_id in run_ids}
+    return {run_id: info for run_id, info in found.items() if info is not None}
 
 
 def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experiment, RunInfo]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from .exports import Repeats
     from .runner import RunOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,7 @@ def format_option(default: str | None) -> Callable[[F], F]:
         "formats",
         default=default,
         show_default=default is not None,
-        help="Files to write: any of parquet,csv,xlsx,jsonl"
+        help="Files to write: any of parquet,csv,xlsx,jsonl,html (html: report.html)"
         + ("." if default else " (default: the run's, else parquet,csv)."),
     )
 
@@ -232,38 +233,105 @@ def runs(results_dir: Path, experiment: str | None) -> None:
 @cli.command()
 @click.argument("run_id", required=False)
 @results_dir_option
-@click.option("--columns", help="Comma-separated columns to show.")
+@click.option("--columns", help="Comma-separated columns (default: the inputs that vary, "
+              "the response, and the error if any call failed).")  # fmt: skip
 @click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
 def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int) -> None:
-    """Print a run's table (default: the newest run).
+    """Print a run's table (default: the newest run), fitted to the terminal's width.
 
     \b
-    Example:
-      promptgrid show --columns prompt,animal,response
+    Examples:
+      promptgrid show
+      promptgrid show RUN_ID --columns prompt,animal,response,latency_s
     """
-    import pandas as pd
+    from .analysis import varying
+    from .api import load
 
+    df = load(run_id, results_dir=results_dir)
+    table = df[_columns(df, columns)] if columns else varying(df)
+    _console_frame(table, index=False, max_rows=limit)
+
+
+@cli.command("compare")
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID] [RUN_B]")
+@results_dir_option
+@click.option("--rows", help="Comma-separated inputs down the side (default: the vars that vary).")
+@click.option("--cols", help="Comma-separated inputs across (default: prompt, params that vary).")
+@click.option("--values", default="response", show_default=True, help="The column in the cells.")
+@click.option("--changed-only", is_flag=True, help="Two runs: only the calls whose values differ.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to show.")
+def compare_command(
+    run_ids: tuple[str, ...], results_dir: Path, rows: str | None, cols: str | None,
+    values: str, changed_only: bool, limit: int,
+) -> None:  # fmt: skip
+    """Print answers side by side, fitted to the terminal; or two runs call by call.
+
+    One run (default: the newest): a row per combination of the vars, a column per prompt and
+    varying params. Two runs: the calls aligned by their inputs (prompt, vars, params other
+    than the ones that changed), one column per run, ≠ where the answers differ.
+
+    \b
+    Examples:
+      promptgrid compare
+      promptgrid compare RUN_ID --rows animal --cols prompt
+      promptgrid compare RUN_A RUN_B --changed-only
+    """
+    from .analysis import compare
     from .api import load
     from .errors import UsageError
 
-    df = load(run_id, results_dir=results_dir)
-    if columns:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            import difflib
+    if len(run_ids) > 2:
+        raise UsageError("compare takes one run, or two to compare run against run")
+    if len(run_ids) == 2:
+        if rows or cols:
+            raise UsageError("--rows and --cols lay out one run; two runs align by their inputs")
+        a, b = (load(r, results_dir=results_dir) for r in run_ids)
+        table = compare(a, b, values=values, changed_only=changed_only)
+        changed = "; ".join(f"{k}: {' -> '.join(', '.join(map(str, v)) or '(absent)' for v in vs)}"
+                            for k, vs in table.attrs.get("changed", {}).items())  # fmt: skip
+        if changed:
+            click.echo(f"changed: {changed}")
+        _console_frame(table, title=f"{run_ids[0]} vs {run_ids[1]}", max_rows=limit)
+        return
+    if changed_only:
+        raise UsageError("--changed-only compares two runs: promptgrid compare RUN_A RUN_B")
+    df = load(run_ids[0] if run_ids else None, results_dir=results_dir)
+    table = compare(df, _names(rows), _names(cols), values)
+    _console_frame(table, title=str(df["run_id"].iloc[0]) if len(df) else None, max_rows=limit)
 
-            close = [difflib.get_close_matches(c, list(df.columns), n=1) for c in missing]
-            hints = [f"{m!r} (did you mean {c[0]!r}?)" if c else repr(m)
-                     for m, c in zip(missing, close, strict=True)]  # fmt: skip
-            raise UsageError(
-                f"no column {', '.join(hints)}; the table has {', '.join(map(str, df.columns))}"
-            )
-        df = df[wanted]
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        click.echo(df.head(limit).to_string(index=False))
-    if len(df) > limit:
-        click.echo(f"... {len(df) - limit:,} more rows")
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID ...]")
+@results_dir_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file (default: the run's folder, report.html; for several runs "
+              "RESULTS_DIR/reports/A_vs_B.html).")  # fmt: skip
+@click.option("--title", help="The page's title (default: the experiment's name).")
+def report(
+    run_ids: tuple[str, ...], results_dir: Path, output: Path | None, title: str | None
+) -> None:
+    """Write a self-contained HTML report of a run, or of several run against run.
+
+    \b
+    Examples:
+      promptgrid report                               # the newest run
+      promptgrid report RUN_ID -o animals.html
+      promptgrid report RUN_A RUN_B                   # run against run
+    """
+    from .api import load
+    from .api import report as write
+    from .store import Store
+    from .table import resolve_run
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        runs = [resolve_run(store, r) for r in (run_ids or (None,))]
+    frames = [load(info.run_id, results_dir=results_dir) for info in runs]
+    if output is None:
+        first = runs[0]
+        output = results_dir / first.experiment / first.run_id / "report.html"
+        if len(runs) > 1:
+            output = results_dir / "reports" / ("_vs_".join(r.run_id for r in runs) + ".html")
+    click.echo(str(write(frames, output, results_dir=results_dir, title=title)))
 
 
 @cli.command()
@@ -272,12 +340,18 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
 @format_option("csv")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="A file (one format) or a folder; default: the run's folder.")  # fmt: skip
-def export(run_id: str | None, results_dir: Path, formats: str, output: Path | None) -> None:
+@click.option("--repeats", type=click.Choice(["stack", "columns"]), default="stack",
+              show_default=True, help="XLSX compare sheet: samples of a cell stacked in it, "
+              "or a column each.")  # fmt: skip
+def export(
+    run_id: str | None, results_dir: Path, formats: str, output: Path | None, repeats: str
+) -> None:
     """Write a run's table to files.
 
     \b
-    Example:
+    Examples:
       promptgrid export 20261124-105530.123-4f3a --format xlsx -o animals.xlsx
+      promptgrid export --format html                 # the newest run's report.html
     """
     from .exports import export as write
     from .exports import parse_formats
@@ -287,7 +361,8 @@ def export(run_id: str | None, results_dir: Path, formats: str, output: Path | N
     with Store.in_dir(results_dir, readonly=True) as store:
         info = resolve_run(store, run_id)
         target = output or results_dir / info.experiment / info.run_id
-        for path in write(store, info, target, parse_formats(formats)):
+        layout: Repeats = "columns" if repeats == "columns" else "stack"
+        for path in write(store, info, target, parse_formats(formats), repeats=layout):
             click.echo(str(path))
 
 
@@ -307,6 +382,37 @@ def schema() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _columns(df: Any, text: str) -> list[str]:
+    """``--columns`` checked against the table, with a did-you-mean."""
+    import difflib
+
+    from .errors import UsageError
+
+    wanted = _names(text) or []
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        close = [difflib.get_close_matches(c, list(df.columns), n=1) for c in missing]
+        hints = [f"{m!r} (did you mean {c[0]!r}?)" if c else repr(m)
+                 for m, c in zip(missing, close, strict=True)]  # fmt: skip
+        raise UsageError(
+            f"no column {', '.join(hints)}; the table has {', '.join(map(str, df.columns))}"
+        )
+    return wanted
+
+
+def _console_frame(table: Any, **options: Any) -> None:
+    """Print a table with rich, fitted to the terminal (80 columns when not a terminal)."""
+    from rich.console import Console
+
+    from .terminal import print_frame
+
+    print_frame(table, Console(), **options)
 
 
 def resume_command(

@@ -24,7 +24,7 @@ from ..columns import RESULTS
 from ..errors import UsageError
 from ..spec.schema import ParamValues
 
-__all__ = ["WrappedFrame", "compare", "summary", "varying"]
+__all__ = ["WrappedFrame", "compare", "grid_axes", "input_columns", "summary", "varying"]
 
 #: Where several values fall into one cell of ``compare`` (repeats, axes left out), text values
 #: are joined with this line between them.
@@ -121,7 +121,7 @@ def compare(
         promptgrid.compare(df, cols=["prompt", "repeat"])    # each repeat in its own column
     """
     _require(df, [values, *(rows or ()), *(cols or ())])
-    rows, cols = _layout(df, rows, cols)
+    rows, cols = grid_axes(df, rows, cols)
     overlap = sorted(set(rows) & set(cols))
     if overlap:
         raise UsageError(f"{overlap} given both as rows and as cols")
@@ -246,9 +246,10 @@ def input_columns(df: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _layout(
-    df: pd.DataFrame, rows: Sequence[str] | None, cols: Sequence[str] | None
+def grid_axes(
+    df: pd.DataFrame, rows: Sequence[str] | None = None, cols: Sequence[str] | None = None
 ) -> tuple[list[str], list[str]]:
+    """The ``rows`` and ``cols`` :func:`compare` uses for these arguments (see its defaults)."""
     vary = [c for c in input_columns(df) if c != "repeat" and _varies(df[c])]
     if rows is None and cols is None:
         cols = _default_cols(df)
