@@ -16,9 +16,11 @@ from promptgrid.store import Store
 from promptgrid.table import columns
 
 EXPECTED_TAIL = [
-    "repeat", "messages", "response", "finish_reason", "status", "error_type", "http_status",
-    "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
-    "reasoning_tokens", "cost_usd", "latency_s", "resolved_model", "request_id", "cached",
+    "repeat", "choice", "messages", "response", "finish_reason", "tool_calls", "parsed",
+    "parse_error", "refusal", "logprobs", "reasoning_summary", "status", "error_type",
+    "http_status", "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
+    "reasoning_tokens", "cost_usd", "latency_s", "ttft_s", "tokens_per_s", "resolved_model",
+    "request_id", "cached",
 ]  # fmt: skip
 
 
@@ -99,6 +101,7 @@ def test_store_schema_and_migrations(animals: Path, tmp_path: Path) -> None:
     assert db.execute("SELECT name FROM migrations").fetchall() == [
         ("001_initial",),
         ("002_leases_claims",),
+        ("003_request_kinds",),
     ]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ((status, total),) = db.execute("SELECT status, total FROM runs").fetchall()

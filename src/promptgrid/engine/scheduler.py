@@ -32,7 +32,8 @@ from ..pricing import cost_usd
 from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
-from ..store import HEARTBEAT_S, Answer, ResultRow, Store
+from ..store import HEARTBEAT_S, ResultRow, Store
+from .answers import stored_answer
 from .attempts import Outcome, Sleep, call_with_retry
 from .limiter import EndpointLimiter
 from .storeio import StoreIO
@@ -316,6 +317,8 @@ class Scheduler:
             "messages": cell.request.messages,
             "params": cell.request.params,
         }
+        if cell.request.api != "chat":
+            request["api"] = cell.request.api
         return ResultRow(
             run_id=self.run_id,
             idx=cell.index,
@@ -359,19 +362,7 @@ class Scheduler:
             )
         c = outcome.completion
         cost = cost_usd(c, free=self.endpoints[cell.endpoint].free)
-        answer = Answer(
-            response=c.text,
-            finish_reason=c.finish_reason,
-            prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens,
-            cached_tokens=c.cached_tokens,
-            reasoning_tokens=c.reasoning_tokens,
-            resolved_model=c.resolved_model,
-            request_id=c.request_id,
-            latency_s=outcome.latency_s,
-            cost_usd=cost,
-            rate_limits=dict(c.rate_limits),
-        )
+        answer = stored_answer(cell.request, c, outcome.latency_s, cost)
         return self._row(
             cell, "ok", attempts=attempts, answer=answer, cached=False,
             latency_s=outcome.latency_s, cost_usd=cost,

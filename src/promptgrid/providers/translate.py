@@ -1,8 +1,8 @@
-"""The ``openai`` provider: OpenAI and every OpenAI-compatible server, through the official SDK.
+"""What the ``openai`` provider's API modules share: SDK errors translated into promptgrid's, the
+server's ``retry-after``, the key scrubbed from everything a server sends back, and the
+answer's pieces (usage details, rate-limit headers, JSON dumps) read the same way everywhere.
 
-One client per endpoint, built inside the run's event loop and closed at its end. The SDK's own
-retries are off (``max_retries=0``): promptgrid retries, taking fresh limiter capacity for each
-attempt. Every failure leaves this module as a :mod:`promptgrid.errors` class, built with
+Every failure leaves the provider as a :mod:`promptgrid.errors` class, built with
 ``raise Ours(...) from exc``::
 
     APIStatusError 429 + insufficient_quota -> QuotaExceeded     (stops the run)
@@ -15,33 +15,27 @@ attempt. Every failure leaves this module as a :mod:`promptgrid.errors` class, b
     caused by a dropped connection          -> ConnectionFailed
     APIResponseValidationError, bad JSON,
     undecodable bytes, a body of the wrong
-    shape, no choices, no finish_reason     -> MalformedResponse
-    APIError (no status)                    -> ServerError
+    shape, no choices, no finish_reason,
+    a stream cut short                      -> MalformedResponse
+    APIError (no status; an error event
+    inside a stream)                        -> ServerError
     any other OpenAIError                   -> BadRequest
-
-Nothing else escapes: a foreign exception from a response is a ``MalformedResponse``. Every
-string a server sends back (message, request id, headers, the answer) is scrubbed of the key.
-Only this module imports ``openai``; the CLI imports it when a run needs it, never at ``--help``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import inspect
 import math
 import sys
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import timezone
-from functools import cache
 from typing import Any, TypeVar
 
 import aiohttp
-import httpx2
 import openai
-from openai.resources.chat.completions import AsyncCompletions
 
 from ..errors import (
     AuthenticationFailed,
@@ -54,83 +48,12 @@ from ..errors import (
     RequestTimeout,
     ServerError,
 )
-from .base import Completion, Request
+from .base import Choice, Completion
 
-__all__ = ["OpenAIProvider", "retry_after", "translate"]
+__all__ = ["retry_after", "translate"]
 
-# Far above any sensible concurrency; aiohttp's per-host limit is unlimited by default.
-_MAX_CONNECTIONS = 1000
-_RATE_LIMIT_PREFIX = "x-ratelimit-"
+RATE_LIMIT_PREFIX = "x-ratelimit-"
 T = TypeVar("T")
-
-
-class OpenAIProvider:
-    """Chat completions through ``openai.AsyncOpenAI`` (aiohttp transport by default).
-
-    ``api_key`` is the key itself (``promptgrid.config`` decides where it comes from); it never
-    leaves this object: every value a server sends back is scrubbed of it. ``http_client``
-    replaces the transport (tests pass ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``);
-    the provider owns it and closes it in :meth:`aclose`. Create it inside the running loop.
-    """
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        timeout_s: float = 60.0,
-        http_client: httpx2.AsyncClient | None = None,
-    ) -> None:
-        self.endpoint = base_url.rstrip("/")
-        self._key = api_key
-        self._timeout_s = timeout_s
-        if http_client is None:
-            # aiohttp measured about twice httpx's calls per second under concurrency here.
-            http_client = openai.DefaultAioHttpClient(
-                timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-                limits=httpx2.Limits(
-                    max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
-                ),
-            )
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=self.endpoint,
-            max_retries=0,  # promptgrid owns retries
-            timeout=timeout_s,
-            http_client=http_client,
-        )
-
-    async def complete(self, request: Request) -> Completion:
-        """Send one chat completion; raise only :mod:`promptgrid.errors` classes."""
-        kwargs = _create_kwargs(request)
-        messages: Any = [dict(m) for m in request.messages]  # the SDK's TypedDicts, in effect
-        create = self._client.chat.completions.with_raw_response.create
-        try:
-            # The SDK's timeout bounds each read; this bounds the whole answer (slow drips too).
-            raw = await _within(
-                self._timeout_s,
-                create(model=request.model, messages=messages, **kwargs, timeout=self._timeout_s),
-            )
-            headers = {k.lower(): v for k, v in raw.headers.items()}
-            completion = _completion(raw.parse(), headers)
-        except asyncio.TimeoutError as exc:
-            raise RequestTimeout(f"no complete answer within {self._timeout_s:g} s") from exc
-        except openai.OpenAIError as exc:
-            raise _scrub_error(translate(exc), self._key) from exc
-        except ProviderError as exc:
-            raise _scrub_error(exc, self._key) from None
-        except (ValueError, TypeError, AttributeError, LookupError) as exc:
-            # Undecodable bytes, bad JSON, a body of the wrong shape: this answer is garbage, the
-            # next one may not be (retried as malformed, then an error row; never a dead run).
-            raise _scrub_error(
-                MalformedResponse(f"not a chat completion: {type(exc).__name__}: {exc}"),
-                self._key,
-            ) from exc
-        return _scrub_completion(completion, self._key)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client and its connections."""
-        await self._client.close()
 
 
 def translate(exc: openai.OpenAIError) -> ProviderError:
@@ -143,7 +66,7 @@ def translate(exc: openai.OpenAIError) -> ProviderError:
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
         return ConnectionFailed(f"connection failed: {exc}{cause}")
     if isinstance(exc, openai.APIResponseValidationError):
-        return MalformedResponse(f"not a chat completion: {exc}")
+        return MalformedResponse(f"not a valid answer: {exc}")
     if isinstance(exc, openai.APIError):
         return ServerError(f"API error: {exc}")
     return BadRequest(f"{type(exc).__name__}: {exc}")
@@ -210,40 +133,7 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return None
 
 
-def _completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
-    """Normalise a parsed ChatCompletion; an incomplete one is a MalformedResponse."""
-    request_id = getattr(parsed, "_request_id", None) or headers.get("x-request-id")
-    try:
-        choices = parsed.choices
-        if not choices:
-            raise MalformedResponse("truncated: the response has no choices", request_id=request_id)
-        choice = choices[0]
-        if choice.finish_reason is None:
-            raise MalformedResponse(
-                "truncated: the response ended without a finish_reason", request_id=request_id
-            )
-        usage = parsed.usage
-        return Completion(
-            text=choice.message.content,
-            finish_reason=choice.finish_reason,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
-            # Compatible servers often omit the details.
-            cached_tokens=getattr(
-                getattr(usage, "prompt_tokens_details", None), "cached_tokens", None
-            ),
-            reasoning_tokens=getattr(
-                getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None
-            ),
-            resolved_model=parsed.model,
-            request_id=request_id,
-            rate_limits={k: v for k, v in headers.items() if k.startswith(_RATE_LIMIT_PREFIX)},
-        )
-    except (AttributeError, TypeError, IndexError) as exc:  # a 200 that is not a completion
-        raise MalformedResponse(f"not a chat completion: {exc}", request_id=request_id) from exc
-
-
-async def _within(seconds: float, call: Awaitable[T]) -> T:
+async def within(seconds: float, call: Awaitable[T]) -> T:
     """Await ``call`` with a deadline; ``asyncio.timeout`` (3.11+) spares ``wait_for``'s task."""
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
@@ -251,27 +141,37 @@ async def _within(seconds: float, call: Awaitable[T]) -> T:
     return await asyncio.wait_for(call, seconds)
 
 
-def _create_kwargs(request: Request) -> dict[str, Any]:
-    """The request's params as ``create()`` arguments; ones the SDK does not know (``top_k`` for
-    vLLM, ...) travel in ``extra_body`` so compatible servers still receive them."""
-    if request.params.get("stream"):
-        raise BadRequest("stream: true is not supported; promptgrid needs whole answers")
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for name, value in request.params.items():
-        (known if name in _create_parameters() else extra)[name] = value
-    if extra:
-        known["extra_body"] = {**extra, **known.get("extra_body", {})}
-    return known
+# ------------------------------------------------------------------ answers
 
 
-@cache
-def _create_parameters() -> frozenset[str]:
-    reserved = {"self", "model", "messages", "timeout", "extra_headers", "extra_query"}
-    return frozenset(inspect.signature(AsyncCompletions.create).parameters) - reserved
+def rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers (lower-cased names), which the limiter learns from."""
+    return {k: v for k, v in headers.items() if k.startswith(RATE_LIMIT_PREFIX)}
 
 
-def _scrub(value: Any, secret: str) -> Any:
+def detail(obj: Any, group: str, name: str) -> int | None:
+    """``obj.<group>.<name>`` (a usage detail), or None where a server omits it."""
+    return getattr(getattr(obj, group, None), name, None)
+
+
+def dump(value: Any) -> Any:
+    """An SDK object (or a list of them) as plain JSON values."""
+    if isinstance(value, list):
+        return [dump(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", warnings=False, exclude_none=True)
+    return value
+
+
+def truncated(what: str, request_id: str | None) -> MalformedResponse:
+    """The error for an answer cut short (retried like any malformed answer)."""
+    return MalformedResponse(f"truncated: {what}", request_id=request_id)
+
+
+# ------------------------------------------------------------------ the key
+
+
+def scrub(value: Any, secret: str) -> Any:
     """A value with the key replaced by ``***`` (some servers echo it back, in messages, ids or
     headers); anything else unchanged."""
     if secret and isinstance(value, str) and secret in value:
@@ -279,18 +179,45 @@ def _scrub(value: Any, secret: str) -> Any:
     return value
 
 
-def _scrub_error(error: ProviderError, secret: str) -> ProviderError:
-    error.message = _scrub(error.message, secret)
+def scrub_error(error: ProviderError, secret: str) -> ProviderError:
+    """``error`` with the key removed from its message, request id and headers."""
+    error.message = scrub(error.message, secret)
     error.args = (error.message,)
-    error.request_id = _scrub(error.request_id, secret)
-    error.headers = {k: _scrub(v, secret) for k, v in error.headers.items()}
+    error.request_id = scrub(error.request_id, secret)
+    error.headers = {k: scrub(v, secret) for k, v in error.headers.items()}
     return error
 
 
-def _scrub_completion(completion: Completion, secret: str) -> Completion:
+def scrub_completion(completion: Completion, secret: str) -> Completion:
+    """``completion`` with the key removed from every text a server sent (a cheap ``in`` test
+    per field when, as always but in tests, the key is not there)."""
     if not secret:
         return completion
-    fields = ("text", "finish_reason", "resolved_model", "request_id")
-    changed = {f: _scrub(getattr(completion, f), secret) for f in fields}
-    headers = {k: _scrub(v, secret) for k, v in completion.rate_limits.items()}
+    fields = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
+              "reasoning_summary")  # fmt: skip
+    changed = {f: scrub(getattr(completion, f), secret) for f in fields}
+    headers = {k: scrub(v, secret) for k, v in completion.rate_limits.items()}
+    if completion.tool_calls or completion.more_choices or completion.logprobs is not None:
+        changed["tool_calls"] = _scrub_deep(completion.tool_calls, secret)
+        changed["logprobs"] = _scrub_deep(completion.logprobs, secret)
+        changed["more_choices"] = tuple(
+            Choice(
+                scrub(c.text, secret),
+                c.finish_reason,
+                _scrub_deep(c.tool_calls, secret),
+                scrub(c.refusal, secret),
+                _scrub_deep(c.logprobs, secret),
+            )
+            for c in completion.more_choices
+        )
     return replace(completion, rate_limits=headers, **changed)
+
+
+def _scrub_deep(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secret)
+    if isinstance(value, Mapping):
+        return {k: _scrub_deep(v, secret) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub_deep(v, secret) for v in value)
+    return value
