@@ -17,7 +17,7 @@ from promptgrid.table import columns
 
 EXPECTED_TAIL = [
     "repeat", "choice", "messages", "response", "finish_reason", "tool_calls", "parsed",
-    "parse_error", "refusal", "logprobs", "reasoning_summary", "status", "error_type",
+    "parse_error", "refusal", "token_logprobs", "reasoning_summary", "status", "error_type",
     "http_status", "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
     "reasoning_tokens", "cost_usd", "latency_s", "ttft_s", "tokens_per_s", "resolved_model",
     "request_id", "cached",

@@ -74,7 +74,7 @@ def param_problem(api: str, name: str, value: Any) -> tuple[str, str] | None:
     if api == "responses":
         if name == "n" and value not in (None, 1):
             return (
-                "n > 1 has no equivalent in the Responses API (one answer per request)",
+                "n > 1 has no equivalent in the Responses API: it gives one answer per request",
                 "use repeats: for several samples, or api: chat",
             )
         if name in _NO_RESPONSES_EQUIVALENT:

@@ -19,7 +19,7 @@ BEFORE: tuple[Column, ...] = (("run_id", "str"), ("cell_id", "str"), ("prompt", 
 AFTER: tuple[Column, ...] = (
     ("repeat", "int"), ("choice", "int"), ("messages", "str"), ("response", "str"),
     ("finish_reason", "str"), ("tool_calls", "json"), ("parsed", "json"),
-    ("parse_error", "str"), ("refusal", "str"), ("logprobs", "json"),
+    ("parse_error", "str"), ("refusal", "str"), ("token_logprobs", "json"),
     ("reasoning_summary", "str"), ("status", "str"), ("error_type", "str"),
     ("http_status", "int"), ("error", "str"), ("attempts", "int"), ("prompt_tokens", "int"),
     ("completion_tokens", "int"), ("cached_tokens", "int"), ("reasoning_tokens", "int"),
@@ -29,7 +29,8 @@ AFTER: tuple[Column, ...] = (
 )  # fmt: skip
 #: Columns that hold one value per choice (the rest describe the request or the cell).
 PER_CHOICE: tuple[str, ...] = (
-    "response", "finish_reason", "tool_calls", "parsed", "parse_error", "refusal", "logprobs",
+    "response", "finish_reason", "tool_calls", "parsed", "parse_error", "refusal",
+    "token_logprobs",
 )  # fmt: skip
 #: Columns counted once per request: on the ``choice`` 0 row only.
 ONCE_PER_REQUEST: tuple[str, ...] = (

@@ -191,7 +191,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 _CHOICE_COLUMNS = (
     ("response", "response"), ("finish_reason", "finish_reason"),
     ("tool_calls_json", "tool_calls"), ("parsed_json", "parsed"), ("parse_error", "parse_error"),
-    ("refusal", "refusal"), ("logprobs_json", "logprobs"),
+    ("refusal", "refusal"), ("logprobs_json", "token_logprobs"),
 )  # fmt: skip
 
 

@@ -198,8 +198,10 @@ class Experiment:
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) else f" (got {shorten(repr(got))})"
         hint = "see `promptgrid schema`"
-        if loc[:1] == ("prompts",) and isinstance(got, dict):  # content: {animal} unquoted
+        names: list[str] = []
+        if loc[:1] == ("prompts",) and isinstance(got, dict):  # content: {animal} unquoted?
             names = [k for k, v in got.items() if isinstance(k, str) and v is None]
+        if names:
             name = names[0] if len(names) == 1 and names[0].isidentifier() else "animal"
             key = loc[-1] if isinstance(loc[-1], str) and len(loc) > 2 else "content"
             hint = quote_hint(key, f"{{{{ {name} }}}}")
@@ -484,20 +486,22 @@ class Experiment:
     def request_problems(self, name: str) -> list[Problem]:
         """What the grid's parameters ask of provider ``name`` that its API or its vendor does
         not take (each located at its parameter)."""
+        return [
+            self.where(path, f"{message} (provider {name!r})", hint)
+            for path, message, hint in self._request_issues(name)
+        ]
+
+    def _request_issues(self, name: str) -> list[tuple[KeyPath, str, str]]:
         config = self.file.providers.get(name)
         preset = config.preset if config is not None and config.preset in PRESETS else None
         api = self.provider_api(name)
-        found: list[Problem] = []
         if preset is not None and api not in PRESETS[preset].apis:
             vendor = PRESETS[preset]
-            path = ("providers", name, "api") if config and config.api else ("api",)
-            found.append(
-                self.where(
-                    path,
-                    f"{vendor.vendor} serves Chat Completions only (provider {name!r})",
-                    f"use api: chat for it (see {vendor.doc})",
-                )
-            )
+            path: KeyPath = ("providers", name, "api") if config and config.api else ("api",)
+            # Its parameters are moot until it speaks an API its vendor serves.
+            return [(path, f"{vendor.vendor} serves Chat Completions only",
+                     f"use api: chat for it (see {vendor.doc})")]  # fmt: skip
+        found = []
         for key, values in self.param_axes.items():
             is_axis = _is_axis(key, self.file.params.get(key))
             for i, value in enumerate(values):
@@ -506,18 +510,24 @@ class Experiment:
                     problem = vendor_problem(preset, key, value)
                 if problem is not None:
                     at: KeyPath = ("params", key, i) if is_axis else ("params", key)
-                    message, hint = problem
-                    found.append(self.where(at, f"{message} (provider {name!r})", hint))
+                    found.append((at, *problem))
                     break  # one problem per parameter and provider
         return found
 
     def _check_apis(self, problems: list[Problem]) -> None:
-        """Every provider the grid's models go to can take the grid's parameters."""
+        """Every provider the grid's models go to can take the grid's parameters. A problem
+        several providers share is reported once, naming them all."""
         if "model" not in self.param_axes:
             return
         used = {self.routes.get(str(m), self.file.provider) for m in self.param_axes["model"]}
+        shared: dict[tuple[KeyPath, str, str], list[str]] = {}
         for name in sorted(used & {*BUILTIN_PROVIDERS, *self.file.providers}):
-            problems.extend(self.request_problems(name))
+            for issue in self._request_issues(name):
+                shared.setdefault(issue, []).append(name)
+        for (path, message, hint), names in shared.items():
+            which = ", ".join(repr(n) for n in names)
+            label = "provider" if len(names) == 1 else "providers"
+            problems.append(self.where(path, f"{message} ({label} {which})", hint))
 
     # ------------------------------------------------------------------ derived values
 
