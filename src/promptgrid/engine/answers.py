@@ -23,6 +23,15 @@ def stored_answer(
 ) -> Answer:
     """``completion`` (the answer to ``request``) as the store keeps it."""
     structured = structured_format(request.params) is not None
+    plain = not (structured or completion.tool_calls or completion.more_choices)
+    if plain and completion.logprobs is None and completion.ttft_s is None:  # most answers
+        return Answer(
+            completion.text, completion.finish_reason, completion.prompt_tokens,
+            completion.completion_tokens, completion.cached_tokens, completion.reasoning_tokens,
+            completion.resolved_model, completion.request_id, latency_s, cost_usd,
+            dict(completion.rate_limits), refusal=completion.refusal,
+            reasoning_summary=completion.reasoning_summary,
+        )  # fmt: skip
     first = _stored(completion.text, completion.finish_reason, completion.tool_calls,
                     completion.refusal, completion.logprobs, structured)  # fmt: skip
     choices: tuple[StoredChoice, ...] = ()

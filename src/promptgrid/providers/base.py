@@ -30,7 +30,9 @@ class Request:
         return max_output_tokens(self.params)
 
 
-@dataclass(frozen=True, slots=True)
+# Choice and Completion are built on every call: plain slotted dataclasses, because a frozen
+# one costs four times as much to build (~5 us for Completion's fields). Treat them as values.
+@dataclass(slots=True)
 class Choice:
     """One answer of a request that asked for several (``n > 1``)."""
 
@@ -41,7 +43,7 @@ class Choice:
     logprobs: Any = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Completion:
     """What a provider answered, normalised across providers and APIs.
 

@@ -23,6 +23,11 @@ from ..apis import structured_format, structured_schema
 from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text, output_limit
 from .base import Choice, Completion, Request
 
+#: Parameters that change what echo answers (anything else gets the plain answer).
+_ANSWER_SHAPING = frozenset(
+    {"n", "response_format", "text", "logprobs", "reasoning_effort", "reasoning", "stream"}
+)
+
 
 class EchoProvider:
     """Answers ``echo: <last user message>``, cut to the output limit (4 characters a token);
@@ -36,6 +41,18 @@ class EchoProvider:
             "",
         )
         limit = output_limit(params)
+        if not _ANSWER_SHAPING.intersection(params):  # a plain request: the plain answer
+            text = synthetic.echo_text(last)
+            finish = "stop"
+            if limit is not None and len(text) > 4 * limit:
+                text, finish = text[: 4 * limit], "length"
+            return Completion(
+                text=text,
+                finish_reason=finish,
+                prompt_tokens=estimate_prompt_tokens(request.messages),
+                completion_tokens=estimate_text_tokens(text),
+                resolved_model=request.model,
+            )
         kind = structured_format(params)
         shape = "list" if request.api == "responses" else "chat"
         choices = tuple(

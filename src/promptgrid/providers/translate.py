@@ -189,18 +189,19 @@ def scrub_error(error: ProviderError, secret: str) -> ProviderError:
 
 
 def scrub_completion(completion: Completion, secret: str) -> Completion:
-    """``completion`` with the key removed from every text a server sent (a cheap ``in`` test
-    per field when, as always but in tests, the key is not there)."""
-    if not secret:
+    """``completion`` with the key removed from every text a server sent. The key is almost
+    never there: one search of each text decides, and only then is a copy made."""
+    if not secret or not _holds(completion, secret):
         return completion
     fields = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
               "reasoning_summary")  # fmt: skip
     changed = {f: scrub(getattr(completion, f), secret) for f in fields}
-    headers = {k: scrub(v, secret) for k, v in completion.rate_limits.items()}
-    if completion.tool_calls or completion.more_choices or completion.logprobs is not None:
-        changed["tool_calls"] = _scrub_deep(completion.tool_calls, secret)
-        changed["logprobs"] = _scrub_deep(completion.logprobs, secret)
-        changed["more_choices"] = tuple(
+    return replace(
+        completion,
+        rate_limits={k: scrub(v, secret) for k, v in completion.rate_limits.items()},
+        tool_calls=_scrub_deep(completion.tool_calls, secret),
+        logprobs=_scrub_deep(completion.logprobs, secret),
+        more_choices=tuple(
             Choice(
                 scrub(c.text, secret),
                 c.finish_reason,
@@ -209,8 +210,33 @@ def scrub_completion(completion: Completion, secret: str) -> Completion:
                 _scrub_deep(c.logprobs, secret),
             )
             for c in completion.more_choices
-        )
-    return replace(completion, rate_limits=headers, **changed)
+        ),
+        **changed,
+    )
+
+
+def _holds(completion: Completion, secret: str) -> bool:
+    """Whether the key appears anywhere in what the server sent."""
+    texts = (completion.text, completion.finish_reason, completion.resolved_model,
+             completion.request_id, completion.refusal, completion.reasoning_summary)  # fmt: skip
+    if any(secret in t for t in texts if t) or any(
+        secret in v for v in completion.rate_limits.values()
+    ):
+        return True
+    if not (completion.tool_calls or completion.logprobs or completion.more_choices):
+        return False
+    more = [(c.text, c.refusal, c.tool_calls, c.logprobs) for c in completion.more_choices]
+    return _contains((completion.tool_calls, completion.logprobs, more), secret)
+
+
+def _contains(value: Any, secret: str) -> bool:
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, Mapping):
+        return any(_contains(v, secret) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains(v, secret) for v in value)
+    return False
 
 
 def _scrub_deep(value: Any, secret: str) -> Any:
