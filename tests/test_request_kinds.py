@@ -632,3 +632,15 @@ def test_every_kind_runs_offline_on_echo(tmp_path: Path) -> None:
     ]
     assert list(df["ttft_s"]) == [0.0, 0.0] and df["token_logprobs"].notna().all()
     assert df["reasoning_tokens"][0] == synthetic.REASONING_TOKENS["low"]
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_key_echoed_into_a_stream_never_reaches_the_store(api: str, tmp_path: Path) -> None:
+    with FaultServer(echo_key=True) as server:
+        path = write(tmp_path, api=api, prompts={"p": "Say {{ w }}"}, vars={"w": ["a"]},
+                     params={"model": "gpt-4o-mini", "stream": True, "logprobs": True})  # fmt: skip
+        df = run(path, server, tmp_path / "r")
+    assert df["response"][0] == "echo: Say a key=***"
+    assert KEY not in df.to_json() and "***" in str(df["request_id"][0])
+    for written in (tmp_path / "r").rglob("*"):  # the store (and its WAL) and every file
+        assert not written.is_file() or KEY.encode() not in written.read_bytes(), written
