@@ -16,9 +16,11 @@ from promptgrid.store import Store
 from promptgrid.table import columns
 
 EXPECTED_TAIL = [
-    "repeat", "messages", "response", "finish_reason", "status", "error_type", "http_status",
-    "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
-    "reasoning_tokens", "cost_usd", "latency_s", "resolved_model", "request_id", "cached",
+    "repeat", "choice", "messages", "response", "finish_reason", "tool_calls", "parsed",
+    "parse_error", "refusal", "token_logprobs", "reasoning_summary", "status", "error_type",
+    "http_status", "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
+    "reasoning_tokens", "cost_usd", "latency_s", "ttft_s", "tokens_per_s", "resolved_model",
+    "request_id", "cached",
 ]  # fmt: skip
 
 
@@ -100,6 +102,7 @@ def test_store_schema_and_migrations(animals: Path, tmp_path: Path) -> None:
     assert db.execute("SELECT name FROM migrations").fetchall() == [
         ("001_initial",),
         ("002_leases_claims",),
+        ("003_request_kinds",),
     ]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ((status, total),) = db.execute("SELECT status, total FROM runs").fetchall()
@@ -185,7 +188,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "experiments"
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_example_experiments_run_offline(path: Path, tmp_path: Path) -> None:
     df = promptgrid.run(path.resolve(), provider="echo", results_dir=tmp_path, progress=False)
-    assert len(df) == promptgrid.Experiment.from_yaml(path).total and (df["status"] == "ok").all()
+    cells = int((df["choice"] == 0).sum())  # a request with n > 1 has a row per choice
+    assert cells == promptgrid.Experiment.from_yaml(path).total and (df["status"] == "ok").all()
 
 
 def test_a_template_failing_at_render_time_marks_the_run_failed(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 
 import promptgrid
 from promptgrid import tokens
-from promptgrid.pricing import Price, worst_prompt_tokens
+from promptgrid.pricing import Price
 from promptgrid.spec import Experiment
-from promptgrid.tokens import estimate_prompt_tokens
+from promptgrid.tokens import estimate_prompt_tokens, worst_prompt_tokens
 
 PRICE = Price(input=2.0, output=8.0)  # USD per 1M tokens, set in the file below
 

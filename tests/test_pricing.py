@@ -11,8 +11,9 @@ import pytest
 import promptgrid
 from promptgrid.config import RunOptions, resolve
 from promptgrid.errors import PromptgridWarning
-from promptgrid.pricing import AS_OF, FREE, TABLE, Price, Pricing, table_price, worst_prompt_tokens
+from promptgrid.pricing import AS_OF, FREE, TABLE, Price, Pricing, table_price
 from promptgrid.spec import Experiment
+from promptgrid.tokens import worst_prompt_tokens
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import PromptgridWarning, UsageError
+from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
+from .presets import PRESETS
 from .pricing import Price, Pricing
 from .spec import Experiment
 from .spec.schema import (
@@ -88,11 +89,17 @@ class EndpointConfig:
 
     name: str  #: the provider name (``echo``, ``openai``, or one under ``providers:``)
     kind: str  #: ``echo`` or ``openai``
-    endpoint_id: str  #: ``echo`` or the base URL; part of every request's hash
+    #: ``echo`` or the base URL (Azure's deployment-based API: ``<resource>?api-version=...``);
+    #: part of every request's hash
+    endpoint_id: str
     api_key_env: str | None  #: where the key is read from (never the key itself)
-    key_required: bool  #: no key is an error (OpenAI's own URL, or an explicit api_key_env)
+    key_required: bool  #: no key is an error (OpenAI's own URL, a preset's, an explicit one)
     limits: Limits  #: the limits in force, timeout included
     pricing: Pricing = field(default_factory=Pricing)  #: how its calls are priced
+    api: str = "chat"  #: ``chat`` or ``responses``; part of every request's hash
+    preset: str | None = None  #: the vendor preset it came from
+    api_version: str | None = None  #: Azure's deployment-based API version
+    deployments: Mapping[str, str] = field(default_factory=dict)  #: model -> deployment sent
 
     @property
     def free(self) -> bool:
@@ -102,7 +109,11 @@ class EndpointConfig:
     @property
     def base_url(self) -> str | None:
         """The URL to call (``None`` for echo)."""
-        return None if self.kind == "echo" else self.endpoint_id
+        return None if self.kind == "echo" else self.endpoint_id.split("?api-version=")[0]
+
+    def model_sent(self, model: str) -> str:
+        """The model name a request sends for ``model`` (an Azure deployment, when mapped)."""
+        return self.deployments.get(model, model)
 
     def api_key(self) -> str | None:
         """The key from the environment; ``None`` where the server needs none.
@@ -110,7 +121,9 @@ class EndpointConfig:
         Raises :class:`UsageError` (nothing is written) when a required key is missing."""
         if self.kind == "echo":
             return None
-        env = self.api_key_env or DEFAULT_KEY_ENV
+        env = self.api_key_env or (None if self.preset else DEFAULT_KEY_ENV)
+        if env is None:  # a local server's preset: no key, and never OpenAI's sent to it
+            return None
         key = os.environ.get(env, "").strip()
         if key:
             return key
@@ -234,6 +247,10 @@ def resolve(
         str(model): provider or experiment.routes.get(str(model), experiment.file.provider)
         for model in experiment.param_axes["model"]
     }
+    if provider is not None:  # routing changed: the parameters must suit the new endpoint
+        problems = experiment.request_problems(provider)
+        if problems:
+            raise SpecError(problems)
     pinned = dict(recorded.get("endpoints") or {}) if recorded else {}
     endpoints = {
         name: _endpoint(experiment, name, name == target, given, pinned.get(name))
@@ -300,18 +317,29 @@ def _endpoint(
     for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
         if overrides.get(option) is not None:
             merged[key] = overrides[option]
+    preset = PRESETS.get(config.preset) if config.preset else None
+    base_url = overrides.get("base_url") or config.base_url or (preset.base_url if preset else None)
     if config.type == "echo":
         endpoint_id = "echo"
+    elif pinned:
+        endpoint_id = pinned
+    elif config.preset == "azure":
+        endpoint_id = _azure_endpoint(str(base_url), config.api_version)
     else:
-        endpoint_id = pinned or resolve_base_url(overrides.get("base_url") or config.base_url)
+        endpoint_id = resolve_base_url(base_url)
+    key_env = config.api_key_env or (preset.key_env if preset else None)
     return EndpointConfig(
         name=name,
         kind=config.type,
         endpoint_id=endpoint_id,
-        api_key_env=config.api_key_env,
-        key_required=config.api_key_env is not None or endpoint_id == DEFAULT_BASE_URL,
+        api_key_env=key_env,
+        key_required=key_env is not None or endpoint_id == DEFAULT_BASE_URL,
         limits=Limits(**merged),
         pricing=_pricing(file.pricing, config),
+        api=experiment.provider_api(name),
+        preset=config.preset,
+        api_version=config.api_version,
+        deployments=dict(config.deployments),
     )
 
 
@@ -333,3 +361,12 @@ def _price(spec: PriceSpec) -> Price:
         batch_output=spec.batch_output,
         max_output=spec.max_output_tokens,
     )
+
+
+def _azure_endpoint(resource: str, api_version: str | None) -> str:
+    """Azure's endpoint id: the resource and its api-version (the deployment-based API), or the
+    resource's ``v1`` API (no version)."""
+    resource = resource.strip().rstrip("/")
+    if api_version is not None:
+        return f"{resource}?api-version={api_version}"
+    return resource if resource.endswith("/openai/v1") else f"{resource}/openai/v1"

@@ -32,10 +32,9 @@ from typing import Any
 from .config import RunConfig, RunOptions, resolve
 from .errors import Problem, SpecError
 from .grid import cell_ids, render
-from .pricing import worst_prompt_tokens
 from .spec import Experiment
 from .store import STORE_NAME, Store
-from .tokens import DEFAULT_OUTPUT_TOKENS, max_output_tokens, prompt_counter
+from .tokens import DEFAULT_OUTPUT_TOKENS, max_output_tokens, prompt_counter, worst_prompt_tokens
 
 __all__ = ["EXACT_LIMIT", "SAMPLE", "Plan", "make_plan"]
 

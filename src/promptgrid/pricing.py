@@ -17,11 +17,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from .tokens import message_text
-
-__all__ = ["AS_OF", "FREE", "TABLE", "Price", "Pricing", "table_price", "worst_prompt_tokens"]
+__all__ = ["AS_OF", "FREE", "TABLE", "Price", "Pricing", "table_price"]
 
 #: When the table's prices were read from OpenAI's pricing page.
 AS_OF = "2025-08-07"
@@ -129,15 +126,6 @@ class Pricing:
         if prompt is None and completion is None:
             return None
         return price.cost(prompt or 0, completion or 0, cached=cached or 0, batch=batch)
-
-
-def worst_prompt_tokens(messages: Any) -> int:
-    """An upper bound of a prompt's tokens: a byte-level tokenizer never makes more tokens than
-    bytes, plus OpenAI's per-message overhead (the budget relies on this never being low)."""
-    total = 3
-    for message in messages:
-        total += 4 + len(message_text(message.get("content")).encode("utf-8"))
-    return total
 
 
 def _or(value: float | None, default: float) -> float:

@@ -6,7 +6,10 @@ experiment finds its answer here (the cache). Tables:
 
 - ``runs``       one row per run: the experiment as validated, its status and size.
 - ``requests``   one row per distinct request (``cell_id``): what was sent.
-- ``responses``  successful answers only — errors are never cached as answers.
+- ``responses``  successful answers only — errors are never cached as answers. One row per
+                 request: its usage, timing, reasoning summary, and its first choice.
+- ``choices``    every choice of an answer that has several (``n > 1``), the first included;
+                 an answer with one choice has none here.
 - ``results``    one row per run × cell index: the result table, pointing at a response or
                  holding the error of the cell's last attempt.
 - ``attempts``   every attempt of every cell, for the record.
@@ -30,11 +33,14 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -154,7 +160,39 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX claims_owner ON claims (owner);
         """,
     ),
+    (
+        "003_request_kinds",
+        """
+        ALTER TABLE responses ADD COLUMN tool_calls_json TEXT;
+        ALTER TABLE responses ADD COLUMN refusal TEXT;
+        ALTER TABLE responses ADD COLUMN logprobs_json TEXT;
+        ALTER TABLE responses ADD COLUMN parsed_json TEXT;
+        ALTER TABLE responses ADD COLUMN parse_error TEXT;
+        ALTER TABLE responses ADD COLUMN reasoning_summary TEXT;
+        ALTER TABLE responses ADD COLUMN ttft_s REAL;
+        ALTER TABLE responses ADD COLUMN tokens_per_s REAL;
+        CREATE TABLE choices (
+            response_id INTEGER NOT NULL REFERENCES responses (id),
+            choice INTEGER NOT NULL,
+            response TEXT,
+            finish_reason TEXT,
+            tool_calls_json TEXT,
+            refusal TEXT,
+            logprobs_json TEXT,
+            parsed_json TEXT,
+            parse_error TEXT,
+            PRIMARY KEY (response_id, choice)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
+#: The columns of one choice, as ``responses`` (its first choice) and ``choices`` name them,
+#: with their names in the result table.
+_CHOICE_COLUMNS = (
+    ("response", "response"), ("finish_reason", "finish_reason"),
+    ("tool_calls_json", "tool_calls"), ("parsed_json", "parsed"), ("parse_error", "parse_error"),
+    ("refusal", "refusal"), ("logprobs_json", "token_logprobs"),
+)  # fmt: skip
 
 
 def now() -> str:
@@ -184,9 +222,25 @@ class RunInfo:
     owner: str | None = None  #: the live process executing it (pid@host), if any
 
 
-@dataclass(frozen=True)
+# StoredChoice and Answer are built for every answer: plain slotted dataclasses (a frozen one
+# costs four times as much to build). Treat them as values.
+@dataclass(slots=True)
+class StoredChoice:
+    """One choice of an answer, as stored (JSON columns as JSON text)."""
+
+    response: str | None
+    finish_reason: str | None
+    tool_calls: str | None = None
+    parsed: str | None = None
+    parse_error: str | None = None
+    refusal: str | None = None
+    logprobs: str | None = None
+
+
+@dataclass(slots=True)
 class Answer:
-    """A successful response, as stored."""
+    """A successful response, as stored. Its first choice's fields are its own; ``choices``
+    holds every choice when there are several."""
 
     response: str | None
     finish_reason: str | None
@@ -199,6 +253,15 @@ class Answer:
     latency_s: float | None
     cost_usd: float | None
     rate_limits: dict[str, str]
+    tool_calls: str | None = None  #: JSON text
+    parsed: str | None = None  #: JSON text
+    parse_error: str | None = None
+    refusal: str | None = None
+    logprobs: str | None = None  #: JSON text
+    reasoning_summary: str | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    choices: tuple[StoredChoice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -755,7 +818,7 @@ class Store:
         db = self.db
         next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM responses").fetchone()[0]
         ids: list[int | None] = []
-        answers, results, attempts = [], [], []
+        answers, choices, results, attempts = [], [], [], []
         for row in rows:
             response_id = row.response_id
             if (a := row.answer) is not None:
@@ -763,8 +826,15 @@ class Store:
                 answers.append(
                     (response_id, row.cell_id, a.response, a.finish_reason, a.prompt_tokens,
                      a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.resolved_model,
-                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at)
+                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at,
+                     a.tool_calls, a.refusal, a.logprobs, a.parsed, a.parse_error,
+                     a.reasoning_summary, a.ttft_s, a.tokens_per_s)
                 )  # fmt: skip
+                choices += [
+                    (response_id, i, c.response, c.finish_reason, c.tool_calls, c.refusal,
+                     c.logprobs, c.parsed, c.parse_error)
+                    for i, c in enumerate(a.choices)
+                ]  # fmt: skip
             ids.append(response_id)
             results.append(
                 (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
@@ -781,15 +851,23 @@ class Store:
         # stored with the answer it reuses.
         db.executemany(
             "INSERT OR IGNORE INTO requests (cell_id, request_json) VALUES (?, ?)",
-            [(row.cell_id, dumps(row.request)) for row in rows if row.attempts],
+            [(row.cell_id, _recorded(dumps(row.request))) for row in rows if row.attempts],
         )
         db.executemany(
             "INSERT INTO responses (id, cell_id, response, finish_reason, prompt_tokens, "
             "completion_tokens, cached_tokens, reasoning_tokens, resolved_model, request_id, "
-            "latency_s, cost_usd, rate_limits_json, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "latency_s, cost_usd, rate_limits_json, created_at, tool_calls_json, refusal, "
+            "logprobs_json, parsed_json, parse_error, reasoning_summary, ttft_s, tokens_per_s) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             answers,
         )
+        if choices:
+            db.executemany(
+                "INSERT INTO choices (response_id, choice, response, finish_reason, "
+                "tool_calls_json, refusal, logprobs_json, parsed_json, parse_error) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                choices,
+            )
         db.executemany(
             "INSERT OR REPLACE INTO results (run_id, idx, cell_id, prompt, vars_json, params_json, "
             "repeat, status, response_id, error_type, http_status, error, attempts, latency_s, "
@@ -816,18 +894,8 @@ class Store:
     def _result_rows(self, run_id: str, batch: int) -> Iterator[list[sqlite3.Row]]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
-        cursor.execute(
-            # json_extract gives the messages' JSON text exactly as it was written (compact).
-            "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
-            "json_extract(q.request_json, '$.messages') AS messages, a.response, "
-            "a.finish_reason, r.status, r.error_type, r.http_status, r.error, r.attempts, "
-            "a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
-            "a.reasoning_tokens, r.cost_usd, r.latency_s, a.resolved_model, a.request_id, r.cached "
-            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
-            "LEFT JOIN responses a ON a.id = r.response_id "
-            "WHERE r.run_id = ? ORDER BY r.idx",
-            (run_id,),
-        )
+        several = self.db.execute(_SEVERAL_SQL, (run_id,)).fetchone() is not None
+        cursor.execute(_RESULTS_SQL if several else _ONE_CHOICE_SQL, (run_id,))
         while rows := cursor.fetchmany(batch):
             yield rows
 
@@ -839,6 +907,76 @@ class Store:
         return cursor.execute(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY idx, rowid", (run_id,)
         ).fetchall()
+
+
+def _results_sql(several: bool = True) -> str:
+    """The result table's query: one row per cell, or per choice of an answer that has several
+    (``choices`` joined), in cell then choice order; usage and cost on the first choice only.
+    A run none of whose answers has several choices reads without the join (``several``
+    False): the same columns, fewer steps per row."""
+    if not several:
+        per_choice = ", ".join(f"a.{stored} AS {name}" for stored, name in _CHOICE_COLUMNS)
+        return (
+            "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
+            "0 AS choice, json_extract(q.request_json, '$.messages') AS messages, "
+            f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
+            "r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
+            "a.reasoning_tokens, r.cost_usd, r.latency_s, a.ttft_s, a.tokens_per_s, "
+            "a.resolved_model, a.request_id, r.cached "
+            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
+            "LEFT JOIN responses a ON a.id = r.response_id "
+            "WHERE r.run_id = ? ORDER BY r.idx"
+        )
+    first = "c.choice IS NULL OR c.choice = 0"
+    per_choice = ", ".join(
+        f"CASE WHEN c.choice IS NULL THEN a.{stored} ELSE c.{stored} END AS {name}"
+        for stored, name in _CHOICE_COLUMNS
+    )
+    once = ", ".join(
+        f"CASE WHEN {first} THEN {column} END AS {column.split('.')[1]}"
+        for column in ("a.prompt_tokens", "a.completion_tokens", "a.cached_tokens",
+                       "a.reasoning_tokens", "r.cost_usd")
+    )  # fmt: skip
+    return (
+        "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
+        "COALESCE(c.choice, 0) AS choice, "
+        # json_extract gives the messages' JSON text exactly as it was written (compact).
+        "json_extract(q.request_json, '$.messages') AS messages, "
+        f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
+        f"r.attempts, {once}, r.latency_s, a.ttft_s, a.tokens_per_s, a.resolved_model, "
+        "a.request_id, r.cached "
+        "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
+        "LEFT JOIN responses a ON a.id = r.response_id "
+        "LEFT JOIN choices c ON c.response_id = a.id "
+        "WHERE r.run_id = ? ORDER BY r.idx, c.choice"
+    )
+
+
+_RESULTS_SQL = _results_sql()
+_ONE_CHOICE_SQL = _results_sql(several=False)
+#: Whether any answer of a run has several choices (then the result query joins them).
+_SEVERAL_SQL = (
+    "SELECT 1 FROM results r JOIN choices c ON c.response_id = r.response_id "
+    "WHERE r.run_id = ? LIMIT 1"
+)
+#: A data URL's payload, as the ``requests`` table records it: (media type, base64 text).
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]{64,})")
+
+
+def _recorded(request_json: str) -> str:
+    """A request as ``requests`` records it: an image sent as a data URL is recorded by its
+    media type, size and SHA-256 (``sha256sum`` of the file), not its megabytes of base64. The
+    request's hash (the ``cell_id``) covered the image itself; the file is where the experiment
+    points, and the ``messages`` column shows this record."""
+    if ";base64," not in request_json:
+        return request_json
+
+    def short(match: re.Match[str]) -> str:
+        data = base64.b64decode(match.group(2))
+        digest = hashlib.sha256(data).hexdigest()
+        return f"data:{match.group(1)};base64,<{len(data):,} bytes, sha256:{digest}>"
+
+    return _DATA_URL.sub(short, request_json)
 
 
 class _Transaction:

@@ -175,8 +175,9 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     ``by`` defaults to the prompt and the parameters that vary (and ``run_id`` when the table
     holds several runs); ``by=[]`` gives one row for the whole table. Columns:
 
-    - ``calls``: rows; ``errors``: rows whose call failed; ``error_rate``: errors / calls;
-    - ``cached``: rows answered from the store without a call;
+    - ``calls``: requests (rows, but a request with several choices counts once);
+      ``errors``: requests that failed; ``error_rate``: errors / calls;
+    - ``cached``: requests answered from the store without a call;
     - ``latency_s``: mean seconds per call actually sent (cached rows left out; empty if none);
     - ``prompt_tokens``, ``completion_tokens``: totals over the rows that report usage;
     - ``cost_usd``: total of the table's ``cost_usd`` (cached rows cost nothing; empty when
@@ -201,12 +202,15 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
         if "cached" in df.columns
         else pd.Series(False, index=df.index)
     )
+    # One request per cell: its other choices' rows (n > 1) repeat its latency and carry no
+    # usage, so they are left out of the counts.
+    first = df["choice"].fillna(0) == 0 if "choice" in df.columns else pd.Series(True, df.index)
     work = pd.DataFrame(
         {
-            "calls": 1,
-            "errors": (status != "ok").astype(int),
-            "cached": cached.astype(int),
-            "latency_s": _numeric(df, "latency_s").where(~cached),
+            "calls": first.astype(int),
+            "errors": ((status != "ok") & first).astype(int),
+            "cached": (cached & first).astype(int),
+            "latency_s": _numeric(df, "latency_s").where(~cached & first),
             "prompt_tokens": _numeric(df, "prompt_tokens"),
             "completion_tokens": _numeric(df, "completion_tokens"),
             "cost_usd": _numeric(df, "cost_usd"),
@@ -221,7 +225,7 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
         {
             "calls": groups["calls"].sum(),
             "errors": groups["errors"].sum(),
-            "error_rate": groups["errors"].mean(),
+            "error_rate": groups["errors"].sum() / groups["calls"].sum(),
             "cached": groups["cached"].sum(),
             "latency_s": groups["latency_s"].mean(),
             "prompt_tokens": groups["prompt_tokens"].sum(min_count=1),

@@ -29,11 +29,13 @@ from typing import Any
 
 from ..errors import BudgetExceeded, PromptgridError, ProviderError
 from ..grid import Cell
-from ..pricing import Pricing, worst_prompt_tokens
+from ..pricing import Pricing
 from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
-from ..store import HEARTBEAT_S, Answer, ResultRow, Store
+from ..store import HEARTBEAT_S, ResultRow, Store
+from ..tokens import worst_prompt_tokens
+from .answers import stored_answer
 from .attempts import Outcome, Sleep, call_with_retry
 from .budget import Budget
 from .limiter import EndpointLimiter
@@ -373,6 +375,8 @@ class Scheduler:
             "messages": cell.request.messages,
             "params": cell.request.params,
         }
+        if cell.request.api != "chat":
+            request["api"] = cell.request.api
         return ResultRow(
             run_id=self.run_id,
             idx=cell.index,
@@ -416,19 +420,7 @@ class Scheduler:
             )
         c = outcome.completion
         cost = self._cost(self.endpoints[cell.endpoint], cell.request, c)
-        answer = Answer(
-            response=c.text,
-            finish_reason=c.finish_reason,
-            prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens,
-            cached_tokens=c.cached_tokens,
-            reasoning_tokens=c.reasoning_tokens,
-            resolved_model=c.resolved_model,
-            request_id=c.request_id,
-            latency_s=outcome.latency_s,
-            cost_usd=cost,
-            rate_limits=dict(c.rate_limits),
-        )
+        answer = stored_answer(cell.request, c, outcome.latency_s, cost)
         return self._row(
             cell, "ok", attempts=attempts, answer=answer, cached=False,
             latency_s=outcome.latency_s, cost_usd=cost,

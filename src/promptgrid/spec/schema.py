@@ -3,16 +3,22 @@ Schema editors use for completion. Everything else about validity is checked in 
 
 Parameters: a list is an axis of the grid and a scalar is fixed, except for parameters whose value
 is itself a list (``stop``, ``tools``, ``modalities``): for those a list of lists is an axis.
+
+Message content is a template string, or a list of content parts (``text``, ``image_url``,
+``image_file``); unions are told apart by a discriminator, so a wrong value gets one error for
+the branch it meant, not one per branch. Their tags are bracketed (``[parts]``): error locations
+leave bracketed names out.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 LIST_VALUED_PARAMS = frozenset({"stop", "tools", "modalities"})
 BUILTIN_PROVIDERS = ("echo", "openai")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -33,11 +39,102 @@ def _user_shorthand(value: Any) -> Any:
     return [{"role": "user", "content": value}] if isinstance(value, str) else value
 
 
-class Message(_Model):
-    """One chat message; ``content`` is a Jinja2 template."""
+Detail = Literal["auto", "low", "high"]
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+
+class TextPart(_Model):
+    """A text content part; ``text`` is a Jinja2 template."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Model):
+    """An image by URL (``https://...`` or ``data:image/...;base64,...``); a template."""
+
+    url: str
+    detail: Detail | None = None
+
+
+def _url_shorthand(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
+class ImageUrlPart(_Model):
+    """An image the server fetches (or a data URL), as OpenAI writes it."""
+
+    type: Literal["image_url"]
+    image_url: Annotated[ImageURL, BeforeValidator(_url_shorthand)]
+
+
+class ImageFilePart(_Model):
+    """A local image, sent as a data URL. ``path`` (a template) is relative to the experiment
+    file; it may come from a var or a case column."""
+
+    type: Literal["image_file"]
+    path: str
+    detail: Detail | None = None
+
+
+def _part_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    return f"[{kind}]" if kind in ("text", "image_url", "image_file") else None
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("[text]")]
+    | Annotated[ImageUrlPart, Tag("[image_url]")]
+    | Annotated[ImageFilePart, Tag("[image_file]")],
+    Discriminator(
+        _part_tag,
+        custom_error_type="content_part",
+        custom_error_message="a content part needs type: text, image_url or image_file",
+    ),
+]
+
+
+def _content_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "[str]"
+    return "[parts]" if isinstance(value, list) else None
+
+
+Content = Annotated[
+    Annotated[str, Tag("[str]")] | Annotated[list[ContentPart], Tag("[parts]")],
+    Discriminator(
+        _content_tag,
+        custom_error_type="content",
+        custom_error_message="content must be a text (a template) or a list of content parts",
+    ),
+]
+
+
+class FunctionCall(_Model):
+    """The function of a tool call in a prompt's history."""
+
+    name: str
+    arguments: str | dict[str, Any] = Field(
+        "{}", description="JSON text, or a mapping (sent as JSON)"
+    )
+
+
+class ToolCall(_Model):
+    """A tool call an assistant message made (for multi-turn prompts with tool results)."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(_Model):
+    """One chat message: ``content`` is a template or a list of content parts. An assistant
+    message may carry ``tool_calls`` (and no content); a ``tool`` message answers the call
+    named by ``tool_call_id``."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Content | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
 
 
 class Limits(_Model):
@@ -54,6 +151,9 @@ class RetryPolicy(_Model):
 
     max_attempts: int = Field(6, ge=1, le=100, description="attempts per cell, first included")
     max_wait_s: float = Field(120.0, gt=0, description="longest wait between two attempts")
+
+
+ApiKind = Literal["chat", "responses"]
 
 
 class PriceSpec(_Model):
@@ -79,8 +179,17 @@ class ProviderConfig(_Model):
     """An OpenAI-compatible endpoint; models listed in ``models`` are sent to it."""
 
     type: Literal["openai", "echo"] = "openai"
+    preset: str | None = Field(
+        None, description="a vendor: anthropic, azure, gemini, groq, lmstudio, mistral, "
+        "ollama, openrouter, together, vllm (fills base_url and api_key_env)",
+    )  # fmt: skip
+    api: ApiKind | None = Field(None, description="chat (default) or responses")
     base_url: str | None = Field(None, description="default: OPENAI_BASE_URL or api.openai.com")
     api_key_env: str | None = Field(None, description="env var holding the key; OPENAI_API_KEY")
+    api_version: str | None = Field(None, description="Azure: the api-version query parameter")
+    deployments: dict[str, str] = Field(
+        default_factory=dict, description="Azure: model name -> deployment name"
+    )
     models: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     pricing: Literal["free"] | dict[str, PriceSpec] | None = Field(
@@ -104,9 +213,13 @@ class ParamValues(_Model):
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    max_output_tokens: int | None = Field(None, ge=1)
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    reasoning: dict[str, Any] | None = Field(None, description="Responses API: effort, summary")
+    text: dict[str, Any] | None = Field(None, description="Responses API: format, verbosity")
     verbosity: str | None = None
+    stream: bool | None = Field(None, description="stream the answer: measures ttft_s")
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -134,6 +247,7 @@ class ExperimentFile(_Model):
     )  # fmt: skip
     description: str = ""
     provider: str = Field("openai", description="echo, openai, or a name under providers")
+    api: ApiKind = Field("chat", description="chat or responses, for providers that say neither")
     providers: Annotated[dict[str, ProviderConfig], EmptyOk] = Field(default_factory=dict)
     prompts: dict[str, Annotated[list[Message], BeforeValidator(_user_shorthand)]] = Field(
         min_length=1
@@ -195,6 +309,12 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = ProviderConfig
     elif parents[:1] == ["prompts"]:
         model = Message
+        if "content" in parents and len(parents) > 1:
+            # Inside a content part: the keys of every part kind.
+            keys = {*TextPart.model_fields, *ImageUrlPart.model_fields, *ImageFilePart.model_fields}
+            return sorted(keys | set(ImageURL.model_fields))
+        if "tool_calls" in parents:
+            return sorted({*ToolCall.model_fields, *FunctionCall.model_fields})
     elif parents[:1] == ["params"]:
         model = ParamValues
     return list(model.model_fields)

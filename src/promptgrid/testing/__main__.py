@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         "--bad-retry-after", dest="bad_retry_after", help='retry_after_bad\'s header ("-5")'
     )
     p.add_argument(
+        "--chunk-delay", type=float, dest="chunk_delay_s", help="seconds between stream events"
+    )
+    p.add_argument(
         "--echo-key",
         action="store_const",
         const=True,

@@ -105,7 +105,14 @@ class FaultServer(_Controls):
     ``"retry_after_bad"`` sends (``"-5"``, ``"nan"``, ``"0"``, a past HTTP date); ``echo_key``:
     plant the caller's bearer token in every response (``x-request-id``, an ``x-ratelimit-*``
     header, error messages, and ``" key=<token>"`` at the end of each answer), to prove a client
-    never stores its key; ``port``: 0 picks a free port.
+    never stores its key; ``chunk_delay_s``: seconds between the events of a streamed answer
+    (0: as fast as the socket takes them); ``port``: 0 picks a free port.
+
+    It answers Chat Completions and the Responses API, whole or streamed (``stream: true``), with
+    every kind of answer: ``n`` distinct choices, tool calls (forced by ``tool_choice``, or
+    scripted as ``"tool_call"``), structured outputs fitting the requested schema (scripted
+    ``"bad_json"``: cut in half), refusals (``"refusal"``), logprobs when asked for, reasoning
+    tokens and summaries; see :mod:`promptgrid.testing.made` for the exact values.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class FaultServer(_Controls):
         model_suffix: str = "",
         bad_retry_after: str = "-5",
         echo_key: bool = False,
+        chunk_delay_s: float = 0.0,
         port: int = 0,
     ) -> None:
         self._core = _Core(
@@ -136,6 +144,7 @@ class FaultServer(_Controls):
             model_suffix=model_suffix,
             bad_retry_after=bad_retry_after,
             echo_key=echo_key,
+            chunk_delay_s=chunk_delay_s,
         )
         self.port = port
         self._thread: threading.Thread | None = None

@@ -15,6 +15,7 @@ from .answers import check_fault
 DEFAULTS: dict[str, Any] = dict(
     rpm=None, tpm=None, latency_s=0.0, fault_rates={}, seed=0, api_keys=None,
     retry_after_s=1.0, stall_s=30.0, model_suffix="", bad_retry_after="-5", echo_key=False,
+    chunk_delay_s=0.0,
 )  # fmt: skip
 
 
