@@ -98,7 +98,7 @@ def test_a_tokenizer_on_disk_counts_instead_of_estimating(
     assert plan.tokenizer == "counted with tiktoken o200k_base"
     words = sum(len(t.split()) for t in ["Name a cat.", "Name a dog.", "Name a horse."])
     words += 3 * 4  # "Name three famous cats." and the others: 4 words each
-    assert plan.prompt_tokens == (words + 6 * (3 + 3)) * 4
+    assert plan.prompt_tokens == (words + 6 * (3 + 4)) * 4  # 3 priming + 4 per message
 
 
 def test_large_grids_are_sampled_and_say_so(tmp_path: Path) -> None:
