@@ -358,4 +358,4 @@ def _num(value: Any, sign: bool = False) -> str:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}".rstrip("0").rstrip(".") if p < 1 else "1"
+    return "1" if p >= 1 else f"{p:.2g}"

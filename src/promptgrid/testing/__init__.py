@@ -3,7 +3,8 @@
 :class:`FaultServer` answers ``POST /v1/chat/completions`` over a real loopback socket the way
 OpenAI does, so the real ``openai`` SDK (and promptgrid on top of it) can be driven end to end:
 
-* answers are deterministic and name their request: ``"echo: " + <last user message>``; ``usage``
+* answers are deterministic and name their request: ``"echo: " + <last user message>``, or a
+  text given for requests whose last user message contains a substring (``answers``); ``usage``
   comes from promptgrid's own estimator (:func:`promptgrid.tokens.estimate_prompt_tokens` for the
   prompt, :func:`promptgrid.tokens.estimate_text_tokens` of the answer for each choice);
 * per-API-key request (``rpm``) and token (``tpm``) buckets that start full and refill continuously

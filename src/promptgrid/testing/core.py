@@ -224,7 +224,8 @@ class _Core:
         self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None
     ) -> web.Response:
         """A 200: the echo answer, ``"truncated"``, or a broken body."""
-        text = "echo: " + ask.last
+        text = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
+        text = "echo: " + ask.last if text is None else text
         finish: str | None = "stop"
         if fault == "truncated":  # finish_reason null: a stream or a server cut short
             text, finish = text[: len(text) // 2], None
