@@ -202,3 +202,16 @@ def test_parse_verdict(text: str, scale: int | None, value: float | None) -> Non
             parse_verdict(text, scale)
     else:
         assert parse_verdict(text, scale)[0] == value
+
+
+def test_a_plan_counts_the_judges_calls_and_cost(tmp_path: Path) -> None:
+    exp = experiment()
+    plain = {k: v for k, v in exp.items() if k != "scores"}
+    judged = promptgrid.plan(exp, results_dir=tmp_path, base_url="http://127.0.0.1:9/v1")
+    alone = promptgrid.plan(plain, results_dir=tmp_path, base_url="http://127.0.0.1:9/v1")
+    assert (judged.judge_calls, alone.judge_calls) == (4, 0)
+    assert judged.to_send == alone.to_send == 4
+    assert judged.cost_worst_usd is not None and alone.cost_worst_usd is not None
+    # Four judge calls at $10 per 1M tokens, each at least its rubric and its 60-token limit.
+    assert judged.cost_worst_usd - alone.cost_worst_usd > 4 * 60 * 10 / 1e6
+    assert any(line.split() == ["judge", "calls", "4"] for line in str(judged).splitlines())
