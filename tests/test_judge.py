@@ -215,3 +215,41 @@ def test_a_plan_counts_the_judges_calls_and_cost(tmp_path: Path) -> None:
     # Four judge calls at $10 per 1M tokens, each at least its rubric and its 60-token limit.
     assert judged.cost_worst_usd - alone.cost_worst_usd > 4 * 60 * 10 / 1e6
     assert any(line.split() == ["judge", "calls", "4"] for line in str(judged).splitlines())
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_judges_and_a_resume_finishes_them(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    import signal
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from processes import rows, start, wait_for, wait_for_line
+
+    exp = experiment()
+    exp["providers"] = {"openai": {"base_url": server.base_url}}
+    path = tmp_path / "judged.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    results = tmp_path / "results"
+    server.answer_for("Grade: ", PASS)
+    server.configure(stall_s=30)
+    server.script_for("Grade: ", ["stall"] * 4)  # every judge call hangs
+    proc = start("run", str(path), "--results-dir", str(results), cwd=tmp_path)
+    wait_for(lambda: rows(results) == 4 and server.stats()["in_flight"] >= 1)
+    proc.send_signal(signal.SIGINT)
+    wait_for_line(proc, "stopping")
+    proc.send_signal(signal.SIGINT)  # the judges' calls on the wire: cancelled at once
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    resumed = start("run", str(path), "--results-dir", str(results), "--resume", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert "scores: good 1 (n=4)" in out
+    answered = server.stats()["answered"]
+    assert sum(n for text, n in answered.items() if text.startswith("What is")) == 4  # once
+    df = promptgrid.load(results_dir=results)
+    assert df["score_good"].tolist() == [True] * 4
