@@ -381,3 +381,13 @@ def test_scores_file_errors_name_that_file(tmp_path: Path) -> None:
     scores.write_text('ok: {contains: hi}\nbad: {regex: "[a-"}\n')
     with pytest.raises(promptgrid.SpecError, match=rf"{scores}:2 scores\.bad\.regex"):
         promptgrid.score(df, scores, results_dir=tmp_path)
+
+
+def test_scoring_a_run_without_scores_says_what_to_give(tmp_path: Path) -> None:
+    df = promptgrid.run(
+        {"name": "s", "provider": "echo", "prompts": {"p": "hi"}, "params": {"model": "m"}},
+        results_dir=tmp_path,
+        progress=False,
+    )
+    with pytest.raises(promptgrid.UsageError, match="has no scores: give some"):
+        promptgrid.score(df, results_dir=tmp_path)

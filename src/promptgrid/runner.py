@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
@@ -37,10 +37,12 @@ from .exports import export, formats_present
 from .grid import expand
 from .progress import make_progress
 from .providers import open_provider
-from .scoring.apply import JudgeRoute, Redo, judge_cells, score_chunk
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
 from .table import resolve_run, to_dataframe, with_score_columns
+
+if TYPE_CHECKING:
+    from .scoring.apply import Redo
 
 __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
 
@@ -165,6 +167,11 @@ async def rescore(
     """(Re)compute every score of ``experiment.scores`` on a run's stored answers and rewrite
     its files; the graded model is not called. Judges are called where the cache has no
     verdict for their request. ``run`` is the stored run; its other settings stand."""
+    if not experiment.scores:
+        raise UsageError(
+            f"run {run.run_id} has no scores: give some (promptgrid score {run.run_id} --scores "
+            "FILE, or score(run_id, {name: check}))"
+        )
     handle = handle or RunHandle()
     owner = Owner.me()
     config = resolve(experiment, options, recorded=run.options)
@@ -310,6 +317,8 @@ async def _judge_and_score(
 ) -> Summary | None:
     """The judges' calls (a second scheduler over the same endpoints, store and budget), then
     every score, chunk by chunk on the store's thread, until done or stopped."""
+    from .scoring.apply import JudgeRoute, judge_cells, score_chunk  # only runs with scores
+
     scores = config.experiment.scores
     routes = {name: JudgeRoute(endpoint, config.endpoints[endpoint].endpoint_id)
               for name, endpoint in config.judges.items()}  # fmt: skip

@@ -16,7 +16,7 @@ import itertools
 import keyword
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -31,7 +31,6 @@ from .schema import (
     ScoreSpec,
     known_keys,
 )
-from .scores import ScoreDef, compile_scores
 from .templates import RenderError, Template, compile_template
 from .yamlmarks import (
     KeyPath,
@@ -42,6 +41,9 @@ from .yamlmarks import (
     read_text,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from .scores import ScoreDef
 
 
 class Experiment:
@@ -363,6 +365,8 @@ class Experiment:
         """Compile ``scores:`` (see ``scores``); expected values see vars, cases and params."""
         if not self.file.scores:
             return ()
+        from .scores import compile_scores  # a file without scores never loads it
+
         params = {k: v[0] for k, v in self.param_axes.items() if v}
         taken = {name: "parameter" for name in self.param_axes}
         taken.update({name: "case column" for name in self.cases.columns})

@@ -25,8 +25,8 @@ import importlib
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,8 +282,6 @@ def _compile(c: _Checker, name: str, kind: str, spec: ScoreSpec, path: KeyPath) 
 
 
 def _with(base: ScoreDef, **changes: Any) -> ScoreDef:
-    from dataclasses import replace
-
     return replace(base, **changes)
 
 
@@ -407,10 +405,3 @@ def _judge(c: _Checker, base: ScoreDef, spec: ScoreSpec, path: KeyPath) -> Score
         base,
         judge=JudgeDef(tuple(messages), judge.model, judge.provider, scale, dict(judge.params)),
     )
-
-
-def iter_templates(score: ScoreDef) -> Iterator[Template]:
-    """Every template of a score (for the unused-var check)."""
-    yield from score.expected
-    if score.judge is not None:
-        yield from (t for _, t in score.judge.messages)
