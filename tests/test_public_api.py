@@ -32,7 +32,7 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
     df = promptgrid.run(animals, results_dir=tmp_path, progress=False)
     promptgrid.plan(animals, results_dir=tmp_path)
     promptgrid.retry(df["run_id"][0], results_dir=tmp_path, progress=False)
-    promptgrid.score(df, results_dir=tmp_path, progress=False)
+    promptgrid.score(df, {"said": {"contains": "echo"}}, results_dir=tmp_path, progress=False)
     names = ("run", "arun", "plan", "retry", "load", "compare", "varying", "summary", "score")
     for name in (*names, "contrast"):
         assert inspect.isfunction(getattr(promptgrid, name)), name

@@ -222,8 +222,7 @@ def _finish(
         summary.interrupted = summary.interrupted or judged.interrupted
     status = (
         "stopped" if summary.stopped_by
-        else "interrupted" if summary.interrupted or handle.stops or (
-            status is None and done < run.total)
+        else "interrupted" if summary.interrupted or (status is None and done < run.total)
         else status or "finished"
     )  # fmt: skip
     out_dir = config.results_dir / run.experiment / run.run_id
@@ -293,7 +292,9 @@ async def _schedule(
             summary = await scheduler.execute(streams)
             progress.close()
         judged = None
-        if config.experiment.scores and not (handle.stops or summary.interrupted):
+        if config.experiment.scores and (handle.stops or summary.interrupted):
+            summary.interrupted = True  # stopped before scoring: a resume scores
+        elif config.experiment.scores:
             judged = await _judge_and_score(store, config, run, io, endpoints, budget, handle,
                                             redo)  # fmt: skip
         return summary, judged
@@ -348,6 +349,7 @@ async def _judge_and_score(
         finally:
             progress.close()
         if judged.interrupted or handle.stops:
+            judged.interrupted = True
             return judged
     after: int | None = -1
     beat = time.monotonic()
@@ -356,6 +358,9 @@ async def _judge_and_score(
         if time.monotonic() - beat > HEARTBEAT_S:  # scoring may take a while: keep the lease
             await io.call(Store.heartbeat, io.owner)
             beat = time.monotonic()
+    if after is not None:  # stopped before every row was scored: a resume scores the rest
+        judged = judged or Summary()
+        judged.interrupted = True
     return judged
 
 
