@@ -1,4 +1,4 @@
-"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report`` and
+"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score`` and
 ``Experiment``.
 
 Every function spells out its options (keyword-only), so ``help()`` and an IDE show them and a
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from . import spec
 from ._sync import RunHandle, run_sync
 from .config import RunOptions
-from .errors import BudgetExceeded, ProviderError
+from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
 from .exports import parse_formats
-from .runner import RunOutcome, Selection, execute
+from .runner import RunOutcome, Selection, execute, rescore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from .planning import Plan
     from .store import RunInfo
 
-__all__ = ["Experiment", "ExperimentSource", "arun", "load", "plan", "report", "retry", "run"]
+__all__ = [
+    "Experiment", "ExperimentSource", "arun", "load", "plan", "report", "retry", "run", "score",
+]  # fmt: skip
+
+#: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
+#: mapping shaped like the file's ``scores:``.
+ScoresSource = str | Path | Mapping[str, Any]
 
 
 class Experiment(spec.Experiment):
@@ -280,6 +286,84 @@ def _stored_runs(run_ids: set[str], results_dir: str | Path) -> dict[str, RunInf
     with Store.in_dir(results_dir, readonly=True) as store:
         found = {run_id: store.run(run_id) for run_id in run_ids}
     return {run_id: info for run_id, info in found.items() if info is not None}
+
+
+def score(
+    source: str | pd.DataFrame,
+    scores: ScoresSource | None = None,
+    *,
+    results_dir: str | Path = "results",
+    max_cost: float | None = None,
+    progress: bool | None = None,
+    grace_s: float = 5.0,
+) -> pd.DataFrame:
+    """(Re)compute a run's scores from its stored answers and return its table with them.
+
+    The graded model is never called. Judges are called only for verdicts the store does not
+    hold (an unchanged judge on an unchanged answer is a cache hit, so scoring twice costs
+    nothing the second time). The run's files are rewritten with the new score columns.
+
+    Args:
+        source: a run id (or a unique prefix), or a table from ``run``/``load`` (each of its
+            runs is scored; the tables are concatenated).
+        scores: new score definitions — a YAML file (with ``scores:``, or just the mapping) or
+            a mapping shaped like the file's ``scores:``; they become the run's scores. Default:
+            the run's own (recomputed: a ``python:`` scorer's code may have changed).
+        results_dir: where the run's store is.
+        max_cost: a hard budget for the judges' calls (else the run's).
+        progress, grace_s: as for :func:`run`.
+
+    Example::
+
+        df = promptgrid.score(run_id, {"correct": {"icontains": "{{ expected }}"}})
+    """
+    import pandas as pd
+
+    if isinstance(source, str):
+        run_ids = [source]
+    else:
+        if "run_id" not in source.columns:
+            raise UsageError("the table has no run_id column: give a run id, or a table from "
+                             "run() or load()")  # fmt: skip
+        run_ids = [str(r) for r in dict.fromkeys(source["run_id"].tolist())]
+    frames = []
+    for run_id in run_ids:
+        experiment, info = stored_experiment(run_id, results_dir)
+        if scores is not None:
+            experiment = _with_scores(experiment, scores)
+        options = run_options(
+            results_dir=results_dir, max_cost=max_cost, progress=progress, grace_s=grace_s
+        )
+        handle = RunHandle()
+        outcome = run_sync(rescore(experiment, info, options, handle, frame=True), handle)
+        if handle.stops and outcome.status == "interrupted":
+            raise KeyboardInterrupt(f"scoring of run {info.run_id} interrupted; its scores so "
+                                    "far are saved, score() again finishes them")  # fmt: skip
+        frames.append(_frame(outcome))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _with_scores(experiment: spec.Experiment, scores: ScoresSource) -> spec.Experiment:
+    """The experiment with the scores of a YAML file or a mapping."""
+    if isinstance(scores, Mapping):
+        return experiment.with_scores(scores)
+    from .spec.yamlmarks import load_yaml, read_text
+
+    path = Path(scores)
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise SpecError(Problem(f"cannot read {path}: {exc}")) from None
+    data, lines, _ = load_yaml(text, str(path))
+    if isinstance(data, dict) and "scores" in data:
+        data = data["scores"]  # a file with scores: (an experiment file, say)
+    else:  # the mapping alone: its keys are scores
+        lines = {("scores", *k): v for k, v in lines.items()}
+    if not isinstance(data, dict):
+        example = 'e.g. correct: {icontains: "{{ expected }}"}'
+        problem = Problem("a scores file maps score names to checks", str(path), 1, hint=example)
+        raise SpecError(problem)
+    return experiment.with_scores(data, source=str(path), lines=lines, scores_dir=path.parent)
 
 
 def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experiment, RunInfo]:

@@ -367,6 +367,78 @@ def export(
 
 
 @cli.command()
+@click.argument("run_id")
+@click.option("--scores", "scores_file", type=click.Path(path_type=Path),
+              help="A YAML file of scores (scores: mapping); default: the run's own.")  # fmt: skip
+@results_dir_option
+@max_cost_option
+@progress_option
+def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
+    """(Re)compute a run's scores from its stored answers; rewrite its files.
+
+    The graded model is not called; judges only where the store holds no verdict for their
+    request (scoring twice costs nothing the second time).
+
+    \b
+    Examples:
+      promptgrid score 20261124-105530.123-4f3a
+      promptgrid score 20261124-105530.123-4f3a --scores scores.yaml
+    """
+    from ._sync import RunHandle, run_sync
+    from .api import _with_scores, run_options, stored_experiment
+    from .errors import ExitCode
+    from .runner import rescore
+
+    experiment, info = stored_experiment(run_id, options["results_dir"])
+    if scores_file is not None:
+        experiment = _with_scores(experiment, scores_file)
+    opts = run_options(grace_s=5.0, **options)
+    handle = RunHandle()
+    outcome = run_sync(rescore(experiment, info, opts, handle), handle)
+    click.echo(f"run {outcome.run_id}: scored {outcome.counts.get('ok', 0):,} answers")
+    _report_scores(outcome)
+    for path in outcome.files:
+        click.echo(f"  {path}")
+    if outcome.status in ("stopped", "interrupted"):
+        if outcome.summary.stopped_by is not None:
+            _err(f"stopped: {outcome.summary.stopped_by}")
+        _err(f"finish with: promptgrid score {outcome.run_id}"
+             + (f" --results-dir {opts.results_dir}" if opts.results_dir != Path("results")
+                else ""))  # fmt: skip
+        sys.exit(outcome.exit_code)
+    sys.exit(ExitCode.OK)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--factor", default="prompt", show_default=True,
+              help="The input whose levels are compared: prompt, model, a var, ...")  # fmt: skip
+@click.option("--score", "score_name", required=True,
+              help="The score to compare, e.g. correct (column score_correct).")  # fmt: skip
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Of the intervals and the tests.")  # fmt: skip
+@results_dir_option
+def contrast(
+    run_id: str | None, factor: str, score_name: str, confidence: float, results_dir: Path
+) -> None:
+    """Is one variant really better? Paired statistics between the levels of a factor.
+
+    Cells are paired on every other input; for each pair of levels: pairs, means, the
+    difference with a bootstrap interval, and an exact McNemar (pass/fail) or Wilcoxon
+    signed-rank (numeric) test, saying so when the sample is too small to tell.
+
+    \b
+    Example:
+      promptgrid contrast 20261124-105530.123-4f3a --factor prompt --score correct
+    """
+    from .analysis import contrast as compute
+    from .api import load
+
+    df = load(run_id, results_dir=results_dir)
+    click.echo(compute(df, factor=factor, score=score_name, confidence=confidence).report())
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editor completion).
 
@@ -453,9 +525,12 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
     from .errors import BudgetExceeded
 
     counts = outcome.counts
+    judges = outcome.judge_totals
+    apart = f" (judges ${judges[4]:.4f})" if judges else ""
     click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
-               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent")  # fmt: skip
+               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
+    _report_scores(outcome)
     for path in outcome.files:
         click.echo(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
@@ -469,6 +544,21 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
     if outcome.status in ("stopped", "interrupted"):
         command = resume_command(file, outcome.run_id, outcome.config.results_dir, max_cost=higher)
         _err(f"resume with: {command}")
+
+
+def _report_scores(outcome: RunOutcome) -> None:
+    """One line of scores (pass rates and means), and one of the judges' calls."""
+    if outcome.scores:
+        parts = [
+            f"{name} {mean:.3g} (n={n:,}{f', {errors:,} errors' if errors else ''})"
+            if mean is not None else f"{name} - ({errors:,} errors)"
+            for name, n, mean, errors in outcome.scores
+        ]  # fmt: skip
+        click.echo("scores: " + ", ".join(parts))
+    if outcome.judge_totals is not None:
+        calls, cached, failed, tokens, cost = outcome.judge_totals
+        click.echo(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
+                   f"{tokens:,} tokens, ${cost:.4f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
 """The columns of the result table, defined once.
 
 A run's table is ``BEFORE``, then its own input columns (case columns, vars, params, in that
-order), then ``AFTER``. Each column has a kind — ``str``, ``int``, ``float``, ``bool`` or
-``json`` (JSON text) — from which the Arrow schema of the DataFrame and of every file is built.
+order), then ``AFTER``, then its score columns (:func:`score_columns`), if it has scores.
+Each column has a kind — ``str``, ``int``, ``float``, ``bool`` or ``json`` (JSON text) — from
+which the Arrow schema of the DataFrame and of every file is built.
 A var, case column or parameter may not take a result column's name (``RESERVED``).
 
 A request that asked for several choices (``n > 1``) gives one row per choice, numbered by
@@ -12,6 +13,9 @@ on each of its rows. A failed request is one row (``choice`` 0).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Column = tuple[str, str]  # (name, kind)
 
@@ -52,3 +56,38 @@ def kind_of(type_names: set[str] | frozenset[str]) -> str:
     if len(names) == 1 and (name := next(iter(names))) in ("str", "int", "bool"):
         return name
     return "json" if names else "str"
+
+
+#: After the score columns: why a row has no score (JSON: score -> reason), and what the
+#: judges' calls about the row took (the graded call's own tokens and cost are apart).
+SCORE_ERRORS: Column = ("score_errors", "json")
+JUDGE_USAGE: tuple[Column, ...] = (("judge_tokens", "int"), ("judge_cost_usd", "float"))
+
+
+def score_columns(
+    scores: Mapping[str, Mapping[str, Any]], outputs: Callable[[str], list[Column]]
+) -> list[Column]:
+    """The score columns of a run whose ``scores:`` (as in the file) are ``scores``.
+
+    In declaration order: ``score_<name>`` for each score (bool; a judge on a 1..N scale: int)
+    and, for a judge, ``score_<name>.reason`` (its stated reason); a ``python:`` scorer has the
+    columns ``outputs(name)`` says it filled (``(name, kind)``: several for one that returns a
+    mapping, ``name.key``), else ``score_<name>`` (float). Then ``score_errors``, and with a
+    judge ``judge_tokens`` and ``judge_cost_usd``.
+    """
+    out: list[Column] = []
+    judged = False
+    for name, entry in scores.items():
+        if "python" in entry:
+            found = outputs(name) or [(name, "float")]
+            out += [(f"score_{column}", kind) for column, kind in found]
+        elif "judge" in entry:
+            scale = (entry["judge"] or {}).get("scale", "pass_fail")
+            out += [(f"score_{name}", "bool" if scale == "pass_fail" else "int"),
+                    (f"score_{name}.reason", "str")]  # fmt: skip
+            judged = True
+        else:
+            out.append((f"score_{name}", "bool"))
+    if scores:
+        out.append(SCORE_ERRORS)
+    return out + (list(JUDGE_USAGE) if judged else [])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -151,13 +151,24 @@ class RunConfig:
     grace_s: float
     given: Mapping[str, Any] = field(default_factory=dict)  #: the caller's recordable options
     max_cost: float | None = None  #: USD the run may spend at most
+    judges: Mapping[str, str] = field(default_factory=dict)  #: judge score -> endpoint name
+
+    def judge_models(self) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """(model, endpoint name, request params) of each judge."""
+        out: list[tuple[str, str, Mapping[str, Any]]] = []
+        for score in self.experiment.scores:
+            if score.judge is not None:
+                params = {**score.judge.params, "model": score.judge.model}
+                out.append((score.judge.model, self.judges[score.name], params))
+        return out
 
     @property
     def unpriced(self) -> list[tuple[str, str]]:
         """(model, endpoint) pairs whose calls would cost something unknown."""
+        pairs = [*self.routes.items(), *((m, e) for m, e, _ in self.judge_models())]
         return [
             (model, name)
-            for model, name in self.routes.items()
+            for model, name in dict.fromkeys(pairs)
             if self.endpoints[name].pricing.price(model) is None
         ]
 
@@ -189,7 +200,11 @@ class RunConfig:
         if self.max_cost is None:
             return
         problems = []
-        for model, name in self.routes.items():
+        calls: list[tuple[str, str, Iterator[Mapping[str, Any]]]] = [
+            (m, e, self.experiment.param_combos(m)) for m, e in self.routes.items()
+        ]
+        calls += [(m, e, iter([params])) for m, e, params in self.judge_models()]
+        for model, name, combos in calls:
             pricing = self.endpoints[name].pricing
             price = pricing.price(model)
             if price is None:
@@ -197,13 +212,14 @@ class RunConfig:
                 continue
             if pricing.free or price.max_output is not None:
                 continue
-            for params in self.experiment.param_combos(model):
+            for params in combos:
                 if max_output_tokens(params) is None:
                     problems.append(
                         f"calls to {model!r} have no output limit: set max_tokens (or "
                         f"pricing: {{{model}: {{..., max_output_tokens: N}}}})"
                     )
                     break
+        problems = list(dict.fromkeys(problems))
         if problems:
             raise UsageError(
                 f"a budget (--max-cost {self.max_cost:g}) needs the worst case of every call: "
@@ -251,10 +267,17 @@ def resolve(
         problems = experiment.request_problems(provider)
         if problems:
             raise SpecError(problems)
+    judges = {
+        score.name: provider
+        or score.judge.provider
+        or experiment.routes.get(score.judge.model, experiment.file.provider)
+        for score in experiment.scores
+        if score.judge is not None
+    }
     pinned = dict(recorded.get("endpoints") or {}) if recorded else {}
     endpoints = {
         name: _endpoint(experiment, name, name == target, given, pinned.get(name))
-        for name in sorted(set(routes.values()))
+        for name in sorted({*routes.values(), *judges.values()})
     }
     concurrency = (
         given.get("concurrency") or experiment.file.limits.max_concurrency or DEFAULT_CONCURRENCY
@@ -275,6 +298,7 @@ def resolve(
         grace_s=options.grace_s,
         given={k: v for k, v in given.items() if v is not None},
         max_cost=max_cost,
+        judges=judges,
     )
 
 

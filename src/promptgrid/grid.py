@@ -48,6 +48,7 @@ class Cell:
     endpoint: str  #: the endpoint's name (a provider name)
     request: Request
     cell_id: str
+    score: str | None = None  #: a judge's cell: the score it decides for cell ``index``
 
 
 def _dumps(value: Any) -> str:

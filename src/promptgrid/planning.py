@@ -15,6 +15,10 @@ Cost is a range, for the calls still to send:
 * **expected** — prompts as counted, answers as long as the stored answers of the same model on
   the same endpoint, or, with none stored yet, half their output limit.
 
+Judges (``scores:`` with ``judge:``) add one call per judge and answer still to make. The answer
+they grade is not known yet: their prompts count it at the graded calls' expected length (worst
+case: their output limit at 4 bytes a token), and their own output like any call's.
+
 Time is what the declared limits allow, endpoints running side by side: ``rpm``, ``tpm`` (each
 request charged its prompt and its output limit up front, as OpenAI does) and the concurrency
 (calls in flight × the stored answers' mean latency, once there are some); the limit that binds
@@ -67,6 +71,7 @@ class Plan:
     providers: list[str] = field(default_factory=list)
     binding: str | None = None  #: the limit that sets ``seconds`` ("openai rpm", ...)
     tokenizer: str = "estimate: 4 characters a token"
+    judge_calls: int = 0  #: calls of judges, one per judge and answer still to make
     sampled: int | None = None  #: prompts rendered for the counts, when a sample
     prompts: int = 0  #: distinct prompts (prompt × case × vars)
     expected_basis: list[str] = field(default_factory=list)  #: how output was expected
@@ -111,6 +116,8 @@ class Plan:
         if self.duplicates:
             lines.append(row("duplicates in grid", f"{self.duplicates:,}"))
         lines.append(row("to send", f"{self.to_send:,}"))
+        if self.judge_calls:
+            lines.append(row("judge calls", f"{self.judge_calls:,}"))
         lines.append(row("prompt tokens", f"{self.prompt_tokens:,}"))
         sample = (
             f", a sample of {self.sampled:,} of {self.prompts:,} prompts" if self.sampled else ""
@@ -194,6 +201,7 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
             )
     if problems:
         raise SpecError(problems)
+    judge_calls = _judges(config, totals, round(experiment.total * share))
     seconds, binding = _time(config, totals)
     return Plan(
         experiment=experiment.name,
@@ -212,6 +220,7 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
         providers=sorted(config.endpoints),
         binding=binding,
         tokenizer=tokenizer,
+        judge_calls=judge_calls,
         sampled=sampled,
         prompts=blocks,
         expected_basis=sorted(totals.basis),
@@ -251,6 +260,47 @@ class _Totals:
             self.cost_worst += price.cost(round(worst_prompt * calls), round(limit * calls))
         else:
             self.cost_worst = None
+
+
+def _judges(config: RunConfig, totals: _Totals, answers: int) -> int:
+    """Add the judges' calls to ``totals`` (one per judge and answer to make); their number."""
+    if not config.judges or not answers:
+        return 0
+    from .scoring.judge import judge_request
+    from .tokens import estimate_prompt_tokens
+
+    experiment = config.experiment
+    rows = experiment.cases.rows()
+    try:
+        first = next(rows, {})
+    finally:
+        rows.close()  # a case file: closed now, not when collected
+    context = {name: values[0] for name, values in experiment.param_axes.items()}
+    context.update({**first, **{k: v[0] for k, v in experiment.vars.items()}})
+    context.update(answer="", prompt="", messages=[])
+    answer = None if totals.output_expected is None else totals.output_expected / answers
+    answer_max = None if totals.output_max is None else totals.output_max / answers
+    for score in experiment.scores:
+        if score.judge is None:
+            continue
+        endpoint = config.endpoints[config.judges[score.name]]
+        request = judge_request(score.judge, endpoint.endpoint_id, context)
+        model = score.judge.model
+        price = endpoint.pricing.price(model)
+        limit = request.max_output_tokens()
+        if limit is None and price is not None and price.max_output is not None:
+            limit = price.max_output
+        prompt = estimate_prompt_tokens(request.messages) + (answer or 0)
+        worst = worst_prompt_tokens(request.messages) + 4 * (answer_max or 0)
+        expected = None if limit is None else limit / 2
+        if limit is not None:
+            totals.basis.add(f"{model} (judge): half the output limit")
+        totals.add(model, price, answers, prompt, worst, limit, expected)
+        if answer_max is None:
+            totals.cost_worst = None  # the graded answers are unbounded: so are these prompts
+        totals.calls[endpoint.name] += answers
+        totals.tokens[endpoint.name] += (prompt + (limit or DEFAULT_OUTPUT_TOKENS)) * answers
+    return answers * len(config.judges)
 
 
 def _plus(total: float | None, value: float | None) -> float | None:

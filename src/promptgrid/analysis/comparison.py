@@ -18,6 +18,7 @@ import html
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..columns import RESULTS
@@ -183,6 +184,12 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     - ``cost_usd``: total of the table's ``cost_usd`` (cached rows cost nothing; empty when
       no row's price is known).
 
+    With scores (columns ``score_<name>``), after those: for a pass/fail score its pass rate
+    over the rows that have one (error rows have none) and, as ``<column>_low`` and
+    ``<column>_high``, its Wilson confidence interval (95 %, scipy's); for a numeric score its
+    mean. With judges, ``judge_tokens`` and ``judge_cost_usd``: what grading cost, apart from
+    ``cost_usd``.
+
     Examples::
 
         promptgrid.summary(df)
@@ -235,6 +242,56 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     )
     for column in ("prompt_tokens", "completion_tokens"):
         out[column] = out[column].astype("Int64")
+    return _score_summary(df, out, by)
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """The table's score columns: ``score_<name>`` (and ``score_<name>.<key>``), bool or
+    numeric — not a judge's ``.reason`` nor ``score_errors``."""
+    out = []
+    for column in map(str, df.columns):
+        if not column.startswith("score_") or column == "score_errors":
+            continue
+        if not column.endswith(".reason") and _is_score(df[column]):
+            out.append(column)
+    return out
+
+
+def _is_score(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return True
+    present = series.dropna()
+    return bool(len(present) and present.map(lambda v: isinstance(v, bool)).all())
+
+
+def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``out`` with each score's pass rate (and Wilson interval) or mean, and judge usage."""
+    scores = score_columns(df)
+    judged = [c for c in ("judge_tokens", "judge_cost_usd") if c in df.columns]
+    if not scores and not judged:
+        return out
+    from scipy import stats
+
+    keys: Any = [df[c] for c in by] if by else pd.Series("all", index=df.index, name="")
+    for column in scores:
+        values = df[column]
+        binary = (
+            pd.api.types.is_bool_dtype(values)
+            or values.dropna().map(lambda v: isinstance(v, bool)).all()
+        )
+        numbers = values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
+        grouped = numbers.groupby(keys, sort=False, dropna=False)
+        out[column] = grouped.mean()
+        if binary:
+            passed, counts = grouped.sum(), grouped.count()
+            cis = [stats.binomtest(int(k), int(n)).proportion_ci(method="wilson") if n else None
+                   for k, n in zip(passed, counts, strict=True)]  # fmt: skip
+            out[f"{column}_low"] = pd.Series([c.low if c else np.nan for c in cis], passed.index)
+            out[f"{column}_high"] = pd.Series([c.high if c else np.nan for c in cis],
+                                              passed.index)  # fmt: skip
+    for column in judged:
+        total = _numeric(df, column).groupby(keys, sort=False, dropna=False).sum(min_count=1)
+        out[column] = total.astype("Int64") if column == "judge_tokens" else total
     return out
 
 

@@ -391,6 +391,7 @@ class Scheduler:
             cached=fields.pop("cached", status == "ok" and "answer" not in fields),
             latency_s=fields.pop("latency_s", 0.0),
             cost_usd=fields.pop("cost_usd", 0.0),
+            score=cell.score,
             **fields,
         )
 

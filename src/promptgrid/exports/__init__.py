@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..errors import ExportFailed, UsageError
 from ..store import RunInfo, Store, translate
-from ..table import batches
+from ..table import batches, with_score_columns
 from ._atomic import remove_stale, temp_path
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ def export(
     paths = _targets(target, formats) if formats else {}
     if not paths and keep is None:
         return []
+    run = with_score_columns(store, run)
     outputs = [_Output(fmt, path) for fmt, path in paths.items()]
     _open(outputs, run, repeats)
     try:

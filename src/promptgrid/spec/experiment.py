@@ -16,7 +16,7 @@ import itertools
 import keyword
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -32,6 +32,7 @@ from .schema import (
     ExperimentFile,
     Message,
     ParamValues,
+    ScoreSpec,
     known_keys,
 )
 from .templates import RenderError
@@ -44,6 +45,9 @@ from .yamlmarks import (
     read_text,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from .scores import ScoreDef
 
 
 class Experiment:
@@ -104,9 +108,12 @@ class Experiment:
         lines: dict[KeyPath, int],
         base_dir: Path,
         starts: dict[KeyPath, int] | None = None,
+        scores_dir: Path | None = None,
     ) -> None:
         self.source = source
         self.base_dir = base_dir
+        #: Where ``python:`` scorers are imported from first (the file that declared them).
+        self.scores_dir = scores_dir or base_dir
         self._lines = lines
         self._starts = starts or {}  # literal blocks (content: |): the line their text starts on
         problems: list[Problem] = []
@@ -129,6 +136,7 @@ class Experiment:
         self.routes: dict[str, str] = self._check_providers(problems)
         self._check_apis(problems)
         self._check_rendering(problems)
+        self.scores: tuple[ScoreDef, ...] = self._check_scores(problems)
         if problems:
             raise SpecError(_first(problems))
         #: Things worth a look that do not stop a run (shown by validate, plan and run).
@@ -392,12 +400,7 @@ class Experiment:
         ``range(10**8)``) is found before anything runs. Other rows are met at run time."""
         if self._cases_unknown:
             return
-        rows = self.cases.rows()
-        try:
-            first = next(rows, {})
-        finally:
-            rows.close()
-        context = {**first, **{name: values[0] for name, values in self.vars.items() if values}}
+        context = self._first_row()
         for prompt, messages in self.templates.items():
             if (
                 prompt in self._unrenderable
@@ -410,6 +413,60 @@ class Experiment:
                     message.render(context, self.base_dir)
                 except RenderError as exc:
                     problems.append(self.render_problem(prompt, i, exc, context))
+
+    def _first_row(self) -> dict[str, Any]:
+        """The first case row and the first value of each var."""
+        rows = self.cases.rows()
+        try:
+            first = next(rows, {})
+        finally:
+            rows.close()
+        return {**first, **{name: values[0] for name, values in self.vars.items() if values}}
+
+    def _check_scores(self, problems: list[Problem]) -> tuple[ScoreDef, ...]:
+        """Compile ``scores:`` (see ``scores``); expected values see vars, cases and params."""
+        if not self.file.scores:
+            return ()
+        from .scores import compile_scores  # a file without scores never loads it
+
+        params = {k: v[0] for k, v in self.param_axes.items() if v}
+        taken = {name: "parameter" for name in self.param_axes}
+        taken.update({name: "case column" for name in self.cases.columns})
+        taken.update({name: "var" for name in self.vars})
+        scores, found = compile_scores(
+            self.file.scores,
+            where=self.where,
+            known=frozenset(taken),
+            context=None if self._cases_unknown else {**params, **self._first_row()},
+            providers=frozenset({*BUILTIN_PROVIDERS, *self.file.providers}),
+            scores_dir=self.scores_dir,
+            taken=taken,
+        )
+        problems.extend(found)
+        return scores
+
+    def with_scores(
+        self,
+        scores: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        lines: dict[KeyPath, int] | None = None,
+        scores_dir: Path | None = None,
+    ) -> Experiment:
+        """The same experiment with other ``scores:`` (from ``source``, whose ``lines`` locate
+        its problems); ``python:`` scorers are imported from ``scores_dir`` first."""
+        data = {**self.to_dict(), "scores": dict(scores)}
+        other = type(self).__new__(type(self))
+        other._setup(
+            data, source=source or self.source, lines=lines or {}, base_dir=self.base_dir,
+            scores_dir=scores_dir or self.scores_dir,
+        )  # fmt: skip
+        return other
+
+    @property
+    def score_specs(self) -> dict[str, ScoreSpec]:
+        """The file's ``scores:`` as written (name -> definition)."""
+        return dict(self.file.scores)
 
     def _unused_vars(self) -> Iterator[Problem]:
         """Warnings: a var with several values that no template uses multiplies the calls
@@ -575,6 +632,11 @@ class Experiment:
     def to_dict(self) -> dict[str, Any]:
         """The experiment as a mapping shaped like the file (defaults left out)."""
         return self.file.model_dump(mode="json", exclude_defaults=True)
+
+    def requests_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``scores``: what decides the requests a run sends (a resume
+        may change its scores, not its requests)."""
+        return {k: v for k, v in self.to_dict().items() if k != "scores"}
 
     def to_yaml(self) -> str:
         """The experiment as YAML, loadable with ``Experiment.from_yaml``."""

@@ -238,6 +238,69 @@ class ParamValues(_Model):
     )
 
 
+class JudgeSpec(_Model):
+    """An LLM that grades each answer with a rubric (see ``promptgrid.scoring.judge``)."""
+
+    rubric: Annotated[list[Message], BeforeValidator(_user_shorthand)] = Field(
+        min_length=1,
+        description="chat messages (or one string: a user message); Jinja2 templates that see "
+        "answer, prompt, messages and the row's vars, case columns and params",
+    )
+    model: str = Field(description="the judge's model")
+    provider: str | None = Field(None, description="where judge calls go; default: as the model")
+    scale: Literal["pass_fail"] | Annotated[int, Field(ge=2, le=100)] = Field(
+        "pass_fail", description="pass_fail, or N for a score from 1 to N"
+    )
+    params: Annotated[dict[str, Any], EmptyOk] = Field(
+        default_factory=dict, description="chat-completion parameters of the judge's calls"
+    )
+
+
+class JsonPathCheck(_Model):
+    """``json_path``: the value at ``path`` in the answer's JSON equals ``equals``."""
+
+    path: str = Field(description="$.key.sub[0] or $['a key']")
+    equals: Any = Field(description="a value, or a template compared with the value's text")
+
+
+class CloseTo(_Model):
+    """``close_to``: the answer is a number within the tolerance of ``value``."""
+
+    value: float | str = Field(description="a number, or a template that renders one")
+    tolerance: float = Field(1e-9, ge=0, description="absolute tolerance")
+    relative: float = Field(0.0, ge=0, description="relative tolerance")
+
+
+class ScoreSpec(_Model):
+    """One named check of each answer: exactly one kind, and options."""
+
+    equals: str | int | float | bool | None = None
+    contains: str | None = None
+    not_contains: str | None = None
+    icontains: str | None = None
+    starts_with: str | None = None
+    regex: str | None = Field(None, description="re.search; anchor with ^ and $")
+    one_of: list[str] | None = Field(None, min_length=1, description="a set of labels")
+    is_json: Literal[True] | None = None
+    json_schema: dict[str, Any] | None = None
+    json_path: JsonPathCheck | None = None
+    min_length: int | None = Field(None, ge=0, description="characters")
+    max_length: int | None = Field(None, ge=0, description="characters")
+    close_to: CloseTo | None = None
+    python: str | None = Field(None, description="package.module:function")
+    judge: JudgeSpec | None = None
+    strip: bool = Field(True, description="ignore whitespace around the answer")
+    ignore_case: bool = Field(False, description="compare text case-insensitively")
+
+
+#: The kinds of score, in the order the README lists them; the rest of ScoreSpec are options.
+SCORE_KINDS = (
+    "equals", "contains", "not_contains", "icontains", "starts_with", "regex", "one_of",
+    "is_json", "json_schema", "json_path", "min_length", "max_length", "close_to", "python",
+    "judge",
+)  # fmt: skip
+
+
 class ExperimentFile(_Model):
     """The experiment file, as written."""
 
@@ -263,6 +326,9 @@ class ExperimentFile(_Model):
         default_factory=dict, description="model -> price, over promptgrid's table"
     )
     budget: Budget | None = None
+    scores: Annotated[dict[str, ScoreSpec], EmptyOk] = Field(
+        default_factory=dict, description="name -> a check of each answer: column score_<name>"
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -317,4 +383,15 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
             return sorted({*ToolCall.model_fields, *FunctionCall.model_fields})
     elif parents[:1] == ["params"]:
         model = ParamValues
+    elif parents[:1] == ["scores"]:
+        nested: dict[str, type[BaseModel]] = {
+            "judge": JudgeSpec, "json_path": JsonPathCheck, "close_to": CloseTo,
+        }  # fmt: skip
+        model = ScoreSpec
+        if len(parents) >= 3:
+            model = nested.get(parents[2], ScoreSpec)
+            if parents[2] == "judge" and "rubric" in parents:
+                model = Message
+            elif parents[2] == "judge" and "params" in parents:
+                model = ParamValues
     return list(model.model_fields)

@@ -12,6 +12,8 @@ to end:
 * every kind of answer (:mod:`.made`): tool calls, structured outputs fitting the requested JSON
   schema, refusals, logprobs, reasoning tokens and summaries, in the shapes of either API
   (:mod:`.shapes`);
+* ``answers``: a text given for requests whose last user message contains a substring
+  replaces the echo (a judge's verdict, say);
 * per-API-key request (``rpm``) and token (``tpm``) buckets that start full and refill continuously
   at ``limit / 60`` per second, charging ``prompt + max_tokens * n`` tokens up front; a request
   the buckets cannot cover gets OpenAI's 429 (``retry-after``, ``retry-after-ms``) and consumes

@@ -239,12 +239,16 @@ class _Core:
 
     def _made(self, ask: Ask, fault: str | None, echo: str | None, number: int) -> Any:
         kind = fault if fault in ANSWER_KINDS or fault == "truncated" else None
-        return make(ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo)
+        scripted = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
+        return make(
+            ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
+        )
 
     def _answer(
         self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None, number: int
     ) -> web.Response:
-        """A 200: the answer (of its kind), ``"truncated"``, or a broken body."""
+        """A 200: the answer (of its kind, or a scripted text), ``"truncated"``, or a broken
+        body."""
         made = self._made(ask, fault, echo, number)
         model = ask.model + self.cfg["model_suffix"]
         request_id = h["x-request-id"]

@@ -78,11 +78,13 @@ def make(
     kind: str | None,
     number: int,
     echo: str | None = None,
+    scripted: str | None = None,
 ) -> Made:
     """The answer to request ``body`` (its last user message ``last``, its ``n``) given answer
     ``kind`` (``None``: a normal answer; ``"truncated"``, ``"tool_call"``, ``"bad_json"`` or
     ``"refusal"``). ``number`` numbers the request (tool call ids); ``echo``, the caller's key
-    when the server plants it, ends every text."""
+    when the server plants it, ends every text; ``scripted`` replaces every choice's text (the
+    server's ``answers`` setting)."""
     structured = structured_format(body)
     tools = body.get("tools") or []
     choice = body.get("tool_choice")
@@ -98,6 +100,8 @@ def make(
             made.finish = "tool_calls"
         elif kind == "refusal":
             made.refusal = REFUSAL
+        elif scripted is not None:
+            made.text = scripted
         elif structured is not None:
             made.text = synthetic.structured_text(structured, structured_schema(body), last, i)
         else:
