@@ -243,3 +243,22 @@ def test_views_render_and_the_screenshot_is_not_blank(
     )
     assert variance > 100  # a blank (one-colour) page is 0
     assert view.errors == []
+
+
+def test_pass_rates_of_scores_are_charted_with_their_interval(tmp_path: Path) -> None:
+    from promptgrid.exports.report.data import build
+
+    exp = {
+        "provider": "echo",
+        "prompts": {"a": "say {{ x }}", "b": "no"},
+        "vars": {"x": ["yes", "maybe"]},
+        "params": {"model": "m"},
+        "scores": {"said_yes": {"contains": "yes"}},
+    }
+    df = promptgrid.run(exp, results_dir=tmp_path, progress=False)
+    charts = {c["label"]: c for c in build([df], {})["charts"]}
+    chart = charts["Pass rate of said_yes (95% interval)"]
+    assert chart["kind"] == "rate"
+    (a_name, a_rate, a_low, a_high), (b_name, b_rate, *_) = chart["bars"]
+    assert (a_name, b_name) == ("a · m", "b · m")
+    assert (a_rate, b_rate) == (0.5, 0.0) and 0 < a_low < a_rate < a_high < 1

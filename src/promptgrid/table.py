@@ -125,7 +125,7 @@ def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:
     table = pa.concat_tables(parts) if parts else schema(run).empty_table()
     frame: pd.DataFrame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     for name, kind in run.score_columns:  # a pass/fail score may be missing: pandas' boolean
-        if kind == "bool":
+        if kind == "bool" and name in frame.columns:
             frame[name] = frame[name].astype("boolean")
     return frame
 

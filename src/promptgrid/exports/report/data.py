@@ -178,11 +178,22 @@ def _charts(
               "error_rate": table["error_rate"]}  # fmt: skip
     names = [" · ".join(_show(v) for v in (i if isinstance(i, tuple) else (i,)))
              for i in table.index]  # fmt: skip
-    return [
+    charts = [
         {"label": label, "kind": kind,
          "bars": [[name, _plain(v)] for name, v in zip(names, values[key], strict=True)]}
         for key, label, kind in CHARTS
     ]  # fmt: skip
+    # A pass/fail score: its pass rate per group, with the 95 % Wilson interval summary() gives.
+    for column in (c for c in table.columns if f"{c}_low" in table.columns):
+        bars = [
+            [name, _plain(rate), _plain(low), _plain(high)]
+            for name, rate, low, high in zip(
+                names, table[column], table[f"{column}_low"], table[f"{column}_high"], strict=True
+            )
+        ]
+        label = f"Pass rate of {column.removeprefix('score_')} (95% interval)"
+        charts.append({"label": label, "kind": "rate", "bars": bars})
+    return charts
 
 
 def _title(frames: Sequence[pd.DataFrame], runs: Mapping[str, RunInfo]) -> str:

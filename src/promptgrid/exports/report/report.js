@@ -46,7 +46,7 @@ function fmt(value, kind) {
   switch (kind) {
     case "cost": return "$" + value.toFixed(value < 0.01 ? 6 : 4);
     case "latency": return value.toFixed(3) + " s";
-    case "percent": return (100 * value).toFixed(1) + "%";
+    case "percent": case "rate": return (100 * value).toFixed(1) + "%";
     case "tokens": return Math.round(value).toLocaleString("en-US");
     case "int": return value.toLocaleString("en-US");
     default: return String(value);
@@ -326,16 +326,17 @@ function drawCharts() {
   if (!D.charts.length) { view.append(el("p", { class: "empty" }, "No calls yet.")); return; }
   for (const chart of D.charts) {
     const bars = chart.bars;
-    const max = Math.max(...bars.map(([, v]) => v ?? 0), 0) || 1;
+    const max = chart.kind === "rate" ? 1 : Math.max(...bars.map(([, v]) => v ?? 0), 0) || 1;
     const labelWidth = Math.min(320, 12 + 7 * Math.max(...bars.map(([n]) => n.length)));
-    const width = labelWidth + 420, rowH = 24, height = bars.length * rowH + 8;
+    const width = labelWidth + 520, rowH = 24, height = bars.length * rowH + 8;
     let svg = `<svg width="${width}" height="${height}" role="img" aria-label="${esc(chart.label)}">`;
-    bars.forEach(([name, value], k) => {
+    bars.forEach(([name, value, low, high], k) => {
       const y = 4 + k * rowH, w = value ? (300 * value) / max : 0;
       const bad = chart.kind === "percent" && value > 0 ? " bad" : "";
+      const ci = low === undefined || low === null ? "" : ` (${fmt(low, "rate")}–${fmt(high, "rate")})`;
       svg += `<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${esc(name)}</text>`
         + `<rect class="bar${bad}" x="${labelWidth}" y="${y + 3}" width="${Math.max(w, value ? 1 : 0)}" height="${rowH - 8}"></rect>`
-        + `<text x="${labelWidth + w + 6}" y="${y + 15}">${esc(fmt(value, chart.kind))}</text>`;
+        + `<text x="${labelWidth + w + 6}" y="${y + 15}">${esc(fmt(value, chart.kind) + ci)}</text>`;
     });
     view.append(el("div", { class: "chart", html: `<h3>${esc(chart.label)}</h3>${svg}</svg>` }));
   }

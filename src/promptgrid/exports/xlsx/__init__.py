@@ -59,7 +59,10 @@ class XlsxWriter:
 
             names = table.column_names
             inputs = input_columns(table.slice(0, 0).to_pandas())
-            self._keep = [n for n in names if n in (*inputs, *VIEW_COLUMNS)]
+            self._keep = [
+                n for n in names
+                if n in (*inputs, *VIEW_COLUMNS) or (n.startswith("score_") and "." not in n)
+            ]  # fmt: skip
         self._kept.append(table.select(self._keep))
 
     def close(self) -> None:

@@ -111,7 +111,15 @@ def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
                ("prompt_tokens", "prompt tokens", "tokens"),
                ("completion_tokens", "completion tokens", "tokens"),
                ("cost_usd", "cost", "cost")]  # fmt: skip
-    sheet.set_widths([*([22.0] * width), 8, 8, 10, 8, 13, 14, 17, 13])
+    # Pass/fail scores: their pass rate and its 95 % Wilson interval (from summary()).
+    for column in (c for c in df.columns if c.startswith("score_") and c != "score_errors"):
+        if str(df[column].dtype) == "boolean":
+            name = column.removeprefix("score_")
+            metrics += [(column, f"{name} pass rate", "percent"),
+                        (f"{column}_low", "95% CI low", "percent"),
+                        (f"{column}_high", "95% CI high", "percent")]  # fmt: skip
+    sheet.set_widths([*([22.0] * width), 8, 8, 10, 8, 13, 14, 17, 13,
+                      *([12.0] * (len(metrics) - 8))])  # fmt: skip
     sheet.fit_to_width()
     title, header, label = styles.id("title"), styles.id("header"), styles.id("label")
     for name, by in blocks:
