@@ -169,7 +169,9 @@ async def test_answer_and_usage(client: openai.AsyncOpenAI, server: FaultServer)
     server.configure(model_suffix="-2024-07-18")
     several = await ask(client, "x", n=2)
     assert several.model == "gpt-4o-mini-2024-07-18" and len(several.choices) == 2
-    assert several.usage.completion_tokens == 2 * estimate_text_tokens("echo: x")
+    texts = [c.message.content for c in several.choices]
+    assert texts == ["echo: x", "echo [1]: x"]  # distinct choices, one usage for the request
+    assert several.usage.completion_tokens == sum(estimate_text_tokens(t) for t in texts)
 
 
 async def test_no_limits_no_ratelimit_headers(client: openai.AsyncOpenAI) -> None:

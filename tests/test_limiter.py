@@ -26,7 +26,7 @@ from promptgrid.engine.limiter import (
 )
 from promptgrid.errors import BadRequest, RateLimited
 from promptgrid.providers.base import Completion, Request
-from promptgrid.tokens import estimate_prompt_tokens
+from promptgrid.tokens import IMAGE_TOKENS, estimate_prompt_tokens
 
 T = TypeVar("T")
 
@@ -136,7 +136,12 @@ def test_estimate_prompt_tokens() -> None:
     assert estimate_prompt_tokens([{"role": "user", "content": "abcd" * 10}]) == 3 + 4 + 10
     assert estimate_prompt_tokens([{"role": "user", "content": "abcde"}]) == 3 + 4 + 2  # rounds up
     parts = [{"type": "text", "text": "abcd" * 2}, {"type": "image_url", "image_url": {}}]
-    assert estimate_prompt_tokens([{"role": "user", "content": parts}]) == 3 + 4 + 2
+    assert estimate_prompt_tokens([{"role": "user", "content": parts}]) == 3 + 4 + 2 + IMAGE_TOKENS
+    low = [{"type": "image_url", "image_url": {"url": "x", "detail": "low"}}]
+    assert estimate_prompt_tokens([{"role": "user", "content": low}]) == 3 + 4 + 85
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    history = [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    assert estimate_prompt_tokens(history) == 3 + 4 + 1  # "f{}": 3 characters
     assert estimate_prompt_tokens([{"role": "assistant", "content": None}]) == 3 + 4
 
 

@@ -378,10 +378,49 @@ async def test_connection_failure(provider_for: Callable[..., OpenAIProvider]) -
     assert "refused" in caught.value.message and KEY not in caught.value.message
 
 
-async def test_stream_is_refused(provider_for: Callable[..., OpenAIProvider]) -> None:
+def sse(*chunks: dict[str, Any], done: bool = True) -> bytes:
+    """A Server-Sent Events body of chat chunks."""
+    lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + (["data: [DONE]\n\n"] if done else [])
+    return "".join(lines).encode()
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m-1",
+            "choices": [choice], **extra}  # fmt: skip
+
+
+async def test_stream_is_read_to_its_end(provider_for: Callable[..., OpenAIProvider]) -> None:
+    seen: list[dict[str, Any]] = []
+    usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    stream = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Re"}),
+        chunk({"content": "x"}, "stop"),
+        {**chunk({}), "choices": [], "usage": usage},
+    )
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(json.loads(request.content))
+        return httpx2.Response(200, content=stream, headers={"content-type": "text/event-stream"})
+
     streaming = Request(URL, "gpt-test", REQUEST.messages, {"stream": True})
-    with pytest.raises(BadRequest, match="stream"):
-        await provider_for(reply(200, body())).complete(streaming)
+    done = await provider_for(handler).complete(streaming)
+    assert seen[0]["stream"] is True and seen[0]["stream_options"] == {"include_usage": True}
+    assert (done.text, done.finish_reason, done.prompt_tokens, done.completion_tokens) == (
+        "Rex", "stop", 5, 2,
+    )  # fmt: skip
+    assert done.ttft_s is not None and done.ttft_s >= 0 and done.resolved_model == "m-1"
+
+
+async def test_a_stream_cut_short_is_malformed(
+    provider_for: Callable[..., OpenAIProvider],
+) -> None:
+    cut = sse(chunk({"content": "Re"}), done=False)  # no finish_reason, no [DONE]
+    handler = reply(200, content=cut, headers={"content-type": "text/event-stream"})
+    streaming = Request(URL, "gpt-test", REQUEST.messages, {"stream": True})
+    with pytest.raises(MalformedResponse, match="truncated"):
+        await provider_for(handler).complete(streaming)
 
 
 # ------------------------------------------------------------------ the key

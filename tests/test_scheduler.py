@@ -17,6 +17,7 @@ from promptgrid.engine.scheduler import Endpoint, Scheduler
 from promptgrid.engine.storeio import StoreIO
 from promptgrid.errors import AuthenticationFailed, BadRequest, ServerError, StoreFull, StoreLocked
 from promptgrid.grid import expand
+from promptgrid.pricing import Price, Pricing
 from promptgrid.providers.base import Completion, Request
 from promptgrid.spec.schema import RetryPolicy
 from promptgrid.store import Owner, Store
@@ -67,7 +68,8 @@ def scheduler_for(
     io = StoreIO(store.path, Owner.me(), after=0 if use_cache else floor)
     limiter = limiter or EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
     kw.setdefault("retry", RetryPolicy())
-    scheduler = Scheduler(io, run_id, {"echo": Endpoint(provider, limiter, free=free)}, **kw)
+    pricing = Pricing(free=True) if free else Pricing(overrides={"m": Price(1.0, 2.0)})
+    scheduler = Scheduler(io, run_id, {"echo": Endpoint(provider, limiter, pricing)}, **kw)
     return store, scheduler
 
 
@@ -260,7 +262,8 @@ async def test_a_request_another_process_is_sending_is_waited_for(tmp_path: Path
     store.create_run("r2", exp.name, None, exp.to_dict(), exp.columns(), exp.total, {})
     io = StoreIO(store.path, other, after=0)
     limiter = EndpointLimiter(rpm=None, tpm=None, max_concurrency=None)
-    second = Scheduler(io, "r2", {"echo": Endpoint(twin, limiter, free=False)}, concurrency=6,
+    paid = Pricing(overrides={"m": Price(1.0, 2.0)})
+    second = Scheduler(io, "r2", {"echo": Endpoint(twin, limiter, paid)}, concurrency=6,
                        retry=RetryPolicy())  # fmt: skip
     task = asyncio.create_task(first.execute(cells(exp, tmp_path)))
     while len(slow.calls) < 6:  # every request of the grid is on the wire
@@ -270,4 +273,27 @@ async def test_a_request_another_process_is_sending_is_waited_for(tmp_path: Path
     first.io.close()
     io.close()
     assert twin.calls == [] and summary.cached == 6
+    store.close()
+
+
+async def test_rows_cost_their_real_usage_with_cached_tokens_priced_as_cached(
+    tmp_path: Path,
+) -> None:
+    class Cached(Scripted):
+        async def complete(self, request: Request) -> Completion:
+            self.calls.append(request.messages[-1]["content"])
+            return Completion("ok", "stop", prompt_tokens=1000, completion_tokens=100,
+                              cached_tokens=400, resolved_model="m-2025-01-01")  # fmt: skip
+
+    exp = experiment(1)
+    store, scheduler = scheduler_for(tmp_path, exp, Cached(), free=False, concurrency=1)
+    scheduler.endpoints["echo"].pricing = Pricing(
+        overrides={"m": Price(input=2.0, output=8.0, cached_input=0.5)}
+    )
+    summary = await scheduler.execute(cells(exp, tmp_path))
+    scheduler.io.close()
+    expected = (600 * 2.0 + 400 * 0.5 + 100 * 8.0) / 1e6
+    (cost,) = [row[0] for row in store.db.execute("SELECT cost_usd FROM results")]
+    assert cost == pytest.approx(expected) and summary.spent == pytest.approx(expected)
+    assert store.spend("r1") == pytest.approx(expected)
     store.close()

@@ -3,6 +3,7 @@ damaged and read-only files, and every failure as one StoreError."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ from promptgrid.errors import (
     UsageError,
 )
 from promptgrid.store import MIGRATIONS, Owner, Store, translate
+from promptgrid.table import load_run
 
 
 def new_run(store: Store, run_id: str = "r1") -> None:
@@ -216,3 +218,55 @@ def test_a_dead_owners_claims_are_taken_over(tmp_path: Path) -> None:
         ghost = Owner(dead_pid(), Owner.me().host, "ghost")
         assert store.claim(["x"], ghost, after=0) == [True]
         assert store.claim(["x"], Owner.me(), after=0) == [True]
+
+
+# ------------------------------------------------------------------ upgrades
+
+
+def test_a_store_of_the_previous_schema_opens_upgraded_and_reads(tmp_path: Path) -> None:
+    # A store as promptgrid wrote it before 003_request_kinds: migrations 001 and 002 only.
+    path = tmp_path / "promptgrid.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, sql in MIGRATIONS[:2]:
+        db.executescript(sql)
+        db.execute("INSERT INTO migrations VALUES (?, '2026-11-01T00:00:00+00:00')", (name,))
+    request = {"endpoint": "echo", "model": "m", "messages": [{"role": "user", "content": "hi"}],
+               "params": {}}  # fmt: skip
+    db.executescript(
+        f"""
+        INSERT INTO runs (run_id, experiment, source, spec_json, columns_json, options_json,
+            total, status, created_at, finished_at)
+            VALUES ('old', 'exp', NULL, '{{}}', '[["model", "str"]]', '{{}}', 2, 'finished',
+                    '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:01+00:00');
+        INSERT INTO requests VALUES ('c0', '{json.dumps(request)}');
+        INSERT INTO responses (id, cell_id, response, finish_reason, prompt_tokens,
+            completion_tokens, cached_tokens, reasoning_tokens, resolved_model, request_id,
+            latency_s, cost_usd, rate_limits_json, created_at)
+            VALUES (1, 'c0', 'echo: hi', 'stop', 8, 2, NULL, NULL, 'm', NULL, 0.01, 0.0, '{{}}',
+                    '2026-11-01T00:00:00+00:00');
+        INSERT INTO results VALUES ('old', 0, 'c0', 'p', '{{}}', '{{"model": "m"}}', 0, 'ok', 1,
+            NULL, NULL, NULL, 1, 0.01, 0.0, 0);
+        INSERT INTO results VALUES ('old', 1, 'c0', 'p', '{{}}', '{{"model": "m"}}', 1, 'error',
+            NULL, 'server_error', 503, 'HTTP 503', 6, 0.02, NULL, 0);
+        """
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(StoreCorrupt, match="needs an upgrade"):  # a reader cannot upgrade it
+        Store(path, readonly=True)
+
+    with Store(path) as store:
+        applied = [n for (n,) in store.db.execute("SELECT name FROM migrations ORDER BY name")]
+        assert applied == [name for name, _ in MIGRATIONS]
+        run = store.run("old")
+        assert run is not None
+        df = load_run(store, run)
+    assert df["response"][0] == "echo: hi" and df["response"].isna().tolist() == [False, True]
+    assert list(df["choice"]) == [0, 0]
+    assert list(df["status"]) == ["ok", "error"] and df["prompt_tokens"][0] == 8
+    for column in ("tool_calls", "parsed", "parse_error", "refusal", "token_logprobs",
+                   "reasoning_summary", "ttft_s", "tokens_per_s"):  # fmt: skip
+        assert df[column].isna().all(), column
+    with Store(path, readonly=True) as store:  # upgraded once: readers open it as it is
+        assert store.run("old") is not None

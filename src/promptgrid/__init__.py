@@ -17,11 +17,15 @@ _EXPORTS = {
     "Experiment": "api",
     "Plan": "planning",
     "arun": "api",
+    "Contrast": "analysis",
     "compare": "analysis",
+    "contrast": "analysis",
     "load": "api",
     "plan": "api",
+    "report": "api",
     "retry": "api",
     "run": "api",
+    "score": "api",
     "summary": "analysis",
     "varying": "analysis",
     "AuthenticationFailed": "errors",
@@ -47,8 +51,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .analysis import compare, summary, varying
-    from .api import Experiment, arun, load, plan, retry, run
+    from .analysis import Contrast, compare, contrast, summary, varying
+    from .api import Experiment, arun, load, plan, report, retry, run, score
     from .errors import (
         AuthenticationFailed,
         BadRequest,

@@ -1,4 +1,5 @@
-"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load`` and ``Experiment``.
+"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score`` and
+``Experiment``.
 
 Every function spells out its options (keyword-only), so ``help()`` and an IDE show them and a
 misspelt one is Python's own ``TypeError``. ``arun`` is the one implementation; ``run`` drives it
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from . import spec
 from ._sync import RunHandle, run_sync
 from .config import RunOptions
+from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
 from .exports import parse_formats
-from .runner import RunOutcome, Selection, execute
+from .runner import RunOutcome, Selection, execute, rescore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,7 +25,13 @@ if TYPE_CHECKING:
     from .planning import Plan
     from .store import RunInfo
 
-__all__ = ["Experiment", "ExperimentSource", "arun", "load", "plan", "retry", "run"]
+__all__ = [
+    "Experiment", "ExperimentSource", "arun", "load", "plan", "report", "retry", "run", "score",
+]  # fmt: skip
+
+#: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
+#: mapping shaped like the file's ``scores:``.
+ScoresSource = str | Path | Mapping[str, Any]
 
 
 class Experiment(spec.Experiment):
@@ -65,29 +73,11 @@ def experiment_of(source: ExperimentSource) -> spec.Experiment:
 
 
 def run_options(
-    results_dir: str | Path,
-    provider: str | None,
-    base_url: str | None,
-    rpm: float | None,
-    tpm: int | None,
-    concurrency: int | None,
-    formats: str | Sequence[str] | None,
-    use_cache: bool | None,
-    progress: bool | None,
-    grace_s: float,
+    *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
 ) -> RunOptions:
-    return RunOptions(
-        results_dir=Path(results_dir),
-        provider=provider,
-        base_url=base_url,
-        rpm=rpm,
-        tpm=tpm,
-        concurrency=concurrency,
-        formats=None if formats is None else parse_formats(formats),
-        use_cache=use_cache,
-        progress=progress,
-        grace_s=grace_s,
-    )
+    """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
+    parsed = None if formats is None else parse_formats(formats)
+    return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
 
 
 async def arun(
@@ -103,6 +93,7 @@ async def arun(
     resume: bool = False,
     run_id: str | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -111,8 +102,11 @@ async def arun(
     Same options as :func:`run`. In a notebook, ``await arun(...)`` runs in the kernel's loop;
     the stop button cancels the calls in flight (every answer already back is saved).
     """
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
-                       use_cache, progress, grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
+        progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     outcome = await execute(experiment_of(source), options, _selection(resume, run_id), frame=True)
     return _frame(outcome)
 
@@ -130,6 +124,7 @@ def run(
     resume: bool = False,
     run_id: str | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -147,6 +142,8 @@ def run(
         run_id: continue this run (implies ``resume``).
         use_cache: ``False`` pays for fresh answers instead of reusing stored ones (identical
             cells of this run are still sent once).
+        max_cost: a hard budget in USD (else the file's ``budget:``): no call is sent whose
+            worst case could take the run's spend past it; the run then stops (resumable).
         progress: show a live progress line (default: in a terminal or a notebook).
         grace_s: after a stop, how long calls in flight may take to finish.
 
@@ -159,8 +156,11 @@ def run(
     ``interrupted``): ``load(run_id)`` shows them, ``run(..., resume=True)`` finishes the run.
     An authentication or quota failure raises its error, naming the run to resume.
     """
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, formats,
-                       use_cache, progress, grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
+        progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
 
@@ -172,6 +172,7 @@ def retry(
     tpm: int | None = None,
     concurrency: int | None = None,
     formats: str | Sequence[str] | None = None,
+    max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
 ) -> pd.DataFrame:
@@ -179,11 +180,14 @@ def retry(
 
     The experiment is rebuilt from the run's stored copy and sent where the run went (its
     recorded provider and base URL); successful rows are kept, and every attempt stays in the
-    store's history. ``rpm``, ``tpm``, ``concurrency`` and ``formats`` may be changed.
+    store's history. ``rpm``, ``tpm``, ``concurrency``, ``formats`` and ``max_cost`` may be
+    changed.
     """
     experiment, info = stored_experiment(run_id, results_dir)
-    options = run_options(results_dir, None, None, rpm, tpm, concurrency, formats, None, progress,
-                       grace_s)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency, formats=formats,
+        max_cost=max_cost, progress=progress, grace_s=grace_s,
+    )  # fmt: skip
     return _blocking(experiment, options, Selection("retry", info.run_id))
 
 
@@ -208,6 +212,7 @@ def plan(
     tpm: int | None = None,
     concurrency: int | None = None,
     use_cache: bool | None = None,
+    max_cost: float | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
@@ -215,8 +220,10 @@ def plan(
     """
     from .planning import make_plan
 
-    options = run_options(results_dir, provider, base_url, rpm, tpm, concurrency, None, use_cache,
-                       None, 0.0)  # fmt: skip
+    options = run_options(
+        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
+    )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
 
@@ -233,6 +240,130 @@ def load(
 
     with Store.in_dir(results_dir, readonly=True) as store:
         return load_run(store, resolve_run(store, run_id, experiment))
+
+
+def report(
+    data: pd.DataFrame | Sequence[pd.DataFrame],
+    path: str | Path,
+    *,
+    results_dir: str | Path = "results",
+    title: str | None = None,
+) -> Path:
+    """Write the HTML report of a result table to ``path``; returns the path.
+
+    ``data`` is a table from ``run``/``load`` (one run: the side-by-side grid), or several
+    tables — or one table holding several runs — compared run against run: calls aligned by
+    their inputs, a column per run, a "changed only" filter. The file is self-contained (data,
+    script and styles inlined; nothing fetched when it is opened). Each run's settings and
+    experiment come from the store in ``results_dir`` when it holds the run.
+
+    Examples::
+
+        promptgrid.report(df, "animals.html")
+        promptgrid.report([promptgrid.load(run_a), promptgrid.load(run_b)], "a-vs-b.html")
+    """
+    import pandas as pd
+
+    from .exports.report import write_report
+
+    frames = [data] if isinstance(data, pd.DataFrame) else list(data)
+    if not frames:
+        from .errors import UsageError
+
+        raise UsageError("report() needs a table (or several)")
+    if len(frames) == 1 and "run_id" in frames[0].columns and frames[0]["run_id"].nunique() > 1:
+        frames = [group for _, group in frames[0].groupby("run_id", sort=False)]
+    ids = {str(r) for f in frames if "run_id" in f.columns for r in f["run_id"].unique()}
+    return write_report(frames, Path(path), _stored_runs(ids, results_dir), title=title)
+
+
+def _stored_runs(run_ids: set[str], results_dir: str | Path) -> dict[str, RunInfo]:
+    """The runs of ``run_ids`` that the store in ``results_dir`` holds (none if no store)."""
+    from .store import STORE_NAME, Store
+
+    if not (Path(results_dir) / STORE_NAME).is_file():
+        return {}
+    with Store.in_dir(results_dir, readonly=True) as store:
+        found = {run_id: store.run(run_id) for run_id in run_ids}
+    return {run_id: info for run_id, info in found.items() if info is not None}
+
+
+def score(
+    source: str | pd.DataFrame,
+    scores: ScoresSource | None = None,
+    *,
+    results_dir: str | Path = "results",
+    max_cost: float | None = None,
+    progress: bool | None = None,
+    grace_s: float = 5.0,
+) -> pd.DataFrame:
+    """(Re)compute a run's scores from its stored answers and return its table with them.
+
+    The graded model is never called. Judges are called only for verdicts the store does not
+    hold (an unchanged judge on an unchanged answer is a cache hit, so scoring twice costs
+    nothing the second time). The run's files are rewritten with the new score columns.
+
+    Args:
+        source: a run id (or a unique prefix), or a table from ``run``/``load`` (each of its
+            runs is scored; the tables are concatenated).
+        scores: new score definitions — a YAML file (with ``scores:``, or just the mapping) or
+            a mapping shaped like the file's ``scores:``; they become the run's scores. Default:
+            the run's own (recomputed: a ``python:`` scorer's code may have changed).
+        results_dir: where the run's store is.
+        max_cost: a hard budget for the judges' calls (else the run's).
+        progress, grace_s: as for :func:`run`.
+
+    Example::
+
+        df = promptgrid.score(run_id, {"correct": {"icontains": "{{ expected }}"}})
+    """
+    import pandas as pd
+
+    if isinstance(source, str):
+        run_ids = [source]
+    else:
+        if "run_id" not in source.columns:
+            raise UsageError("the table has no run_id column: give a run id, or a table from "
+                             "run() or load()")  # fmt: skip
+        run_ids = [str(r) for r in dict.fromkeys(source["run_id"].tolist())]
+    frames = []
+    for run_id in run_ids:
+        experiment, info = stored_experiment(run_id, results_dir)
+        if scores is not None:
+            experiment = _with_scores(experiment, scores)
+        options = run_options(
+            results_dir=results_dir, max_cost=max_cost, progress=progress, grace_s=grace_s
+        )
+        handle = RunHandle()
+        outcome = run_sync(rescore(experiment, info, options, handle, frame=True), handle)
+        if handle.stops and outcome.status == "interrupted":
+            raise KeyboardInterrupt(f"scoring of run {info.run_id} interrupted; its scores so "
+                                    "far are saved, score() again finishes them")  # fmt: skip
+        frames.append(_frame(outcome))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _with_scores(experiment: spec.Experiment, scores: ScoresSource) -> spec.Experiment:
+    """The experiment with the scores of a YAML file or a mapping."""
+    if isinstance(scores, Mapping):
+        return experiment.with_scores(scores)
+    from .spec.yamlmarks import load_yaml, read_text
+
+    path = Path(scores)
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise SpecError(Problem(f"cannot read {path}: {exc}")) from None
+    data, lines, _ = load_yaml(text, str(path))
+    if isinstance(data, dict) and "scores" in data:
+        data = data["scores"]  # a file with scores: (an experiment file, say)
+    else:  # the mapping alone: its keys are scores
+        lines = {("scores", *k): v for k, v in lines.items()}
+    if not isinstance(data, dict):
+        example = 'e.g. correct: {icontains: "{{ expected }}"}'
+        problem = Problem("a scores file maps score names to checks", str(path), 1, hint=example)
+        raise SpecError(problem)
+    return experiment.with_scores(data, source=str(path), lines=lines, scores_dir=path.parent)
 
 
 def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experiment, RunInfo]:
@@ -258,10 +389,19 @@ def _frame(outcome: RunOutcome) -> pd.DataFrame:
 
 
 def _raise_if_stopped(outcome: RunOutcome) -> None:
-    """An authentication or quota failure stopped the run: say so, and how to finish it."""
+    """An authentication, quota or budget stop: say so, and how to finish the run."""
     error = outcome.summary.stopped_by
     if error is None:
         return
+    if isinstance(error, BudgetExceeded):
+        raise BudgetExceeded(
+            f"{error} — run {outcome.run_id} stopped with {outcome.pending:,} cells pending; "
+            "finish it with run(..., resume=True, max_cost=<a higher cap>)",
+            cap=error.cap,
+            spent=error.spent,
+            next_worst=error.next_worst,
+        )
+    assert isinstance(error, ProviderError)
     raise type(error)(
         f"{error.message} — run {outcome.run_id} stopped with {outcome.pending:,} cells "
         "pending; fix this, then finish it with run(..., resume=True)",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from .exports import Repeats
     from .runner import RunOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,7 @@ def format_option(default: str | None) -> Callable[[F], F]:
         "formats",
         default=default,
         show_default=default is not None,
-        help="Files to write: any of parquet,csv,xlsx,jsonl"
+        help="Files to write: any of parquet,csv,xlsx,jsonl,html (html: report.html)"
         + ("." if default else " (default: the run's, else parquet,csv)."),
     )
 
@@ -60,6 +61,16 @@ def endpoint_options(f: F) -> F:
     f = click.option("--base-url", help="OpenAI-compatible endpoint URL for that provider.")(f)
     return click.option(
         "--provider", help="Send every call to this provider: echo (offline), openai, ..."
+    )(f)
+
+
+def max_cost_option(f: F) -> F:
+    """``--max-cost USD``: a hard budget."""
+    return click.option(
+        "--max-cost",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="USD",
+        help="Never spend more than this on the run (else the file's budget:).",
     )(f)
 
 
@@ -105,7 +116,8 @@ def validate(files: tuple[Path, ...]) -> None:
             _err(str(exc))
             failed = True
             continue
-        _warn(experiment)
+        for warning in experiment.warnings:
+            _err(f"warning: {warning}")
         click.echo(f"{file}: ok ({experiment.total:,} calls)")
     if failed:
         sys.exit(ExitCode.BAD_INPUT)
@@ -116,20 +128,23 @@ def validate(files: tuple[Path, ...]) -> None:
 @results_dir_option
 @endpoint_options
 @limit_options
+@max_cost_option
 @click.option("--no-cache", is_flag=True, help="Do not count stored answers as cached.")
-def plan(file: Path, no_cache: bool, **options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
+def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
     """Show calls per axis, in total, already cached, tokens, cost and time.
 
     \b
-    Example:
+    Examples:
       promptgrid plan experiments/animal_names.yaml
+      promptgrid plan experiments/animal_names.yaml --provider openai --max-cost 2 --json
     """
-    from .api import experiment_of
+    import json
+
     from .api import plan as make_plan
 
-    experiment = experiment_of(file)
-    _warn(experiment)
-    click.echo(str(make_plan(experiment, use_cache=False if no_cache else None, **options)))
+    made = make_plan(file, use_cache=False if no_cache else None, **options)
+    click.echo(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
 @cli.command()
@@ -143,25 +158,27 @@ def plan(file: Path, no_cache: bool, **options: Any) -> None:
     help="Continue a run (default: the latest unfinished one) with its own settings.",
 )  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
+@max_cost_option
 @progress_option
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     """Run an experiment: every call, concurrently, saved as it arrives.
 
     Prints the run id and where the files are. Exit codes: 0 every call succeeded; 3 some calls
     ended as error rows; 130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP (resume with
-    --resume); 1 stopped by an authentication or quota failure; 2 bad input; 5 store failure.
+    --resume); 1 stopped by an authentication or quota failure; 4 stopped by the budget
+    (--max-cost); 2 bad input; 5 store failure.
 
     \b
     Examples:
       promptgrid run experiments/animal_names.yaml --provider echo
       promptgrid run experiments/animal_names.yaml --format xlsx,jsonl
       promptgrid run experiments/animal_names.yaml --resume
+      promptgrid run experiments/animal_names.yaml --provider openai --max-cost 0.50
     """
     from .api import experiment_of, run_options
     from .runner import Selection
 
     experiment = experiment_of(file)
-    _warn(experiment)
     selection = Selection()
     if resume is not None:
         selection = Selection("resume", None if resume == "latest" else resume)
@@ -174,6 +191,7 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
 @results_dir_option
 @limit_options
 @format_option(None)
+@max_cost_option
 @progress_option
 def retry(run_id: str, **options: Any) -> None:
     """Re-run only the cells of a run that ended as error rows, where the run went.
@@ -208,44 +226,112 @@ def runs(results_dir: Path, experiment: str | None) -> None:
             click.echo(
                 f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
                 f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
+                f"  ${store.spend(info.run_id):.4f}"
             )
 
 
 @cli.command()
 @click.argument("run_id", required=False)
 @results_dir_option
-@click.option("--columns", help="Comma-separated columns to show.")
+@click.option("--columns", help="Comma-separated columns (default: the inputs that vary, "
+              "the response, and the error if any call failed).")  # fmt: skip
 @click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
 def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int) -> None:
-    """Print a run's table (default: the newest run).
+    """Print a run's table (default: the newest run), fitted to the terminal's width.
 
     \b
-    Example:
-      promptgrid show --columns prompt,animal,response
+    Examples:
+      promptgrid show
+      promptgrid show RUN_ID --columns prompt,animal,response,latency_s
     """
-    import pandas as pd
+    from .analysis import varying
+    from .api import load
 
+    df = load(run_id, results_dir=results_dir)
+    table = df[_columns(df, columns)] if columns else varying(df)
+    _console_frame(table, index=False, max_rows=limit)
+
+
+@cli.command("compare")
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID] [RUN_B]")
+@results_dir_option
+@click.option("--rows", help="Comma-separated inputs down the side (default: the vars that vary).")
+@click.option("--cols", help="Comma-separated inputs across (default: prompt, params that vary).")
+@click.option("--values", default="response", show_default=True, help="The column in the cells.")
+@click.option("--changed-only", is_flag=True, help="Two runs: only the calls whose values differ.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to show.")
+def compare_command(
+    run_ids: tuple[str, ...], results_dir: Path, rows: str | None, cols: str | None,
+    values: str, changed_only: bool, limit: int,
+) -> None:  # fmt: skip
+    """Print answers side by side, fitted to the terminal; or two runs call by call.
+
+    One run (default: the newest): a row per combination of the vars, a column per prompt and
+    varying params. Two runs: the calls aligned by their inputs (prompt, vars, params other
+    than the ones that changed), one column per run, ≠ where the answers differ.
+
+    \b
+    Examples:
+      promptgrid compare
+      promptgrid compare RUN_ID --rows animal --cols prompt
+      promptgrid compare RUN_A RUN_B --changed-only
+    """
+    from .analysis import compare
     from .api import load
     from .errors import UsageError
 
-    df = load(run_id, results_dir=results_dir)
-    if columns:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            import difflib
+    if len(run_ids) > 2:
+        raise UsageError("compare takes one run, or two to compare run against run")
+    if len(run_ids) == 2:
+        if rows or cols:
+            raise UsageError("--rows and --cols lay out one run; two runs align by their inputs")
+        a, b = (load(r, results_dir=results_dir) for r in run_ids)
+        table = compare(a, b, values=values, changed_only=changed_only)
+        changed = "; ".join(f"{k}: {' -> '.join(', '.join(map(str, v)) or '(absent)' for v in vs)}"
+                            for k, vs in table.attrs.get("changed", {}).items())  # fmt: skip
+        if changed:
+            click.echo(f"changed: {changed}")
+        _console_frame(table, title=f"{run_ids[0]} vs {run_ids[1]}", max_rows=limit)
+        return
+    if changed_only:
+        raise UsageError("--changed-only compares two runs: promptgrid compare RUN_A RUN_B")
+    df = load(run_ids[0] if run_ids else None, results_dir=results_dir)
+    table = compare(df, _names(rows), _names(cols), values)
+    _console_frame(table, title=str(df["run_id"].iloc[0]) if len(df) else None, max_rows=limit)
 
-            close = [difflib.get_close_matches(c, list(df.columns), n=1) for c in missing]
-            hints = [f"{m!r} (did you mean {c[0]!r}?)" if c else repr(m)
-                     for m, c in zip(missing, close, strict=True)]  # fmt: skip
-            raise UsageError(
-                f"no column {', '.join(hints)}; the table has {', '.join(map(str, df.columns))}"
-            )
-        df = df[wanted]
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        click.echo(df.head(limit).to_string(index=False))
-    if len(df) > limit:
-        click.echo(f"... {len(df) - limit:,} more rows")
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID ...]")
+@results_dir_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file (default: the run's folder, report.html; for several runs "
+              "RESULTS_DIR/reports/A_vs_B.html).")  # fmt: skip
+@click.option("--title", help="The page's title (default: the experiment's name).")
+def report(
+    run_ids: tuple[str, ...], results_dir: Path, output: Path | None, title: str | None
+) -> None:
+    """Write a self-contained HTML report of a run, or of several run against run.
+
+    \b
+    Examples:
+      promptgrid report                               # the newest run
+      promptgrid report RUN_ID -o animals.html
+      promptgrid report RUN_A RUN_B                   # run against run
+    """
+    from .api import load
+    from .api import report as write
+    from .store import Store
+    from .table import resolve_run
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        runs = [resolve_run(store, r) for r in (run_ids or (None,))]
+    frames = [load(info.run_id, results_dir=results_dir) for info in runs]
+    if output is None:
+        first = runs[0]
+        output = results_dir / first.experiment / first.run_id / "report.html"
+        if len(runs) > 1:
+            output = results_dir / "reports" / ("_vs_".join(r.run_id for r in runs) + ".html")
+    click.echo(str(write(frames, output, results_dir=results_dir, title=title)))
 
 
 @cli.command()
@@ -254,12 +340,18 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
 @format_option("csv")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="A file (one format) or a folder; default: the run's folder.")  # fmt: skip
-def export(run_id: str | None, results_dir: Path, formats: str, output: Path | None) -> None:
+@click.option("--repeats", type=click.Choice(["stack", "columns"]), default="stack",
+              show_default=True, help="XLSX compare sheet: samples of a cell stacked in it, "
+              "or a column each.")  # fmt: skip
+def export(
+    run_id: str | None, results_dir: Path, formats: str, output: Path | None, repeats: str
+) -> None:
     """Write a run's table to files.
 
     \b
-    Example:
+    Examples:
       promptgrid export 20261124-105530.123-4f3a --format xlsx -o animals.xlsx
+      promptgrid export --format html                 # the newest run's report.html
     """
     from .exports import export as write
     from .exports import parse_formats
@@ -269,8 +361,81 @@ def export(run_id: str | None, results_dir: Path, formats: str, output: Path | N
     with Store.in_dir(results_dir, readonly=True) as store:
         info = resolve_run(store, run_id)
         target = output or results_dir / info.experiment / info.run_id
-        for path in write(store, info, target, parse_formats(formats)):
+        layout: Repeats = "columns" if repeats == "columns" else "stack"
+        for path in write(store, info, target, parse_formats(formats), repeats=layout):
             click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--scores", "scores_file", type=click.Path(path_type=Path),
+              help="A YAML file of scores (scores: mapping); default: the run's own.")  # fmt: skip
+@results_dir_option
+@max_cost_option
+@progress_option
+def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
+    """(Re)compute a run's scores from its stored answers; rewrite its files.
+
+    The graded model is not called; judges only where the store holds no verdict for their
+    request (scoring twice costs nothing the second time).
+
+    \b
+    Examples:
+      promptgrid score 20261124-105530.123-4f3a
+      promptgrid score 20261124-105530.123-4f3a --scores scores.yaml
+    """
+    from ._sync import RunHandle, run_sync
+    from .api import _with_scores, run_options, stored_experiment
+    from .errors import ExitCode
+    from .runner import rescore
+
+    experiment, info = stored_experiment(run_id, options["results_dir"])
+    if scores_file is not None:
+        experiment = _with_scores(experiment, scores_file)
+    opts = run_options(grace_s=5.0, **options)
+    handle = RunHandle()
+    outcome = run_sync(rescore(experiment, info, opts, handle), handle)
+    click.echo(f"run {outcome.run_id}: scored {outcome.counts.get('ok', 0):,} answers")
+    _report_scores(outcome)
+    for path in outcome.files:
+        click.echo(f"  {path}")
+    if outcome.status in ("stopped", "interrupted"):
+        if outcome.summary.stopped_by is not None:
+            _err(f"stopped: {outcome.summary.stopped_by}")
+        _err(f"finish with: promptgrid score {outcome.run_id}"
+             + (f" --results-dir {opts.results_dir}" if opts.results_dir != Path("results")
+                else ""))  # fmt: skip
+        sys.exit(outcome.exit_code)
+    sys.exit(ExitCode.OK)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--factor", default="prompt", show_default=True,
+              help="The input whose levels are compared: prompt, model, a var, ...")  # fmt: skip
+@click.option("--score", "score_name", required=True,
+              help="The score to compare, e.g. correct (column score_correct).")  # fmt: skip
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Of the intervals and the tests.")  # fmt: skip
+@results_dir_option
+def contrast(
+    run_id: str | None, factor: str, score_name: str, confidence: float, results_dir: Path
+) -> None:
+    """Is one variant really better? Paired statistics between the levels of a factor.
+
+    Cells are paired on every other input; for each pair of levels: pairs, means, the
+    difference with a bootstrap interval, and an exact McNemar (pass/fail) or Wilcoxon
+    signed-rank (numeric) test, saying so when the sample is too small to tell.
+
+    \b
+    Example:
+      promptgrid contrast 20261124-105530.123-4f3a --factor prompt --score correct
+    """
+    from .analysis import contrast as compute
+    from .api import load
+
+    df = load(run_id, results_dir=results_dir)
+    click.echo(compute(df, factor=factor, score=score_name, confidence=confidence).report())
 
 
 @cli.command()
@@ -291,18 +456,48 @@ def schema() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _warn(experiment: Any) -> None:
-    for warning in experiment.warnings:
-        _err(f"warning: {warning}")
+def _names(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
-def resume_command(file: Path | None, run_id: str, results_dir: Path) -> str:
+def _columns(df: Any, text: str) -> list[str]:
+    """``--columns`` checked against the table, with a did-you-mean."""
+    import difflib
+
+    from .errors import UsageError
+
+    wanted = _names(text) or []
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        close = [difflib.get_close_matches(c, list(df.columns), n=1) for c in missing]
+        hints = [f"{m!r} (did you mean {c[0]!r}?)" if c else repr(m)
+                 for m, c in zip(missing, close, strict=True)]  # fmt: skip
+        raise UsageError(
+            f"no column {', '.join(hints)}; the table has {', '.join(map(str, df.columns))}"
+        )
+    return wanted
+
+
+def _console_frame(table: Any, **options: Any) -> None:
+    """Print a table with rich, fitted to the terminal (80 columns when not a terminal)."""
+    from rich.console import Console
+
+    from .terminal import print_frame
+
+    print_frame(table, Console(), **options)
+
+
+def resume_command(
+    file: Path | None, run_id: str, results_dir: Path, *, max_cost: float | None = None
+) -> str:
     """The command that finishes a run: the run keeps its own settings, so only where its
-    store is matters."""
+    store is (and, after a budget stop, a higher cap) matters."""
     parts = ["promptgrid"]
     parts += ["run", str(file), "--resume", run_id] if file else ["retry", run_id]
     if results_dir != Path("results"):
         parts += ["--results-dir", str(results_dir)]
+    if max_cost is not None:
+        parts += ["--max-cost", f"{max_cost:g}"]
     return shlex.join(parts)
 
 
@@ -327,25 +522,58 @@ def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | Non
 
 
 def _report(outcome: RunOutcome, file: Path | None) -> None:
+    from .errors import BudgetExceeded
+
     counts = outcome.counts
+    judges = outcome.judge_totals
+    apart = f" (judges ${judges[4]:.4f})" if judges else ""
     click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
-               f"of {outcome.total:,} calls")  # fmt: skip
+               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
+    _report_scores(outcome)
     for path in outcome.files:
         click.echo(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
         _err(f"  {n:>6} x {kind}")
-    if outcome.status == "stopped" and outcome.summary.stopped_by is not None:
-        _err(f"stopped: {outcome.summary.stopped_by}")
+    stopped_by = outcome.summary.stopped_by
+    higher: float | None = None
+    if outcome.status == "stopped" and stopped_by is not None:
+        _err(f"stopped: {stopped_by}; {outcome.pending:,} cells left")
+        if isinstance(stopped_by, BudgetExceeded):  # suggest room for what is left, at least
+            higher = max(2 * stopped_by.cap, stopped_by.spent + 2 * stopped_by.next_worst)
     if outcome.status in ("stopped", "interrupted"):
-        command = resume_command(file, outcome.run_id, outcome.config.results_dir)
+        command = resume_command(file, outcome.run_id, outcome.config.results_dir, max_cost=higher)
         _err(f"resume with: {command}")
+
+
+def _report_scores(outcome: RunOutcome) -> None:
+    """One line of scores (pass rates and means), and one of the judges' calls."""
+    if outcome.scores:
+        parts = [
+            f"{name} {mean:.3g} (n={n:,}{f', {errors:,} errors' if errors else ''})"
+            if mean is not None else f"{name} - ({errors:,} errors)"
+            for name, n, mean, errors in outcome.scores
+        ]  # fmt: skip
+        click.echo("scores: " + ", ".join(parts))
+    if outcome.judge_totals is not None:
+        calls, cached, failed, tokens, cost = outcome.judge_totals
+        click.echo(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
+                   f"{tokens:,} tokens, ${cost:.4f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning promptgrid errors into one message and an exit code."""
-    from .errors import ExitCode, PromptgridError
+    import warnings
 
+    from .errors import ExitCode, PromptgridError, PromptgridWarning
+
+    def show(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
+        if issubclass(category, PromptgridWarning):
+            _err(f"warning: {message}")
+        else:
+            shown(message, category, *rest, **kw)
+
+    shown, warnings.showwarning = warnings.showwarning, show
     try:
         cli.main(args=argv, prog_name="promptgrid", standalone_mode=False)
     except PromptgridError as exc:
@@ -359,3 +587,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(ExitCode.SIGINT)
+    finally:
+        warnings.showwarning = shown

@@ -1,28 +1,50 @@
 """The columns of the result table, defined once.
 
 A run's table is ``BEFORE``, then its own input columns (case columns, vars, params, in that
-order), then ``AFTER``. Each column has a kind — ``str``, ``int``, ``float``, ``bool`` or
-``json`` (JSON text) — from which the Arrow schema of the DataFrame and of every file is built.
+order), then ``AFTER``, then its score columns (:func:`score_columns`), if it has scores.
+Each column has a kind — ``str``, ``int``, ``float``, ``bool`` or ``json`` (JSON text) — from
+which the Arrow schema of the DataFrame and of every file is built.
 A var, case column or parameter may not take a result column's name (``RESERVED``).
+
+A request that asked for several choices (``n > 1``) gives one row per choice, numbered by
+``choice``; its usage and cost are on the ``choice`` 0 row only (the server reports them once
+per request), while ``latency_s``, ``ttft_s`` and ``tokens_per_s`` describe the request and are
+on each of its rows. A failed request is one row (``choice`` 0).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Column = tuple[str, str]  # (name, kind)
 
 BEFORE: tuple[Column, ...] = (("run_id", "str"), ("cell_id", "str"), ("prompt", "str"))
 AFTER: tuple[Column, ...] = (
-    ("repeat", "int"), ("messages", "str"), ("response", "str"), ("finish_reason", "str"),
-    ("status", "str"), ("error_type", "str"), ("http_status", "int"), ("error", "str"),
-    ("attempts", "int"), ("prompt_tokens", "int"), ("completion_tokens", "int"),
-    ("cached_tokens", "int"), ("reasoning_tokens", "int"), ("cost_usd", "float"),
-    ("latency_s", "float"), ("resolved_model", "str"), ("request_id", "str"), ("cached", "bool"),
+    ("repeat", "int"), ("choice", "int"), ("messages", "str"), ("response", "str"),
+    ("finish_reason", "str"), ("tool_calls", "json"), ("parsed", "json"),
+    ("parse_error", "str"), ("refusal", "str"), ("token_logprobs", "json"),
+    ("reasoning_summary", "str"), ("status", "str"), ("error_type", "str"),
+    ("http_status", "int"), ("error", "str"), ("attempts", "int"), ("prompt_tokens", "int"),
+    ("completion_tokens", "int"), ("cached_tokens", "int"), ("reasoning_tokens", "int"),
+    ("cost_usd", "float"), ("latency_s", "float"), ("ttft_s", "float"),
+    ("tokens_per_s", "float"), ("resolved_model", "str"), ("request_id", "str"),
+    ("cached", "bool"),
+)  # fmt: skip
+#: Columns that hold one value per choice (the rest describe the request or the cell).
+PER_CHOICE: tuple[str, ...] = (
+    "response", "finish_reason", "tool_calls", "parsed", "parse_error", "refusal",
+    "token_logprobs",
+)  # fmt: skip
+#: Columns counted once per request: on the ``choice`` 0 row only.
+ONCE_PER_REQUEST: tuple[str, ...] = (
+    "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
 )  # fmt: skip
 
 #: Names an input column may not take.
 RESERVED: frozenset[str] = frozenset(name for name, _ in (*BEFORE, *AFTER))
-#: Result columns (not inputs): everything but the run, the prompt and the repeat index.
-RESULTS: frozenset[str] = RESERVED - {"run_id", "prompt", "repeat"}
+#: Result columns (not inputs): everything but the run, the prompt, the repeat and choice index.
+RESULTS: frozenset[str] = RESERVED - {"run_id", "prompt", "repeat", "choice"}
 
 
 def kind_of(type_names: set[str] | frozenset[str]) -> str:
@@ -34,3 +56,38 @@ def kind_of(type_names: set[str] | frozenset[str]) -> str:
     if len(names) == 1 and (name := next(iter(names))) in ("str", "int", "bool"):
         return name
     return "json" if names else "str"
+
+
+#: After the score columns: why a row has no score (JSON: score -> reason), and what the
+#: judges' calls about the row took (the graded call's own tokens and cost are apart).
+SCORE_ERRORS: Column = ("score_errors", "json")
+JUDGE_USAGE: tuple[Column, ...] = (("judge_tokens", "int"), ("judge_cost_usd", "float"))
+
+
+def score_columns(
+    scores: Mapping[str, Mapping[str, Any]], outputs: Callable[[str], list[Column]]
+) -> list[Column]:
+    """The score columns of a run whose ``scores:`` (as in the file) are ``scores``.
+
+    In declaration order: ``score_<name>`` for each score (bool; a judge on a 1..N scale: int)
+    and, for a judge, ``score_<name>.reason`` (its stated reason); a ``python:`` scorer has the
+    columns ``outputs(name)`` says it filled (``(name, kind)``: several for one that returns a
+    mapping, ``name.key``), else ``score_<name>`` (float). Then ``score_errors``, and with a
+    judge ``judge_tokens`` and ``judge_cost_usd``.
+    """
+    out: list[Column] = []
+    judged = False
+    for name, entry in scores.items():
+        if "python" in entry:
+            found = outputs(name) or [(name, "float")]
+            out += [(f"score_{column}", kind) for column, kind in found]
+        elif "judge" in entry:
+            scale = (entry["judge"] or {}).get("scale", "pass_fail")
+            out += [(f"score_{name}", "bool" if scale == "pass_fail" else "int"),
+                    (f"score_{name}.reason", "str")]  # fmt: skip
+            judged = True
+        else:
+            out.append((f"score_{name}", "bool"))
+    if scores:
+        out.append(SCORE_ERRORS)
+    return out + (list(JUDGE_USAGE) if judged else [])

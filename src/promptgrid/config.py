@@ -16,22 +16,27 @@ concurrency and formats may be changed for the rest of the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
+from .presets import PRESETS
+from .pricing import Price, Pricing
 from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
     Limits,
+    PriceSpec,
     ProviderConfig,
     RetryPolicy,
 )
+from .tokens import max_output_tokens
 
 __all__ = ["DEFAULT_BASE_URL", "EndpointConfig", "RunConfig", "RunOptions", "resolve"]
 
@@ -40,7 +45,7 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: Options that decide where requests go: a resume may not change them.
 _ROUTING = ("provider", "base_url")
 #: Options a resume may change for the rest of the run (recorded values are the default).
-_ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats")
+_ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats", "max_cost")
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -65,6 +70,7 @@ class RunOptions:
     concurrency: int | None = None
     formats: tuple[str, ...] | None = None
     use_cache: bool | None = None
+    max_cost: float | None = None  # USD: the run never spends more (else the file's budget)
     progress: bool | None = None  # None: when output is a terminal or a notebook
     grace_s: float = 5.0
 
@@ -83,20 +89,31 @@ class EndpointConfig:
 
     name: str  #: the provider name (``echo``, ``openai``, or one under ``providers:``)
     kind: str  #: ``echo`` or ``openai``
-    endpoint_id: str  #: ``echo`` or the base URL; part of every request's hash
+    #: ``echo`` or the base URL (Azure's deployment-based API: ``<resource>?api-version=...``);
+    #: part of every request's hash
+    endpoint_id: str
     api_key_env: str | None  #: where the key is read from (never the key itself)
-    key_required: bool  #: no key is an error (OpenAI's own URL, or an explicit api_key_env)
+    key_required: bool  #: no key is an error (OpenAI's own URL, a preset's, an explicit one)
     limits: Limits  #: the limits in force, timeout included
+    pricing: Pricing = field(default_factory=Pricing)  #: how its calls are priced
+    api: str = "chat"  #: ``chat`` or ``responses``; part of every request's hash
+    preset: str | None = None  #: the vendor preset it came from
+    api_version: str | None = None  #: Azure's deployment-based API version
+    deployments: Mapping[str, str] = field(default_factory=dict)  #: model -> deployment sent
 
     @property
     def free(self) -> bool:
-        """Calls cost nothing (the offline echo provider)."""
-        return self.kind == "echo"
+        """Calls cost nothing (the offline echo provider, or ``pricing: free``)."""
+        return self.pricing.free
 
     @property
     def base_url(self) -> str | None:
         """The URL to call (``None`` for echo)."""
-        return None if self.kind == "echo" else self.endpoint_id
+        return None if self.kind == "echo" else self.endpoint_id.split("?api-version=")[0]
+
+    def model_sent(self, model: str) -> str:
+        """The model name a request sends for ``model`` (an Azure deployment, when mapped)."""
+        return self.deployments.get(model, model)
 
     def api_key(self) -> str | None:
         """The key from the environment; ``None`` where the server needs none.
@@ -104,7 +121,9 @@ class EndpointConfig:
         Raises :class:`UsageError` (nothing is written) when a required key is missing."""
         if self.kind == "echo":
             return None
-        env = self.api_key_env or DEFAULT_KEY_ENV
+        env = self.api_key_env or (None if self.preset else DEFAULT_KEY_ENV)
+        if env is None:  # a local server's preset: no key, and never OpenAI's sent to it
+            return None
         key = os.environ.get(env, "").strip()
         if key:
             return key
@@ -131,11 +150,81 @@ class RunConfig:
     progress: bool | None
     grace_s: float
     given: Mapping[str, Any] = field(default_factory=dict)  #: the caller's recordable options
+    max_cost: float | None = None  #: USD the run may spend at most
+    judges: Mapping[str, str] = field(default_factory=dict)  #: judge score -> endpoint name
+
+    def judge_models(self) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """(model, endpoint name, request params) of each judge."""
+        out: list[tuple[str, str, Mapping[str, Any]]] = []
+        for score in self.experiment.scores:
+            if score.judge is not None:
+                params = {**score.judge.params, "model": score.judge.model}
+                out.append((score.judge.model, self.judges[score.name], params))
+        return out
+
+    @property
+    def unpriced(self) -> list[tuple[str, str]]:
+        """(model, endpoint) pairs whose calls would cost something unknown."""
+        pairs = [*self.routes.items(), *((m, e) for m, e, _ in self.judge_models())]
+        return [
+            (model, name)
+            for model, name in dict.fromkeys(pairs)
+            if self.endpoints[name].pricing.price(model) is None
+        ]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Things about the experiment and its run worth a look that do not stop it."""
+        return [str(w) for w in self.experiment.warnings] + [
+            f"no price for model {model!r} (endpoint {name!r}): its cost_usd stays empty and "
+            f"plans leave it out; price it in the file, e.g. pricing: {{{model}: {{input: 0.5, "
+            f"output: 1.5}}}} (USD per 1M tokens), or set pricing: free on a local provider"
+            for model, name in self.unpriced
+        ]
+
+    def warn(self) -> None:
+        """Emit :attr:`warnings` as :class:`~promptgrid.errors.PromptgridWarning` (the CLI
+        prints them as ``warning: ...``)."""
+        for text in self.warnings:
+            warnings.warn(text, PromptgridWarning, stacklevel=3)
 
     @property
     def target(self) -> str:
         """The provider that overrides apply to: ``--provider``, else the file's default."""
         return str(self.given.get("provider") or self.experiment.file.provider)
+
+    def check_budget(self) -> None:
+        """With a budget, every paid call must have a worst case: a known price, and an output
+        limit (``max_tokens``) or a model whose own limit is known. Raise :class:`UsageError`
+        naming what is missing."""
+        if self.max_cost is None:
+            return
+        problems = []
+        calls: list[tuple[str, str, Iterator[Mapping[str, Any]]]] = [
+            (m, e, self.experiment.param_combos(m)) for m, e in self.routes.items()
+        ]
+        calls += [(m, e, iter([params])) for m, e, params in self.judge_models()]
+        for model, name, combos in calls:
+            pricing = self.endpoints[name].pricing
+            price = pricing.price(model)
+            if price is None:
+                problems.append(f"model {model!r} has no price (pricing: in the file)")
+                continue
+            if pricing.free or price.max_output is not None:
+                continue
+            for params in combos:
+                if max_output_tokens(params) is None:
+                    problems.append(
+                        f"calls to {model!r} have no output limit: set max_tokens (or "
+                        f"pricing: {{{model}: {{..., max_output_tokens: N}}}})"
+                    )
+                    break
+        problems = list(dict.fromkeys(problems))
+        if problems:
+            raise UsageError(
+                f"a budget (--max-cost {self.max_cost:g}) needs the worst case of every call: "
+                + "; ".join(problems)
+            )
 
     def check_keys(self) -> None:
         """Raise :class:`UsageError` if an endpoint's required key is missing."""
@@ -174,15 +263,28 @@ def resolve(
         str(model): provider or experiment.routes.get(str(model), experiment.file.provider)
         for model in experiment.param_axes["model"]
     }
+    if provider is not None:  # routing changed: the parameters must suit the new endpoint
+        problems = experiment.request_problems(provider)
+        if problems:
+            raise SpecError(problems)
+    judges = {
+        score.name: provider
+        or score.judge.provider
+        or experiment.routes.get(score.judge.model, experiment.file.provider)
+        for score in experiment.scores
+        if score.judge is not None
+    }
     pinned = dict(recorded.get("endpoints") or {}) if recorded else {}
     endpoints = {
-        name: _endpoint(experiment, name, given if name == target else {}, pinned.get(name))
-        for name in sorted(set(routes.values()))
+        name: _endpoint(experiment, name, name == target, given, pinned.get(name))
+        for name in sorted({*routes.values(), *judges.values()})
     }
     concurrency = (
         given.get("concurrency") or experiment.file.limits.max_concurrency or DEFAULT_CONCURRENCY
     )
     use_cache = given.get("use_cache")
+    budget = experiment.file.budget
+    max_cost = given.get("max_cost") or (budget.max_cost_usd if budget else None)
     return RunConfig(
         experiment=experiment,
         results_dir=Path(options.results_dir),
@@ -195,6 +297,8 @@ def resolve(
         progress=options.progress,
         grace_s=options.grace_s,
         given={k: v for k, v in given.items() if v is not None},
+        max_cost=max_cost,
+        judges=judges,
     )
 
 
@@ -219,26 +323,74 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
 
 
 def _endpoint(
-    experiment: Experiment, name: str, overrides: Mapping[str, Any], pinned: str | None
+    experiment: Experiment,
+    name: str,
+    target: bool,
+    given: Mapping[str, Any],
+    pinned: str | None,
 ) -> EndpointConfig:
+    """One endpoint; the ``target`` one (the default provider, or ``--provider``) takes the
+    file's top-level limits and the caller's overrides."""
     file = experiment.file
     config = file.providers.get(name) or ProviderConfig(type="echo" if name == "echo" else "openai")
-    # The file's limits: a provider's own, over the experiment's (for the default provider).
-    base = file.limits if name == file.provider else Limits()
+    overrides = given if target else {}
+    # The file's limits: a provider's own, over the experiment's (for the target provider).
+    base = file.limits if target else Limits()
     merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}
     merged.setdefault("timeout_s", file.limits.timeout_s or DEFAULT_TIMEOUT_S)
     for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
         if overrides.get(option) is not None:
             merged[key] = overrides[option]
+    preset = PRESETS.get(config.preset) if config.preset else None
+    base_url = overrides.get("base_url") or config.base_url or (preset.base_url if preset else None)
     if config.type == "echo":
         endpoint_id = "echo"
+    elif pinned:
+        endpoint_id = pinned
+    elif config.preset == "azure":
+        endpoint_id = _azure_endpoint(str(base_url), config.api_version)
     else:
-        endpoint_id = pinned or resolve_base_url(overrides.get("base_url") or config.base_url)
+        endpoint_id = resolve_base_url(base_url)
+    key_env = config.api_key_env or (preset.key_env if preset else None)
     return EndpointConfig(
         name=name,
         kind=config.type,
         endpoint_id=endpoint_id,
-        api_key_env=config.api_key_env,
-        key_required=config.api_key_env is not None or endpoint_id == DEFAULT_BASE_URL,
+        api_key_env=key_env,
+        key_required=key_env is not None or endpoint_id == DEFAULT_BASE_URL,
         limits=Limits(**merged),
+        pricing=_pricing(file.pricing, config),
+        api=experiment.provider_api(name),
+        preset=config.preset,
+        api_version=config.api_version,
+        deployments=dict(config.deployments),
     )
+
+
+def _pricing(prices: Mapping[str, PriceSpec], config: ProviderConfig) -> Pricing:
+    """An endpoint's pricing: free for echo or ``pricing: free``; else the file's prices (the
+    provider's own over the experiment's) over promptgrid's table."""
+    if config.type == "echo" or config.pricing == "free":
+        return Pricing(free=True)
+    own = config.pricing if isinstance(config.pricing, dict) else {}
+    return Pricing(overrides={m: _price(p) for m, p in {**prices, **own}.items()})
+
+
+def _price(spec: PriceSpec) -> Price:
+    return Price(
+        input=spec.input,
+        output=spec.output,
+        cached_input=spec.cached_input,
+        batch_input=spec.batch_input,
+        batch_output=spec.batch_output,
+        max_output=spec.max_output_tokens,
+    )
+
+
+def _azure_endpoint(resource: str, api_version: str | None) -> str:
+    """Azure's endpoint id: the resource and its api-version (the deployment-based API), or the
+    resource's ``v1`` API (no version)."""
+    resource = resource.strip().rstrip("/")
+    if api_version is not None:
+        return f"{resource}?api-version={api_version}"
+    return resource if resource.endswith("/openai/v1") else f"{resource}/openai/v1"

@@ -12,6 +12,7 @@
     │   ├── StoreReadOnly           the file or its folder cannot be written
     │   ├── RunOwned                another live process is executing this run (its lease)
     │   └── ExportFailed            some of a run's files could not be written (the others were)
+    ├── BudgetExceeded              the next call could pass the run's --max-cost; exit 4
     └── ProviderError               one call failed; becomes an error row unless it stops the run
         ├── RetryableError          worth another attempt (tenacity retries these, and only these)
         │   ├── RateLimited         HTTP 429 rate limit; carries the server's retry_after
@@ -24,6 +25,10 @@
             └── RunStopper          no other cell can succeed: stop the run, keep it resumable
                 ├── AuthenticationFailed   HTTP 401 / 403, or no API key
                 └── QuotaExceeded          HTTP 429 with code insufficient_quota
+
+Warnings (``warnings.warn``; the CLI prints them as ``warning: ...``) are
+:class:`PromptgridWarning`: a model without a price, a var no prompt uses — worth a look, not
+a reason to stop.
 
 Provider errors are built at the network boundary (``promptgrid.providers``) with
 ``raise Ours(...) from exc``; nothing above that layer sees an SDK or transport exception.
@@ -50,6 +55,10 @@ class ExitCode(IntEnum):
     SIGHUP = 129  #: interrupted by SIGHUP (a closed terminal); resumable
     SIGINT = 130  #: interrupted by Ctrl-C; resumable
     SIGTERM = 143  #: interrupted by SIGTERM (docker stop, systemd, CI); resumable
+
+
+class PromptgridWarning(UserWarning):
+    """Something worth a look that does not stop a run (an unpriced model, an unused var)."""
 
 
 class PromptgridError(Exception):
@@ -154,6 +163,19 @@ class ExportFailed(StoreError):
         self.failed = failed
 
 
+class BudgetExceeded(PromptgridError):
+    """The run's budget is spent: the next call's worst case would pass the cap. The run stops
+    (status ``stopped``), the cells left stay pending; a resume with a higher cap finishes it."""
+
+    exit_code = ExitCode.BUDGET
+
+    def __init__(self, message: str, *, cap: float, spent: float, next_worst: float) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.spent = spent
+        self.next_worst = next_worst
+
+
 # --------------------------------------------------------------------------- call errors
 
 
@@ -249,6 +271,7 @@ class QuotaExceeded(RunStopper):
 __all__ = [
     "AuthenticationFailed",
     "BadRequest",
+    "BudgetExceeded",
     "ConnectionFailed",
     "ExitCode",
     "ExportFailed",
@@ -256,6 +279,7 @@ __all__ = [
     "MalformedResponse",
     "Problem",
     "PromptgridError",
+    "PromptgridWarning",
     "ProviderError",
     "QuotaExceeded",
     "RateLimited",

@@ -4,10 +4,12 @@ Order (outermost first): prompts in file order, then case rows in file order, th
 ``vars`` axis in file order, then each list-valued parameter in file order, then the repeat
 index. Cell ``index`` counts from 0 in that order; result tables keep it.
 
-Each cell carries a content hash of the full request — endpoint, model, rendered messages,
+Each cell carries a content hash of the full request — endpoint, API kind, model (the Azure
+deployment when one is mapped), rendered messages (images included, as the data URLs sent),
 every parameter and the repeat index — as canonical JSON (sorted keys, compact separators;
 :func:`request_key`). That ``cell_id`` keys the cache, resume and de-duplication: two cells with
-the same id are the same request and are sent once.
+the same id are the same request and are sent once. The API kind enters the hash only when it
+is not ``chat``, so chat requests keep the ids earlier versions gave them (and their cache).
 
 Endpoints are chosen by model, so :func:`expand` can walk one endpoint's share of the grid
 alone (the model axis restricted to its models): each endpoint's workers pull from their own
@@ -31,7 +33,7 @@ from .providers.base import Request
 if TYPE_CHECKING:
     from .config import RunConfig
     from .spec import Experiment
-    from .spec.templates import Template
+    from .spec.messages import MessageTemplate
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class Cell:
     endpoint: str  #: the endpoint's name (a provider name)
     request: Request
     cell_id: str
+    score: str | None = None  #: a judge's cell: the score it decides for cell ``index``
 
 
 def _dumps(value: Any) -> str:
@@ -54,7 +57,8 @@ def _dumps(value: Any) -> str:
 
 def request_key(request: Request, repeat: int) -> str:
     """The content hash of a request (the ``cell_id``): the definition :func:`expand` follows."""
-    payload = {
+    payload: dict[str, Any] = {"api": request.api} if request.api != "chat" else {}
+    payload |= {
         "endpoint": request.endpoint,
         "model": request.model,
         "messages": request.messages,
@@ -71,20 +75,22 @@ class _Combo:
     number: int  # its place among the parameter combinations
     params: dict[str, Any]  # every parameter, model included (the table's columns)
     sent: dict[str, Any]  # what is sent besides the model
-    model: str
+    model: str  # the model sent (an Azure deployment, when one is mapped)
     endpoint: str
     suffix: str  # the canonical JSON of model and params, for the hash
 
 
-def _combos(experiment: Experiment, routes: Mapping[str, str]) -> list[_Combo]:
+def _combos(config: RunConfig) -> list[_Combo]:
+    experiment = config.experiment
     names = list(experiment.param_axes)
     out = []
     for number, values in enumerate(itertools.product(*experiment.param_axes.values())):
         params = dict(zip(names, values, strict=True))
-        model = str(params["model"])
+        endpoint = config.routes[str(params["model"])]
+        model = config.endpoints[endpoint].model_sent(str(params["model"]))
         sent = {k: v for k, v in params.items() if k != "model"}
         suffix = f'"model":{_dumps(model)},"params":{_dumps(sent)},"repeat":'
-        out.append(_Combo(number, params, sent, model, routes[model], suffix))
+        out.append(_Combo(number, params, sent, model, endpoint, suffix))
     return out
 
 
@@ -97,8 +103,11 @@ def expand(
     (done already); a block of cells all skipped is not even rendered.
     """
     endpoint_ids = {name: e.endpoint_id for name, e in config.endpoints.items()}
+    apis = {name: e.api for name, e in config.endpoints.items()}
     for index, prompt, context, messages, combo, repeat, cell_id in _walk(config, endpoint, skip):
-        request = Request(endpoint_ids[combo.endpoint], combo.model, messages, combo.sent)
+        request = Request(
+            endpoint_ids[combo.endpoint], combo.model, messages, combo.sent, apis[combo.endpoint]
+        )
         yield Cell(index, prompt, context, combo.params, repeat, combo.endpoint, request, cell_id)
 
 
@@ -108,7 +117,7 @@ def cell_ids(config: RunConfig, endpoint: str | None = None) -> Iterator[str]:
         yield cell_id
 
 
-_Walked = tuple[int, str, dict[str, Any], tuple[dict[str, str], ...], _Combo, int, str]
+_Walked = tuple[int, str, dict[str, Any], tuple[dict[str, Any], ...], _Combo, int, str]
 
 
 def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iterator[_Walked]:
@@ -116,10 +125,14 @@ def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iter
     block (a prompt and one row of case and var values) is rendered once; each cell's hash
     continues the block's hashed prefix (the same bytes :func:`request_key` hashes)."""
     experiment = config.experiment
-    combos = _combos(experiment, config.routes)
+    combos = _combos(config)
     if endpoint is not None:
         combos = [c for c in combos if c.endpoint == endpoint]
-    endpoint_ids = {name: e.endpoint_id for name, e in config.endpoints.items()}
+    heads = {  # the hash's opening: the API kind (unless chat) and the endpoint
+        name: (f'{{"api":{_dumps(e.api)},' if e.api != "chat" else "{")
+        + f'"endpoint":{_dumps(e.endpoint_id)},'
+        for name, e in config.endpoints.items()
+    }
     repeats = experiment.file.repeats
     block = math.prod(len(v) for v in experiment.param_axes.values()) * repeats
     var_names = list(experiment.vars)
@@ -129,7 +142,7 @@ def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iter
             for var_values in itertools.product(*experiment.vars.values()):
                 base = next(blocks) * block
                 context: dict[str, Any] | None = None
-                messages: tuple[dict[str, str], ...] = ()
+                messages: tuple[dict[str, Any], ...] = ()
                 prefixes: dict[str, Any] = {}
                 for combo in combos:
                     first = base + combo.number * repeats
@@ -143,8 +156,7 @@ def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iter
                             text = _dumps(messages)
                         hasher = prefixes.get(combo.endpoint)
                         if hasher is None:
-                            eid = _dumps(endpoint_ids[combo.endpoint])
-                            head = f'{{"endpoint":{eid},"messages":{text},'
+                            head = f'{heads[combo.endpoint]}"messages":{text},'
                             hasher = prefixes[combo.endpoint] = hashlib.sha256(head.encode())
                         digest = hasher.copy()
                         digest.update(f"{combo.suffix}{repeat}}}".encode())
@@ -154,19 +166,20 @@ def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iter
 
 def render(
     prompt: str,
-    templates: Sequence[tuple[str, Template]],
+    templates: Sequence[MessageTemplate],
     context: Mapping[str, Any],
     index: int,
     experiment: Experiment,
-) -> tuple[dict[str, str], ...]:
-    """One prompt's messages for one row; a template that fails here is a ``SpecError`` naming
-    the file, the line of the message's content, its key path, the cell and the values."""
+) -> tuple[dict[str, Any], ...]:
+    """One prompt's messages for one row; a template (or an image file) that fails here is a
+    ``SpecError`` naming the file, the line of the message's content, its key path, the cell
+    and the values."""
     out = []
-    for i, (role, template) in enumerate(templates):
+    base_dir = experiment.base_dir
+    for i, message in enumerate(templates):
         try:
-            content = template.render(context)
+            out.append(message.render(context, base_dir))
         except Exception as exc:  # anything a template raises is the template's problem
             problem = experiment.render_problem(prompt, i, exc, context, cell=index)
             raise SpecError(problem) from None
-        out.append({"role": role, "content": content})
     return tuple(out)

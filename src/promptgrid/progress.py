@@ -16,18 +16,18 @@ from typing import Any, Protocol
 class Progress(Protocol):
     """What the scheduler reports to; ``advance`` is called after results are committed."""
 
-    def start(self, total: int, done: int = 0) -> None: ...
-    def advance(self, n: int, errors: int = 0, cached: int = 0) -> None: ...
+    def start(self, total: int, done: int = 0, spent: float = 0.0) -> None: ...
+    def advance(self, n: int, errors: int = 0, cached: int = 0, spent: float = 0.0) -> None: ...
     def close(self) -> None: ...
 
 
 class NullProgress:
     """Reports nothing (scripts, CI, tests)."""
 
-    def start(self, total: int, done: int = 0) -> None:
+    def start(self, total: int, done: int = 0, spent: float = 0.0) -> None:
         """Nothing to show."""
 
-    def advance(self, n: int, errors: int = 0, cached: int = 0) -> None:
+    def advance(self, n: int, errors: int = 0, cached: int = 0, spent: float = 0.0) -> None:
         """Nothing to show."""
 
     def close(self) -> None:
@@ -57,7 +57,10 @@ class RichProgress:
             BarColumn(),
             MofNCompleteColumn(),
             Rate(),
-            TextColumn("{task.fields[errors]} errors · {task.fields[cached]} cached"),
+            TextColumn(
+                "{task.fields[errors]} errors · {task.fields[cached]} cached · "
+                "${task.fields[spent]:.4f}"
+            ),
             TimeRemainingColumn(),
             console=console,
             transient=False,
@@ -67,19 +70,24 @@ class RichProgress:
         self._task: Any = None
         self._errors = 0
         self._cached = 0
+        self._spent = 0.0
 
-    def start(self, total: int, done: int = 0) -> None:
+    def start(self, total: int, done: int = 0, spent: float = 0.0) -> None:
         """Show the bar."""
+        self._spent = spent
         self._progress.start()
         self._task = self._progress.add_task(
-            self._description, total=total, completed=done, errors=0, cached=0
+            self._description, total=total, completed=done, errors=0, cached=0, spent=spent
         )
 
-    def advance(self, n: int, errors: int = 0, cached: int = 0) -> None:
+    def advance(self, n: int, errors: int = 0, cached: int = 0, spent: float = 0.0) -> None:
         """Count ``n`` more finished cells."""
         self._errors += errors
         self._cached += cached
-        self._progress.update(self._task, advance=n, errors=self._errors, cached=self._cached)
+        self._spent += spent
+        self._progress.update(
+            self._task, advance=n, errors=self._errors, cached=self._cached, spent=self._spent
+        )
 
     def close(self) -> None:
         """Draw the final state and stop refreshing."""
@@ -101,25 +109,27 @@ class NotebookProgress:
         self._handle: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self._total = self._done = self._errors = self._cached = self._session = 0
+        self._spent = 0.0
         self._started = self._drawn = 0.0
         self._closed = False
 
-    def start(self, total: int, done: int = 0) -> None:
+    def start(self, total: int, done: int = 0, spent: float = 0.0) -> None:
         """Show the line (from inside the run's event loop)."""
         from IPython.display import display
 
-        self._total, self._done = total, done
+        self._total, self._done, self._spent = total, done, spent
         self._started = time.monotonic()
         self._handle = display(self._bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._drawn = self._started
         self._schedule()
 
-    def advance(self, n: int, errors: int = 0, cached: int = 0) -> None:
+    def advance(self, n: int, errors: int = 0, cached: int = 0, spent: float = 0.0) -> None:
         """Count ``n`` more finished cells; redraw if the last drawing is old enough."""
         self._done += n
         self._session += n
         self._errors += errors
         self._cached += cached
+        self._spent += spent
         if time.monotonic() - self._drawn >= self._interval_s:
             self._draw()
 
@@ -159,7 +169,7 @@ class NotebookProgress:
             tail = "ETA -"
         stats = (
             f"{self._done:,}/{self._total:,} · {rate:,.0f} calls/s · {self._errors:,} errors · "
-            f"{self._cached:,} cached · {tail}"
+            f"{self._cached:,} cached · ${self._spent:.4f} · {tail}"
         )
         filled = round(20 * self._done / self._total) if self._total else 20
         bar = "█" * filled + "░" * (20 - filled)

@@ -1,10 +1,18 @@
-"""One run, end to end: configuration -> store -> scheduler -> files.
+"""One run, end to end: configuration -> store -> scheduler -> scores -> files.
 
 ``execute`` resolves the run's configuration once (for a resume or a retry, from the record
 the run left in the store), takes the run's lease, runs the scheduler and exports the files;
 only then is the run ``finished``. Everything that belongs to an event loop (providers, their
 HTTP clients, limiters) is created here, inside the loop that runs the experiment, and closed
 before it returns.
+
+A run with ``scores:`` has two more phases, in the same structured scope and under the same
+stop: its judges' calls — cells of their own, sent by a second scheduler through the same
+endpoints (limiters, retries), store (claims, cache) and budget — then the scores themselves,
+computed from the stored answers chunk by chunk on the store's thread. Scores are computed at
+the end rather than as each row is committed: the plain run path does no extra work, the same
+code serves ``promptgrid score``, and a resumed run scores exactly what is missing.
+``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
 """
 
 from __future__ import annotations
@@ -12,26 +20,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
+from .engine.budget import Budget
 from .engine.limiter import EndpointLimiter
 from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
-from .errors import ExitCode, StoreError, UsageError
+from .errors import BudgetExceeded, ExitCode, StoreError, UsageError
 from .exports import export, formats_present
 from .grid import expand
 from .progress import make_progress
 from .providers import open_provider
 from .spec import Experiment
-from .store import STORE_NAME, Owner, RunInfo, Store
-from .table import resolve_run, to_dataframe
+from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
+from .table import resolve_run, to_dataframe, with_score_columns
 
-__all__ = ["RunOutcome", "Selection", "execute", "new_run_id"]
+if TYPE_CHECKING:
+    from .scoring.apply import Redo
+
+__all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,12 @@ class RunOutcome:
     status: str = "finished"
     frame: Any = None  # the result table as a DataFrame, when execute(..., frame=True)
     interrupted_by: ExitCode = ExitCode.SIGINT  # which signal, when status is interrupted
+    spent: float = 0.0  # USD the run has paid for, all its sessions together
+    judged: Summary | None = None  # what the judges' calls did in this session
+    #: Per score column: (name, values, mean, errors); and the judges' (calls, cached, errors,
+    #: tokens, USD) over the run's life.
+    scores: list[tuple[str, int, float | None, int]] = field(default_factory=list)
+    judge_totals: tuple[int, int, int, int, float] | None = None
 
     @property
     def pending(self) -> int:
@@ -70,6 +89,8 @@ class RunOutcome:
         if self.status == "interrupted":
             return self.interrupted_by
         if self.status == "stopped":
+            if isinstance(self.summary.stopped_by, BudgetExceeded):
+                return ExitCode.BUDGET
             return ExitCode.STOPPED
         return ExitCode.ERROR_ROWS if self.counts.get("error") else ExitCode.OK
 
@@ -96,6 +117,7 @@ async def execute(
     if selection.mode == "new":
         config = resolve(experiment, options)
         config.check_keys()  # a missing key is bad input: found before the store is touched
+        config.check_budget()
         store = Store.in_dir(config.results_dir)
     else:
         if not (options.results_dir / STORE_NAME).is_file():
@@ -111,6 +133,8 @@ async def execute(
             run = _find(store, experiment, selection)
             config = resolve(experiment, options, recorded=run.options)
             config.check_keys()
+            config.check_budget()
+        config.warn()
         store.acquire(run.run_id, owner)  # one process executes a run: RunOwned otherwise
         handle.run_id = run.run_id
         status = "failed"
@@ -118,8 +142,10 @@ async def execute(
             skip: set[int] = set()
             if selection.mode != "new":
                 skip = store.indexes(run.run_id, "ok" if selection.mode == "retry" else None)
-            summary = await _schedule(store, config, run, skip, owner, handle)
-            outcome = _finish(store, config, run, summary, handle, frame)
+                run = _adopt_scores(store, run, experiment)
+            redo: Redo = "errors" if selection.mode == "retry" else "missing"
+            summary, judged = await _schedule(store, config, run, skip, owner, handle, redo)
+            outcome = _finish(store, config, run, summary, handle, frame, judged)
             status = outcome.status
             return outcome
         except (asyncio.CancelledError, StoreError):
@@ -130,6 +156,54 @@ async def execute(
                 store.release(run.run_id, owner, status)
 
 
+async def rescore(
+    experiment: Experiment,
+    run: RunInfo,
+    options: RunOptions,
+    handle: RunHandle | None = None,
+    *,
+    frame: bool = False,
+) -> RunOutcome:
+    """(Re)compute every score of ``experiment.scores`` on a run's stored answers and rewrite
+    its files; the graded model is not called. Judges are called where the cache has no
+    verdict for their request. ``run`` is the stored run; its other settings stand."""
+    if not experiment.scores:
+        raise UsageError(
+            f"run {run.run_id} has no scores: give some (promptgrid score {run.run_id} --scores "
+            "FILE, or score(run_id, {name: check}))"
+        )
+    handle = handle or RunHandle()
+    owner = Owner.me()
+    config = resolve(experiment, options, recorded=run.options)
+    for name in set(config.judges.values()):  # only the judges' keys are needed here
+        config.endpoints[name].api_key()
+    with Store.in_dir(options.results_dir, create=False) as store:
+        before = run.status if run.status != "running" else "interrupted"
+        store.acquire(run.run_id, owner)
+        handle.run_id = run.run_id
+        try:  # the run keeps its status: scoring it again does not change its calls
+            store.set_scores(run.run_id, experiment.to_dict().get("scores", {}))
+            run = store.run(run.run_id) or run
+            summary, judged = await _schedule(
+                store, config, run, set(), owner, handle, "all", graded=False
+            )
+            return _finish(store, config.with_output(formats=()), run, summary, handle, frame,
+                           judged, status=before)  # fmt: skip
+        finally:
+            with contextlib.suppress(StoreError):
+                store.release(run.run_id, owner, before)
+
+
+def _adopt_scores(store: Store, run: RunInfo, experiment: Experiment) -> RunInfo:
+    """A resumed or retried run scores with the experiment's ``scores:`` (they may have been
+    edited: they change no request); stored scores of others are dropped."""
+    scores = experiment.to_dict().get("scores", {})
+    if run.spec.get("scores", {}) == scores:
+        return run
+    store.set_scores(run.run_id, scores)
+    return store.run(run.run_id) or run
+
+
 def _finish(
     store: Store,
     config: RunConfig,
@@ -137,23 +211,32 @@ def _finish(
     summary: Summary,
     handle: RunHandle,
     frame: bool,
+    judged: Summary | None = None,
+    status: str | None = None,
 ) -> RunOutcome:
     """Export the run's files (and the DataFrame, with ``frame``); the status they earn."""
     counts = store.counts(run.run_id)
     done = counts.get("ok", 0) + counts.get("error", 0)
+    if judged is not None:  # a judge phase stopped by the budget or a stop stops the run
+        summary.stopped_by = summary.stopped_by or judged.stopped_by
+        summary.interrupted = summary.interrupted or judged.interrupted
     status = (
         "stopped" if summary.stopped_by
-        else "interrupted" if summary.interrupted or done < run.total
-        else "finished"
+        else "interrupted" if summary.interrupted or (status is None and done < run.total)
+        else status or "finished"
     )  # fmt: skip
     out_dir = config.results_dir / run.experiment / run.run_id
     tables: list[Any] | None = [] if frame else None
     formats = tuple(dict.fromkeys([*config.formats, *formats_present(out_dir)]))
+    run = with_score_columns(store, run)
     files = export(store, run, out_dir, formats, tables)
     table = to_dataframe(iter(tables), run) if tables is not None else None
+    scored = bool(run.spec.get("scores"))
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,
-        table, handle.exit_code,
+        table, handle.exit_code, store.spend(run.run_id), judged,
+        store.score_summary(run.run_id) if scored else [],
+        store.judge_totals(run.run_id) if config.judges else None,
     )  # fmt: skip
 
 
@@ -164,20 +247,29 @@ async def _schedule(
     skip: set[int],
     owner: Owner,
     handle: RunHandle,
-) -> Summary:
-    """Open the endpoints (in this loop) and the store's thread, and run the scheduler."""
+    redo: Redo,
+    *,
+    graded: bool = True,
+) -> tuple[Summary, Summary | None]:
+    """Open the endpoints (in this loop) and the store's thread, and run the scheduler; then,
+    with scores, the judges and the scoring. ``graded=False``: only those (``rescore``)."""
     endpoints: dict[str, Endpoint] = {}
+    spent = store.spend(run.run_id)  # by earlier sessions of this run
+    budget = Budget(config.max_cost, spent) if config.max_cost is not None else None
     floor = int(run.options.get("cache_floor") or 0)
     io = StoreIO(store.path, owner, after=0 if config.use_cache else floor)
-    progress = make_progress(run.experiment, config.progress)
+    progress = make_progress(run.experiment, config.progress if graded else False)
+    wanted = {*config.judges.values(), *(config.routes.values() if graded else ())}
     try:
         for name, endpoint in config.endpoints.items():
+            if name not in wanted:
+                continue
             limits = endpoint.limits
             slots = limits.max_concurrency or config.concurrency  # calls in flight at most
             endpoints[name] = Endpoint(
                 open_provider(endpoint),
                 EndpointLimiter(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=slots),
-                free=endpoint.free,
+                pricing=endpoint.pricing,
                 workers=slots,
             )
         scheduler = Scheduler(
@@ -188,18 +280,88 @@ async def _schedule(
             retry=config.retry,
             progress=progress,
             grace_s=config.grace_s,
+            budget=budget,
         )
-        handle.scheduler = scheduler
-        if handle.stops:
-            scheduler.stop()
-        progress.start(run.total, len(skip))
-        return await scheduler.execute({name: expand(config, name, skip) for name in endpoints})
+        summary = Summary()
+        if graded:
+            handle.scheduler = scheduler
+            if handle.stops:
+                scheduler.stop()
+            progress.start(run.total, len(skip), spent)
+            streams = {name: expand(config, name, skip) for name in set(config.routes.values())}
+            summary = await scheduler.execute(streams)
+            progress.close()
+        judged = None
+        if config.experiment.scores and (handle.stops or summary.interrupted):
+            summary.interrupted = True  # stopped before scoring: a resume scores
+        elif config.experiment.scores:
+            judged = await _judge_and_score(store, config, run, io, endpoints, budget, handle,
+                                            redo)  # fmt: skip
+        return summary, judged
     finally:
         progress.close()
         io.close()
         for opened in endpoints.values():
             with contextlib.suppress(Exception):
                 await opened.provider.aclose()
+
+
+async def _judge_and_score(
+    store: Store,
+    config: RunConfig,
+    run: RunInfo,
+    io: StoreIO,
+    endpoints: dict[str, Endpoint],
+    budget: Budget | None,
+    handle: RunHandle,
+    redo: Redo,
+) -> Summary | None:
+    """The judges' calls (a second scheduler over the same endpoints, store and budget), then
+    every score, chunk by chunk on the store's thread, until done or stopped."""
+    from .scoring.apply import JudgeRoute, judge_cells, score_chunk  # only runs with scores
+
+    scores = config.experiment.scores
+    routes = {name: JudgeRoute(endpoint, config.endpoints[endpoint].endpoint_id)
+              for name, endpoint in config.judges.items()}  # fmt: skip
+    judged = None
+    if routes:
+        progress = make_progress(f"{run.experiment} judges", config.progress)
+        scheduler = Scheduler(
+            io, run.run_id, endpoints, concurrency=config.concurrency, retry=config.retry,
+            progress=progress, grace_s=config.grace_s, budget=budget,
+        )  # fmt: skip
+        handle.scheduler = scheduler
+        if handle.stops:
+            scheduler.stop()
+        streams = {
+            endpoint: judge_cells(
+                store,
+                run.run_id,
+                [s for s in scores if config.judges.get(s.name) == endpoint],
+                routes,
+                redo,
+            )
+            for endpoint in set(config.judges.values())
+        }
+        try:
+            progress.start(store.counts(run.run_id).get("ok", 0) * len(routes))
+            judged = await scheduler.execute(streams)
+        finally:
+            progress.close()
+        if judged.interrupted or handle.stops:
+            judged.interrupted = True
+            return judged
+    after: int | None = -1
+    beat = time.monotonic()
+    while after is not None and not handle.stops:
+        after = await io.call(score_chunk, run.run_id, scores, routes, after, redo)
+        if time.monotonic() - beat > HEARTBEAT_S:  # scoring may take a while: keep the lease
+            await io.call(Store.heartbeat, io.owner)
+            beat = time.monotonic()
+    if after is not None:  # stopped before every row was scored: a resume scores the rest
+        judged = judged or Summary()
+        judged.interrupted = True
+    return judged
 
 
 def _create(store: Store, config: RunConfig) -> RunInfo:
@@ -229,7 +391,8 @@ def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo
         run = unfinished[0]
     else:
         run = resolve_run(store, selection.run_id)
-    if run.spec != experiment.to_dict() or run.experiment != experiment.name:
+    requests = {k: v for k, v in run.spec.items() if k != "scores"}
+    if requests != experiment.requests_dict() or run.experiment != experiment.name:
         raise UsageError(
             f"run {run.run_id} was made from a different version of this experiment; "
             "start a new run instead (unchanged cells come from the cache and cost nothing)"

@@ -6,13 +6,21 @@ experiment finds its answer here (the cache). Tables:
 
 - ``runs``       one row per run: the experiment as validated, its status and size.
 - ``requests``   one row per distinct request (``cell_id``): what was sent.
-- ``responses``  successful answers only — errors are never cached as answers.
+- ``responses``  successful answers only — errors are never cached as answers. One row per
+                 request: its usage, timing, reasoning summary, and its first choice.
+- ``choices``    every choice of an answer that has several (``n > 1``), the first included;
+                 an answer with one choice has none here.
 - ``results``    one row per run × cell index: the result table, pointing at a response or
                  holding the error of the cell's last attempt.
 - ``attempts``   every attempt of every cell, for the record.
 - ``owners``     each process executing a run here: pid, host, heartbeat.
 - ``claims``     requests on the wire, and whose: another process waits for the answer
                  instead of paying for it too.
+- ``judge_calls`` a judge's call for one score of one cell (like ``results``, kept apart so
+                 judge calls never mix with the graded rows); keyed by the judge request too,
+                 so a verdict made once under a rubric is kept when the rubric changes.
+- ``scores``     one row per run × cell × score column: its value, or why there is none, and
+                 the digest of the definition that made it (another definition: stale).
 
 WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed at any moment
 (it may not survive a power cut, which costs at most the last few calls). Schema changes are
@@ -30,11 +38,14 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -154,7 +165,73 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX claims_owner ON claims (owner);
         """,
     ),
+    (
+        "003_request_kinds",
+        """
+        ALTER TABLE responses ADD COLUMN tool_calls_json TEXT;
+        ALTER TABLE responses ADD COLUMN refusal TEXT;
+        ALTER TABLE responses ADD COLUMN logprobs_json TEXT;
+        ALTER TABLE responses ADD COLUMN parsed_json TEXT;
+        ALTER TABLE responses ADD COLUMN parse_error TEXT;
+        ALTER TABLE responses ADD COLUMN reasoning_summary TEXT;
+        ALTER TABLE responses ADD COLUMN ttft_s REAL;
+        ALTER TABLE responses ADD COLUMN tokens_per_s REAL;
+        CREATE TABLE choices (
+            response_id INTEGER NOT NULL REFERENCES responses (id),
+            choice INTEGER NOT NULL,
+            response TEXT,
+            finish_reason TEXT,
+            tool_calls_json TEXT,
+            refusal TEXT,
+            logprobs_json TEXT,
+            parsed_json TEXT,
+            parse_error TEXT,
+            PRIMARY KEY (response_id, choice)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        "005_scores",
+        """
+        CREATE TABLE judge_calls (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            cell_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            response_id INTEGER REFERENCES responses (id),
+            error_type TEXT,
+            http_status INTEGER,
+            error TEXT,
+            attempts INTEGER NOT NULL,
+            latency_s REAL,
+            cost_usd REAL,
+            cached INTEGER NOT NULL,
+            PRIMARY KEY (run_id, idx, name, cell_id)
+        );
+        CREATE TABLE scores (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            idx INTEGER NOT NULL,
+            scorer TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value REAL,
+            error TEXT,
+            reason TEXT,
+            digest TEXT NOT NULL,
+            judge_cell_id TEXT,
+            PRIMARY KEY (run_id, idx, name)
+        );
+        """,
+    ),
 )
+#: The columns of one choice, as ``responses`` (its first choice) and ``choices`` name them,
+#: with their names in the result table.
+_CHOICE_COLUMNS = (
+    ("response", "response"), ("finish_reason", "finish_reason"),
+    ("tool_calls_json", "tool_calls"), ("parsed_json", "parsed"), ("parse_error", "parse_error"),
+    ("refusal", "refusal"), ("logprobs_json", "token_logprobs"),
+)  # fmt: skip
 
 
 def now() -> str:
@@ -182,11 +259,29 @@ class RunInfo:
     created_at: str
     finished_at: str | None
     owner: str | None = None  #: the live process executing it (pid@host), if any
+    #: The score columns of its table (``table.with_score_columns`` fills them in).
+    score_columns: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+# StoredChoice and Answer are built for every answer: plain slotted dataclasses (a frozen one
+# costs four times as much to build). Treat them as values.
+@dataclass(slots=True)
+class StoredChoice:
+    """One choice of an answer, as stored (JSON columns as JSON text)."""
+
+    response: str | None
+    finish_reason: str | None
+    tool_calls: str | None = None
+    parsed: str | None = None
+    parse_error: str | None = None
+    refusal: str | None = None
+    logprobs: str | None = None
+
+
+@dataclass(slots=True)
 class Answer:
-    """A successful response, as stored."""
+    """A successful response, as stored. Its first choice's fields are its own; ``choices``
+    holds every choice when there are several."""
 
     response: str | None
     finish_reason: str | None
@@ -199,6 +294,15 @@ class Answer:
     latency_s: float | None
     cost_usd: float | None
     rate_limits: dict[str, str]
+    tool_calls: str | None = None  #: JSON text
+    parsed: str | None = None  #: JSON text
+    parse_error: str | None = None
+    refusal: str | None = None
+    logprobs: str | None = None  #: JSON text
+    reasoning_summary: str | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    choices: tuple[StoredChoice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,6 +327,21 @@ class ResultRow:
     latency_s: float | None = None
     cost_usd: float | None = None
     cached: bool = False
+    score: str | None = None  # a judge's call for this score of cell ``idx``, not a graded row
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One stored score of one cell (see ``promptgrid.scoring``)."""
+
+    idx: int
+    scorer: str  # the declared score
+    name: str  # its column, less ``score_``: the scorer's name, or ``name.key``
+    kind: str  # bool, int or float
+    value: float | None
+    error: str | None = None
+    reason: str | None = None
+    judge_cell_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -585,6 +704,18 @@ class Store:
         ).fetchone()[0]
         return out
 
+    @_guarded("adding up the spend")
+    def spend(self, run_id: str) -> float:
+        """USD the run has paid for: its answers and its judges' that were not cached."""
+        row = self.db.execute(
+            "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM results "
+            "WHERE run_id = ?1 AND cached = 0 AND status = 'ok') + "
+            "(SELECT COALESCE(SUM(cost_usd), 0) FROM judge_calls "
+            "WHERE run_id = ?1 AND cached = 0 AND status = 'ok')",
+            (run_id,),
+        ).fetchone()
+        return float(row[0])
+
     @_guarded("counting errors")
     def error_summary(self, run_id: str) -> list[tuple[str, int]]:
         """Error rows of a run by error type, most frequent first."""
@@ -641,6 +772,19 @@ class Store:
         marks = ",".join("?" * len(chunk))
         sql = f"SELECT COUNT(DISTINCT cell_id) FROM responses WHERE cell_id IN ({marks})"
         return int(self.db.execute(sql, chunk).fetchone()[0])
+
+    @_guarded("reading stored answers")
+    def answer_stats(self) -> dict[tuple[str, str], tuple[int, float | None, float | None]]:
+        """Per (endpoint, model) of the stored answers: how many, their mean completion tokens
+        and the mean latency of the calls that made them."""
+        rows = self.db.execute(
+            "SELECT json_extract(q.request_json, '$.endpoint'), "
+            "json_extract(q.request_json, '$.model'), COUNT(*), AVG(a.completion_tokens), "
+            "AVG(a.latency_s) FROM responses a JOIN requests q ON q.cell_id = a.cell_id "
+            "GROUP BY 1, 2"
+        ).fetchall()
+        return {(endpoint, model): (n, tokens, latency) for endpoint, model, n, tokens, latency
+                in rows}  # fmt: skip
 
     @_guarded("claiming requests")
     def claim(
@@ -727,7 +871,7 @@ class Store:
         db = self.db
         next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM responses").fetchone()[0]
         ids: list[int | None] = []
-        answers, results, attempts = [], [], []
+        answers, choices, results, attempts, judged = [], [], [], [], []
         for row in rows:
             response_id = row.response_id
             if (a := row.answer) is not None:
@@ -735,9 +879,23 @@ class Store:
                 answers.append(
                     (response_id, row.cell_id, a.response, a.finish_reason, a.prompt_tokens,
                      a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.resolved_model,
-                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at)
+                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at,
+                     a.tool_calls, a.refusal, a.logprobs, a.parsed, a.parse_error,
+                     a.reasoning_summary, a.ttft_s, a.tokens_per_s)
                 )  # fmt: skip
+                choices += [
+                    (response_id, i, c.response, c.finish_reason, c.tool_calls, c.refusal,
+                     c.logprobs, c.parsed, c.parse_error)
+                    for i, c in enumerate(a.choices)
+                ]  # fmt: skip
             ids.append(response_id)
+            if row.score is not None:
+                judged.append(
+                    (row.run_id, row.idx, row.score, row.cell_id, row.status, response_id,
+                     row.error_type, row.http_status, row.error, len(row.attempts), row.latency_s,
+                     row.cost_usd, int(row.cached))
+                )  # fmt: skip
+                continue  # its attempts are counted, not kept one by one
             results.append(
                 (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
                  dumps(row.params), row.repeat, row.status, response_id, row.error_type,
@@ -753,15 +911,23 @@ class Store:
         # stored with the answer it reuses.
         db.executemany(
             "INSERT OR IGNORE INTO requests (cell_id, request_json) VALUES (?, ?)",
-            [(row.cell_id, dumps(row.request)) for row in rows if row.attempts],
+            [(row.cell_id, _recorded(dumps(row.request))) for row in rows if row.attempts],
         )
         db.executemany(
             "INSERT INTO responses (id, cell_id, response, finish_reason, prompt_tokens, "
             "completion_tokens, cached_tokens, reasoning_tokens, resolved_model, request_id, "
-            "latency_s, cost_usd, rate_limits_json, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "latency_s, cost_usd, rate_limits_json, created_at, tool_calls_json, refusal, "
+            "logprobs_json, parsed_json, parse_error, reasoning_summary, ttft_s, tokens_per_s) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             answers,
         )
+        if choices:
+            db.executemany(
+                "INSERT INTO choices (response_id, choice, response, finish_reason, "
+                "tool_calls_json, refusal, logprobs_json, parsed_json, parse_error) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                choices,
+            )
         db.executemany(
             "INSERT OR REPLACE INTO results (run_id, idx, cell_id, prompt, vars_json, params_json, "
             "repeat, status, response_id, error_type, http_status, error, attempts, latency_s, "
@@ -773,6 +939,18 @@ class Store:
             "error, latency_s, at) VALUES (?,?,?,?,?,?,?,?,?)",
             attempts,
         )
+        if judged:  # a verdict made (and paid for) once is kept; an error is replaced
+            db.executemany(
+                "INSERT INTO judge_calls (run_id, idx, name, cell_id, status, response_id, "
+                "error_type, http_status, error, attempts, latency_s, cost_usd, cached) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, idx, name, cell_id) "
+                "DO UPDATE SET status = excluded.status, response_id = excluded.response_id, "
+                "error_type = excluded.error_type, http_status = excluded.http_status, "
+                "error = excluded.error, attempts = excluded.attempts, "
+                "latency_s = excluded.latency_s, cost_usd = excluded.cost_usd, "
+                "cached = excluded.cached WHERE judge_calls.status != 'ok'",
+                judged,
+            )
         sent = [(row.cell_id, owner.id) for row in rows if row.attempts]  # only sent ones claimed
         if sent:
             db.executemany("DELETE FROM claims WHERE cell_id = ? AND owner = ?", sent)
@@ -788,20 +966,139 @@ class Store:
     def _result_rows(self, run_id: str, batch: int) -> Iterator[list[sqlite3.Row]]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
-        cursor.execute(
-            # json_extract gives the messages' JSON text exactly as it was written (compact).
-            "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
-            "json_extract(q.request_json, '$.messages') AS messages, a.response, "
-            "a.finish_reason, r.status, r.error_type, r.http_status, r.error, r.attempts, "
-            "a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
-            "a.reasoning_tokens, r.cost_usd, r.latency_s, a.resolved_model, a.request_id, r.cached "
-            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
-            "LEFT JOIN responses a ON a.id = r.response_id "
-            "WHERE r.run_id = ? ORDER BY r.idx",
-            (run_id,),
-        )
+        several = self.db.execute(_SEVERAL_SQL, (run_id,)).fetchone() is not None
+        cursor.execute(_RESULTS_SQL if several else _ONE_CHOICE_SQL, (run_id,))
         while rows := cursor.fetchmany(batch):
             yield rows
+
+    # ------------------------------------------------------------------ scores
+
+    @_guarded("reading answers to score")
+    def graded_rows(self, run_id: str, after: int, limit: int) -> list[sqlite3.Row]:
+        """Up to ``limit`` result rows of a run with ``idx > after``, in order: what scoring
+        needs (idx, cell_id, prompt, vars_json, params_json, repeat, status, messages,
+        response)."""
+        cursor = self.db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(
+            "SELECT r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, r.status, "
+            "json_extract(q.request_json, '$.messages') AS messages, a.response "
+            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
+            "LEFT JOIN responses a ON a.id = r.response_id "
+            "WHERE r.run_id = ? AND r.idx > ? ORDER BY r.idx LIMIT ?",
+            (run_id, after, limit),
+        ).fetchall()
+
+    @_guarded("reading scores")
+    def score_state(self, run_id: str, lo: int, hi: int) -> dict[tuple[int, str], tuple[str, bool]]:
+        """(idx, scorer) -> (digest, any error) of the stored scores of cells ``lo..hi``."""
+        rows = self.db.execute(
+            "SELECT idx, scorer, MIN(digest), MAX(error IS NOT NULL) FROM scores "
+            "WHERE run_id = ? AND idx BETWEEN ? AND ? GROUP BY idx, scorer",
+            (run_id, lo, hi),
+        )
+        return {(idx, scorer): (digest, bool(err)) for idx, scorer, digest, err in rows}
+
+    @_guarded("reading judge verdicts")
+    def judge_answers(
+        self, run_id: str, lo: int, hi: int
+    ) -> dict[tuple[int, str, str], tuple[str, str | None, str | None, str | None]]:
+        """(idx, score, judge cell_id) -> (status, answer text, error_type, error) of the judge
+        calls of cells ``lo..hi``."""
+        rows = self.db.execute(
+            "SELECT j.idx, j.name, j.cell_id, j.status, a.response, j.error_type, j.error "
+            "FROM judge_calls j LEFT JOIN responses a ON a.id = j.response_id "
+            "WHERE j.run_id = ? AND j.idx BETWEEN ? AND ?",
+            (run_id, lo, hi),
+        )
+        return {(i, n, c): (status, text, et, e) for i, n, c, status, text, et, e in rows}
+
+    @_guarded("writing scores")
+    def write_scores(
+        self,
+        run_id: str,
+        records: Sequence[ScoreRecord],
+        digests: dict[str, str],
+        replace: Iterable[tuple[int, str]],
+    ) -> None:
+        """In one transaction: drop the stored scores ``replace`` lists ((idx, scorer)), then
+        store ``records`` (``digests``: scorer -> the digest of its definition)."""
+        with self.transaction():
+            self.db.executemany(
+                "DELETE FROM scores WHERE run_id = ? AND idx = ? AND scorer = ?",
+                [(run_id, idx, scorer) for idx, scorer in replace],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO scores (run_id, idx, scorer, name, kind, value, error, "
+                "reason, digest, judge_cell_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, r.idx, r.scorer, r.name, r.kind, r.value, r.error, r.reason,
+                  digests[r.scorer], r.judge_cell_id) for r in records],
+            )  # fmt: skip
+
+    @_guarded("recording the run's scores")
+    def set_scores(self, run_id: str, scores: dict[str, Any]) -> None:
+        """Make ``scores`` (the file's ``scores:`` mapping) the run's scores in force, and drop
+        the stored scores of any other."""
+        with self.transaction():
+            row = self.db.execute("SELECT spec_json FROM runs WHERE run_id = ?", (run_id,))
+            spec = json.loads(row.fetchone()[0])
+            if scores:
+                spec["scores"] = scores
+            else:
+                spec.pop("scores", None)
+            self.db.execute("UPDATE runs SET spec_json = ? WHERE run_id = ?", (dumps(spec), run_id))
+            marks = ",".join("?" * len(scores))
+            self.db.execute(
+                f"DELETE FROM scores WHERE run_id = ? AND scorer NOT IN ({marks})",
+                [run_id, *scores],
+            )
+
+    @_guarded("reading scores")
+    def score_outputs(self, run_id: str, scorer: str) -> list[tuple[str, str]]:
+        """The (name, kind) of the columns a ``python:`` scorer filled with at least one value,
+        in order of first appearance (a mapping gives several)."""
+        rows = self.db.execute(
+            "SELECT name, MAX(kind = 'float') FROM scores WHERE run_id = ? AND scorer = ? "
+            "AND value IS NOT NULL GROUP BY name ORDER BY MIN(idx), name",
+            (run_id, scorer),
+        )
+        return [(name, "float" if is_float else "bool") for name, is_float in rows]
+
+    @_guarded("reading scores")
+    def score_rows(self, run_id: str, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        """(idx, scorer, name, kind, value, error, reason, judge tokens, judge cost) of cells
+        ``lo..hi``; the judge's usage is that of the call that made the verdict."""
+        return self.db.execute(
+            "SELECT s.idx, s.scorer, s.name, s.kind, s.value, s.error, s.reason, "
+            "a.prompt_tokens + a.completion_tokens, j.cost_usd FROM scores s "
+            "LEFT JOIN judge_calls j ON j.run_id = s.run_id AND j.idx = s.idx "
+            "AND j.name = s.scorer AND j.cell_id = s.judge_cell_id "
+            "LEFT JOIN responses a ON a.id = j.response_id "
+            "WHERE s.run_id = ? AND s.idx BETWEEN ? AND ?",
+            (run_id, lo, hi),
+        ).fetchall()
+
+    @_guarded("reading judge calls")
+    def judge_totals(self, run_id: str) -> tuple[int, int, int, int, float]:
+        """The run's judge calls: (calls, cached, errors, tokens, USD paid)."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(j.cached), 0), COALESCE(SUM(j.status != 'ok'), 0), "
+            "COALESCE(SUM(a.prompt_tokens + a.completion_tokens), 0), "
+            "COALESCE(SUM(CASE WHEN j.cached = 0 THEN j.cost_usd END), 0) "
+            "FROM judge_calls j LEFT JOIN responses a ON a.id = j.response_id "
+            "WHERE j.run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4])
+
+    @_guarded("reading scores")
+    def score_summary(self, run_id: str) -> list[tuple[str, int, float | None, int]]:
+        """Per score column: (name, values, their mean, errors), in name order."""
+        return self.db.execute(
+            "SELECT name, COUNT(value), AVG(value), COUNT(error) FROM scores "
+            "WHERE run_id = ? GROUP BY name ORDER BY MIN(rowid)",
+            (run_id,),
+        ).fetchall()
 
     @_guarded("reading attempts")
     def attempt_history(self, run_id: str) -> list[sqlite3.Row]:
@@ -811,6 +1108,76 @@ class Store:
         return cursor.execute(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY idx, rowid", (run_id,)
         ).fetchall()
+
+
+def _results_sql(several: bool = True) -> str:
+    """The result table's query: one row per cell, or per choice of an answer that has several
+    (``choices`` joined), in cell then choice order; usage and cost on the first choice only.
+    A run none of whose answers has several choices reads without the join (``several``
+    False): the same columns, fewer steps per row."""
+    if not several:
+        per_choice = ", ".join(f"a.{stored} AS {name}" for stored, name in _CHOICE_COLUMNS)
+        return (
+            "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
+            "0 AS choice, json_extract(q.request_json, '$.messages') AS messages, "
+            f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
+            "r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
+            "a.reasoning_tokens, r.cost_usd, r.latency_s, a.ttft_s, a.tokens_per_s, "
+            "a.resolved_model, a.request_id, r.cached "
+            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
+            "LEFT JOIN responses a ON a.id = r.response_id "
+            "WHERE r.run_id = ? ORDER BY r.idx"
+        )
+    first = "c.choice IS NULL OR c.choice = 0"
+    per_choice = ", ".join(
+        f"CASE WHEN c.choice IS NULL THEN a.{stored} ELSE c.{stored} END AS {name}"
+        for stored, name in _CHOICE_COLUMNS
+    )
+    once = ", ".join(
+        f"CASE WHEN {first} THEN {column} END AS {column.split('.')[1]}"
+        for column in ("a.prompt_tokens", "a.completion_tokens", "a.cached_tokens",
+                       "a.reasoning_tokens", "r.cost_usd")
+    )  # fmt: skip
+    return (
+        "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
+        "COALESCE(c.choice, 0) AS choice, "
+        # json_extract gives the messages' JSON text exactly as it was written (compact).
+        "json_extract(q.request_json, '$.messages') AS messages, "
+        f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
+        f"r.attempts, {once}, r.latency_s, a.ttft_s, a.tokens_per_s, a.resolved_model, "
+        "a.request_id, r.cached "
+        "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
+        "LEFT JOIN responses a ON a.id = r.response_id "
+        "LEFT JOIN choices c ON c.response_id = a.id "
+        "WHERE r.run_id = ? ORDER BY r.idx, c.choice"
+    )
+
+
+_RESULTS_SQL = _results_sql()
+_ONE_CHOICE_SQL = _results_sql(several=False)
+#: Whether any answer of a run has several choices (then the result query joins them).
+_SEVERAL_SQL = (
+    "SELECT 1 FROM results r JOIN choices c ON c.response_id = r.response_id "
+    "WHERE r.run_id = ? LIMIT 1"
+)
+#: A data URL's payload, as the ``requests`` table records it: (media type, base64 text).
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]{64,})")
+
+
+def _recorded(request_json: str) -> str:
+    """A request as ``requests`` records it: an image sent as a data URL is recorded by its
+    media type, size and SHA-256 (``sha256sum`` of the file), not its megabytes of base64. The
+    request's hash (the ``cell_id``) covered the image itself; the file is where the experiment
+    points, and the ``messages`` column shows this record."""
+    if ";base64," not in request_json:
+        return request_json
+
+    def short(match: re.Match[str]) -> str:
+        data = base64.b64decode(match.group(2))
+        digest = hashlib.sha256(data).hexdigest()
+        return f"data:{match.group(1)};base64,<{len(data):,} bytes, sha256:{digest}>"
+
+    return _DATA_URL.sub(short, request_json)
 
 
 class _Transaction:

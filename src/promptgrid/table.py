@@ -8,12 +8,13 @@ A var or param whose values are not all of one scalar type is JSON text.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .columns import AFTER, BEFORE
+from .columns import AFTER, BEFORE, score_columns
 from .errors import UsageError
 from .store import RunInfo, Store, dumps
 
@@ -22,9 +23,24 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+#: One row as a JSON line (an encoder built once: ``json.dumps`` with options builds one a call).
+_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def columns(run: RunInfo) -> list[tuple[str, str]]:
-    """Every column of a run's table with its kind (str, int, float, bool, json)."""
-    return [*BEFORE, *run.columns, *AFTER]
+    """Every column of a run's table with its kind (str, int, float, bool, json); the score
+    columns are those :func:`with_score_columns` found."""
+    return [*BEFORE, *run.columns, *AFTER, *run.score_columns]
+
+
+def with_score_columns(store: Store, run: RunInfo) -> RunInfo:
+    """The run with its score columns (from its ``scores:``, and what its ``python:`` scorers
+    stored): call before building its table."""
+    scores = run.spec.get("scores") or {}
+    if not scores:
+        return run
+    found = score_columns(scores, lambda name: store.score_outputs(run.run_id, name))
+    return dataclasses.replace(run, score_columns=tuple(found))
 
 
 def schema(run: RunInfo) -> pa.Schema:
@@ -41,30 +57,63 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
 
     Rows become Arrow through Arrow's JSON reader, not ``pa.Table.from_pylist``: building
     arrays from Python objects makes pyarrow import pandas (~0.25 s), which a command that only
-    writes files does not need; the JSON reader is as fast and leaves pandas alone.
+    writes files does not need; the JSON reader is as fast and leaves pandas alone. A line
+    leaves its nulls out (most result columns are null in most rows): the reader fills them.
     """
     import pyarrow.json as pa_json
 
     table_schema = schema(run)
     parse = pa_json.ParseOptions(explicit_schema=table_schema)
     user_columns = run.columns
+    kinds = dict(run.score_columns)
     for rows in store.result_rows(run.run_id, size):
+        scored = _scores(store, run, rows[0]["idx"], rows[-1]["idx"], kinds) if kinds else None
         lines = []
+        names = rows[0].keys()
         for row in rows:
-            record = dict(row)
+            record = {k: v for k, v in zip(names, row, strict=True) if v is not None}
             values = {
                 **json.loads(record.pop("params_json")),
                 **json.loads(record.pop("vars_json")),
             }
             for name, kind in user_columns:
                 value = values.get(name)
-                record[name] = dumps(value) if kind == "json" and value is not None else value
+                if value is not None:
+                    record[name] = dumps(value) if kind == "json" else value
             record["cached"] = bool(record["cached"])
-            record.pop("idx")
-            lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            idx = record.pop("idx")
+            if scored is not None:
+                record.update(scored.get(idx, {}))
+            lines.append(_line(record))
         data = "\n".join(lines).encode()
         read = pa_json.ReadOptions(block_size=max(len(data) + 1, 1 << 20))  # a row never splits
         yield pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+
+
+def _scores(
+    store: Store, run: RunInfo, lo: int, hi: int, kinds: dict[str, str]
+) -> dict[int, dict[str, Any]]:
+    """The score columns of cells ``lo..hi``: idx -> column -> value."""
+    out: dict[int, dict[str, Any]] = {}
+    errors: dict[int, dict[str, str]] = {}
+    for idx, _scorer, name, kind, value, error, reason, tokens, cost in store.score_rows(
+        run.run_id, lo, hi
+    ):
+        row = out.setdefault(idx, {})
+        column = f"score_{name}"
+        if value is not None and column in kinds:
+            row[column] = bool(value) if kind == "bool" else int(value) if kind == "int" else value
+        if error is not None:
+            errors.setdefault(idx, {})[name] = error
+        if f"{column}.reason" in kinds:
+            row[f"{column}.reason"] = reason
+        if "judge_tokens" in kinds and (tokens is not None or cost is not None):
+            row["judge_tokens"] = (row.get("judge_tokens") or 0) + (tokens or 0)
+            if cost is not None:
+                row["judge_cost_usd"] = (row.get("judge_cost_usd") or 0.0) + cost
+    for idx, found in errors.items():
+        out[idx]["score_errors"] = dumps(found)
+    return out
 
 
 def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:
@@ -75,11 +124,15 @@ def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:
     parts = list(tables)
     table = pa.concat_tables(parts) if parts else schema(run).empty_table()
     frame: pd.DataFrame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    for name, kind in run.score_columns:  # a pass/fail score may be missing: pandas' boolean
+        if kind == "bool" and name in frame.columns:
+            frame[name] = frame[name].astype("boolean")
     return frame
 
 
 def load_run(store: Store, run: RunInfo) -> pd.DataFrame:
     """A run's whole table as a DataFrame."""
+    run = with_score_columns(store, run)
     return to_dataframe(batches(store, run), run)
 
 

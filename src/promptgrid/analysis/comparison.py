@@ -20,13 +20,14 @@ import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..columns import RESULTS
 from ..errors import UsageError
 from ..spec.schema import ParamValues
 
-__all__ = ["WrappedFrame", "compare", "summary", "varying"]
+__all__ = ["WrappedFrame", "compare", "grid_axes", "input_columns", "summary", "varying"]
 
 #: Where several values fall into one cell of ``compare`` (repeats, axes left out), text values
 #: are joined with this line between them.
@@ -149,7 +150,7 @@ def compare(
         promptgrid.compare(df, cols=["prompt", "repeat"])    # each repeat in its own column
     """
     _require(df, [values, *(rows or ()), *(cols or ())])
-    rows, cols = _layout(df, rows, cols)
+    rows, cols = grid_axes(df, rows, cols)
     overlap = sorted(set(rows) & set(cols))
     if overlap:
         raise UsageError(f"{overlap} given both as rows and as cols")
@@ -203,12 +204,19 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     ``by`` defaults to the prompt and the parameters that vary (and ``run_id`` when the table
     holds several runs); ``by=[]`` gives one row for the whole table. Columns:
 
-    - ``calls``: rows; ``errors``: rows whose call failed; ``error_rate``: errors / calls;
-    - ``cached``: rows answered from the store without a call;
+    - ``calls``: requests (rows, but a request with several choices counts once);
+      ``errors``: requests that failed; ``error_rate``: errors / calls;
+    - ``cached``: requests answered from the store without a call;
     - ``latency_s``: mean seconds per call actually sent (cached rows left out; empty if none);
     - ``prompt_tokens``, ``completion_tokens``: totals over the rows that report usage;
     - ``cost_usd``: total of the table's ``cost_usd`` (cached rows cost nothing; empty when
       no row's price is known).
+
+    With scores (columns ``score_<name>``), after those: for a pass/fail score its pass rate
+    over the rows that have one (error rows have none) and, as ``<column>_low`` and
+    ``<column>_high``, its Wilson confidence interval (95 %, scipy's); for a numeric score its
+    mean. With judges, ``judge_tokens`` and ``judge_cost_usd``: what grading cost, apart from
+    ``cost_usd``.
 
     Examples::
 
@@ -229,12 +237,15 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
         if "cached" in df.columns
         else pd.Series(False, index=df.index)
     )
+    # One request per cell: its other choices' rows (n > 1) repeat its latency and carry no
+    # usage, so they are left out of the counts.
+    first = df["choice"].fillna(0) == 0 if "choice" in df.columns else pd.Series(True, df.index)
     work = pd.DataFrame(
         {
-            "calls": 1,
-            "errors": (status != "ok").astype(int),
-            "cached": cached.astype(int),
-            "latency_s": _numeric(df, "latency_s").where(~cached),
+            "calls": first.astype(int),
+            "errors": ((status != "ok") & first).astype(int),
+            "cached": (cached & first).astype(int),
+            "latency_s": _numeric(df, "latency_s").where(~cached & first),
             "prompt_tokens": _numeric(df, "prompt_tokens"),
             "completion_tokens": _numeric(df, "completion_tokens"),
             "cost_usd": _numeric(df, "cost_usd"),
@@ -249,7 +260,7 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
         {
             "calls": groups["calls"].sum(),
             "errors": groups["errors"].sum(),
-            "error_rate": groups["errors"].mean(),
+            "error_rate": groups["errors"].sum() / groups["calls"].sum(),
             "cached": groups["cached"].sum(),
             "latency_s": groups["latency_s"].mean(),
             "prompt_tokens": groups["prompt_tokens"].sum(min_count=1),
@@ -259,6 +270,56 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     )
     for column in ("prompt_tokens", "completion_tokens"):
         out[column] = out[column].astype("Int64")
+    return _score_summary(df, out, by)
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """The table's score columns: ``score_<name>`` (and ``score_<name>.<key>``), bool or
+    numeric — not a judge's ``.reason`` nor ``score_errors``."""
+    out = []
+    for column in map(str, df.columns):
+        if not column.startswith("score_") or column == "score_errors":
+            continue
+        if not column.endswith(".reason") and _is_score(df[column]):
+            out.append(column)
+    return out
+
+
+def _is_score(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return True
+    present = series.dropna()
+    return bool(len(present) and present.map(lambda v: isinstance(v, bool)).all())
+
+
+def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``out`` with each score's pass rate (and Wilson interval) or mean, and judge usage."""
+    scores = score_columns(df)
+    judged = [c for c in ("judge_tokens", "judge_cost_usd") if c in df.columns]
+    if not scores and not judged:
+        return out
+    from scipy import stats
+
+    keys: Any = [df[c] for c in by] if by else pd.Series("all", index=df.index, name="")
+    for column in scores:
+        values = df[column]
+        binary = (
+            pd.api.types.is_bool_dtype(values)
+            or values.dropna().map(lambda v: isinstance(v, bool)).all()
+        )
+        numbers = values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
+        grouped = numbers.groupby(keys, sort=False, dropna=False)
+        out[column] = grouped.mean()
+        if binary:
+            passed, counts = grouped.sum(), grouped.count()
+            cis = [stats.binomtest(int(k), int(n)).proportion_ci(method="wilson") if n else None
+                   for k, n in zip(passed, counts, strict=True)]  # fmt: skip
+            out[f"{column}_low"] = pd.Series([c.low if c else np.nan for c in cis], passed.index)
+            out[f"{column}_high"] = pd.Series([c.high if c else np.nan for c in cis],
+                                              passed.index)  # fmt: skip
+    for column in judged:
+        total = _numeric(df, column).groupby(keys, sort=False, dropna=False).sum(min_count=1)
+        out[column] = total.astype("Int64") if column == "judge_tokens" else total
     return out
 
 
@@ -274,9 +335,10 @@ def input_columns(df: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _layout(
-    df: pd.DataFrame, rows: Sequence[str] | None, cols: Sequence[str] | None
+def grid_axes(
+    df: pd.DataFrame, rows: Sequence[str] | None = None, cols: Sequence[str] | None = None
 ) -> tuple[list[str], list[str]]:
+    """The ``rows`` and ``cols`` :func:`compare` uses for these arguments (see its defaults)."""
     vary = [c for c in input_columns(df) if c != "repeat" and _varies(df[c])]
     if rows is None and cols is None:
         cols = _default_cols(df)

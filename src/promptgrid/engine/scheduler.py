@@ -21,19 +21,23 @@ pending. Cells waiting for admission, a backoff or another process are cancelled
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import PromptgridError, ProviderError
+from ..errors import BudgetExceeded, PromptgridError, ProviderError
 from ..grid import Cell
-from ..pricing import cost_usd
+from ..pricing import Pricing
 from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
-from ..store import HEARTBEAT_S, Answer, ResultRow, Store
+from ..store import HEARTBEAT_S, ResultRow, Store
+from ..tokens import worst_prompt_tokens
+from .answers import stored_answer
 from .attempts import Outcome, Sleep, call_with_retry
+from .budget import Budget
 from .limiter import EndpointLimiter
 from .storeio import StoreIO
 
@@ -55,8 +59,25 @@ class Endpoint:
 
     provider: Provider
     limiter: EndpointLimiter
-    free: bool = False  # calls cost nothing (echo)
+    pricing: Pricing = field(default_factory=Pricing)  # what its calls cost
     workers: int | None = None  # this endpoint's own pool (default: the scheduler's concurrency)
+
+    @property
+    def free(self) -> bool:
+        """Its calls cost nothing: nobody claims them, and no budget counts them."""
+        return self.pricing.free
+
+    def worst_cost(self, request: Request) -> float:
+        """The most one attempt of ``request`` can cost (inf when it cannot be bounded)."""
+        price = self.pricing.price(request.model)
+        if price is None:
+            return math.inf
+        output = request.max_output_tokens()
+        if output is None:
+            if price.max_output is None:
+                return 0.0 if self.free else math.inf
+            output = price.max_output * int(request.params.get("n") or 1)
+        return price.cost(worst_prompt_tokens(request.messages), output)
 
 
 @dataclass
@@ -66,7 +87,8 @@ class Summary:
     ok: int = 0
     errors: int = 0
     cached: int = 0
-    stopped_by: ProviderError | None = None
+    spent: float = 0.0  # USD of the answers committed in this session
+    stopped_by: PromptgridError | None = None  # auth, quota, or the budget
     interrupted: bool = False
     error_types: dict[str, int] = field(default_factory=dict)
 
@@ -76,11 +98,11 @@ class _Watched:
     """A provider seen through the scheduler, which notes when a request is on the wire."""
 
     scheduler: Scheduler
-    provider: Provider
+    endpoint: str
 
     async def complete(self, request: Request) -> Completion:
         """Send through the scheduler's bookkeeping."""
-        return await self.scheduler._send(self.provider, request)
+        return await self.scheduler._send(self.endpoint, request)
 
     async def aclose(self) -> None:
         """The scheduler does not own the provider."""
@@ -101,6 +123,7 @@ class Scheduler:
         sleep: Sleep = asyncio.sleep,
         grace_s: float = 5.0,
         heartbeat_s: float | None = HEARTBEAT_S,
+        budget: Budget | None = None,
     ) -> None:
         self.io = io
         self.run_id = run_id
@@ -111,6 +134,7 @@ class Scheduler:
         self.sleep = sleep
         self.grace_s = grace_s
         self.heartbeat_s = heartbeat_s
+        self.budget = budget
         self.summary = Summary()
         self._stopping = asyncio.Event()
         # Identical cells of this run: the first one's answer (in flight, then committed).
@@ -120,7 +144,7 @@ class Scheduler:
         self._sending: set[asyncio.Task[Any]] = set()  # in provider.complete: on the wire
         self._unwritten: set[asyncio.Future[int | None]] = set()  # handed over, not committed
         self._room = asyncio.Semaphore(1)  # sized by execute()
-        self._watched = {name: _Watched(self, e.provider) for name, e in endpoints.items()}
+        self._watched = {name: _Watched(self, name) for name in endpoints}
         io.on_commit = self._committed
 
     def stop(self) -> None:
@@ -260,15 +284,23 @@ class Scheduler:
             if isinstance(answer, int) and not isinstance(answer, bool):
                 return self._row(cell, "ok", response_id=answer)
             await asyncio.sleep(CLAIM_POLL_S)  # another process is sending it: wait for it
-        outcome = await self._call(cell)
+        try:
+            outcome = await self._call(cell)
+        except BudgetExceeded as spent:
+            self._stop_run(spent)
+            return None
         error = outcome.error
         if error is not None and error.stops_run:
             # Auth or quota: no other call can succeed. The cell stays pending (resumable).
-            if self.summary.stopped_by is None:
-                self.summary.stopped_by = error
-            self._stopping.set()
+            self._stop_run(error)
             return None
         return self._row_from(cell, outcome)
+
+    def _stop_run(self, cause: PromptgridError) -> None:
+        """No other call may be sent (auth, quota, the budget): stop; the cell stays pending."""
+        if self.summary.stopped_by is None:
+            self.summary.stopped_by = cause
+        self._stopping.set()
 
     async def _call(self, cell: Cell) -> Outcome:
         return await call_with_retry(
@@ -280,22 +312,48 @@ class Scheduler:
             sleep=self.sleep,
         )
 
-    async def _send(self, provider: Provider, request: Request) -> Completion:
-        """The provider call, marked as on the wire (so ``stop`` lets it finish)."""
+    async def _send(self, name: str, request: Request) -> Completion:
+        """One attempt: admitted by the budget, marked as on the wire (so ``stop`` lets it
+        finish), its cost settled with the budget."""
         if self._stopping.is_set():  # a retry after the stop: leave the cell pending
             raise asyncio.CancelledError
+        endpoint = self.endpoints[name]
+        budget = None if endpoint.free else self.budget
+        reservation = await budget.admit(endpoint.worst_cost(request)) if budget else None
         task = asyncio.current_task()
         assert task is not None
         self._sending.add(task)
+        cost: float | None = None
         try:
-            return await provider.complete(request)
+            completion = await endpoint.provider.complete(request)
+            cost = self._cost(endpoint, request, completion)
+            return completion
+        except ProviderError as error:
+            # An HTTP error was not charged; a timeout, a dropped or garbled answer may have been.
+            cost = 0.0 if error.http_status is not None else None
+            raise
         finally:
             self._sending.discard(task)
+            if budget is not None and reservation is not None:
+                budget.settle(reservation, reservation.worst if cost is None else cost)
+
+    @staticmethod
+    def _cost(endpoint: Endpoint, request: Request, completion: Completion) -> float | None:
+        return endpoint.pricing.cost(
+            request.model,
+            resolved=completion.resolved_model,
+            prompt=completion.prompt_tokens,
+            completion=completion.completion_tokens,
+            cached=completion.cached_tokens,
+        )
 
     def _committed(self, rows: Sequence[ResultRow], ids: Sequence[int | None]) -> None:
         """Count rows once they are durable."""
         errors = cached = 0
+        spent = 0.0
         for row in rows:
+            if row.answer is not None and row.cost_usd:
+                spent += row.cost_usd
             if row.status == "ok":
                 self.summary.ok += 1
                 cached += row.cached
@@ -305,7 +363,8 @@ class Scheduler:
                 key = row.error_type or "unknown"
                 self.summary.error_types[key] = self.summary.error_types.get(key, 0) + 1
         self.summary.cached += cached
-        self.progress.advance(len(rows), errors=errors, cached=cached)
+        self.summary.spent += spent
+        self.progress.advance(len(rows), errors=errors, cached=cached, spent=spent)
 
     # ------------------------------------------------------------------ rows
 
@@ -316,6 +375,8 @@ class Scheduler:
             "messages": cell.request.messages,
             "params": cell.request.params,
         }
+        if cell.request.api != "chat":
+            request["api"] = cell.request.api
         return ResultRow(
             run_id=self.run_id,
             idx=cell.index,
@@ -330,6 +391,7 @@ class Scheduler:
             cached=fields.pop("cached", status == "ok" and "answer" not in fields),
             latency_s=fields.pop("latency_s", 0.0),
             cost_usd=fields.pop("cost_usd", 0.0),
+            score=cell.score,
             **fields,
         )
 
@@ -358,20 +420,8 @@ class Scheduler:
                 cost_usd=None,
             )
         c = outcome.completion
-        cost = cost_usd(c, free=self.endpoints[cell.endpoint].free)
-        answer = Answer(
-            response=c.text,
-            finish_reason=c.finish_reason,
-            prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens,
-            cached_tokens=c.cached_tokens,
-            reasoning_tokens=c.reasoning_tokens,
-            resolved_model=c.resolved_model,
-            request_id=c.request_id,
-            latency_s=outcome.latency_s,
-            cost_usd=cost,
-            rate_limits=dict(c.rate_limits),
-        )
+        cost = self._cost(self.endpoints[cell.endpoint], cell.request, c)
+        answer = stored_answer(cell.request, c, outcome.latency_s, cost)
         return self._row(
             cell, "ok", attempts=attempts, answer=answer, cached=False,
             latency_s=outcome.latency_s, cost_usd=cost,

@@ -1,4 +1,4 @@
-"""Files of a run's table: parquet, CSV, XLSX, JSONL, written batch by batch.
+"""Files of a run's table: parquet, CSV, XLSX, JSONL and the HTML report, written batch by batch.
 
 The store is read once; each batch goes to every format's writer in turn, so a run is never
 held whole in memory. Each file is written under a unique temp name in its folder and renamed
@@ -12,7 +12,9 @@ folder) are translated into promptgrid's store errors for that message. A failur
 store stops every format and leaves no file half-written.
 
 XLSX keeps text as text and escapes characters it cannot hold (see ``xlsx``); JSONL is strict
-JSON (NaN and infinities are ``null``); parquet and CSV are written as stored.
+JSON (NaN and infinities are ``null``); parquet and CSV are written as stored. The files are
+``results.<format>``, except the report: ``report.html``. XLSX's compare/summary sheets and the
+report aggregate, so they keep the columns they need until the end (not ``messages``).
 """
 
 from __future__ import annotations
@@ -23,20 +25,31 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..errors import ExportFailed, UsageError
 from ..store import RunInfo, Store, translate
-from ..table import batches
+from ..table import batches, with_score_columns
 from ._atomic import remove_stale, temp_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DEFAULT_FORMATS", "FORMATS", "export", "formats_present", "parse_formats"]
+__all__ = [
+    "DEFAULT_FORMATS", "FORMATS", "Repeats", "export", "file_name", "formats_present",
+    "parse_formats",
+]  # fmt: skip
 
-FORMATS = ("parquet", "csv", "xlsx", "jsonl")
+FORMATS = ("parquet", "csv", "xlsx", "jsonl", "html")
 DEFAULT_FORMATS = ("parquet", "csv")
+#: How the XLSX compare sheet shows several samples of one cell: stacked in the cell, or a
+#: column each.
+Repeats = Literal["stack", "columns"]
+
+
+def file_name(fmt: str) -> str:
+    """The file a format is written to in a run's folder."""
+    return "report.html" if fmt == "html" else f"results.{fmt}"
 
 
 def parse_formats(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -54,7 +67,7 @@ def parse_formats(text: str | Sequence[str] | None) -> tuple[str, ...]:
 def formats_present(folder: Path) -> tuple[str, ...]:
     """The formats of the ``results.<format>`` files in ``folder``, so a rewrite of a run's
     files (resume, retry) also refreshes one exported there later."""
-    return tuple(fmt for fmt in FORMATS if (folder / f"results.{fmt}").is_file())
+    return tuple(fmt for fmt in FORMATS if (folder / file_name(fmt)).is_file())
 
 
 def export(
@@ -63,19 +76,23 @@ def export(
     target: Path,
     formats: Sequence[str],
     keep: list[pa.Table] | None = None,
+    *,
+    repeats: Repeats = "stack",
 ) -> list[Path]:
     """Write the run's table in each format, streaming batch by batch; the files written.
 
-    ``target`` is a directory (files named ``results.<format>``) or, with one format, a file.
-    ``keep``, a list, also receives the batches, so a caller that wants the DataFrame too does
-    not read the store twice. Raises :class:`~promptgrid.errors.ExportFailed` after writing the
-    other formats if any format failed.
+    ``target`` is a directory (files named ``results.<format>``, and ``report.html``) or, with
+    one format, a file. ``keep``, a list, also receives the batches, so a caller that wants the
+    DataFrame too does not read the store twice. ``repeats`` lays out the XLSX compare sheet.
+    Raises :class:`~promptgrid.errors.ExportFailed` after writing the other formats if any
+    format failed.
     """
     paths = _targets(target, formats) if formats else {}
     if not paths and keep is None:
         return []
+    run = with_score_columns(store, run)
     outputs = [_Output(fmt, path) for fmt, path in paths.items()]
-    _open(outputs, run)
+    _open(outputs, run, repeats)
     try:
         if keep is not None or any(out.writer for out in outputs):
             for table in batches(store, run):
@@ -102,7 +119,7 @@ def _targets(target: Path, formats: Sequence[str]) -> dict[str, Path]:
         if len(formats) > 1 or target.suffix.lstrip(".") != formats[0]:
             raise UsageError(f"{target} names one file; its suffix must match --format {formats}")
         return {formats[0]: target}
-    return {fmt: target / f"results.{fmt}" for fmt in formats}
+    return {fmt: target / file_name(fmt) for fmt in formats}
 
 
 class _Writer(Protocol):
@@ -113,7 +130,7 @@ class _Writer(Protocol):
     def abort(self) -> None: ...
 
 
-def _writer(fmt: str, path: Path, run: RunInfo) -> _Writer:
+def _writer(fmt: str, path: Path, run: RunInfo, repeats: Repeats) -> _Writer:
     if fmt in ("parquet", "csv"):
         from .arrow import ArrowWriter
 
@@ -122,12 +139,16 @@ def _writer(fmt: str, path: Path, run: RunInfo) -> _Writer:
         from .jsonl import JsonlWriter
 
         return JsonlWriter(path, run)
+    if fmt == "html":
+        from .report import ReportWriter
+
+        return ReportWriter(path, run)
     from .xlsx import XlsxWriter
 
-    return XlsxWriter(path, run)
+    return XlsxWriter(path, run, repeats=repeats)
 
 
-def _open(outputs: list[_Output], run: RunInfo) -> None:
+def _open(outputs: list[_Output], run: RunInfo, repeats: Repeats) -> None:
     """Create each folder (once), clear it of dead processes' temp files, open the writers."""
     ready: dict[Path, BaseException | None] = {}
     for out in outputs:
@@ -143,7 +164,7 @@ def _open(outputs: list[_Output], run: RunInfo) -> None:
         if problem is not None:
             out.fail(problem)
         else:
-            out.open(run)
+            out.open(run, repeats)
 
 
 @dataclass
@@ -161,9 +182,9 @@ class _Output:
     def __post_init__(self) -> None:
         self.tmp = temp_path(self.path)
 
-    def open(self, run: RunInfo) -> None:
+    def open(self, run: RunInfo, repeats: Repeats) -> None:
         try:
-            self.writer = _writer(self.fmt, self.tmp, run)
+            self.writer = _writer(self.fmt, self.tmp, run, repeats)
         except Exception as exc:  # one format's failure must not stop the others
             self.fail(exc)
 

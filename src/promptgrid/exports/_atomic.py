@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..store import pid_alive
 
-_SUFFIXES = ("parquet", "csv", "xlsx", "jsonl")
+_SUFFIXES = ("parquet", "csv", "xlsx", "jsonl", "html")
 _TEMP = re.compile(
     r"\.(?P<name>.+\.(?:" + "|".join(_SUFFIXES) + r"))"
     r"\.(?P<pid>\d{1,9})-(?P<token>[0-9a-f]{8})@(?P<host>[A-Za-z0-9._-]+)\.tmp"

@@ -25,6 +25,7 @@ def open_provider(endpoint: EndpointConfig) -> Provider:
         # insists on one.
         api_key=endpoint.api_key() or "not-needed",
         timeout_s=endpoint.limits.timeout_s or 60.0,
+        azure_api_version=endpoint.api_version,
     )
 
 

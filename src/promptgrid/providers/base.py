@@ -11,25 +11,49 @@ from ..tokens import max_output_tokens
 
 @dataclass(frozen=True)
 class Request:
-    """One chat-completion call, fully rendered.
+    """One call, fully rendered.
 
-    ``params`` holds every chat-completion parameter except ``model`` (temperature, max_tokens,
-    seed, stop, response_format, ...), exactly as they will be sent.
+    ``messages`` are chat messages (``{"role", "content", ...}``: content a string or a list
+    of parts). ``params`` holds every parameter but ``model`` as the experiment wrote it
+    (temperature, max_tokens, seed, stop, response_format, stream, ...); the provider maps
+    them onto ``api`` (``chat`` or ``responses``: see :mod:`promptgrid.apis`).
     """
 
     endpoint: str
     model: str
-    messages: tuple[Mapping[str, str], ...]
+    messages: tuple[Mapping[str, Any], ...]
     params: Mapping[str, Any] = field(default_factory=dict)
+    api: str = "chat"
 
     def max_output_tokens(self) -> int | None:
         """The output tokens this request may use at most (its output limit × ``n``)."""
         return max_output_tokens(self.params)
 
 
-@dataclass(frozen=True)
+# Choice and Completion are built on every call: plain slotted dataclasses, because a frozen
+# one costs four times as much to build (~5 us for Completion's fields). Treat them as values.
+@dataclass(slots=True)
+class Choice:
+    """One answer of a request that asked for several (``n > 1``)."""
+
+    text: str | None
+    finish_reason: str | None
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    refusal: str | None = None
+    logprobs: Any = None
+
+
+@dataclass(slots=True)
 class Completion:
-    """What a provider answered, normalised across providers."""
+    """What a provider answered, normalised across providers and APIs.
+
+    The first (usually the only) choice's fields are the completion's own: ``text``,
+    ``finish_reason``, ``tool_calls`` (each ``{"id", "type", "name", "arguments"}``, arguments
+    the JSON text the model wrote; built-in tools of the Responses API as the server described
+    them), ``refusal`` and ``logprobs`` (as the server sent them). ``more_choices`` holds the
+    others when a request asked for ``n > 1``; :attr:`choices` lists them all. Usage, latency
+    figures and the reasoning summary belong to the request.
+    """
 
     text: str | None
     finish_reason: str | None
@@ -41,11 +65,38 @@ class Completion:
     request_id: str | None = None
     # The x-ratelimit-* response headers, lower-cased, as the server sent them.
     rate_limits: Mapping[str, str] = field(default_factory=dict)
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    refusal: str | None = None
+    logprobs: Any = None
+    reasoning_summary: str | None = None
+    ttft_s: float | None = None  #: streams only: seconds to the first output token
+    tokens_per_s: float | None = None  #: streams only: output tokens per second after it
+    more_choices: tuple[Choice, ...] = ()
 
     @property
     def total_tokens(self) -> int:
         """Prompt plus completion tokens (0 where the server did not report usage)."""
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        """Every choice, the first included."""
+        first = Choice(self.text, self.finish_reason, self.tool_calls, self.refusal, self.logprobs)
+        return (first, *self.more_choices)
+
+    @classmethod
+    def of_choices(cls, choices: tuple[Choice, ...], **request: Any) -> Completion:
+        """A completion from its choices (at least one) and the request's fields."""
+        first, *rest = choices
+        return cls(
+            text=first.text,
+            finish_reason=first.finish_reason,
+            tool_calls=first.tool_calls,
+            refusal=first.refusal,
+            logprobs=first.logprobs,
+            more_choices=tuple(rest),
+            **request,
+        )
 
 
 class Provider(Protocol):

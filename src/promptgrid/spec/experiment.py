@@ -12,24 +12,30 @@ resolved from it by ``promptgrid.config``.
 from __future__ import annotations
 
 import difflib
+import itertools
 import keyword
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ..apis import param_problem
 from ..columns import RESERVED, kind_of
 from ..errors import Problem, SpecError
+from ..presets import PRESETS, vendor_problem
 from .cases import CaseSource
+from .messages import MessageTemplate, check_image, compile_message, literal_images
 from .schema import (
     BUILTIN_PROVIDERS,
     LIST_VALUED_PARAMS,
     ExperimentFile,
+    Message,
     ParamValues,
+    ScoreSpec,
     known_keys,
 )
-from .templates import RenderError, Template, compile_template
+from .templates import RenderError
 from .yamlmarks import (
     KeyPath,
     format_path,
@@ -39,6 +45,9 @@ from .yamlmarks import (
     read_text,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from .scores import ScoreDef
 
 
 class Experiment:
@@ -99,13 +108,17 @@ class Experiment:
         lines: dict[KeyPath, int],
         base_dir: Path,
         starts: dict[KeyPath, int] | None = None,
+        scores_dir: Path | None = None,
     ) -> None:
         self.source = source
         self.base_dir = base_dir
+        #: Where ``python:`` scorers are imported from first (the file that declared them).
+        self.scores_dir = scores_dir or base_dir
         self._lines = lines
         self._starts = starts or {}  # literal blocks (content: |): the line their text starts on
         problems: list[Problem] = []
         self._cases_unknown = False  # a broken case file: its columns are unknown
+        self._unrenderable: set[str] = set()  # prompts with a bad image file: reported already
         data.setdefault("name", "experiment")
         try:
             self.file = ExperimentFile.model_validate(data)
@@ -119,11 +132,11 @@ class Experiment:
         self.vars: dict[str, tuple[Any, ...]] = {k: tuple(v) for k, v in spec.vars.items()}
         self.cases = self._check_cases(problems)
         self._check_names(problems)
-        self.templates: dict[str, tuple[tuple[str, Template], ...]] = self._check_templates(
-            problems
-        )
+        self.templates: dict[str, tuple[MessageTemplate, ...]] = self._check_templates(problems)
         self.routes: dict[str, str] = self._check_providers(problems)
+        self._check_apis(problems)
         self._check_rendering(problems)
+        self.scores: tuple[ScoreDef, ...] = self._check_scores(problems)
         if problems:
             raise SpecError(_first(problems))
         #: Things worth a look that do not stop a run (shown by validate, plan and run).
@@ -151,13 +164,14 @@ class Experiment:
     ) -> Problem:
         """Message ``index`` of ``prompt`` failed to render with ``context``: the problem, at the
         file line of the template line that failed. ``cell``: the grid cell (at run time)."""
-        template = self.templates[prompt][index][1]
+        message = self.templates[prompt][index]
         lineno = error.lineno if isinstance(error, RenderError) else None
         reason = error.message if isinstance(error, RenderError) else f"{error!r}"
+        where = error.where if isinstance(error, RenderError) else ()
         shown = ", ".join(
-            f"{k}={shorten(repr(v), 40)}" for k, v in context.items() if k in template.variables
+            f"{k}={shorten(repr(v), 40)}" for k, v in context.items() if k in message.variables
         )
-        where = "" if cell is None else f" for cell {cell}"
+        at_cell = "" if cell is None else f" for cell {cell}"
         values = f" ({shorten(shown, 200)})" if shown else ""
         hint = (
             "fix the template: validation renders each prompt once, with the first case row "
@@ -165,9 +179,9 @@ class Experiment:
             if cell is None
             else "fix the template, or this row's values: a template must render for every cell"
         )
-        path = self.content_path(prompt, index)
+        path = ("prompts", prompt, index, *where) if where else self.content_path(prompt, index)
         return Problem(
-            f"failed to render{where}{values}: {reason}",
+            f"failed to render{at_cell}{values}: {reason}",
             self.source,
             self._template_line(path, lineno),
             format_path(path),
@@ -193,8 +207,10 @@ class Experiment:
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) else f" (got {shorten(repr(got))})"
         hint = "see `promptgrid schema`"
-        if loc[:1] == ("prompts",) and isinstance(got, dict):  # content: {animal} unquoted
+        names: list[str] = []
+        if loc[:1] == ("prompts",) and isinstance(got, dict):  # content: {animal} unquoted?
             names = [k for k, v in got.items() if isinstance(k, str) and v is None]
+        if names:
             name = names[0] if len(names) == 1 and names[0].isidentifier() else "animal"
             key = loc[-1] if isinstance(loc[-1], str) and len(loc) > 2 else "content"
             hint = quote_hint(key, f"{{{{ {name} }}}}")
@@ -212,9 +228,7 @@ class Experiment:
                 )
                 problems.append(self.where(("params", key), f"unknown parameter {key!r}", hint))
                 continue
-            is_axis = isinstance(raw, list) and (
-                key not in LIST_VALUED_PARAMS or any(isinstance(v, list) for v in raw)
-            )
+            is_axis = _is_axis(key, raw)
             values = list(raw) if is_axis else [raw]
             if is_axis and not values:
                 problems.append(
@@ -292,26 +306,29 @@ class Experiment:
                 )
             )
 
-    def _check_templates(
-        self, problems: list[Problem]
-    ) -> dict[str, tuple[tuple[str, Template], ...]]:
+    def _check_templates(self, problems: list[Problem]) -> dict[str, tuple[MessageTemplate, ...]]:
         known = set(self.vars) | set(self.cases.columns)
-        compiled: dict[str, tuple[tuple[str, Template], ...]] = {}
+        compiled: dict[str, tuple[MessageTemplate, ...]] = {}
         for name, messages in self.file.prompts.items():
             out = []
             for i, message in enumerate(messages):
-                path = self.content_path(name, i)
-                template, error = compile_template(message.content)
-                if error is not None:
+                self._check_message(name, i, message, problems)
+                template, errors = compile_message(message)
+                for where, error in errors:
+                    path = ("prompts", name, i, *where)
+                    if where == ("content",):
+                        path = self.content_path(name, i)
+                    lineno = getattr(error, "lineno", None)
                     problems.append(
                         Problem(
-                            f"template syntax error: {error.message}",
+                            f"template syntax error: {getattr(error, 'message', error)}",
                             self.source,
-                            self._template_line(path, error.lineno),
+                            self._template_line(path, lineno),
                             format_path(path),
                             "fix the Jinja2 syntax: variables are written {{ name }}",
                         )
                     )
+                if template is None:
                     continue
                 for var in sorted(template.variables - known) if not self._cases_unknown else ():
                     close = difflib.get_close_matches(var, sorted(known), n=1)
@@ -320,10 +337,62 @@ class Experiment:
                         if close
                         else "define it under vars:, or as a column of cases / cases_file"
                     )
+                    path = self.content_path(name, i)
                     problems.append(self.where(path, f"undefined template variable {var!r}", hint))
-                out.append((message.role, template))
+                for part, image in literal_images(template):
+                    problem = check_image(self.base_dir / image)
+                    if problem is not None:
+                        self._unrenderable.add(name)
+                        where = ("prompts", name, i, "content", part, "path")
+                        problems.append(
+                            self.where(where, problem, "paths are relative to the experiment file")
+                        )
+                out.append(template)
             compiled[name] = tuple(out)
         return compiled
+
+    def _check_message(
+        self, prompt: str, index: int, message: Message, problems: list[Problem]
+    ) -> None:
+        """What a message may hold for its role (the API would refuse the rest)."""
+        path = ("prompts", prompt, index)
+        role = message.role
+        if role == "tool" and message.tool_call_id is None:
+            problems.append(
+                self.where(
+                    path, "a tool message needs tool_call_id", "the id of the call it answers"
+                )
+            )
+        if role != "tool" and message.tool_call_id is not None:
+            problems.append(
+                self.where(
+                    (*path, "tool_call_id"),
+                    f"a {role} message takes no tool_call_id",
+                    "only role: tool answers a call",
+                )
+            )
+        if role != "assistant" and message.tool_calls is not None:
+            problems.append(
+                self.where(
+                    (*path, "tool_calls"),
+                    f"a {role} message makes no tool calls",
+                    "only role: assistant makes tool calls",
+                )
+            )
+        if message.content is None and not (role == "assistant" and message.tool_calls):
+            problems.append(
+                self.where(path, "missing content", "give content: (a text, or a list of parts)")
+            )
+        if role != "user" and isinstance(message.content, list):
+            for i, part in enumerate(message.content):
+                if part.type != "text":
+                    problems.append(
+                        self.where(
+                            (*path, "content", i),
+                            f"an image in a {role} message",
+                            "images go in user messages (the APIs accept them only there)",
+                        )
+                    )
 
     def _check_rendering(self, problems: list[Problem]) -> None:
         """Render every message once, with the first case row and the first value of each var,
@@ -331,30 +400,81 @@ class Experiment:
         ``range(10**8)``) is found before anything runs. Other rows are met at run time."""
         if self._cases_unknown:
             return
+        context = self._first_row()
+        for prompt, messages in self.templates.items():
+            if (
+                prompt in self._unrenderable
+                or len(messages) < len(self.file.prompts[prompt])
+                or any(m.variables - context.keys() for m in messages)
+            ):
+                continue  # a syntax error or an undefined variable: reported already
+            for i, message in enumerate(messages):
+                try:
+                    message.render(context, self.base_dir)
+                except RenderError as exc:
+                    problems.append(self.render_problem(prompt, i, exc, context))
+
+    def _first_row(self) -> dict[str, Any]:
+        """The first case row and the first value of each var."""
         rows = self.cases.rows()
         try:
             first = next(rows, {})
         finally:
             rows.close()
-        context = {**first, **{name: values[0] for name, values in self.vars.items() if values}}
-        for prompt, messages in self.templates.items():
-            if len(messages) < len(self.file.prompts[prompt]) or any(
-                t.variables - context.keys() for _, t in messages
-            ):
-                continue  # a syntax error or an undefined variable: reported already
-            for i, (_, template) in enumerate(messages):
-                try:
-                    template.render(context)
-                except RenderError as exc:
-                    problems.append(self.render_problem(prompt, i, exc, context))
+        return {**first, **{name: values[0] for name, values in self.vars.items() if values}}
+
+    def _check_scores(self, problems: list[Problem]) -> tuple[ScoreDef, ...]:
+        """Compile ``scores:`` (see ``scores``); expected values see vars, cases and params."""
+        if not self.file.scores:
+            return ()
+        from .scores import compile_scores  # a file without scores never loads it
+
+        params = {k: v[0] for k, v in self.param_axes.items() if v}
+        taken = {name: "parameter" for name in self.param_axes}
+        taken.update({name: "case column" for name in self.cases.columns})
+        taken.update({name: "var" for name in self.vars})
+        scores, found = compile_scores(
+            self.file.scores,
+            where=self.where,
+            known=frozenset(taken),
+            context=None if self._cases_unknown else {**params, **self._first_row()},
+            providers=frozenset({*BUILTIN_PROVIDERS, *self.file.providers}),
+            scores_dir=self.scores_dir,
+            taken=taken,
+        )
+        problems.extend(found)
+        return scores
+
+    def with_scores(
+        self,
+        scores: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        lines: dict[KeyPath, int] | None = None,
+        scores_dir: Path | None = None,
+    ) -> Experiment:
+        """The same experiment with other ``scores:`` (from ``source``, whose ``lines`` locate
+        its problems); ``python:`` scorers are imported from ``scores_dir`` first."""
+        data = {**self.to_dict(), "scores": dict(scores)}
+        other = type(self).__new__(type(self))
+        other._setup(
+            data, source=source or self.source, lines=lines or {}, base_dir=self.base_dir,
+            scores_dir=scores_dir or self.scores_dir,
+        )  # fmt: skip
+        return other
+
+    @property
+    def score_specs(self) -> dict[str, ScoreSpec]:
+        """The file's ``scores:`` as written (name -> definition)."""
+        return dict(self.file.scores)
 
     def _unused_vars(self) -> Iterator[Problem]:
         """Warnings: a var with several values that no template uses multiplies the calls
         without changing any request."""
         used: set[str] = set()
         for messages in self.templates.values():
-            for _, template in messages:
-                used |= template.variables
+            for message in messages:
+                used |= message.variables
         for name, values in self.vars.items():
             if name not in used and len(values) > 1:
                 yield self.where(
@@ -365,7 +485,7 @@ class Experiment:
                 )
 
     def _check_providers(self, problems: list[Problem]) -> dict[str, str]:
-        """Map each model to the provider that serves it; check provider names."""
+        """Map each model to the provider that serves it; check provider names and presets."""
         spec = self.file
         known = sorted({*BUILTIN_PROVIDERS, *spec.providers})
         if spec.provider not in known:
@@ -379,6 +499,7 @@ class Experiment:
             )
         routes: dict[str, str] = {}
         for pname, config in spec.providers.items():
+            self._check_preset(pname, problems)
             for i, model in enumerate(config.models):
                 if model in routes:
                     problems.append(
@@ -391,7 +512,90 @@ class Experiment:
                 routes[model] = pname
         return routes
 
+    def _check_preset(self, name: str, problems: list[Problem]) -> None:
+        config = self.file.providers[name]
+        path = ("providers", name)
+        preset = config.preset
+        if preset is not None and preset not in PRESETS:
+            close = difflib.get_close_matches(preset, sorted(PRESETS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use one of {sorted(PRESETS)}"
+            problems.append(self.where((*path, "preset"), f"unknown preset {preset!r}", hint))
+            return
+        if preset == "azure" and config.base_url is None:
+            problems.append(
+                self.where(
+                    path,
+                    "the azure preset needs base_url: your resource's URL",
+                    "e.g. base_url: https://RESOURCE.openai.azure.com",
+                )
+            )
+        for key in ("api_version", "deployments"):
+            if preset != "azure" and getattr(config, key):
+                problems.append(
+                    self.where((*path, key), f"{key} is an Azure setting", "add preset: azure")
+                )
+
+    def provider_api(self, name: str) -> str:
+        """The API (``chat`` or ``responses``) provider ``name`` speaks: its own ``api``, else
+        the experiment's."""
+        config = self.file.providers.get(name)
+        return (config.api if config is not None else None) or self.file.api
+
+    def request_problems(self, name: str) -> list[Problem]:
+        """What the grid's parameters ask of provider ``name`` that its API or its vendor does
+        not take (each located at its parameter)."""
+        return [
+            self.where(path, f"{message} (provider {name!r})", hint)
+            for path, message, hint in self._request_issues(name)
+        ]
+
+    def _request_issues(self, name: str) -> list[tuple[KeyPath, str, str]]:
+        config = self.file.providers.get(name)
+        preset = config.preset if config is not None and config.preset in PRESETS else None
+        api = self.provider_api(name)
+        if preset is not None and api not in PRESETS[preset].apis:
+            vendor = PRESETS[preset]
+            path: KeyPath = ("providers", name, "api") if config and config.api else ("api",)
+            # Its parameters are moot until it speaks an API its vendor serves.
+            return [(path, f"{vendor.vendor} serves Chat Completions only",
+                     f"use api: chat for it (see {vendor.doc})")]  # fmt: skip
+        found = []
+        for key, values in self.param_axes.items():
+            is_axis = _is_axis(key, self.file.params.get(key))
+            for i, value in enumerate(values):
+                problem = param_problem(api, key, value)
+                if problem is None and preset is not None:
+                    problem = vendor_problem(preset, key, value)
+                if problem is not None:
+                    at: KeyPath = ("params", key, i) if is_axis else ("params", key)
+                    found.append((at, *problem))
+                    break  # one problem per parameter and provider
+        return found
+
+    def _check_apis(self, problems: list[Problem]) -> None:
+        """Every provider the grid's models go to can take the grid's parameters. A problem
+        several providers share is reported once, naming them all."""
+        if "model" not in self.param_axes:
+            return
+        used = {self.routes.get(str(m), self.file.provider) for m in self.param_axes["model"]}
+        shared: dict[tuple[KeyPath, str, str], list[str]] = {}
+        for name in sorted(used & {*BUILTIN_PROVIDERS, *self.file.providers}):
+            for issue in self._request_issues(name):
+                shared.setdefault(issue, []).append(name)
+        for (path, message, hint), names in shared.items():
+            which = ", ".join(repr(n) for n in names)
+            label = "provider" if len(names) == 1 else "providers"
+            problems.append(self.where(path, f"{message} ({label} {which})", hint))
+
     # ------------------------------------------------------------------ derived values
+
+    def param_combos(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        """Each combination of parameter values (with this ``model`` only, if given)."""
+        names = list(self.param_axes)
+        for values in itertools.product(*self.param_axes.values()):
+            params = dict(zip(names, values, strict=True))
+            if model is None or str(params["model"]) == model:
+                yield params
 
     @property
     def axes(self) -> dict[str, int]:
@@ -429,6 +633,11 @@ class Experiment:
         """The experiment as a mapping shaped like the file (defaults left out)."""
         return self.file.model_dump(mode="json", exclude_defaults=True)
 
+    def requests_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``scores``: what decides the requests a run sends (a resume
+        may change its scores, not its requests)."""
+        return {k: v for k, v in self.to_dict().items() if k != "scores"}
+
     def to_yaml(self) -> str:
         """The experiment as YAML, loadable with ``Experiment.from_yaml``."""
         import yaml
@@ -448,6 +657,13 @@ def _first(problems: list[Problem]) -> list[Problem]:
         return problems
     more = len(problems) - MAX_PROBLEMS + 1
     return [*problems[: MAX_PROBLEMS - 1], Problem(f"... and {more:,} more problems like these")]
+
+
+def _is_axis(key: str, raw: Any) -> bool:
+    """A list is an axis, except a list-valued parameter's own list (then a list of lists is)."""
+    return isinstance(raw, list) and (
+        key not in LIST_VALUED_PARAMS or any(isinstance(v, list) for v in raw)
+    )
 
 
 def _default_name(path: Path) -> str:

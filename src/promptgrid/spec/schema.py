@@ -3,16 +3,22 @@ Schema editors use for completion. Everything else about validity is checked in 
 
 Parameters: a list is an axis of the grid and a scalar is fixed, except for parameters whose value
 is itself a list (``stop``, ``tools``, ``modalities``): for those a list of lists is an axis.
+
+Message content is a template string, or a list of content parts (``text``, ``image_url``,
+``image_file``); unions are told apart by a discriminator, so a wrong value gets one error for
+the branch it meant, not one per branch. Their tags are bracketed (``[parts]``): error locations
+leave bracketed names out.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 LIST_VALUED_PARAMS = frozenset({"stop", "tools", "modalities"})
 BUILTIN_PROVIDERS = ("echo", "openai")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -33,11 +39,102 @@ def _user_shorthand(value: Any) -> Any:
     return [{"role": "user", "content": value}] if isinstance(value, str) else value
 
 
-class Message(_Model):
-    """One chat message; ``content`` is a Jinja2 template."""
+Detail = Literal["auto", "low", "high"]
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+
+class TextPart(_Model):
+    """A text content part; ``text`` is a Jinja2 template."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Model):
+    """An image by URL (``https://...`` or ``data:image/...;base64,...``); a template."""
+
+    url: str
+    detail: Detail | None = None
+
+
+def _url_shorthand(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
+class ImageUrlPart(_Model):
+    """An image the server fetches (or a data URL), as OpenAI writes it."""
+
+    type: Literal["image_url"]
+    image_url: Annotated[ImageURL, BeforeValidator(_url_shorthand)]
+
+
+class ImageFilePart(_Model):
+    """A local image, sent as a data URL. ``path`` (a template) is relative to the experiment
+    file; it may come from a var or a case column."""
+
+    type: Literal["image_file"]
+    path: str
+    detail: Detail | None = None
+
+
+def _part_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    return f"[{kind}]" if kind in ("text", "image_url", "image_file") else None
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("[text]")]
+    | Annotated[ImageUrlPart, Tag("[image_url]")]
+    | Annotated[ImageFilePart, Tag("[image_file]")],
+    Discriminator(
+        _part_tag,
+        custom_error_type="content_part",
+        custom_error_message="a content part needs type: text, image_url or image_file",
+    ),
+]
+
+
+def _content_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "[str]"
+    return "[parts]" if isinstance(value, list) else None
+
+
+Content = Annotated[
+    Annotated[str, Tag("[str]")] | Annotated[list[ContentPart], Tag("[parts]")],
+    Discriminator(
+        _content_tag,
+        custom_error_type="content",
+        custom_error_message="content must be a text (a template) or a list of content parts",
+    ),
+]
+
+
+class FunctionCall(_Model):
+    """The function of a tool call in a prompt's history."""
+
+    name: str
+    arguments: str | dict[str, Any] = Field(
+        "{}", description="JSON text, or a mapping (sent as JSON)"
+    )
+
+
+class ToolCall(_Model):
+    """A tool call an assistant message made (for multi-turn prompts with tool results)."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(_Model):
+    """One chat message: ``content`` is a template or a list of content parts. An assistant
+    message may carry ``tool_calls`` (and no content); a ``tool`` message answers the call
+    named by ``tool_call_id``."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Content | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
 
 
 class Limits(_Model):
@@ -56,14 +153,48 @@ class RetryPolicy(_Model):
     max_wait_s: float = Field(120.0, gt=0, description="longest wait between two attempts")
 
 
+ApiKind = Literal["chat", "responses"]
+
+
+class PriceSpec(_Model):
+    """A model's price, USD per million tokens."""
+
+    input: float = Field(ge=0, description="USD per 1M input tokens")
+    output: float = Field(ge=0, description="USD per 1M output tokens")
+    cached_input: float | None = Field(None, ge=0, description="default: as input")
+    batch_input: float | None = Field(None, ge=0, description="default: half of input")
+    batch_output: float | None = Field(None, ge=0, description="default: half of output")
+    max_output_tokens: int | None = Field(
+        None, ge=1, description="the model's own output limit: the worst case when unbounded"
+    )
+
+
+class Budget(_Model):
+    """A hard cap on what a run may spend."""
+
+    max_cost_usd: float = Field(gt=0, description="the run never spends more (USD)")
+
+
 class ProviderConfig(_Model):
     """An OpenAI-compatible endpoint; models listed in ``models`` are sent to it."""
 
     type: Literal["openai", "echo"] = "openai"
+    preset: str | None = Field(
+        None, description="a vendor: anthropic, azure, gemini, groq, lmstudio, mistral, "
+        "ollama, openrouter, together, vllm (fills base_url and api_key_env)",
+    )  # fmt: skip
+    api: ApiKind | None = Field(None, description="chat (default) or responses")
     base_url: str | None = Field(None, description="default: OPENAI_BASE_URL or api.openai.com")
     api_key_env: str | None = Field(None, description="env var holding the key; OPENAI_API_KEY")
+    api_version: str | None = Field(None, description="Azure: the api-version query parameter")
+    deployments: dict[str, str] = Field(
+        default_factory=dict, description="Azure: model name -> deployment name"
+    )
     models: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    pricing: Literal["free"] | dict[str, PriceSpec] | None = Field(
+        None, description="free (a local server), or prices of this endpoint's models"
+    )
 
 
 class ParamValues(_Model):
@@ -82,9 +213,13 @@ class ParamValues(_Model):
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    max_output_tokens: int | None = Field(None, ge=1)
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    reasoning: dict[str, Any] | None = Field(None, description="Responses API: effort, summary")
+    text: dict[str, Any] | None = Field(None, description="Responses API: format, verbosity")
     verbosity: str | None = None
+    stream: bool | None = Field(None, description="stream the answer: measures ttft_s")
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -103,6 +238,69 @@ class ParamValues(_Model):
     )
 
 
+class JudgeSpec(_Model):
+    """An LLM that grades each answer with a rubric (see ``promptgrid.scoring.judge``)."""
+
+    rubric: Annotated[list[Message], BeforeValidator(_user_shorthand)] = Field(
+        min_length=1,
+        description="chat messages (or one string: a user message); Jinja2 templates that see "
+        "answer, prompt, messages and the row's vars, case columns and params",
+    )
+    model: str = Field(description="the judge's model")
+    provider: str | None = Field(None, description="where judge calls go; default: as the model")
+    scale: Literal["pass_fail"] | Annotated[int, Field(ge=2, le=100)] = Field(
+        "pass_fail", description="pass_fail, or N for a score from 1 to N"
+    )
+    params: Annotated[dict[str, Any], EmptyOk] = Field(
+        default_factory=dict, description="chat-completion parameters of the judge's calls"
+    )
+
+
+class JsonPathCheck(_Model):
+    """``json_path``: the value at ``path`` in the answer's JSON equals ``equals``."""
+
+    path: str = Field(description="$.key.sub[0] or $['a key']")
+    equals: Any = Field(description="a value, or a template compared with the value's text")
+
+
+class CloseTo(_Model):
+    """``close_to``: the answer is a number within the tolerance of ``value``."""
+
+    value: float | str = Field(description="a number, or a template that renders one")
+    tolerance: float = Field(1e-9, ge=0, description="absolute tolerance")
+    relative: float = Field(0.0, ge=0, description="relative tolerance")
+
+
+class ScoreSpec(_Model):
+    """One named check of each answer: exactly one kind, and options."""
+
+    equals: str | int | float | bool | None = None
+    contains: str | None = None
+    not_contains: str | None = None
+    icontains: str | None = None
+    starts_with: str | None = None
+    regex: str | None = Field(None, description="re.search; anchor with ^ and $")
+    one_of: list[str] | None = Field(None, min_length=1, description="a set of labels")
+    is_json: Literal[True] | None = None
+    json_schema: dict[str, Any] | None = None
+    json_path: JsonPathCheck | None = None
+    min_length: int | None = Field(None, ge=0, description="characters")
+    max_length: int | None = Field(None, ge=0, description="characters")
+    close_to: CloseTo | None = None
+    python: str | None = Field(None, description="package.module:function")
+    judge: JudgeSpec | None = None
+    strip: bool = Field(True, description="ignore whitespace around the answer")
+    ignore_case: bool = Field(False, description="compare text case-insensitively")
+
+
+#: The kinds of score, in the order the README lists them; the rest of ScoreSpec are options.
+SCORE_KINDS = (
+    "equals", "contains", "not_contains", "icontains", "starts_with", "regex", "one_of",
+    "is_json", "json_schema", "json_path", "min_length", "max_length", "close_to", "python",
+    "judge",
+)  # fmt: skip
+
+
 class ExperimentFile(_Model):
     """The experiment file, as written."""
 
@@ -112,6 +310,7 @@ class ExperimentFile(_Model):
     )  # fmt: skip
     description: str = ""
     provider: str = Field("openai", description="echo, openai, or a name under providers")
+    api: ApiKind = Field("chat", description="chat or responses, for providers that say neither")
     providers: Annotated[dict[str, ProviderConfig], EmptyOk] = Field(default_factory=dict)
     prompts: dict[str, Annotated[list[Message], BeforeValidator(_user_shorthand)]] = Field(
         min_length=1
@@ -123,6 +322,13 @@ class ExperimentFile(_Model):
     repeats: int = Field(1, ge=1, le=10_000)
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    pricing: Annotated[dict[str, PriceSpec], EmptyOk] = Field(
+        default_factory=dict, description="model -> price, over promptgrid's table"
+    )
+    budget: Budget | None = None
+    scores: Annotated[dict[str, ScoreSpec], EmptyOk] = Field(
+        default_factory=dict, description="name -> a check of each answer: column score_<name>"
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -161,10 +367,31 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = Limits
     elif parents[:1] == ["retry"]:
         model = RetryPolicy
+    elif parents[:1] == ["budget"]:
+        model = Budget
+    elif "pricing" in parents:
+        model = PriceSpec
     elif parents[:1] == ["providers"] and len(parents) >= 2:
         model = ProviderConfig
     elif parents[:1] == ["prompts"]:
         model = Message
+        if "content" in parents and len(parents) > 1:
+            # Inside a content part: the keys of every part kind.
+            keys = {*TextPart.model_fields, *ImageUrlPart.model_fields, *ImageFilePart.model_fields}
+            return sorted(keys | set(ImageURL.model_fields))
+        if "tool_calls" in parents:
+            return sorted({*ToolCall.model_fields, *FunctionCall.model_fields})
     elif parents[:1] == ["params"]:
         model = ParamValues
+    elif parents[:1] == ["scores"]:
+        nested: dict[str, type[BaseModel]] = {
+            "judge": JudgeSpec, "json_path": JsonPathCheck, "close_to": CloseTo,
+        }  # fmt: skip
+        model = ScoreSpec
+        if len(parents) >= 3:
+            model = nested.get(parents[2], ScoreSpec)
+            if parents[2] == "judge" and "rubric" in parents:
+                model = Message
+            elif parents[2] == "judge" and "params" in parents:
+                model = ParamValues
     return list(model.model_fields)

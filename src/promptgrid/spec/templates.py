@@ -83,12 +83,15 @@ _ENV.globals["range"] = _range
 
 class RenderError(Exception):
     """A template failed to render. ``message`` says what failed (any exception a template
-    raises ends up here); ``lineno`` is the template's 1-based line, when known."""
+    raises ends up here); ``lineno`` is the template's 1-based line, when known; ``where`` the
+    key path of the failing template under its message (``("content", 1, "path")``), when it
+    is not the message's content itself."""
 
-    def __init__(self, message: str, lineno: int | None) -> None:
+    def __init__(self, message: str, lineno: int | None, where: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.lineno = lineno
+        self.where = where
 
 
 @dataclass(frozen=True)

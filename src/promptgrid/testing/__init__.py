@@ -1,11 +1,19 @@
 """A local OpenAI-compatible *fault server* for tests and benchmarks.
 
-:class:`FaultServer` answers ``POST /v1/chat/completions`` over a real loopback socket the way
-OpenAI does, so the real ``openai`` SDK (and promptgrid on top of it) can be driven end to end:
+:class:`FaultServer` answers ``POST /v1/chat/completions`` and ``POST /v1/responses`` (also at
+Azure OpenAI's paths) over a real loopback socket the way OpenAI does, whole or streamed as
+Server-Sent Events, so the real ``openai`` SDK (and promptgrid on top of it) can be driven end
+to end:
 
-* answers are deterministic and name their request: ``"echo: " + <last user message>``; ``usage``
-  comes from promptgrid's own estimator (:func:`promptgrid.tokens.estimate_prompt_tokens` for the
-  prompt, :func:`promptgrid.tokens.estimate_text_tokens` of the answer for each choice);
+* answers are deterministic and name their request: ``"echo: " + <last user message>``, and
+  ``"echo [i]: ..."`` for choice ``i > 0`` of ``n``; ``usage`` comes from promptgrid's own
+  estimator (:func:`promptgrid.tokens.estimate_prompt_tokens` for the prompt,
+  :func:`promptgrid.tokens.estimate_text_tokens` of each choice's answer, plus reasoning tokens);
+* every kind of answer (:mod:`.made`): tool calls, structured outputs fitting the requested JSON
+  schema, refusals, logprobs, reasoning tokens and summaries, in the shapes of either API
+  (:mod:`.shapes`);
+* ``answers``: a text given for requests whose last user message contains a substring
+  replaces the echo (a judge's verdict, say);
 * per-API-key request (``rpm``) and token (``tpm``) buckets that start full and refill continuously
   at ``limit / 60`` per second, charging ``prompt + max_tokens * n`` tokens up front; a request
   the buckets cannot cover gets OpenAI's 429 (``retry-after``, ``retry-after-ms``) and consumes
@@ -15,7 +23,9 @@ OpenAI does, so the real ``openai`` SDK (and promptgrid on top of it) can be dri
   :data:`FAULTS` — ``"quota"``, ``"retry_after_bad"`` (a 429 whose ``retry-after`` is unusable),
   ``"drop"`` (connection closed), ``"stall"``, ``"truncated"``, and 200s a client must refuse:
   ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape) and
-  ``"empty"``. Injected faults replace normal processing: they neither check nor charge buckets;
+  ``"empty"``; for streams ``"stream_cut"`` (the connection closed after the first output); and
+  answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``. Injected faults and answer kinds
+  replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
 * counters for assertions (:meth:`FaultServer.stats`), also served, with control endpoints, over
   HTTP (``GET /_pg/stats``, ``POST /_pg/script``, ``POST /_pg/config``, ``POST /_pg/reset``).
@@ -24,10 +34,12 @@ OpenAI does, so the real ``openai`` SDK (and promptgrid on top of it) can be dri
 and async tests alike. For benchmarks, :func:`spawn_fault_server` runs ``python -m
 promptgrid.testing`` in a child process and steers it through a :class:`RemoteFaultServer`.
 
-Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (bodies and the fault
-catalogue), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
+Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (requests, error bodies
+and the fault catalogue), :mod:`.made` (the answer a request gets), :mod:`.shapes` (its JSON and
+stream shapes), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
 (in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
-aiohttp, the standard library and :mod:`promptgrid.tokens` only.
+aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.tokens`,
+:mod:`promptgrid.synthetic`, :mod:`promptgrid.apis`) only.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, after printing ``READY <base_url>``."""
     args = vars(_parser().parse_args(argv))
     port, config = args.pop("port"), args.pop("config")
+    if args.get("answers") is not None:
+        args["answers"] = dict(args["answers"])
     config.update({k: v for k, v in args.items() if v is not None})
     core = _Core(**config)
 
@@ -64,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model-suffix", dest="model_suffix", help="appended to the answered model")
     p.add_argument(
         "--bad-retry-after", dest="bad_retry_after", help='retry_after_bad\'s header ("-5")'
+    )
+    p.add_argument(
+        "--chunk-delay", type=float, dest="chunk_delay_s", help="seconds between stream events"
+    )
+    p.add_argument(
+        "--answer",
+        type=lambda s: tuple(s.split("=", 1)),
+        action="append",
+        dest="answers",
+        metavar="SUBSTRING=TEXT",
+        help="answer requests whose last user message contains SUBSTRING with TEXT (repeatable)",
     )
     p.add_argument(
         "--echo-key",

@@ -1,6 +1,7 @@
-"""What the fault server reads and sends: the request as it needs it, OpenAI-shaped completions and
-error bodies, and the broken bodies of the faults that answer ``200`` with something a client must
-refuse.
+"""What the fault server reads and sends: the request as it needs it (from Chat Completions or the
+Responses API), error bodies, the catalogue of faults and answer kinds, and the broken bodies of
+the faults that answer ``200`` with something a client must refuse. (Good answers are made in
+:mod:`.made` and shaped in :mod:`.shapes`.)
 
 Bodies copy OpenAI's shapes closely (``error.type`` and ``error.code``, ``usage`` details, request
 ids) because clients classify failures on them: a 429 with ``insufficient_quota`` must stop a run
@@ -12,16 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from ..tokens import estimate_prompt_tokens, estimate_text_tokens, message_text, output_limit
+from ..tokens import estimate_prompt_tokens, message_text, output_limit
 
-__all__ = ["FAULTS"]
+__all__ = ["ANSWER_KINDS", "FAULTS"]
 
 #: Fault names and what each does (besides HTTP statuses: any ``"400"``..``"599"`` is accepted,
 #: and ``"200"`` means ``"ok"``). Injected faults replace normal processing: they neither check
@@ -41,8 +41,22 @@ FAULTS: Mapping[str, str] = MappingProxyType(
         "bad_utf8": "200, application/json, a completion whose bytes are not valid UTF-8",
         "garbage": '200 with valid JSON that is not a chat completion ("choices": "lots")',
         "empty": "200 with an empty body",
+        "stream_cut": (
+            "a streamed answer stops after its first event carrying output and the connection "
+            "is closed; an answer not streamed is dropped (as drop)"
+        ),
+        "tool_call": (
+            "answer kind: a call of the request's named or first function tool (with arguments "
+            "fitting its parameters' schema), as if tool_choice were required"
+        ),
+        "bad_json": "answer kind: the answer's text cut in half (a structured output that "
+        "does not parse)",
+        "refusal": "answer kind: a refusal (message.refusal, or a refusal part) and no text",
     }
 )
+#: Scripted kinds of good answer (200s a client must accept); like faults, they bypass the
+#: rate-limit buckets.
+ANSWER_KINDS = frozenset({"tool_call", "bad_json", "refusal"})
 #: Faults answered with a 200 whose body is broken (after the usual latency).
 BROKEN = frozenset({"malformed", "bad_utf8", "garbage", "empty"})
 _QUOTA = "You exceeded your current quota, please check your plan and billing details."
@@ -62,22 +76,29 @@ ECHO_HEADER = "x-ratelimit-limit-key"
 
 
 class Ask(NamedTuple):
-    """What the server needs from a chat-completion request."""
+    """What the server needs from a request, whichever API it came to."""
 
     last: str  # the last user message: what the answer echoes and scripts match
     model: str
     n: int
     prompt_tokens: int
     cost: int  # charged against the TPM bucket up front: prompt + max_tokens * n
+    api: str = "chat"  # "chat" or "responses"
+    stream: bool = False
+    body: Mapping[str, Any] = MappingProxyType({})
 
 
-def read_ask(raw: bytes) -> Ask:
+def read_ask(raw: bytes, api: str = "chat") -> Ask:
     """Read a request body; ``ValueError``, ``TypeError`` or ``AttributeError`` if it is not one."""
     body = json.loads(raw)
-    messages = body.get("messages") or []
+    if api == "responses":
+        messages = input_messages(body)
+        n = 1
+    else:
+        messages = body.get("messages") or []
+        n = int(body.get("n") or 1)
     prompt_tokens = estimate_prompt_tokens(messages)
     users = [m for m in messages if m.get("role") == "user"]
-    n = int(body.get("n") or 1)
     max_tokens = output_limit(body) or 16  # OpenAI's own default for an unbounded request varies
     return Ask(
         last=message_text(users[-1].get("content")) if users else "",
@@ -85,7 +106,37 @@ def read_ask(raw: bytes) -> Ask:
         n=n,
         prompt_tokens=prompt_tokens,
         cost=prompt_tokens + max_tokens * n,
+        api=api,
+        stream=bool(body.get("stream")),
+        body=body,
     )
+
+
+def input_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A Responses request's ``instructions`` and ``input`` as chat-like messages (for the
+    prompt's estimate and its last user message): input text parts count as text, a
+    function call output as a tool message."""
+    items = body.get("input") or []
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    messages = []
+    if body.get("instructions"):
+        messages.append({"role": "system", "content": body["instructions"]})
+    for item in items:
+        if "role" in item:
+            content = item.get("content")
+            if isinstance(content, list):
+                content = [
+                    {"type": "text", "text": p.get("text", "")} if p.get("type") == "input_text"
+                    else {"type": "image_url", "image_url": {"detail": p.get("detail")}}
+                    for p in content
+                ]  # fmt: skip
+            messages.append({"role": item["role"], "content": content})
+        elif item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "content": item.get("output")})
+        else:
+            messages.append({"role": "assistant", "content": item.get("arguments")})
+    return messages
 
 
 def check_fault(name: str) -> str:
@@ -129,36 +180,6 @@ def injected_error(
     return error_body(429, msg, "requests", "rate_limit_exceeded")
 
 
-def completion(
-    *, request_id: str, model: str, text: str, finish: str | None, n: int, prompt_tokens: int
-) -> dict[str, Any]:
-    """A chat completion with ``n`` identical choices; ``usage`` counts every choice."""
-    completion_tokens = estimate_text_tokens(text) * n
-    return {
-        "id": "chatcmpl-" + request_id.removeprefix("req_"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-            for i in range(n)
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0},
-        },
-        "system_fingerprint": "fp_promptgrid",
-    }
-
-
 def broken_body(fault: str, answer: dict[str, Any]) -> bytes:
     """The body a :data:`BROKEN` fault sends instead of ``answer``.
 
@@ -177,6 +198,14 @@ def broken_body(fault: str, answer: dict[str, Any]) -> bytes:
     raise ValueError(f"{fault!r} is not a broken-body fault")
 
 
+def plant_key(headers: dict[str, str], echo: str | None) -> None:
+    """With ``echo`` (the ``echo_key`` setting: the caller's key), plant it in the request id and
+    an ``x-ratelimit-*`` header."""
+    if echo is not None:
+        headers["x-request-id"] = f"{headers.get('x-request-id', 'req')}-{echo}"
+        headers[ECHO_HEADER] = echo
+
+
 def respond(
     status: int, payload: Any, headers: dict[str, str], echo: str | None = None
 ) -> web.Response:
@@ -185,12 +214,10 @@ def respond(
     ``echo`` (the ``echo_key`` setting) is the caller's key, planted where a client might keep
     it: the request id, an ``x-ratelimit-*`` header and an error's message.
     """
-    if echo is not None:
-        headers["x-request-id"] = f"{headers.get('x-request-id', 'req')}-{echo}"
-        headers[ECHO_HEADER] = echo
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            error = payload["error"]
-            payload = {"error": {**error, "message": f"{error['message']} key={echo}"}}
+    plant_key(headers, echo)
+    if echo is not None and isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        error = payload["error"]
+        payload = {"error": {**error, "message": f"{error['message']} key={echo}"}}
     headers["Content-Type"] = "application/json"
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return web.Response(status=status, body=body, headers=headers)

@@ -1,7 +1,11 @@
 """The fault server's state and request handlers, independent of how it is run.
 
 :class:`_Core` holds the settings, the fault scripts, the per-key buckets and the counters, and
-answers ``POST /v1/chat/completions`` and the ``/_pg/*`` control endpoints. The in-process
+answers ``POST /v1/chat/completions``, ``POST /v1/responses`` (and the same paths as Azure OpenAI
+serves them: ``/openai/deployments/<deployment>/chat/completions``, ``/openai/responses``,
+``/openai/v1/...``; an ``api-key`` header works as the bearer token) and the ``/_pg/*`` control
+endpoints. Answers are whole JSON bodies, or Server-Sent Events when the request streams. The
+in-process
 :class:`~promptgrid.testing.FaultServer` and the command line (a child process) both serve one.
 State sits behind a thread lock because tests steer a server from their own thread while its
 loop runs on another.
@@ -25,18 +29,21 @@ from typing import Any
 from aiohttp import web
 
 from .answers import (
+    ANSWER_KINDS,
     BROKEN,
     Ask,
     broken_body,
     check_fault,
-    completion,
     error_body,
     injected_error,
+    plant_key,
     read_ask,
     respond,
 )
 from .buckets import _KeyBuckets
+from .made import make
 from .settings import DEFAULTS, validate
+from .shapes import chat_completion, chat_stream, response, response_stream
 
 _FIVE_XX = ("500", "502", "503")  # what a "5xx" rate draws from
 
@@ -145,8 +152,9 @@ class _Core:
 
     def _decide(
         self, key: str, last: str, model: str, cost: int
-    ) -> tuple[str | None, dict[str, Any] | None, dict[str, str]]:
-        """Under the lock: (fault or status, its error body if decided here, headers)."""
+    ) -> tuple[str | None, dict[str, Any] | None, dict[str, str], int]:
+        """Under the lock: (fault or status, its error body if decided here, headers, the
+        request's number)."""
         now = time.monotonic()
         self._n += 1
         h = {"x-request-id": f"req_{self._n:012x}"}
@@ -155,7 +163,7 @@ class _Core:
         keys = self.cfg["api_keys"]
         if keys is not None and key not in keys:
             msg = f"Incorrect API key provided: {key[:5]}****."
-            return "401", error_body(401, msg, code="invalid_api_key"), h
+            return "401", error_body(401, msg, code="invalid_api_key"), h, self._n
         buckets = None
         if self.cfg["rpm"] or self.cfg["tpm"]:
             if (buckets := self._buckets.get(key)) is None:
@@ -176,7 +184,7 @@ class _Core:
                 body = error_body(429, refusal.message, refusal.kind, "rate_limit_exceeded")
         if buckets is not None:
             buckets.headers(h)
-        return fault, body, h
+        return fault, body, h, self._n
 
     async def _sleep(self, seconds: float) -> None:
         task = asyncio.current_task()
@@ -188,22 +196,29 @@ class _Core:
             self._sleepers.discard(task)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/chat/completions``."""
+        """``POST /v1/chat/completions`` (and Azure's paths to it)."""
+        return await self._handle(request, "chat")
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses`` (and Azure's paths to it)."""
+        return await self._handle(request, "responses")
+
+    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
-        key = auth[7:] if auth.startswith("Bearer ") else auth
+        key = auth[7:] if auth.startswith("Bearer ") else auth or request.headers.get("api-key", "")
         echo = key if self.cfg["echo_key"] else None
         try:
-            ask = read_ask(await request.read())
+            ask = read_ask(await request.read(), api)
         except (ValueError, TypeError, AttributeError) as exc:
             reason = f"Could not parse the request body: {exc}"
             return respond(400, error_body(400, reason), {}, echo)
         with self._lock:
-            fault, error, h = self._decide(key, ask.last, ask.model, ask.cost)
+            fault, error, h, number = self._decide(key, ask.last, ask.model, ask.cost)
         if error is not None:  # a bad key (401) or buckets short (429)
             self._record(fault or "")
             return respond(int(fault or 0), error, h, echo)
-        if fault == "drop":
-            self._record("drop")
+        if fault == "drop" or (fault == "stream_cut" and not ask.stream):
+            self._record("drop" if fault == "drop" else fault)
             if request.transport is not None:
                 request.transport.abort()
             return web.Response(status=500)  # never sent: the connection is gone
@@ -218,31 +233,71 @@ class _Core:
             except asyncio.CancelledError:  # client went away, or the server is stopping
                 self._record("stall" if fault == "stall" else "cancelled")
                 raise
-        return self._answer(ask, fault, h, echo)
+        if ask.stream and fault not in BROKEN:
+            return await self._stream(request, ask, fault, h, echo, number)
+        return self._answer(ask, fault, h, echo, number)
+
+    def _made(self, ask: Ask, fault: str | None, echo: str | None, number: int) -> Any:
+        kind = fault if fault in ANSWER_KINDS or fault == "truncated" else None
+        scripted = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
+        return make(
+            ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
+        )
 
     def _answer(
-        self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None
+        self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None, number: int
     ) -> web.Response:
-        """A 200: the echo answer, ``"truncated"``, or a broken body."""
-        text = "echo: " + ask.last
-        finish: str | None = "stop"
-        if fault == "truncated":  # finish_reason null: a stream or a server cut short
-            text, finish = text[: len(text) // 2], None
-        if echo is not None:  # after the cut: the whole key, never a prefix a scrub would miss
-            text += f" key={echo}"
-        answer = completion(
-            request_id=h["x-request-id"],
-            model=ask.model + self.cfg["model_suffix"],
-            text=text,
-            finish=finish,
-            n=ask.n,
-            prompt_tokens=ask.prompt_tokens,
-        )
+        """A 200: the answer (of its kind, or a scripted text), ``"truncated"``, or a broken
+        body."""
+        made = self._made(ask, fault, echo, number)
+        model = ask.model + self.cfg["model_suffix"]
+        request_id = h["x-request-id"]
+        if ask.api == "responses":
+            answer = response(made, request_id=request_id, model=model)
+        else:
+            answer = chat_completion(made, request_id=request_id, model=model)
         if fault is not None and fault in BROKEN:
             self._record(fault)
             return respond(200, broken_body(fault, answer), h, echo)
         self._record(*(("truncated", None) if fault == "truncated" else ("200", ask.last)))
         return respond(200, answer, h, echo)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        ask: Ask,
+        fault: str | None,
+        h: dict[str, str],
+        echo: str | None,
+        number: int,
+    ) -> web.StreamResponse:
+        """A 200 streamed as Server-Sent Events; ``"stream_cut"`` closes the connection after
+        the first event carrying output, ``"truncated"`` ends without the final event."""
+        made = self._made(ask, fault, echo, number)
+        model = ask.model + self.cfg["model_suffix"]
+        request_id = h["x-request-id"]
+        if ask.api == "responses":
+            events = response_stream(made, request_id=request_id, model=model)
+        else:
+            usage = bool((ask.body.get("stream_options") or {}).get("include_usage"))
+            events = chat_stream(made, request_id=request_id, model=model, usage=usage)
+        plant_key(h, echo)
+        response = web.StreamResponse(status=200, headers=h)
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        gap = self.cfg["chunk_delay_s"]
+        for data, output in events:
+            await response.write(data)
+            if output and fault == "stream_cut":
+                self._record("stream_cut")
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            if gap > 0:
+                await self._sleep(gap)
+        await response.write_eof()
+        self._record(*(("truncated", None) if fault == "truncated" else ("200", ask.last)))
+        return response
 
     async def control(self, request: web.Request) -> web.StreamResponse:
         """``GET /_pg/stats``, ``GET|POST /_pg/config``, ``POST /_pg/script|reset``."""
@@ -259,7 +314,9 @@ class _Core:
     def app(self) -> web.Application:
         """The aiohttp application: the completions endpoint and the control endpoints."""
         app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.completions)
+        for prefix in ("/v1", "/openai/v1", "/openai/deployments/{deployment}", "/openai"):
+            app.router.add_post(f"{prefix}/chat/completions", self.completions)
+            app.router.add_post(f"{prefix}/responses", self.responses)
         app.router.add_route("*", "/_pg/{action}", self.control)
         return app
 

@@ -76,6 +76,11 @@ class _Controls:
         used before the general script."""
         self._act("script", {"by_content": {substring: list(faults)}})
 
+    def answer_for(self, substring: str, text: str) -> None:
+        """Answer every request whose last user message contains ``substring`` with ``text``
+        (the ``answers`` setting; a scripted fault still comes first)."""
+        self.configure(answers={**self.config()["answers"], substring: text})
+
     def stats(self) -> dict[str, Any]:
         """Counters: ``requests`` received, ``in_flight``, ``by_outcome`` (``"200"``, a status, a
         fault name, or ``"cancelled"`` when the client left during ``latency_s``), ``by_key``,
@@ -105,7 +110,17 @@ class FaultServer(_Controls):
     ``"retry_after_bad"`` sends (``"-5"``, ``"nan"``, ``"0"``, a past HTTP date); ``echo_key``:
     plant the caller's bearer token in every response (``x-request-id``, an ``x-ratelimit-*``
     header, error messages, and ``" key=<token>"`` at the end of each answer), to prove a client
-    never stores its key; ``port``: 0 picks a free port.
+    never stores its key; ``chunk_delay_s``: seconds between the events of a streamed answer
+    (0: as fast as the socket takes them); ``answers``: answer texts by content — a request
+    whose last user message contains a key (the first that matches, in order) is answered
+    with its text instead of the echo (e.g. a judge's verdict ``'{"verdict": "pass"}'``),
+    every time, after any scripted fault; ``port``: 0 picks a free port.
+
+    It answers Chat Completions and the Responses API, whole or streamed (``stream: true``), with
+    every kind of answer: ``n`` distinct choices, tool calls (forced by ``tool_choice``, or
+    scripted as ``"tool_call"``), structured outputs fitting the requested schema (scripted
+    ``"bad_json"``: cut in half), refusals (``"refusal"``), logprobs when asked for, reasoning
+    tokens and summaries; see :mod:`promptgrid.testing.made` for the exact values.
     """
 
     def __init__(
@@ -122,6 +137,8 @@ class FaultServer(_Controls):
         model_suffix: str = "",
         bad_retry_after: str = "-5",
         echo_key: bool = False,
+        chunk_delay_s: float = 0.0,
+        answers: dict[str, str] | None = None,
         port: int = 0,
     ) -> None:
         self._core = _Core(
@@ -136,6 +153,8 @@ class FaultServer(_Controls):
             model_suffix=model_suffix,
             bad_retry_after=bad_retry_after,
             echo_key=echo_key,
+            chunk_delay_s=chunk_delay_s,
+            answers=answers or {},
         )
         self.port = port
         self._thread: threading.Thread | None = None

@@ -15,6 +15,8 @@ from .answers import check_fault
 DEFAULTS: dict[str, Any] = dict(
     rpm=None, tpm=None, latency_s=0.0, fault_rates={}, seed=0, api_keys=None,
     retry_after_s=1.0, stall_s=30.0, model_suffix="", bad_retry_after="-5", echo_key=False,
+    chunk_delay_s=0.0,
+    answers={},
 )  # fmt: skip
 
 
@@ -41,4 +43,11 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         changes["bad_retry_after"] = str(changes["bad_retry_after"])
     if "echo_key" in changes:
         changes["echo_key"] = bool(changes["echo_key"])
+    if "answers" in changes:
+        answers = changes["answers"] or {}
+        if not isinstance(answers, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in answers.items()
+        ):
+            raise ValueError(f"answers must map non-empty substrings to texts: {answers!r}")
+        changes["answers"] = dict(answers)
     return changes

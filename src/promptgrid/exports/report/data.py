@@ -1,0 +1,228 @@
+"""The report's data: one JSON document the page reads, built from result tables.
+
+One table (one run) is laid out as :func:`promptgrid.compare` lays it out: a grid row per
+combination of the vars that vary, a grid column per prompt × varying params. Several tables
+(run against run) are aligned by :func:`promptgrid.analysis.align`: a grid row per aligned
+call, a grid column per run. Either way each call carries its grid row and column, so the page
+only groups, filters and draws.
+
+Calls are stored column by column (a list per field); every input the page filters on is
+coded as an index into its list of values, so a filter is an array lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from ... import __version__
+from ...analysis import align, grid_axes, input_columns, summary
+from ...analysis.runs import run_labels
+from ...store import RunInfo
+from ..totals import completeness, totals
+
+__all__ = ["build", "to_json"]
+
+#: Per-call fields shipped as they are (besides the inputs, which are coded).
+CALL_FIELDS = ("repeat", "response", "status", "error_type", "error", "latency_s",
+               "prompt_tokens", "completion_tokens", "cost_usd", "cached")  # fmt: skip
+#: Charts: (field of summary, label, unit kind).
+CHARTS = (("latency_s", "Mean latency", "latency"), ("tokens", "Mean tokens per call", "tokens"),
+          ("cost_usd", "Cost", "cost"), ("error_rate", "Error rate", "percent"))  # fmt: skip
+
+
+def build(
+    frames: Sequence[pd.DataFrame], runs: Mapping[str, RunInfo], *, title: str | None = None
+) -> dict[str, Any]:
+    """The report's data for one table (a grid) or several (aligned run against run)."""
+    frames = [f.reset_index(drop=True) for f in frames]
+    labels = run_labels(frames) if len(frames) > 1 else []
+    every = pd.concat(frames, ignore_index=True)
+    if len(frames) == 1:
+        grid = _grid(frames[0])
+        changed: dict[str, list[list[Any]]] = {}
+    else:
+        grid, changed = _aligned(frames, labels)
+    filters = [c for c in input_columns(every) if c not in ("run_id", "repeat")]
+    filters = [c for c in filters if every[c].nunique(dropna=False) > 1]
+    calls: dict[str, list[Any]] = {"row": grid["row"], "col": grid["col"]}
+    levels: dict[str, list[str]] = {}
+    if labels:
+        calls["run"] = [i for i, f in enumerate(frames) for _ in range(len(f))]
+        levels["run"] = labels
+    for name in filters:
+        codes, values = pd.factorize(every[name], use_na_sentinel=False)
+        calls[name] = codes.tolist()
+        levels[name] = [_show(v) for v in values]
+    for name in CALL_FIELDS:
+        calls[name] = _plain_list(every[name]) if name in every.columns else [None] * len(every)
+    run_ids = list(dict.fromkeys(str(r) for r in every["run_id"])) if len(every) else []
+    return {
+        "title": title or _title(frames, runs),
+        "version": __version__,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "runs" if labels else "grid",
+        "filters": (["run"] if labels else []) + filters,
+        "levels": levels,
+        "fixed": _fixed(every),
+        "changed": {k: [[_show(v) for v in vs] for vs in values] for k, values in changed.items()},
+        "grid": {
+            "rowNames": grid["rowNames"],
+            "colNames": grid["colNames"],
+            "rows": grid["rows"],
+            "cols": grid["cols"],
+        },
+        "calls": calls,
+        "runs": [
+            _run(run_id, runs.get(run_id), every[every["run_id"] == run_id]) for run_id in run_ids
+        ],
+        "charts": _charts(every, labels, frames),
+    }
+
+
+def to_json(data: Mapping[str, Any]) -> str:
+    """``data`` as JSON safe inside a ``<script>`` element (no ``<`` at all)."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def _grid(df: pd.DataFrame) -> dict[str, Any]:
+    rows, cols = grid_axes(df)
+    row, row_labels = _groups(df, rows)
+    col, col_labels = _groups(df, cols)
+    return {"row": row, "col": col, "rows": row_labels, "cols": col_labels,
+            "rowNames": rows, "colNames": cols}  # fmt: skip
+
+
+def _aligned(
+    frames: Sequence[pd.DataFrame], labels: list[str]
+) -> tuple[dict[str, Any], dict[str, list[list[Any]]]]:
+    alignment = align(frames)
+    row = [int(r) for rows in alignment.rows for r in rows]
+    keys = alignment.keys
+    row_labels = [[_show(v) for v in values] for values in alignment.labels.itertuples(index=False)]
+    if not keys:  # nothing tells the calls apart: number them
+        row_labels = [[str(n + 1)] for n in range(len(alignment.labels))]
+    grid = {"row": row, "col": [i for i, f in enumerate(frames) for _ in range(len(f))],
+            "rows": row_labels, "cols": [[label] for label in labels],
+            "rowNames": keys or ["call"], "colNames": ["run"]}  # fmt: skip
+    return grid, alignment.changed
+
+
+def _groups(df: pd.DataFrame, keys: list[str]) -> tuple[list[int], list[list[str]]]:
+    """Each row's group number (in order of first appearance) and each group's labels."""
+    if not keys or df.empty:
+        return [0] * len(df), [[]]
+    codes = df.groupby(keys, sort=False, dropna=False).ngroup()
+    first = df.loc[~codes.duplicated(), keys]
+    return codes.tolist(), [[_show(v) for v in row] for row in first.itertuples(index=False)]
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+def _fixed(df: pd.DataFrame) -> dict[str, str]:
+    """Inputs with one value in every call (fixed params), to show once."""
+    out = {}
+    for name in input_columns(df):
+        if name in ("run_id", "prompt", "repeat") or df.empty:
+            continue
+        if df[name].nunique(dropna=False) == 1:
+            out[name] = _show(df[name].iloc[0])
+    return out
+
+
+def _run(run_id: str, info: RunInfo | None, df: pd.DataFrame) -> dict[str, Any]:
+    """A run's header, totals and (when its store was found) settings and experiment."""
+    out: dict[str, Any] = {"id": run_id, "totals": [
+        [label, _plain(value), kind] for label, value, kind in
+        totals(df, info.total if info else None)
+    ]}  # fmt: skip
+    if info is None:
+        return out
+    import yaml
+
+    out.update(
+        experiment=info.experiment, results=completeness(len(df), info.total),
+        created=info.created_at, source=info.source, description=info.spec.get("description"),
+        settings={k: v if isinstance(v, str) else json.dumps(v) for k, v in info.options.items()},
+        spec=yaml.safe_dump(info.spec, sort_keys=False, allow_unicode=True, width=100),
+    )  # fmt: skip
+    return out
+
+
+def _charts(
+    every: pd.DataFrame, labels: list[str], frames: Sequence[pd.DataFrame]
+) -> list[dict[str, Any]]:
+    """Bars per prompt × model (× run): latency, tokens, cost, error rate."""
+    if every.empty:
+        return []
+    work = every.copy()
+    by = ["prompt"] + (["model"] if "model" in work.columns else [])
+    if labels:
+        work["run"] = [labels[i] for i, f in enumerate(frames) for _ in range(len(f))]
+        by = ["run", *by]
+    table = summary(work, by=by)
+    calls = table["calls"].astype(float)
+    tokens = (table["prompt_tokens"].astype(float).fillna(0)
+              + table["completion_tokens"].astype(float).fillna(0)) / calls  # fmt: skip
+    values = {"latency_s": table["latency_s"], "tokens": tokens, "cost_usd": table["cost_usd"],
+              "error_rate": table["error_rate"]}  # fmt: skip
+    names = [" · ".join(_show(v) for v in (i if isinstance(i, tuple) else (i,)))
+             for i in table.index]  # fmt: skip
+    charts = [
+        {"label": label, "kind": kind,
+         "bars": [[name, _plain(v)] for name, v in zip(names, values[key], strict=True)]}
+        for key, label, kind in CHARTS
+    ]  # fmt: skip
+    # A pass/fail score: its pass rate per group, with the 95 % Wilson interval summary() gives.
+    for column in (c for c in table.columns if f"{c}_low" in table.columns):
+        bars = [
+            [name, _plain(rate), _plain(low), _plain(high)]
+            for name, rate, low, high in zip(
+                names, table[column], table[f"{column}_low"], table[f"{column}_high"], strict=True
+            )
+        ]
+        label = f"Pass rate of {column.removeprefix('score_')} (95% interval)"
+        charts.append({"label": label, "kind": "rate", "bars": bars})
+    return charts
+
+
+def _title(frames: Sequence[pd.DataFrame], runs: Mapping[str, RunInfo]) -> str:
+    names = [runs[r].experiment for r in runs if r in runs]
+    name = " vs ".join(dict.fromkeys(names)) if names else "promptgrid"
+    if len(frames) > 1:
+        return f"{name}: run against run"
+    return name
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def _show(value: Any) -> str:
+    """A label as the page shows it."""
+    value = _plain(value)
+    return "(none)" if value is None else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: numpy scalars as Python ones; NaN, NA and infinities as null."""
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _plain_list(column: pd.Series) -> list[Any]:
+    return [_plain(v) for v in column.astype(object).tolist()]

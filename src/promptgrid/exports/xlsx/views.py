@@ -1,0 +1,185 @@
+"""The ``compare`` and ``summary`` sheets, built from the run's DataFrame (they aggregate).
+
+``compare`` is :func:`promptgrid.compare` as a sheet: one row per input combination (the vars
+and case columns that vary), one column per prompt × varying params, the answers in the cells.
+Repeats are stacked in one cell with a ``───`` line between them, or given a column each
+(``repeats="columns"``). A cell whose calls all failed shows the error and is red; one where
+only some failed is amber, its errors shown as ``[error_type] message`` between the answers.
+
+``summary`` is :func:`promptgrid.summary` in blocks: by prompt and varying params together,
+then by each of them alone, then all calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from openpyxl.utils import get_column_letter
+
+from ...analysis.comparison import compare, grid_axes, summary
+from .cells import Styles, cell_value
+from .results import _fit, _lines
+from .sheet import StreamSheet
+
+if TYPE_CHECKING:
+    from .. import Repeats
+
+#: A compare row shows at most this many lines (Excel's tallest row is 409 points).
+MAX_LINES = 25
+_NAMELESS = ("prompt", "run_id")  # header cells show just the value of these levels
+
+
+def write_compare(
+    sheet: StreamSheet, df: pd.DataFrame, styles: Styles, *, repeats: Repeats = "stack"
+) -> None:
+    """Fill ``sheet`` with the side-by-side table of ``df``."""
+    if df.empty:
+        sheet.append([("No results yet.", styles.id("text"))])
+        return
+    rows, cols = grid_axes(df)
+    if repeats == "columns" and "repeat" in df.columns and df["repeat"].nunique() > 1:
+        cols = [*cols, "repeat"]
+    answers = compare(df, rows, cols)
+    work = df.assign(__failed__=(df["status"] != "ok").astype(float))
+    failed = compare(work, rows, cols, values="__failed__", aggfunc="mean")
+    row_labels = _labels(answers.index)
+    col_labels = _labels(answers.columns)
+    row_names = [str(n) if n is not None else "" for n in answers.index.names]
+    col_names = [str(n) if n is not None else "" for n in answers.columns.names]
+    n_labels, levels = len(row_names), len(col_names)
+
+    texts = answers.to_numpy(dtype=object)
+    states = failed.to_numpy(dtype=float)
+    label_widths = [_fit(name, [r[i] for r in row_labels], 30) for i, name in enumerate(row_names)]
+    answer_widths = [_fit("", [_cell_text(v) for v in texts[:, j]], 50) + 2
+                     for j in range(texts.shape[1])]  # fmt: skip
+    widths = [*label_widths, *(max(w, 16.0) for w in answer_widths)]
+    sheet.set_widths(widths)
+    sheet.fit_to_width()
+    sheet.freeze_panes = f"{get_column_letter(n_labels + 1)}{levels + 1}"
+    sheet.print_title_rows = f"1:{levels}"
+
+    header, input_header = styles.id("header"), styles.id("input_header")
+    for level in range(levels):
+        cells: list[tuple[Any, int]] = [
+            (row_names[i] if level == levels - 1 else "", input_header) for i in range(n_labels)
+        ]
+        for label in col_labels:
+            name, value = col_names[level], label[level]
+            text = value if name in _NAMELESS or not name else f"{name} = {value}"
+            cells.append((cell_value(text), header))
+        sheet.append(cells, 30.0 if level == levels - 1 else None)
+        if level < levels - 1:
+            _merge_runs(sheet, col_labels, level, n_labels)
+
+    wrap, label_style = styles.id("wrap"), styles.id("label")
+    by_state = {
+        "ok": wrap,
+        "error": styles.id("wrap", "error"),
+        "mixed": styles.id("wrap", "mixed"),
+    }
+    for r, labels in enumerate(row_labels):
+        cells = [(cell_value(_label(v)), label_style) for v in labels]
+        lines = max((_lines(v, label_widths[i]) for i, v in enumerate(labels)), default=1)
+        for j in range(len(col_labels)):
+            text = _cell_text(texts[r, j])
+            cells.append((cell_value(text), by_state[_state(states[r, j])]))
+            lines = max(lines, _lines(text, widths[n_labels + j]))
+        sheet.append(cells, sheet.lines_height(min(lines, MAX_LINES)))
+    last = get_column_letter(len(widths))
+    sheet.auto_filter.ref = f"A{levels}:{last}{levels + len(row_labels)}"
+
+
+def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
+    """Fill ``sheet`` with calls, errors, latency, tokens and cost, in blocks."""
+    if df.empty:
+        sheet.append([("No results yet.", styles.id("text"))])
+        return
+    _, cols = grid_axes(df)
+    keys = [c for c in cols if c != "repeat"] or ["prompt"]
+    blocks: list[tuple[str, list[str]]] = [(f"By {' × '.join(keys)}", keys)]
+    if len(keys) > 1:
+        blocks += [(f"By {key}", [key]) for key in keys]
+    blocks.append(("All calls", []))
+    width = max(len(k) for _, k in blocks) or 1
+    metrics = [("calls", "calls", "int"), ("errors", "errors", "int"),
+               ("error_rate", "error rate", "percent"), ("cached", "cached", "int"),
+               ("latency_s", "mean latency", "latency"),
+               ("prompt_tokens", "prompt tokens", "tokens"),
+               ("completion_tokens", "completion tokens", "tokens"),
+               ("cost_usd", "cost", "cost")]  # fmt: skip
+    # Pass/fail scores: their pass rate and its 95 % Wilson interval (from summary()).
+    for column in (c for c in df.columns if c.startswith("score_") and c != "score_errors"):
+        if str(df[column].dtype) == "boolean":
+            name = column.removeprefix("score_")
+            metrics += [(column, f"{name} pass rate", "percent"),
+                        (f"{column}_low", "95% CI low", "percent"),
+                        (f"{column}_high", "95% CI high", "percent")]  # fmt: skip
+    sheet.set_widths([*([22.0] * width), 8, 8, 10, 8, 13, 14, 17, 13,
+                      *([12.0] * (len(metrics) - 8))])  # fmt: skip
+    sheet.fit_to_width()
+    title, header, label = styles.id("title"), styles.id("header"), styles.id("label")
+    for name, by in blocks:
+        table = summary(df, by=by)
+        sheet.append([(name, title)], 22.0)
+        heads = [*(by or ["group"]), *([""] * (width - max(len(by), 1)))]
+        sheet.append([*((h, header) for h in heads), *((h, header) for _, h, _ in metrics)], 30.0)
+        for index, row in table.iterrows():
+            labels = list(index) if isinstance(index, tuple) else [index if by else "all calls"]
+            labels += [""] * (width - len(labels))
+            bad = bool(row["errors"])
+            cells = [(cell_value(_label(v)), label) for v in labels]
+            for column, _, kind in metrics:
+                state = "error" if bad and column in ("errors", "error_rate") else "ok"
+                cells.append((cell_value(_plain(row[column])), styles.id(kind, state)))
+            sheet.append(cells)
+        sheet.append([])
+
+
+def _labels(index: pd.Index) -> list[tuple[Any, ...]]:
+    """Each label of an index as a tuple of plain values."""
+    return [
+        tuple(_plain(v) for v in (label if isinstance(label, tuple) else (label,)))
+        for label in index
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """numpy and pandas scalars as Python values; missing as None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _label(value: Any) -> Any:
+    """A row label as text (``0.0`` shows as 0.0, not 0)."""
+    value = _plain(value)
+    return None if value is None else str(value)
+
+
+def _cell_text(value: Any) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _state(failed: float) -> str:
+    if math.isnan(failed) or failed == 0:
+        return "ok"
+    return "error" if failed >= 1 else "mixed"
+
+
+def _merge_runs(
+    sheet: StreamSheet, labels: Sequence[tuple[Any, ...]], level: int, offset: int
+) -> None:
+    """Merge the header cells of ``level`` where neighbours share every label up to it."""
+    row = level + 1
+    start = 0
+    for j in range(1, len(labels) + 1):
+        if j < len(labels) and labels[j][: level + 1] == labels[start][: level + 1]:
+            continue
+        if j - start > 1:
+            first, last = get_column_letter(offset + start + 1), get_column_letter(offset + j)
+            sheet.merged_cells.add(f"{first}{row}:{last}{row}")
+        start = j

@@ -1,0 +1,249 @@
+"""What the ``openai`` provider's API modules share: SDK errors translated into promptgrid's, the
+server's ``retry-after``, the key scrubbed from everything a server sends back, and the
+answer's pieces (usage details, rate-limit headers, JSON dumps) read the same way everywhere.
+
+Every failure leaves the provider as a :mod:`promptgrid.errors` class, built with
+``raise Ours(...) from exc``::
+
+    APIStatusError 429 + insufficient_quota -> QuotaExceeded     (stops the run)
+    APIStatusError 429                      -> RateLimited       (retry_after from the headers)
+    APIStatusError 401 / 403                -> AuthenticationFailed (stops the run)
+    APIStatusError 408 / 409 / 5xx          -> ServerError
+    APIStatusError other 4xx                -> BadRequest
+    APITimeoutError, our own deadline       -> RequestTimeout
+    APIConnectionError, APITimeoutError
+    caused by a dropped connection          -> ConnectionFailed
+    APIResponseValidationError, bad JSON,
+    undecodable bytes, a body of the wrong
+    shape, no choices, no finish_reason,
+    a stream cut short                      -> MalformedResponse
+    APIError (no status; an error event
+    inside a stream)                        -> ServerError
+    any other OpenAIError                   -> BadRequest
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import sys
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import replace
+from datetime import timezone
+from typing import Any, TypeVar
+
+import aiohttp
+import openai
+
+from ..errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConnectionFailed,
+    MalformedResponse,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+)
+from .base import Choice, Completion
+
+__all__ = ["retry_after", "translate"]
+
+RATE_LIMIT_PREFIX = "x-ratelimit-"
+T = TypeVar("T")
+
+
+def translate(exc: openai.OpenAIError) -> ProviderError:
+    """The promptgrid error for an exception that came out of the SDK (see the module table)."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc)
+    if isinstance(exc, openai.APITimeoutError) and not _dropped(exc):
+        return RequestTimeout(f"timed out: {exc}")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        return ConnectionFailed(f"connection failed: {exc}{cause}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return MalformedResponse(f"not a valid answer: {exc}")
+    if isinstance(exc, openai.APIError):
+        return ServerError(f"API error: {exc}")
+    return BadRequest(f"{type(exc).__name__}: {exc}")
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A "timeout" that was really a dropped connection: the SDK's aiohttp transport maps every
+    ``aiohttp.ClientConnectionError`` (``ServerDisconnectedError`` included) to ``ConnectTimeout``.
+    Real timeouts have a ``TimeoutError`` (aiohttp's or asyncio's) in their cause chain."""
+    dropped = False
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never follow a cycle for ever
+        if seen is None or isinstance(seen, (TimeoutError, asyncio.TimeoutError)):
+            return dropped and seen is None
+        dropped = dropped or isinstance(seen, (aiohttp.ClientConnectionError, ConnectionError))
+        seen = seen.__cause__ or seen.__context__
+    return dropped
+
+
+def _status_error(exc: openai.APIStatusError) -> ProviderError:
+    status = exc.status_code
+    headers = {k.lower(): v for k, v in exc.response.headers.items()}
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
+    fields: dict[str, Any] = {
+        "message": f"HTTP {status}: {detail}",
+        "http_status": status,
+        "request_id": exc.request_id,
+        "headers": headers,
+    }
+    if status == 429:
+        if "insufficient_quota" in (body.get("code"), body.get("type")):
+            return QuotaExceeded(**fields)
+        return RateLimited(retry_after=retry_after(headers), **fields)
+    if status in (401, 403):
+        return AuthenticationFailed(**fields)
+    if status in (408, 409) or status >= 500:
+        return ServerError(retry_after=retry_after(headers), **fields)
+    return BadRequest(**fields)
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The server's wait in seconds: ``retry-after-ms``, else ``retry-after`` (seconds or an
+    HTTP date). ``None`` — fall back to backoff — when absent, unreadable, not finite, zero or
+    negative, or a date already past: a server that says "retry now" a hundred times would
+    otherwise be hammered. ``headers`` must be lower-cased; ``now`` is for tests."""
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            if name == "retry-after-ms":
+                continue
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+            if when.tzinfo is None:  # an HTTP date is GMT
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
+    return None
+
+
+async def within(seconds: float, call: Awaitable[T]) -> T:
+    """Await ``call`` with a deadline; ``asyncio.timeout`` (3.11+) spares ``wait_for``'s task."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await call
+    return await asyncio.wait_for(call, seconds)
+
+
+# ------------------------------------------------------------------ answers
+
+
+def rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers (lower-cased names), which the limiter learns from."""
+    return {k: v for k, v in headers.items() if k.startswith(RATE_LIMIT_PREFIX)}
+
+
+def detail(obj: Any, group: str, name: str) -> int | None:
+    """``obj.<group>.<name>`` (a usage detail), or None where a server omits it."""
+    return getattr(getattr(obj, group, None), name, None)
+
+
+def dump(value: Any) -> Any:
+    """An SDK object (or a list of them) as plain JSON values."""
+    if isinstance(value, list):
+        return [dump(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", warnings=False, exclude_none=True)
+    return value
+
+
+def truncated(what: str, request_id: str | None) -> MalformedResponse:
+    """The error for an answer cut short (retried like any malformed answer)."""
+    return MalformedResponse(f"truncated: {what}", request_id=request_id)
+
+
+# ------------------------------------------------------------------ the key
+
+
+def scrub(value: Any, secret: str) -> Any:
+    """A value with the key replaced by ``***`` (some servers echo it back, in messages, ids or
+    headers); anything else unchanged."""
+    if secret and isinstance(value, str) and secret in value:
+        return value.replace(secret, "***")
+    return value
+
+
+def scrub_error(error: ProviderError, secret: str) -> ProviderError:
+    """``error`` with the key removed from its message, request id and headers."""
+    error.message = scrub(error.message, secret)
+    error.args = (error.message,)
+    error.request_id = scrub(error.request_id, secret)
+    error.headers = {k: scrub(v, secret) for k, v in error.headers.items()}
+    return error
+
+
+def scrub_completion(completion: Completion, secret: str) -> Completion:
+    """``completion`` with the key removed from every text a server sent. The key is almost
+    never there: one search of each text decides, and only then is a copy made."""
+    if not secret or not _holds(completion, secret):
+        return completion
+    fields = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
+              "reasoning_summary")  # fmt: skip
+    changed = {f: scrub(getattr(completion, f), secret) for f in fields}
+    return replace(
+        completion,
+        rate_limits={k: scrub(v, secret) for k, v in completion.rate_limits.items()},
+        tool_calls=_scrub_deep(completion.tool_calls, secret),
+        logprobs=_scrub_deep(completion.logprobs, secret),
+        more_choices=tuple(
+            Choice(
+                scrub(c.text, secret),
+                c.finish_reason,
+                _scrub_deep(c.tool_calls, secret),
+                scrub(c.refusal, secret),
+                _scrub_deep(c.logprobs, secret),
+            )
+            for c in completion.more_choices
+        ),
+        **changed,
+    )
+
+
+def _holds(completion: Completion, secret: str) -> bool:
+    """Whether the key appears anywhere in what the server sent."""
+    texts = (completion.text, completion.finish_reason, completion.resolved_model,
+             completion.request_id, completion.refusal, completion.reasoning_summary)  # fmt: skip
+    if any(secret in t for t in texts if t) or any(
+        secret in v for v in completion.rate_limits.values()
+    ):
+        return True
+    if not (completion.tool_calls or completion.logprobs or completion.more_choices):
+        return False
+    more = [(c.text, c.refusal, c.tool_calls, c.logprobs) for c in completion.more_choices]
+    return _contains((completion.tool_calls, completion.logprobs, more), secret)
+
+
+def _contains(value: Any, secret: str) -> bool:
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, Mapping):
+        return any(_contains(v, secret) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains(v, secret) for v in value)
+    return False
+
+
+def _scrub_deep(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secret)
+    if isinstance(value, Mapping):
+        return {k: _scrub_deep(v, secret) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub_deep(v, secret) for v in value)
+    return value

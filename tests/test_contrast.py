@@ -1,0 +1,167 @@
+"""contrast and summary's pass rates, against values computed by hand for small tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import promptgrid
+from promptgrid.analysis import pass_at_k
+from promptgrid.cli import main
+
+
+def table(a: list[float | bool], b: list[float | bool], column: str = "score_correct",
+          repeats: int = 1) -> pd.DataFrame:  # fmt: skip
+    """A result table shaped like a run's: prompt A and B over the same questions."""
+    rows = []
+    for prompt, values in (("A", a), ("B", b)):
+        for i, value in enumerate(values):
+            rows.append({"run_id": "r", "prompt": prompt, "question": f"q{i // repeats}",
+                         "model": "m", "repeat": i % repeats, "response": f"{prompt}{value}",
+                         "status": "ok", column: value})  # fmt: skip
+    df = pd.DataFrame(rows)
+    if isinstance(a[0], bool):
+        df[column] = df[column].astype("boolean")
+    return df
+
+
+def test_pass_fail_pairs_means_and_mcnemar_exact_p_by_hand() -> None:
+    a = [True, False, False, False, False, False, False, False, True, False]
+    b = [False, True, True, True, True, True, True, True, True, False]
+    result = promptgrid.contrast(table(a, b), factor="prompt", score="correct")
+    (pair,) = result.pairs.to_dict("records")
+    assert (pair["a"], pair["b"], pair["pairs"]) == ("A", "B", 10)
+    assert pair["mean_a"] == pytest.approx(0.2) and pair["mean_b"] == pytest.approx(0.8)
+    assert pair["diff"] == pytest.approx(0.6)
+    # 7 pairs B passes alone, 1 A passes alone: two-sided binomial, P = 2 (1 + 8) / 2^8.
+    assert pair["test"] == "McNemar exact test" and pair["informative"] == 8
+    assert pair["p_value"] == pytest.approx(18 / 256)
+    assert -1 <= pair["ci_low"] <= 0.6 <= pair["ci_high"] <= 1
+    assert pair["verdict"].startswith("no clear difference (p = 0.07")
+    levels = result.levels
+    assert levels.loc["A", "mean"] == pytest.approx(0.2) and levels.loc["A", "cells"] == 10
+    assert "McNemar exact test: p = 0.07" in str(result)
+
+
+def test_numeric_scores_use_wilcoxon_signed_rank_by_hand() -> None:
+    a = [1.0] * 8
+    b = [2.0, 3.0, 4.0, -3.0, 6.0, 7.0, 8.0, 9.0]  # differences 1..8, the 4th negative
+    result = promptgrid.contrast(table(a, b, "score_quality"), factor="prompt", score="quality")
+    (pair,) = result.pairs.to_dict("records")
+    # W- = 4; the subsets of ranks 1..8 summing to <= 4: {}, 1, 2, 3, 12, 4, 13 -> 7 of 256.
+    assert pair["test"] == "Wilcoxon signed-rank test"
+    assert pair["p_value"] == pytest.approx(2 * 7 / 256)
+    assert pair["diff"] == pytest.approx(3.5) and pair["informative"] == 8
+    assert pair["verdict"].startswith("no clear difference")
+
+
+def test_a_clear_difference_names_the_better_level() -> None:
+    a = [False] * 7 + [True]
+    b = [True] * 8
+    (pair,) = promptgrid.contrast(table(a, b), score="correct").pairs.to_dict("records")
+    assert pair["p_value"] == pytest.approx(2 / 2**7)
+    assert pair["verdict"].startswith("B scores higher than A (p = 0.016 < 0.05)")
+
+
+def test_too_small_a_sample_is_said_plainly() -> None:
+    result = promptgrid.contrast(table([False] * 5, [True] * 5), score="correct")
+    (pair,) = result.pairs.to_dict("records")
+    assert pair["p_value"] == pytest.approx(2 / 32)  # the best five pairs can do
+    assert pair["verdict"] == (
+        "too few pairs to tell: 5 of 5 pairs differ, and at least 6 must differ before any "
+        "result could reach p < 0.05"
+    )
+
+
+def test_cells_pair_on_every_other_input_and_missing_scores_drop_out() -> None:
+    df = table([True, False, True], [True, True, True])
+    df.loc[(df["prompt"] == "B") & (df["question"] == "q2"), "score_correct"] = pd.NA
+    extra = df[df["prompt"] == "A"].assign(prompt="C", question="other")  # pairs with nothing
+    result = promptgrid.contrast(pd.concat([df, extra]), score="score_correct")
+    pairs = result.pairs.set_index(["a", "b"])
+    assert pairs.loc[("A", "B"), "pairs"] == 2
+    assert pairs.loc[("A", "C"), "pairs"] == 0
+    assert pairs.loc[("A", "C"), "verdict"].startswith("no pairs")
+
+
+def test_repeats_per_cell_mean_spread_pass_at_k_and_agreement() -> None:
+    a = [True, True, False, False, False, False]  # q0: 2 of 3 pass, q1: none
+    b = [True, True, True, True, False, True]
+    result = promptgrid.contrast(table(a, b, repeats=3), score="correct")
+    cells = result.cells.set_index(["question", "prompt"])
+    assert cells.loc[("q0", "A"), "n"] == 3
+    assert cells.loc[("q0", "A"), "mean"] == pytest.approx(2 / 3)
+    assert cells.loc[("q0", "A"), "std"] == pytest.approx(math.sqrt(1 / 3))
+    # pass@3 with 2 of 3 passing: 1 - C(1, 3) / C(3, 3) = 1; with none: 0.
+    assert cells.loc[("q0", "A"), "pass@3"] == 1.0 and cells.loc[("q1", "A"), "pass@3"] == 0.0
+    # agreement: pairs of samples that agree, (2*1 + 1*0) / (3*2) = 1/3; all alike: 1.
+    assert cells.loc[("q0", "A"), "agreement"] == pytest.approx(1 / 3)
+    assert cells.loc[("q1", "A"), "agreement"] == 1.0
+    assert result.levels.loc["A", "pass@3"] == pytest.approx(0.5)
+    assert result.levels.loc["A", "samples"] == 6
+    assert result.pairs["test"][0] == "Wilcoxon signed-rank test"  # means over repeats
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(5, 2))
+
+
+def test_the_bootstrap_interval_is_reproducible() -> None:
+    df = table([True, False, True, False, True, False], [True, True, True, False, True, True])
+    one = promptgrid.contrast(df, score="correct").pairs
+    two = promptgrid.contrast(df, score="correct").pairs
+    assert one[["ci_low", "ci_high"]].equals(two[["ci_low", "ci_high"]])
+    other = promptgrid.contrast(df, score="correct", seed=1).pairs
+    assert other["diff"].equals(one["diff"])
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    df = table([True], [False])
+    with pytest.raises(promptgrid.UsageError, match="its scores: score_correct"):
+        promptgrid.contrast(df, score="nope")
+    with pytest.raises(promptgrid.UsageError, match="no column 'flavour'"):
+        promptgrid.contrast(df, factor="flavour", score="correct")
+
+
+def test_summary_shows_pass_rates_with_wilson_intervals() -> None:
+    df = table([True, True, True] + [False] * 7, [True] * 10)
+    out = promptgrid.summary(df, by=["prompt"])
+    assert out.loc["A", "score_correct"] == pytest.approx(0.3)
+    z, n, p = 1.959963984540054, 10, 0.3  # Wilson's interval, by its formula
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    assert out.loc["A", "score_correct_low"] == pytest.approx(centre - half)
+    assert out.loc["A", "score_correct_high"] == pytest.approx(centre + half)
+    assert out.loc["B", "score_correct_high"] == pytest.approx(1.0)
+    assert list(out.columns[:3]) == ["calls", "errors", "error_rate"]  # unchanged columns first
+
+
+CAPITALS = """\
+name: cap
+provider: echo
+prompts:
+  closed_book: "What is the capital of {{ country }}? Answer with the city only."
+  open_book: "Atlas: {{ atlas }}\\nWhat is the capital of {{ country }}? Answer with the city only."
+cases:
+CASES
+params: {model: gpt-4o-mini, max_tokens: 40}
+scores:
+  correct: {icontains: "{{ expected }}"}
+"""
+
+
+def test_cli_contrast_on_a_run(
+    write_yaml: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = "\n".join(
+        f"  - {{country: C{i}, expected: City{i}, atlas: 'C{i}: capital City{i}'}}"
+        for i in range(8)
+    )
+    path = write_yaml(CAPITALS.replace("CASES", cases))
+    df = promptgrid.run(path, results_dir=tmp_path, progress=False)
+    main(["contrast", df["run_id"][0], "--results-dir", str(tmp_path), "--score", "correct"])
+    out = capsys.readouterr().out
+    assert "closed_book vs open_book: 8 pairs, 8 differ" in out
+    assert "McNemar exact test: p = 0.0078" in out  # 2 / 2^8
+    assert "open_book scores higher than closed_book" in out

@@ -1,0 +1,186 @@
+"""Messages of every role and shape: content parts, images, tool calls — validated and rendered."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import promptgrid.spec.messages
+from promptgrid.config import RunOptions, resolve
+from promptgrid.errors import SpecError
+from promptgrid.grid import expand, request_key
+from promptgrid.providers.base import Request
+from promptgrid.spec import Experiment
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+
+
+def exp(prompt: Any, base_dir: Path | None = None, **fields: Any) -> Experiment:
+    return Experiment(
+        provider="echo", prompts={"p": prompt}, params={"model": "m"}, base_dir=base_dir, **fields
+    )
+
+
+def rendered(experiment: Experiment) -> list[tuple[dict[str, Any], ...]]:
+    return [tuple(c.request.messages) for c in expand(resolve(experiment, RunOptions()))]
+
+
+def test_every_role_and_a_tool_round_trip() -> None:
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "developer", "content": "D {{ x }}"},
+        {"role": "user", "content": "U {{ x }}"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "c1", "function": {"name": "f", "arguments": {"q": 1}}},
+            {"id": "c2", "function": {"name": "g", "arguments": '{"raw": true}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "result {{ x }}"},
+        {"role": "assistant", "content": [{"type": "text", "text": "T {{ x }}"}]},
+    ]  # fmt: skip
+    [sent] = rendered(exp(messages, vars={"x": [1]}))
+    assert sent == (
+        {"role": "system", "content": "S"},
+        {"role": "developer", "content": "D 1"},
+        {"role": "user", "content": "U 1"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"q": 1}'}},
+            {"id": "c2", "type": "function",
+             "function": {"name": "g", "arguments": '{"raw": true}'}}]},
+        {"role": "tool", "content": "result 1", "tool_call_id": "c1"},
+        {"role": "assistant", "content": [{"type": "text", "text": "T 1"}]},
+    )  # fmt: skip
+
+
+def test_a_plain_message_hashes_as_it_always_did() -> None:
+    # Requests written before content parts existed keep their cell ids (and their cache).
+    [cell] = expand(resolve(exp("hello"), RunOptions()))
+    assert cell.request.messages == ({"role": "user", "content": "hello"},)
+    old_definition = Request("echo", "m", ({"role": "user", "content": "hello"},), {})
+    assert cell.cell_id == request_key(old_definition, 0)
+
+
+def test_the_api_kind_is_part_of_the_hash() -> None:
+    chat = expand(resolve(exp("hello"), RunOptions()))
+    responses = expand(resolve(exp("hello", api="responses"), RunOptions()))
+    [a], [b] = list(chat), list(responses)
+    assert b.request.api == "responses" and a.cell_id != b.cell_id
+    assert b.cell_id == request_key(b.request, 0)  # the fast walk follows the definition
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        pytest.param({"role": "tool", "content": "x"}, "needs tool_call_id", id="tool-no-id"),
+        pytest.param(
+            {"role": "user", "content": "x", "tool_call_id": "c"},
+            "takes no tool_call_id",
+            id="id-on-user",
+        ),
+        pytest.param(
+            {
+                "role": "user",
+                "content": "x",
+                "tool_calls": [{"id": "c", "function": {"name": "f"}}],
+            },
+            "makes no tool calls",
+            id="calls-on-user",
+        ),
+        pytest.param({"role": "user"}, "missing content", id="no-content"),
+        pytest.param(
+            {"role": "system", "content": [{"type": "image_url", "image_url": "http://x/a.png"}]},
+            "an image in a system message",
+            id="image-in-system",
+        ),
+        pytest.param(
+            {"role": "user", "content": [{"type": "video", "url": "x"}]},
+            "needs type: text, image_url or image_file",
+            id="unknown-part",
+        ),
+        pytest.param(
+            {"role": "user", "content": [{"type": "text", "txt": "x"}]},
+            "unknown key 'txt'",
+            id="misspelt-part-key",
+        ),
+        pytest.param({"role": "robot", "content": "x"}, "role", id="unknown-role"),
+        pytest.param(
+            {"role": "user", "content": [{"type": "text", "text": "{{ x"}]},
+            "template syntax error",
+            id="syntax-in-part",
+        ),
+    ],
+)
+def test_messages_the_apis_would_refuse_are_validation_errors(
+    message: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(SpecError, match=says):
+        exp([message])
+
+
+def test_an_unknown_part_key_suggests_the_right_one() -> None:
+    with pytest.raises(SpecError, match=r"did you mean 'text'\?"):
+        exp([{"role": "user", "content": [{"type": "text", "txt": "x"}]}])
+
+
+def test_an_image_file_becomes_a_data_url(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(PNG)
+    content = [{"type": "text", "text": "What is {{ x }}?"},
+               {"type": "image_file", "path": "pics/a.png", "detail": "high"}]  # fmt: skip
+    [sent] = rendered(exp([{"role": "user", "content": content}], tmp_path, vars={"x": [1]}))
+    url = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
+    assert sent[0]["content"] == [
+        {"type": "text", "text": "What is 1?"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "high"}},
+    ]
+
+
+def test_image_paths_from_a_dataset_are_checked_per_cell(tmp_path: Path) -> None:
+    (tmp_path / "a.webp").write_bytes(b"RIFF....WEBP")
+    content = [{"type": "image_file", "path": "{{ picture }}"}]
+    experiment = exp([{"role": "user", "content": content}], tmp_path,
+                     cases=[{"picture": "a.webp"}, {"picture": "b.webp"}])  # fmt: skip
+    cells = expand(resolve(experiment, RunOptions()))
+    first = next(cells)
+    assert first.request.messages[0]["content"][0]["image_url"]["url"].startswith(
+        "data:image/webp;base64,"
+    )
+    with pytest.raises(SpecError, match=r"for cell 1 \(picture='b.webp'\): image file not found"):
+        next(cells)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("a.bmp", b"BM", "not an image file this tool sends"),
+        ("missing.png", None, "image file not found"),
+        ("big.png", b"x" * 101, "has 101 bytes; at most 100 are sent"),
+    ],
+)
+def test_a_literal_image_path_is_checked_at_validation(
+    name: str,
+    data: bytes | None,
+    says: str,
+    write_yaml: Callable[[str, str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(promptgrid.spec.messages, "MAX_IMAGE_BYTES", 100)
+    path = write_yaml(
+        f"""\
+        provider: echo
+        prompts:
+          p:
+            - role: user
+              content:
+                - {{type: text, text: Look}}
+                - {{type: image_file, path: {name}}}
+        params: {{model: m}}
+        """
+    )
+    if data is not None:
+        (path.parent / name).write_bytes(data)
+    with pytest.raises(SpecError, match=says) as caught:
+        Experiment.from_yaml(path)
+    assert "exp.yaml:7 prompts.p[0].content[1].path" in str(caught.value)
