@@ -191,6 +191,45 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "004_batches",
+        """
+        CREATE TABLE batch_chunks (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            chunk INTEGER NOT NULL,
+            endpoint TEXT NOT NULL,
+            url TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            state TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            cells INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            worst_cost REAL,
+            file_id TEXT,
+            batch_id TEXT,
+            batch_status TEXT,
+            completed INTEGER,
+            failed INTEGER,
+            total INTEGER,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            errors_json TEXT,
+            planned_at TEXT NOT NULL,
+            step_at REAL NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, chunk)
+        );
+        CREATE TABLE batch_cells (
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            chunk INTEGER NOT NULL,
+            cell_id TEXT NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        ) WITHOUT ROWID;
+        CREATE INDEX batch_cells_chunk ON batch_cells (run_id, chunk);
+        ALTER TABLE results ADD COLUMN batch_id TEXT;
+        """,
+    ),
+    (
         "005_scores",
         """
         CREATE TABLE judge_calls (
@@ -328,6 +367,7 @@ class ResultRow:
     cost_usd: float | None = None
     cached: bool = False
     score: str | None = None  # a judge's call for this score of cell ``idx``, not a graded row
+    batch_id: str | None = None  # the batch that answered it (batch mode)
 
 
 @dataclass(frozen=True)
@@ -905,7 +945,7 @@ class Store:
                 (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
                  dumps(row.params), row.repeat, row.status, response_id, row.error_type,
                  row.http_status, row.error, len(row.attempts), row.latency_s, row.cost_usd,
-                 int(row.cached))
+                 int(row.cached), row.batch_id)
             )  # fmt: skip
             attempts += [
                 (row.run_id, row.idx, x.get("number", i + 1), x["status"], x.get("error_type"),
@@ -936,7 +976,7 @@ class Store:
         db.executemany(
             "INSERT OR REPLACE INTO results (run_id, idx, cell_id, prompt, vars_json, params_json, "
             "repeat, status, response_id, error_type, http_status, error, attempts, latency_s, "
-            "cost_usd, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "cost_usd, cached, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             results,
         )
         db.executemany(
@@ -1128,7 +1168,7 @@ def _results_sql(several: bool = True) -> str:
             f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
             "r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
             "a.reasoning_tokens, r.cost_usd, r.latency_s, a.ttft_s, a.tokens_per_s, "
-            "a.resolved_model, a.request_id, r.cached "
+            "a.resolved_model, a.request_id, r.batch_id, r.cached "
             "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
             "LEFT JOIN responses a ON a.id = r.response_id "
             "WHERE r.run_id = ? ORDER BY r.idx"
@@ -1150,7 +1190,7 @@ def _results_sql(several: bool = True) -> str:
         "json_extract(q.request_json, '$.messages') AS messages, "
         f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
         f"r.attempts, {once}, r.latency_s, a.ttft_s, a.tokens_per_s, a.resolved_model, "
-        "a.request_id, r.cached "
+        "a.request_id, r.batch_id, r.cached "
         "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
         "LEFT JOIN responses a ON a.id = r.response_id "
         "LEFT JOIN choices c ON c.response_id = a.id "
