@@ -645,13 +645,19 @@ class Experiment:
         """:meth:`to_dict` without ``scores`` and ``batch`` settings: what decides the requests
         a run sends (a resume may change its scores, or send the rest online or as batches,
         not its requests)."""
-        data = {k: v for k, v in self.to_dict().items() if k not in ("scores", "batch")}
-        if "providers" in data:
-            data["providers"] = {
+        return self.requests_of(self.to_dict())
+
+    @staticmethod
+    def requests_of(data: Mapping[str, Any]) -> dict[str, Any]:
+        """An experiment's mapping (:meth:`to_dict`, or a run's stored copy) without what
+        changes no request: ``scores`` and the ``batch`` settings."""
+        out = {k: v for k, v in data.items() if k not in ("scores", "batch")}
+        if "providers" in out:
+            out["providers"] = {
                 name: {k: v for k, v in config.items() if k != "batch"}
-                for name, config in data["providers"].items()
+                for name, config in out["providers"].items()
             }
-        return data
+        return out
 
     def to_yaml(self) -> str:
         """The experiment as YAML, loadable with ``Experiment.from_yaml``."""
