@@ -68,6 +68,8 @@ __all__ = ["POLL_MAX_S", "POLL_MIN_S", "BatchSummary", "Batcher"]
 POLL_MIN_S = 5.0
 POLL_MAX_S = 60.0
 POLL_GROWTH = 1.5
+#: How the driver waits between polls and retries, unless given another ``sleep``.
+SLEEP: Sleep = asyncio.sleep
 #: Cells looked up in the cache at once while planning.
 PLAN_BLOCK = 1000
 #: Rows committed at once while collecting.
@@ -118,7 +120,7 @@ class Batcher:
         clients: Mapping[str, BatchClient],
         *,
         keys: Mapping[str, str] | None = None,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         note: Callable[[str], None] | None = None,
         spent: float = 0.0,
     ) -> None:
@@ -127,7 +129,7 @@ class Batcher:
         self.run = run
         self.clients = clients
         self.keys = keys or {}
-        self.sleep = sleep
+        self.sleep = sleep or SLEEP
         self.note = note or (lambda text: None)
         self.spent = spent  #: USD the run has paid (rows), for the budget
         self.summary = BatchSummary()
@@ -256,9 +258,9 @@ class Batcher:
         if building.requests:  # what fits is submitted; the rest waits for a higher cap
             await self._close(name, building, seen)
         raise BudgetExceeded(
-            f"the budget is spent: ${self.spent:.4f} paid and up to "
-            f"${reserved + building.worst:.4f} in batches of ${cap:.4f}, and the next request "
-            f"could cost up to ${worst:.4f}",
+            f"the budget is spent: {_usd(self.spent)} paid and up to "
+            f"{_usd(reserved + building.worst)} in batches of {_usd(cap)}, and the next "
+            f"request could cost up to {_usd(worst)}",
             cap=cap,
             spent=self.spent + reserved + building.worst,
             next_worst=worst,
@@ -304,8 +306,10 @@ class Batcher:
             except RetryableError as exc:
                 failures += 1
                 if failures >= self.config.retry.max_attempts:
-                    raise
+                    raise _during(exc, chunk) from None
                 await self.sleep(self._backoff(failures, exc.retry_after))
+            except ProviderError as exc:
+                raise _during(exc, chunk) from None
         if chunk.state == "submitted":
             self.summary.submitted += 1
             self.summary.requests += chunk.requests
@@ -510,7 +514,6 @@ class Batcher:
         pricing = self.config.endpoints[chunk.endpoint].pricing
         copies: list[Cell] = []
         answered: set[str] = set(firsts)
-        pending: asyncio.Future[list[int | None]] | None = None
 
         def rows() -> Iterator[ResultRow]:
             for cell in expand(self.config, chunk.endpoint, NotIn(todo)):
@@ -523,22 +526,18 @@ class Batcher:
                     outcome = unanswered(chunk.batch_status, chunk.errors)
                 yield answer_row(cell, outcome, run_id=run_id, batch_id=batch_id, pricing=pricing)
 
+        pending: tuple[list[ResultRow], asyncio.Future[list[int | None]]] | None = None
         for block in _blocks(rows(), COMMIT_ROWS):
             if pending is not None:
-                await pending
+                _remember(firsts, *pending[:1], await pending[1])
             if self.stopping:
                 return False
             self._count(block)
-            pending = asyncio.ensure_future(
-                self.io.write(block)
-            )  # the next block is built meanwhile
+            # The next block is built while this one commits (SQLite lets go of the GIL).
+            pending = (block, asyncio.ensure_future(self.io.write(block)))
         if pending is not None:
-            await pending
+            _remember(firsts, *pending[:1], await pending[1])
         if copies:
-            if batch_id is not None:
-                firsts = await self.io.call(batchstore.firsts, run_id, batch_id)
-            else:
-                firsts = {}
             block = [copy_row(c, firsts[c.cell_id], run_id=run_id, batch_id=batch_id)
                      for c in copies]  # fmt: skip
             self._count(block)
@@ -583,6 +582,23 @@ class Batcher:
         return out
 
 
+_DOING = {
+    "planned": "uploading", "uploading": "uploading", "uploaded": "creating the batch of",
+    "creating": "creating the batch of",
+}  # fmt: skip
+
+
+def _during(error: ProviderError, chunk: Chunk) -> ProviderError:
+    """``error`` saying which remote step of which chunk failed, and the ways on."""
+    error.message = (
+        f"{_DOING.get(chunk.state, chunk.state)} request file {chunk.filename} failed: "
+        f"{error.message}; the same command tries again (nothing is sent twice), and "
+        f"`promptgrid batch cancel {chunk.run_id}` drops what is not submitted"
+    )
+    error.args = (error.message,)
+    return error
+
+
 def _status(batch: RemoteBatch) -> dict[str, Any]:
     """A batch's status fields as ``update_chunk`` takes them."""
     return {
@@ -613,6 +629,20 @@ def _record_chunk(store: Store, run_id: str, name: str, url: str, building: Chun
         size=building.size,
         worst_cost=building.worst_cost,
     )
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.4f}" if amount >= 0.01 else f"${amount:.6f}"
+
+
+def _remember(
+    firsts: dict[str, batchstore.First], rows: list[ResultRow], ids: list[int | None]
+) -> None:
+    """Note the rows a batch answered itself (for the cells that share their requests)."""
+    for row, response_id in zip(rows, ids, strict=True):
+        if not row.cached:
+            firsts[row.cell_id] = (row.status, response_id, row.error_type, row.http_status,
+                                   row.error)  # fmt: skip
 
 
 def _cached_row(run_id: str, cell: Cell, response_id: int) -> ResultRow:

@@ -187,17 +187,31 @@ class BatchSpec(_Model):
 
     max_requests: int = Field(BATCH_MAX_REQUESTS, ge=1, description="requests per file at most")
     max_bytes: int = Field(
-        BATCH_MAX_BYTES, ge=1024, description="bytes per file at most (OpenAI: 200 MB)"
+        BATCH_MAX_BYTES, ge=1, description="bytes per file at most (OpenAI: 200 MB)"
     )
 
 
 def _batch_shorthand(value: Any) -> Any:
-    # ``batch: {}`` (or ``batch:`` with nothing under it) means batch mode with the defaults.
-    return BatchSpec() if value is None or value == {} else value
+    # ``batch: {}`` means batch mode with the defaults.
+    return BatchSpec() if value == {} else value
+
+
+def _batch_tag(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "[bool]"
+    return "[limits]" if isinstance(value, (dict, BatchSpec)) else None
 
 
 #: ``batch: true | false | {max_requests, max_bytes}``.
-BatchSetting = Annotated[bool | BatchSpec, BeforeValidator(_batch_shorthand)]
+BatchSetting = Annotated[
+    Annotated[bool, Tag("[bool]")] | Annotated[BatchSpec, Tag("[limits]")],
+    Discriminator(
+        _batch_tag,
+        custom_error_type="batch",
+        custom_error_message="batch must be true, false or {max_requests, max_bytes}",
+    ),
+    BeforeValidator(_batch_shorthand),
+]
 
 
 class ProviderConfig(_Model):
