@@ -29,6 +29,7 @@ from promptgrid import batchstore
 from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
 from promptgrid.config import RunOptions
+from promptgrid.engine.storeio import StoreIO
 from promptgrid.errors import BadRequest, BatchCancelled, BatchExpired, ExitCode, UsageError
 from promptgrid.pricing import table_price
 from promptgrid.providers.batch import custom_id_of, read_line
@@ -571,3 +572,36 @@ def test_everything_is_awaited_in_one_loop() -> None:
         return loop.time() - started
 
     assert asyncio.run(main()) < 5
+
+
+def test_a_collection_cut_short_goes_on_without_duplicates(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "r"
+    monkeypatch.setattr(promptgrid.engine.batches, "COMMIT_ROWS", 2)
+    run_id = run(write(tmp_path), server, results, batch=True).attrs["run_id"]
+    server.batches.complete()
+
+    class Crash(RuntimeError):
+        """The process dies between two commits."""
+
+    real = StoreIO.write
+    calls = 0
+
+    async def crashing(self: StoreIO, rows: Any) -> list[int | None]:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise Crash
+        return await real(self, rows)
+
+    monkeypatch.setattr(StoreIO, "write", crashing)
+    with pytest.raises(Crash):
+        collect(run_id, results)
+    assert 0 < len(promptgrid.load(run_id, results_dir=results)) < 8
+    monkeypatch.setattr(StoreIO, "write", real)
+    done = collect(run_id, results)
+    assert len(done) == 8 and (done["status"] == "ok").all() and done["cached"].sum() == 2
+    with Store.in_dir(results, readonly=True) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 6
+        assert len(store.attempt_history(run_id)) == 6
