@@ -472,7 +472,7 @@ def test_the_cli_submits_follows_and_collects(server: Recorder, tmp_path: Path) 
     server.batches.complete()
     done = runner.invoke(cli, ["batch", "collect", run_id, "--no-progress", *base])
     assert done.exit_code == 0, done.output
-    assert "batches: 1 collected (8 ok, 0 errors" in done.output
+    assert "batches: 1 collected (8 ok, 0 errors" in done.output, done.output
     assert "8 ok, 0 errors, 2 cached of 8 calls" in done.output
     assert "finished" in runner.invoke(cli, ["runs", *base]).output
 

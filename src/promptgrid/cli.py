@@ -684,14 +684,16 @@ def _report_batches(outcome: RunOutcome, batched: Any) -> None:
             f"batches: {batched.submitted:,} submitted ({batched.requests:,} requests){cached}"
         )
     if batched.collected:
+        rows = batched.ok + batched.errors
         click.echo(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
-                   f"{batched.errors:,} errors, ${batched.spent:.4f})")  # fmt: skip
+                   f"{batched.errors:,} errors, ${batched.spent:.4f}; {rows:,} rows in "
+                   f"{batched.collect_s:.1f} s)")  # fmt: skip
         for kind, n in sorted(batched.error_types.items(), key=lambda kv: -kv[1]):
             _err(f"  {n:>6} x {kind}")
     if batched.unreadable:
         _err(f"warning: {batched.unreadable:,} lines of the batches' files named no request")
     if batched.live:
-        click.echo(f"batches: {batched.live:,} still at the provider (run {outcome.status})")
+        click.echo(f"batches: {batched.live:,} not yet collected (run {outcome.status})")
 
 
 def _report_scores(outcome: RunOutcome) -> None:

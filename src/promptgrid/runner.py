@@ -162,7 +162,6 @@ async def execute(
             skip: set[int] = set()
             if selection.mode != "new":
                 skip = store.indexes(run.run_id, "ok" if selection.mode == "retry" else None)
-                skip |= set(batchstore.live_cells(store, run.run_id))  # carried by batches
                 run = _adopt_scores(store, run, experiment)
             redo: Redo = "errors" if selection.mode == "retry" else "missing"
             summary, judged, batched = await _schedule(
@@ -300,9 +299,11 @@ async def _schedule(
 
         phase = BatchPhase.open(store, config, run, io, spent=spent, note=handle.note)
     try:
+        online = set(config.routes.values()) - set(config.batch_endpoints)
         if phase is not None:
             await phase.before(skip, handle, submit=mode != "collect")
-            skip = skip | set(batchstore.live_cells(store, run.run_id))
+            if online and mode != "collect":  # the cells the batches carry are not sent online
+                skip = skip | set(batchstore.live_cells(store, run.run_id))
         reserved = batchstore.reserved_cost(store, run.run_id)  # worst case of the batches
         budget = Budget(config.max_cost, spent + reserved) if config.max_cost is not None else None
         for name, endpoint in config.endpoints.items():
@@ -327,7 +328,6 @@ async def _schedule(
             budget=budget,
         )
         summary = Summary()
-        online = set(config.routes.values()) - set(config.batch_endpoints)
         if graded and online and mode != "collect":
             handle.scheduler = scheduler
             if handle.stops:

@@ -50,7 +50,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -278,9 +278,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+#: One encoder for every JSON column (``json.dumps`` with options builds one a call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, the way every JSON column is written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
@@ -917,6 +921,7 @@ class Store:
         next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM responses").fetchone()[0]
         ids: list[int | None] = []
         answers, choices, results, attempts, judged = [], [], [], [], []
+        text = _Texts()  # rows of one grid block share their vars, rows of a combo its params
         for row in rows:
             response_id = row.response_id
             if (a := row.answer) is not None:
@@ -924,7 +929,8 @@ class Store:
                 answers.append(
                     (response_id, row.cell_id, a.response, a.finish_reason, a.prompt_tokens,
                      a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.resolved_model,
-                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at,
+                     a.request_id, a.latency_s, a.cost_usd,
+                     dumps(a.rate_limits) if a.rate_limits else "{}", at,
                      a.tool_calls, a.refusal, a.logprobs, a.parsed, a.parse_error,
                      a.reasoning_summary, a.ttft_s, a.tokens_per_s)
                 )  # fmt: skip
@@ -942,8 +948,8 @@ class Store:
                 )  # fmt: skip
                 continue  # its attempts are counted, not kept one by one
             results.append(
-                (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
-                 dumps(row.params), row.repeat, row.status, response_id, row.error_type,
+                (row.run_id, row.idx, row.cell_id, row.prompt, text(row.vars),
+                 text(row.params), row.repeat, row.status, response_id, row.error_type,
                  row.http_status, row.error, len(row.attempts), row.latency_s, row.cost_usd,
                  int(row.cached), row.batch_id)
             )  # fmt: skip
@@ -996,7 +1002,8 @@ class Store:
                 "cached = excluded.cached WHERE judge_calls.status != 'ok'",
                 judged,
             )
-        sent = [(row.cell_id, owner.id) for row in rows if row.attempts]  # only sent ones claimed
+        # Only requests sent online were claimed (a batch's were not: they are not on the wire).
+        sent = [(row.cell_id, owner.id) for row in rows if row.attempts and row.batch_id is None]
         if sent:
             db.executemany("DELETE FROM claims WHERE cell_id = ? AND owner = ?", sent)
         return ids
@@ -1223,6 +1230,23 @@ def _recorded(request_json: str) -> str:
         return f"data:{match.group(1)};base64,<{len(data):,} bytes, sha256:{digest}>"
 
     return _DATA_URL.sub(short, request_json)
+
+
+class _Texts:
+    """The JSON of rows' vars and params, made once per mapping: the grid hands every cell of
+    a block one vars mapping and every cell of a parameter combination one params mapping
+    (rows of one commit; the mappings are kept, so an id is never reused meanwhile)."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, value: Mapping[str, Any]) -> str:
+        found = self._made.get(id(value))
+        if found is None:
+            found = self._made[id(value)] = (value, dumps(value))
+        return found[1]
 
 
 class _Transaction:

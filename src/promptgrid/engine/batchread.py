@@ -111,8 +111,8 @@ def _row(cell: Cell, run_id: str, batch_id: str | None, status: str, **fields: A
         idx=cell.index,
         cell_id=cell.cell_id,
         prompt=cell.prompt,
-        vars=dict(cell.vars),
-        params=dict(cell.params),
+        vars=cell.vars,  # type: ignore[arg-type]  # the grid's own, shared: never changed
+        params=cell.params,  # type: ignore[arg-type]
         repeat=cell.repeat,
         request=cell.request.record(),
         status=status,

@@ -30,6 +30,7 @@ import openai
 from openai.types import Batch
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
+from pydantic import BaseModel
 
 from ..errors import (
     BadRequest,
@@ -230,6 +231,9 @@ def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | P
     the error that stands for it (an HTTP error status, a request that never ran: expired or
     cancelled, an answer that is not a complete one). ``ValueError`` if the line is not a
     batch line at all (no ``custom_id``)."""
+    fast = _answered(line, api)
+    if fast is not None:
+        return fast[0], scrub_completion(fast[1], key)
     data = json.loads(line)
     if not isinstance(data, dict) or not isinstance(data.get("custom_id"), str):
         raise ValueError("not a batch output line: no custom_id")
@@ -244,6 +248,52 @@ def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | P
     if isinstance(outcome, ProviderError):
         return custom_id, scrub_error(outcome, key)
     return custom_id, scrub_completion(outcome, key)
+
+
+class _Answered(BaseModel):
+    status_code: Literal[200]
+    request_id: str | None = None
+
+
+class _ChatAnswered(_Answered):
+    body: ChatCompletion
+
+
+class _ResponsesAnswered(_Answered):
+    body: Response
+
+
+class _ChatLine(BaseModel):
+    custom_id: str
+    response: _ChatAnswered
+    error: None = None
+
+
+class _ResponsesLine(BaseModel):
+    custom_id: str
+    response: _ResponsesAnswered
+    error: None = None
+
+
+def _answered(line: bytes, api: str) -> tuple[str, Completion] | None:
+    """The common line — a 200 with a body of the SDK's shape — parsed and validated in one
+    pass (pydantic's JSON parser: about 2.5x a ``json.loads`` then a validation); None for any
+    other line, which the general path reads."""
+    try:
+        if api == "responses":
+            parsed: Any = _ResponsesLine.model_validate_json(line)
+            normalise = responses_completion
+        else:
+            parsed = _ChatLine.model_validate_json(line)
+            normalise = chat_completion
+    except ValueError:
+        return None
+    response = parsed.response
+    headers = {"x-request-id": response.request_id} if response.request_id else {}
+    try:
+        return parsed.custom_id, normalise(response.body, headers)
+    except (ProviderError, ValueError, TypeError, AttributeError, LookupError):
+        return None  # the general path says what is wrong with it
 
 
 def _outcome(data: Mapping[str, Any], api: str) -> Completion | ProviderError:

@@ -342,7 +342,7 @@ class _Core:
     # -- serving -------------------------------------------------------------------------------
     def app(self) -> web.Application:
         """The aiohttp application: the completions endpoint and the control endpoints."""
-        app = web.Application()
+        app = web.Application(client_max_size=600 * 1024 * 1024)  # batch files: up to 512 MB
         for prefix in ("/v1", "/openai/v1", "/openai/deployments/{deployment}", "/openai"):
             app.router.add_post(f"{prefix}/chat/completions", self.completions)
             app.router.add_post(f"{prefix}/responses", self.responses)
