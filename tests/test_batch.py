@@ -605,3 +605,21 @@ def test_a_collection_cut_short_goes_on_without_duplicates(
     with Store.in_dir(results, readonly=True) as store:
         assert store.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 6
         assert len(store.attempt_history(run_id)) == 6
+
+
+def test_a_plan_prices_batches_at_batch_prices(tmp_path: Path) -> None:
+    path = write(tmp_path, vars={"animal": [f"a{i}" for i in range(50)]})
+    online = promptgrid.plan(path, results_dir=tmp_path)
+    batched = promptgrid.plan(path, results_dir=tmp_path, batch=True)
+    assert online.cost_worst_usd is not None and batched.cost_worst_usd is not None
+    assert batched.cost_worst_usd == pytest.approx(online.cost_worst_usd / 2, rel=1e-3)
+    assert batched.batch == ["openai"] and "batch prices for openai" in str(batched)
+
+
+def test_scores_are_computed_when_batches_are_collected(server: Recorder, tmp_path: Path) -> None:
+    path = write(tmp_path, scores={"echoes": {"starts_with": "echo:"}})
+    submitted = run(path, server, tmp_path / "r", batch=True)
+    assert submitted.empty
+    server.batches.complete()
+    done = collect(submitted.attrs["run_id"], tmp_path / "r")
+    assert done["score_echoes"].tolist() == [True] * 8

@@ -329,16 +329,18 @@ def plan(
     concurrency: int | None = None,
     use_cache: bool | None = None,
     max_cost: float | None = None,
+    batch: bool | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
-    Nothing is sent and nothing is written. Options as for :func:`run`.
+    Nothing is sent and nothing is written. Options as for :func:`run`; with ``batch``, the
+    calls of providers that have a Batch API are priced at batch prices.
     """
     from .planning import make_plan
 
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
+        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch,
     )  # fmt: skip
     return make_plan(experiment_of(source), options)
 

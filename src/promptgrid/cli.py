@@ -142,6 +142,9 @@ def validate(files: tuple[Path, ...]) -> None:
 @limit_options
 @max_cost_option
 @click.option("--no-cache", is_flag=True, help="Do not count stored answers as cached.")
+@click.option(
+    "--batch/--no-batch", default=None, help="Price the calls as batches (default: the file's)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
 def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
     """Show calls per axis, in total, already cached, tokens, cost and time.
