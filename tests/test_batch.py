@@ -25,6 +25,7 @@ from click.testing import CliRunner
 import promptgrid
 import promptgrid.engine.attempts
 import promptgrid.engine.batches
+import promptgrid.store
 from promptgrid import batchstore
 from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
@@ -623,3 +624,24 @@ def test_scores_are_computed_when_batches_are_collected(server: Recorder, tmp_pa
     server.batches.complete()
     done = collect(submitted.attrs["run_id"], tmp_path / "r")
     assert done["score_echoes"].tolist() == [True] * 8
+
+
+def test_the_lease_is_kept_while_waiting_for_batches(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beats: list[str] = []
+    real = Store.heartbeat
+
+    def heartbeat(self: Store, owner: Any) -> None:
+        beats.append(owner.id)
+        real(self, owner)
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0.02)  # a poll every 20 ms: the lease is renewed every 10 ms
+
+    monkeypatch.setattr(promptgrid.store, "HEARTBEAT_S", 0.01)
+    monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
+    monkeypatch.setattr(Store, "heartbeat", heartbeat)
+    server.configure(batch_complete_after=10)
+    df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
+    assert df.attrs["status"] == "finished" and len(beats) >= 5

@@ -15,6 +15,7 @@ no lease); :func:`cancel` asks the provider to stop them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import batchstore
+from . import store as store_module
 from .batchstore import Chunk
 from .engine.batches import Batcher, BatchSummary
 from .engine.storeio import StoreIO
@@ -93,12 +95,24 @@ class BatchPhase:
         await self.batcher.collect()
 
     async def _guard(self, step: Any) -> None:
+        beat = asyncio.ensure_future(self._heartbeat())
         try:
             await step
         except (ProviderError, BudgetExceeded) as exc:
             self.summary.stopped_by = exc
         finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
             await self.batcher.live()
+
+    async def _heartbeat(self) -> None:
+        """Keep the run's lease while uploading, waiting or collecting (which may take hours):
+        another process must not take the run over meanwhile."""
+        io = self.batcher.io
+        while True:
+            await asyncio.sleep(store_module.HEARTBEAT_S)
+            await io.call(Store.heartbeat, io.owner)
 
     async def aclose(self) -> None:
         """Close the clients and drop this session's files."""
