@@ -7,9 +7,10 @@ Targets: building and uploading the grid's request files keeps the process at <=
 RSS and builds >= 20,000 requests per second; collecting 200,000 results into the store runs at
 >= 20,000 rows per second.
 
-The fault server (:class:`promptgrid.testing.FaultServer`) runs in this process, on its own
-thread; promptgrid runs as the CLI in a child process, so its peak RSS (``wait4``) and wall
-time are its own:
+The fault server runs in a child process (:func:`promptgrid.testing.spawn_fault_server`: it
+holds every file in memory, and this process must stay small, since a child's peak RSS as
+``wait4`` reports it includes what it shared with this process before its ``exec``);
+promptgrid runs as the CLI in another child, so its peak RSS and wall time are its own:
 
 1. **submit** — ``promptgrid run grid.yaml --batch`` against the server: validate, walk the
    grid, look each request up in the store (the cache), write the JSONL files (four of 50,000
@@ -39,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from promptgrid.testing import FaultServer
+from promptgrid.testing import spawn_fault_server
 
 PYTHON = sys.executable
 PROMPTGRID = str(Path(PYTHON).with_name("promptgrid"))
@@ -136,7 +137,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     submits, collects, rss_all = [], [], []
     for repeat in range(args.repeats):
-        with tempfile.TemporaryDirectory() as tmp, FaultServer() as server:
+        with tempfile.TemporaryDirectory() as tmp, spawn_fault_server() as server:
             folder = Path(tmp)
             path = grid_file(folder, cells)
             results = str(folder / "results")

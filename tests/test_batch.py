@@ -94,7 +94,7 @@ def write(folder: Path, name: str = "batched", **fields: Any) -> Path:
     return path
 
 
-def run(path: Path, server: FaultServer, results: Path, **options: Any) -> pd.DataFrame:
+def run(path: Path, server: Any, results: Path, **options: Any) -> pd.DataFrame:
     return promptgrid.run(
         path, base_url=server.base_url, results_dir=results, progress=False, **options
     )
@@ -645,3 +645,17 @@ def test_the_lease_is_kept_while_waiting_for_batches(
     server.configure(batch_complete_after=10)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
     assert df.attrs["status"] == "finished" and len(beats) >= 5
+
+
+@pytest.mark.slow
+def test_a_fault_server_in_another_process_runs_batches(tmp_path: Path) -> None:
+    from promptgrid.testing import spawn_fault_server
+
+    with spawn_fault_server() as remote:
+        run_id = run(write(tmp_path), remote, tmp_path / "r", batch=True).attrs["run_id"]
+        (batch_id,) = remote.batches.ids()
+        remote.batches.progress(batch_id, done=2)
+        remote.batches.expire(batch_id)
+        assert remote.batches.stats()["created"] == {f"{run_id}/0": 1}
+        df = collect(run_id, tmp_path / "r")
+    assert (df["status"] == "ok").sum() == 4 and (df["error_type"] == "batch_expired").sum() == 4

@@ -227,10 +227,24 @@ def collect(
         df = promptgrid.collect("20261124-105530.123-4f3a", wait=True)
     """
     experiment, info = stored_experiment(run_id, results_dir)
+    require_batches(info, results_dir)
     options = run_options(
         results_dir=results_dir, formats=formats, progress=progress, wait=wait,
     )  # fmt: skip
     return _blocking(experiment, options, Selection("collect", info.run_id))
+
+
+def require_batches(info: RunInfo, results_dir: str | Path) -> None:
+    """A run to collect must have batches (``UsageError`` otherwise)."""
+    from . import batchstore
+    from .store import Store
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        if info.run_id not in batchstore.batch_counts(store, [info.run_id]):
+            raise UsageError(
+                f"run {info.run_id} has no batches (it was not run with --batch): nothing to "
+                "collect"
+            )
 
 
 def batch_status(run_id: str | None = None, *, results_dir: str | Path = "results") -> pd.DataFrame:

@@ -313,10 +313,11 @@ def batch_collect(run_id: str, wait: bool, **options: Any) -> None:
       promptgrid batch collect 20261124-105530.123-4f3a
       promptgrid batch collect 20261124-105530.123-4f3a --wait
     """
-    from .api import run_options, stored_experiment
+    from .api import require_batches, run_options, stored_experiment
     from .runner import Selection
 
     experiment, info = stored_experiment(run_id, options["results_dir"])
+    require_batches(info, options["results_dir"])
     opts = run_options(wait=wait, grace_s=5.0, **options)
     _run_and_report(experiment, opts, Selection("collect", info.run_id), None)
 

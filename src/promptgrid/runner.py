@@ -102,6 +102,8 @@ class RunOutcome:
     @property
     def exit_code(self) -> ExitCode:
         """See :class:`~promptgrid.errors.ExitCode`."""
+        if self.status == "interrupted" and self.mode == "collect" and not self.signalled:
+            return ExitCode.PENDING  # collected what there was; cells wait for a submission
         if self.status == "interrupted" or (self.status == "submitted" and self.signalled):
             return self.interrupted_by
         if self.status == "submitted":  # submitted is success; collecting it, "not yet"

@@ -43,6 +43,7 @@ import gc
 import random
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,8 @@ class Batcher:
         self._files: dict[int, Path] = {}  # chunk -> its request file, built in this session
         self._fresh: set[tuple[int, str]] = set()  # (chunk, state) written, step not yet tried
         self._tmp = tempfile.TemporaryDirectory(prefix="promptgrid-batch-")
-        self._seen: dict[int, tuple[str, int, int, int | None]] = {}  # chunk -> last status
+        self._told = ""  # the last line of progress
+        self._reserved = 0.0  # the worst case of the run's chunks not yet collected
 
     def close(self) -> None:
         """Remove this session's request files."""
@@ -163,6 +165,7 @@ class Batcher:
         """Drive the run's chunks not yet submitted to their batch, then plan and submit the
         batch endpoints' cells that have no row (none in ``skip``) and no chunk yet."""
         await self.advance()
+        self._reserved = await self.io.call(batchstore.reserved_cost, self.run.run_id)
         live = await self.io.call(batchstore.live_cells, self.run.run_id)
         seen = {cell_id: chunk for cell_id, chunk in live.values()}
         skipped = _Either(skip, live)
@@ -256,7 +259,7 @@ class Batcher:
         cap = self.config.max_cost
         if cap is None or self.config.endpoints[name].free:
             return
-        reserved = await self.io.call(batchstore.reserved_cost, self.run.run_id)
+        reserved = self._reserved
         if self.spent + reserved + building.worst + worst <= cap:
             return
         if building.requests:  # what fits is submitted; the rest waits for a higher cap
@@ -279,6 +282,7 @@ class Batcher:
         )
         for cell_id in building.ids:
             seen[cell_id] = chunk.chunk
+        self._reserved += building.worst
         path = building.path.with_name(f"chunk-{chunk.chunk}.jsonl")
         building.path.rename(path)
         self._files[chunk.chunk] = path
@@ -397,17 +401,22 @@ class Batcher:
         return out
 
     def _tell(self, chunks: list[Chunk]) -> None:
-        for chunk in chunks:
-            if chunk.state != "submitted":
-                continue
-            now = (chunk.batch_status or "?", chunk.completed or 0, chunk.failed or 0,
-                   chunk.total)  # fmt: skip
-            if self._seen.get(chunk.chunk) != now:
-                self._seen[chunk.chunk] = now
-                total = f"/{chunk.total:,}" if chunk.total else ""
-                self.note(
-                    f"batch {chunk.batch_id} {now[0]}: {now[1]:,}{total} done, {now[2]:,} failed"
-                )
+        """One line of progress — batches by status, requests done and failed — when it
+        changed since the last poll."""
+        out = [c for c in chunks if c.state == "submitted"]  # collected ones have said it all
+        if not out:
+            return
+        statuses = Counter(c.batch_status or "submitted" for c in out)
+        done = sum(c.completed or 0 for c in out)
+        failed = sum(c.failed or 0 for c in out)
+        total = sum(c.total or c.requests for c in out)
+        line = (
+            "batches: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            + f" · {done:,}/{total:,} requests done, {failed:,} failed"
+        )  # fmt: skip
+        if line != self._told:
+            self._told = line
+            self.note(line)
 
     async def wait(self) -> None:
         """Poll and collect until no batch of the run is left, or a stop. Polls are
@@ -415,13 +424,13 @@ class Batcher:
         ``POLL_MAX_S``."""
         delay = POLL_MIN_S
         while not self.stopping:
-            before = dict(self._seen)
+            before = self._told
             await self.advance()
             await self.refresh()
             await self.collect()
             if not await self.live():
                 return
-            delay = POLL_MIN_S if self._seen != before else min(delay * POLL_GROWTH, POLL_MAX_S)
+            delay = POLL_MIN_S if self._told != before else min(delay * POLL_GROWTH, POLL_MAX_S)
             await self._pause(delay)
 
     async def _pause(self, seconds: float) -> None:
