@@ -9,11 +9,11 @@ Endpoints (under ``/v1``, and Azure's ``/openai`` and ``/openai/v1``), in OpenAI
   ``GET /batches`` (``limit``, ``after``; newest first), ``GET /batches/{id}``,
   ``POST /batches/{id}/cancel``.
 
-A batch is created ``validating``: its file is checked then (JSON lines with a ``custom_id``
-unique in the file, ``method`` POST, ``url`` equal to the batch's endpoint, a ``body``; at most
-:data:`MAX_LINES` lines) and the problems kept. At its first poll (``GET /batches/{id}``) it
-becomes ``failed`` (with ``errors``) or ``in_progress``; after that nothing happens unless the
-test acts, through :class:`BatchControls` (``server.batches``):
+A batch is created ``validating``. Its file is checked later, as a provider does (JSON lines
+with a ``custom_id`` unique in the file, ``method`` POST, ``url`` equal to the batch's
+endpoint, a ``body``; at most :data:`MAX_LINES` lines): at its first poll (``GET
+/batches/{id}``) it becomes ``failed`` (with ``errors``) or ``in_progress``; after that
+nothing happens unless the test acts, through :class:`BatchControls` (``server.batches``):
 
 - ``progress(id, done)``: the first ``done`` requests are answered (counts move);
 - ``complete(id)``: every request is answered; ``completed``, with an output file and, for
@@ -282,11 +282,10 @@ class Batches:
         )  # fmt: skip
         if problem is not None:
             return respond(400, error_body(400, problem), {})
-        lines, problems = _validate(source.data, endpoint)
         with self._lock:
             batch_id, number = self._id("batch")
             made = _Batch(batch_id, source.id, endpoint, "24h", metadata, int(time.time()),
-                          number, lines, problems)  # fmt: skip
+                          number, [], [])  # fmt: skip
             self.batches[batch_id] = made
             key = (metadata.get("promptgrid_run", ""), metadata.get("promptgrid_chunk", ""))
             self.created[key] += 1
@@ -356,8 +355,15 @@ class Batches:
         batch.status = status
         batch.stamps[status] = int(time.time())
 
+    def _validate(self, batch: _Batch) -> None:
+        """Read the batch's input file (as the provider does, after creating the batch)."""
+        if batch.status == "validating" and not batch.lines and not batch.problems:
+            data = self.files[batch.input_file_id].data
+            batch.lines, batch.problems = _validate(data, batch.endpoint)
+
     def _on_poll(self, batch: _Batch) -> None:
         if batch.status == "validating":
+            self._validate(batch)
             self._move(batch, "failed" if batch.problems else "in_progress")
         elif batch.status == "cancelling":
             self._finish(batch, "cancelled")
@@ -369,6 +375,7 @@ class Batches:
 
     def answer(self, batch: _Batch, upto: int) -> None:
         """Answer the batch's requests up to the ``upto``-th (in file order)."""
+        self._validate(batch)
         source = self.files[batch.input_file_id].data
         api = "responses" if batch.endpoint.endswith("/responses") else "chat"
         for start, end in batch.lines[batch.done : upto]:
@@ -437,10 +444,12 @@ class BatchControls:
 
     def _each(self, batch_id: str | None) -> Iterator[_Batch]:
         b = self._b
-        if batch_id is not None:
-            yield b.batches[batch_id]
-            return
-        yield from [x for x in b.batches.values() if x.status in _RUNNING]
+        chosen = [b.batches[batch_id]] if batch_id is not None else [
+            x for x in b.batches.values() if x.status in _RUNNING
+        ]  # fmt: skip
+        for batch in chosen:
+            b._validate(batch)  # its file is read before it can run
+            yield batch
 
     def ids(self) -> list[str]:
         """Every batch id, oldest first."""
