@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -25,10 +26,13 @@ def invoke(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 
 def test_every_command_has_help_with_an_example() -> None:
     runner = CliRunner()
-    for name, command in cli.commands.items():
-        result = runner.invoke(cli, [name, "--help"])
-        assert result.exit_code == 0, name
-        assert command.help and "Example" in command.help, f"{name} has no example"
+    found = [([name], command) for name, command in cli.commands.items()]
+    for path, command in found:  # groups' commands too (promptgrid batch status, ...)
+        if isinstance(command, click.Group):
+            found += [([*path, name], sub) for name, sub in command.commands.items()]
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert command.help and "Example" in command.help, f"{path} has no example"
 
 
 @pytest.mark.slow

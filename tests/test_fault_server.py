@@ -107,7 +107,8 @@ def test_package_exports() -> None:
         and not isinstance(value, types.ModuleType)
     }  # fmt: skip
     assert public == set(names) == {
-        "FAULTS", "FaultServer", "RemoteFaultServer", "go_duration", "spawn_fault_server",
+        "FAULTS", "BatchControls", "FaultServer", "RemoteFaultServer", "go_duration",
+        "spawn_fault_server",
     }  # fmt: skip
     assert FaultServer.__module__ == "promptgrid.testing.server"
     assert RemoteFaultServer.__module__ == "promptgrid.testing.spawn"

@@ -21,7 +21,7 @@ EXPECTED_TAIL = [
     "parse_error", "refusal", "token_logprobs", "reasoning_summary", "status", "error_type",
     "http_status", "error", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
     "reasoning_tokens", "cost_usd", "latency_s", "ttft_s", "tokens_per_s", "resolved_model",
-    "request_id", "cached",
+    "request_id", "batch_id", "cached",
 ]  # fmt: skip
 
 

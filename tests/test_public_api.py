@@ -38,7 +38,21 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
         assert inspect.isfunction(getattr(promptgrid, name)), name
 
 
-@pytest.mark.parametrize("name", ["run", "arun", "plan", "retry", "load", "score", "contrast"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "run",
+        "arun",
+        "plan",
+        "retry",
+        "load",
+        "collect",
+        "batch_status",
+        "cancel_batches",
+        "score",
+        "contrast",
+    ],
+)
 def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:
     signature = inspect.signature(getattr(promptgrid, name))
     positional = 2 if name == "score" else 1  # score(run_or_table, scores=None, *, ...)

@@ -17,6 +17,9 @@ _EXPORTS = {
     "Experiment": "api",
     "Plan": "planning",
     "arun": "api",
+    "batch_status": "api",
+    "cancel_batches": "api",
+    "collect": "api",
     "Contrast": "analysis",
     "compare": "analysis",
     "contrast": "analysis",
@@ -52,7 +55,19 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .analysis import Contrast, compare, contrast, summary, varying
-    from .api import Experiment, arun, load, plan, report, retry, run, score
+    from .api import (
+        Experiment,
+        arun,
+        batch_status,
+        cancel_batches,
+        collect,
+        load,
+        plan,
+        report,
+        retry,
+        run,
+        score,
+    )
     from .errors import (
         AuthenticationFailed,
         BadRequest,

@@ -18,14 +18,19 @@ import concurrent.futures
 import signal
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import ExitCode, UsageError
 
-if TYPE_CHECKING:
-    from .engine.scheduler import Scheduler
-
 T = TypeVar("T")
+
+
+class Stoppable(Protocol):
+    """What a stop reaches: the scheduler, or the batches being submitted or waited for."""
+
+    def stop(self) -> None:
+        """Stop at the next safe point."""
+
 
 #: The signals that stop a run gracefully, and the exit code each one gives.
 STOP_SIGNALS: dict[int, ExitCode] = {
@@ -39,12 +44,13 @@ class RunHandle:
     """Lets another part of the program (a signal handler, a notebook thread) stop a run."""
 
     def __init__(self, on_stop: Callable[[int], None] | None = None) -> None:
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Stoppable | None = None  # the phase running now
         self.task: asyncio.Task[Any] | None = None
         self.run_id: str | None = None
         self.stops = 0
         self.signal: int | None = None  # the first signal that stopped the run
         self.on_stop = on_stop  # told the number of the stop (1, 2, ...), e.g. to print a note
+        self.note: Callable[[str], None] | None = None  # told batch mode's progress lines
 
     @property
     def exit_code(self) -> ExitCode:

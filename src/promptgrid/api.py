@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import spec
 from ._sync import RunHandle, run_sync
-from .config import RunOptions
+from .config import RunConfig, RunOptions
 from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
 from .exports import parse_formats
 from .runner import RunOutcome, Selection, execute, rescore
@@ -22,11 +22,13 @@ from .runner import RunOutcome, Selection, execute, rescore
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .batching import BatchRow
     from .planning import Plan
     from .store import RunInfo
 
 __all__ = [
-    "Experiment", "ExperimentSource", "arun", "load", "plan", "report", "retry", "run", "score",
+    "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
+    "load", "plan", "report", "retry", "run", "score",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -96,6 +98,8 @@ async def arun(
     max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
+    batch: bool | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Run an experiment in the current event loop and return its result table.
 
@@ -105,9 +109,11 @@ async def arun(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
     )  # fmt: skip
-    outcome = await execute(experiment_of(source), options, _selection(resume, run_id), frame=True)
+    handle = _handle(progress)
+    selection = _selection(resume, run_id)
+    outcome = await execute(experiment_of(source), options, selection, handle, frame=True)
     return _frame(outcome)
 
 
@@ -127,6 +133,8 @@ def run(
     max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
+    batch: bool | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Run an experiment and return its result table, from a script, IPython or Jupyter.
 
@@ -146,6 +154,13 @@ def run(
             worst case could take the run's spend past it; the run then stops (resumable).
         progress: show a live progress line (default: in a terminal or a notebook).
         grace_s: after a stop, how long calls in flight may take to finish.
+        batch: ``True`` sends the calls through the providers' Batch APIs (half the price,
+            results within 24 h; providers without one answer online), ``False`` every call
+            online; ``None``: as the file says (``batch:``). The same ``run(..., batch=True)``
+            again continues a run whose batches are not collected yet.
+        wait: in batch mode, poll until every batch is in and collected (seconds to a minute
+            apart); else return at once with what is in (the run is ``submitted``:
+            :func:`collect` gets the rest).
 
     A resumed run keeps the settings it was started with (provider, base URL, limits, formats);
     giving another provider or base URL is an error, new limits apply to the rest of the run.
@@ -159,7 +174,7 @@ def run(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
     )  # fmt: skip
     return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
@@ -175,29 +190,144 @@ def retry(
     max_cost: float | None = None,
     progress: bool | None = None,
     grace_s: float = 5.0,
+    batch: bool | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Re-run the cells of a run that ended as error rows; return the run's whole table.
 
     The experiment is rebuilt from the run's stored copy and sent where the run went (its
     recorded provider and base URL); successful rows are kept, and every attempt stays in the
     store's history. ``rpm``, ``tpm``, ``concurrency``, ``formats`` and ``max_cost`` may be
-    changed.
+    changed. ``batch=True`` sends them as new batches (``wait`` as for :func:`run`),
+    ``False`` online; ``None``: as the file says.
     """
     experiment, info = stored_experiment(run_id, results_dir)
     options = run_options(
         results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency, formats=formats,
-        max_cost=max_cost, progress=progress, grace_s=grace_s,
+        max_cost=max_cost, progress=progress, grace_s=grace_s, batch=batch, wait=wait,
     )  # fmt: skip
     return _blocking(experiment, options, Selection("retry", info.run_id))
+
+
+def collect(
+    run_id: str,
+    *,
+    results_dir: str | Path = "results",
+    wait: bool = False,
+    formats: str | Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Collect a batch-mode run: poll its batches, merge every ended one (completed, failed,
+    expired, cancelled: their partial outputs too) into the store, and return the run's table.
+
+    With ``wait``, poll (seconds to a minute apart) until every batch is in. Nothing new is
+    sent. Requests a batch failed, or never ran, become error rows that :func:`retry` sends
+    again. Example::
+
+        df = promptgrid.collect("20261124-105530.123-4f3a", wait=True)
+    """
+    experiment, info = stored_experiment(run_id, results_dir)
+    require_batches(info, results_dir)
+    options = run_options(
+        results_dir=results_dir, formats=formats, progress=progress, wait=wait,
+    )  # fmt: skip
+    return _blocking(experiment, options, Selection("collect", info.run_id))
+
+
+def require_batches(info: RunInfo, results_dir: str | Path) -> None:
+    """A run to collect must have batches (``UsageError`` otherwise)."""
+    from . import batchstore
+    from .store import Store
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        if info.run_id not in batchstore.batch_counts(store, [info.run_id]):
+            raise UsageError(
+                f"run {info.run_id} has no batches (it was not run with --batch): nothing to "
+                "collect"
+            )
+
+
+def batch_status(run_id: str | None = None, *, results_dir: str | Path = "results") -> pd.DataFrame:
+    """Each batch of a run (default: the newest run that has batches), one row each: its
+    chunk, endpoint, local state, the provider's ``status`` and request counts (asked of the
+    provider now), sizes and file ids. Writes nothing."""
+    import pandas as pd
+
+    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in batch_rows(run_id, results_dir)])
+    return frame
+
+
+def cancel_batches(run_id: str, *, results_dir: str | Path = "results") -> pd.DataFrame:
+    """Cancel a run's batches: the provider stops them (what already ran is kept) and chunks
+    not yet submitted are dropped. :func:`collect` then turns what ran into rows; the rest
+    become ``batch_cancelled`` error rows that :func:`retry` sends again. Returns the batches
+    as :func:`batch_status` does."""
+    import pandas as pd
+
+    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in cancel_rows(run_id, results_dir)])
+    return frame
+
+
+def batch_rows(run_id: str | None, results_dir: str | Path) -> list[BatchRow]:
+    """:func:`batch_status`, as :class:`~promptgrid.batching.BatchRow` values."""
+    from . import batching
+
+    config, info = _batch_run(run_id, results_dir)
+    return run_sync(batching.status(config, info))
+
+
+def cancel_rows(run_id: str, results_dir: str | Path) -> list[BatchRow]:
+    """:func:`cancel_batches`, as :class:`~promptgrid.batching.BatchRow` values."""
+    from . import batching
+    from .store import Owner
+
+    config, info = _batch_run(run_id, results_dir)
+    return run_sync(batching.cancel(config, info, Owner.me()))
+
+
+def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, RunInfo]:
+    """A run with batches (default: the newest) and its configuration, as recorded."""
+    from . import batchstore
+    from .config import resolve
+    from .store import Store
+    from .table import resolve_run
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        if run_id is None:
+            runs = store.runs()
+            counts = batchstore.batch_counts(store, [r.run_id for r in runs])
+            found = [r for r in runs if r.run_id in counts]
+            if not found:
+                raise UsageError(f"no run in {store.path} has batches")
+            run_id = found[0].run_id
+        info = resolve_run(store, run_id)
+    base = Path(info.source).parent if info.source else Path.cwd()
+    experiment = Experiment.from_dict(info.spec, base_dir=base)
+    config = resolve(experiment, RunOptions(results_dir=Path(results_dir)), recorded=info.options)
+    return config, info
+
+
+def _handle(progress: bool | None) -> RunHandle:
+    """A run's handle; batch mode's progress lines go to stderr unless ``progress`` is False."""
+    handle = RunHandle()
+    if progress is not False:
+        handle.note = _note
+    return handle
+
+
+def _note(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
 
 
 def _blocking(
     experiment: spec.Experiment, options: RunOptions, selection: Selection
 ) -> pd.DataFrame:
     """Execute from synchronous code; a stop raises ``KeyboardInterrupt`` naming the run."""
-    handle = RunHandle()
+    handle = _handle(options.progress)
     outcome = run_sync(execute(experiment, options, selection, handle, frame=True), handle)
-    if handle.stops and outcome.status == "interrupted":
+    if handle.stops and outcome.status in ("interrupted", "submitted"):
         raise KeyboardInterrupt(_interrupted(outcome))
     return _frame(outcome)
 
@@ -213,16 +343,18 @@ def plan(
     concurrency: int | None = None,
     use_cache: bool | None = None,
     max_cost: float | None = None,
+    batch: bool | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
-    Nothing is sent and nothing is written. Options as for :func:`run`.
+    Nothing is sent and nothing is written. Options as for :func:`run`; with ``batch``, the
+    calls of providers that have a Batch API are priced at batch prices.
     """
     from .planning import make_plan
 
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
+        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch,
     )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
@@ -382,9 +514,11 @@ def _selection(resume: bool, run_id: str | None) -> Selection:
 
 
 def _frame(outcome: RunOutcome) -> pd.DataFrame:
-    """The run's table, unless an authentication or quota failure stopped it."""
+    """The run's table, unless an authentication or quota failure stopped it. Its ``attrs``
+    name the run and its status (a run whose batches are out has rows only for what is in)."""
     _raise_if_stopped(outcome)
     frame: pd.DataFrame = outcome.frame
+    frame.attrs.update(run_id=outcome.run_id, status=outcome.status)
     return frame
 
 
@@ -414,6 +548,11 @@ def _interrupted(outcome: RunOutcome) -> str:
     done = outcome.total - outcome.pending
     results_dir = outcome.config.results_dir
     where = "" if str(results_dir) == "results" else f", results_dir={str(results_dir)!r}"
+    if outcome.status == "submitted":
+        return (
+            f"stopped waiting for run {outcome.run_id}: its batches go on at the provider; "
+            f"promptgrid.collect({outcome.run_id!r}{where}) gathers them"
+        )
     return (
         f"run {outcome.run_id} interrupted with {done:,} of {outcome.total:,} cells saved; "
         f"promptgrid.load({outcome.run_id!r}{where}) shows them, "

@@ -43,12 +43,14 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "APIS", "LOGPROBS_INCLUDE", "chat_arguments", "param_problem", "parse_structured",
-    "responses_arguments", "structured_format", "structured_schema",
+    "APIS", "BATCH_URLS", "LOGPROBS_INCLUDE", "batch_url", "chat_arguments", "param_problem",
+    "parse_structured", "responses_arguments", "structured_format", "structured_schema",
 ]  # fmt: skip
 
 #: The API kinds an endpoint can speak.
 APIS = ("chat", "responses")
+#: The path of each API, as a Batch API line (and its batch) names it.
+BATCH_URLS: Mapping[str, str] = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 #: What the Responses API must be asked to ``include`` to return logprobs.
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
@@ -66,6 +68,13 @@ _NO_RESPONSES_EQUIVALENT: Mapping[str, str] = {
 }
 #: Written parameters only the Responses API takes (they are mapped for Chat Completions).
 _RESPONSES_NAMES = frozenset({"max_output_tokens", "reasoning", "text"})
+
+
+def batch_url(api: str, *, azure: bool = False) -> str:
+    """The ``url`` of a batch line (and the batch's ``endpoint``) for requests of ``api``;
+    Azure OpenAI's batches name the path without ``/v1`` (its documentation's examples)."""
+    url = BATCH_URLS[api]
+    return url.removeprefix("/v1") if azure else url
 
 
 def param_problem(api: str, name: str, value: Any) -> tuple[str, str] | None:

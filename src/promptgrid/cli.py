@@ -74,6 +74,18 @@ def max_cost_option(f: F) -> F:
     )(f)
 
 
+def batch_options(f: F) -> F:
+    """``--batch/--no-batch``, ``--wait``: batch mode."""
+    f = click.option(
+        "--wait", is_flag=True, help="Batch mode: poll until every batch is in, and collect it."
+    )(f)
+    return click.option(
+        "--batch/--no-batch", default=None,
+        help="Through the providers' Batch APIs: half the price, results within 24 h "
+        "(default: the file's batch:).",
+    )(f)  # fmt: skip
+
+
 def progress_option(f: F) -> F:
     """``--progress/--no-progress``."""
     return click.option(
@@ -130,6 +142,9 @@ def validate(files: tuple[Path, ...]) -> None:
 @limit_options
 @max_cost_option
 @click.option("--no-cache", is_flag=True, help="Do not count stored answers as cached.")
+@click.option(
+    "--batch/--no-batch", default=None, help="Price the calls as batches (default: the file's)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
 def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
     """Show calls per axis, in total, already cached, tokens, cost and time.
@@ -159,14 +174,20 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
 )  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
 @max_cost_option
+@batch_options
 @progress_option
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     """Run an experiment: every call, concurrently, saved as it arrives.
 
-    Prints the run id and where the files are. Exit codes: 0 every call succeeded; 3 some calls
-    ended as error rows; 130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP (resume with
-    --resume); 1 stopped by an authentication or quota failure; 4 stopped by the budget
-    (--max-cost); 2 bad input; 5 store failure.
+    Prints the run id and where the files are. Exit codes: 0 every call succeeded (or, with
+    --batch, the batches are submitted); 3 some calls ended as error rows; 130/143/129
+    interrupted by Ctrl-C/SIGTERM/SIGHUP (resume with --resume); 1 stopped by an
+    authentication or quota failure; 4 stopped by the budget (--max-cost); 2 bad input;
+    5 store failure.
+
+    With --batch the calls go through the providers' Batch APIs and the run is "submitted":
+    collect it later with `promptgrid batch collect RUN_ID`, or wait with --wait. The same
+    command again continues it (it never submits a request twice).
 
     \b
     Examples:
@@ -174,6 +195,7 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
       promptgrid run experiments/animal_names.yaml --format xlsx,jsonl
       promptgrid run experiments/animal_names.yaml --resume
       promptgrid run experiments/animal_names.yaml --provider openai --max-cost 0.50
+      promptgrid run experiments/animal_names.yaml --provider openai --batch --wait
     """
     from .api import experiment_of, run_options
     from .runner import Selection
@@ -192,13 +214,16 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
 @limit_options
 @format_option(None)
 @max_cost_option
+@batch_options
 @progress_option
 def retry(run_id: str, **options: Any) -> None:
-    """Re-run only the cells of a run that ended as error rows, where the run went.
+    """Re-run only the cells of a run that ended as error rows, where the run went: online,
+    or with --batch as new batches (error rows of expired or cancelled batches included).
 
     \b
-    Example:
+    Examples:
       promptgrid retry 20261124-105530.123-4f3a
+      promptgrid retry 20261124-105530.123-4f3a --batch --wait
     """
     from .api import run_options, stored_experiment
     from .runner import Selection
@@ -218,16 +243,101 @@ def runs(results_dir: Path, experiment: str | None) -> None:
     Example:
       promptgrid runs --experiment animal-names
     """
+    from .batchstore import batch_counts
     from .store import Store
 
     with Store.in_dir(results_dir, readonly=True) as store:
-        for info in store.runs(experiment):
+        found = store.runs(experiment)
+        batches = batch_counts(store, [info.run_id for info in found])
+        for info in found:
             counts = store.counts(info.run_id)
+            live = batches.get(info.run_id, (0, 0))[1]
             click.echo(
                 f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
                 f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
                 f"  ${store.spend(info.run_id):.4f}"
+                + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
             )
+
+
+@cli.group()
+def batch() -> None:
+    """Follow, collect and cancel the batches of a run made with --batch.
+
+    \b
+    Examples:
+      promptgrid batch status
+      promptgrid batch collect 20261124-105530.123-4f3a --wait
+      promptgrid batch cancel 20261124-105530.123-4f3a
+    """
+
+
+@batch.command("status")
+@click.argument("run_id", required=False)
+@results_dir_option
+def batch_status(run_id: str | None, results_dir: Path) -> None:
+    """Each batch of a run (default: the newest with batches): its state at the provider and
+    its request counts. Writes nothing.
+
+    \b
+    Example:
+      promptgrid batch status 20261124-105530.123-4f3a
+    """
+    from .api import batch_rows
+
+    rows = batch_rows(run_id, results_dir)
+    click.echo(f"run {rows[0].run_id}")
+    for row in rows:
+        counts = "" if row.total is None else (
+            f"  {row.completed or 0:,}/{row.total:,} done, {row.failed or 0:,} failed"
+        )  # fmt: skip
+        click.echo(
+            f"  chunk {row.chunk:<4} {row.endpoint:<12} {row.batch_id or '-':<30} "
+            f"{row.status or row.state:<11} {row.requests:>7,} requests{counts}"
+        )
+
+
+@batch.command("collect")
+@click.argument("run_id")
+@results_dir_option
+@click.option("--wait", is_flag=True, help="Poll until every batch is in (Ctrl-C stops waiting).")
+@format_option(None)
+@progress_option
+def batch_collect(run_id: str, wait: bool, **options: Any) -> None:
+    """Merge a run's ended batches (completed, failed, expired, cancelled) into its table.
+
+    Exit codes as for run, and 6 when batches are still running (collect again later).
+
+    \b
+    Examples:
+      promptgrid batch collect 20261124-105530.123-4f3a
+      promptgrid batch collect 20261124-105530.123-4f3a --wait
+    """
+    from .api import require_batches, run_options, stored_experiment
+    from .runner import Selection
+
+    experiment, info = stored_experiment(run_id, options["results_dir"])
+    require_batches(info, options["results_dir"])
+    opts = run_options(wait=wait, grace_s=5.0, **options)
+    _run_and_report(experiment, opts, Selection("collect", info.run_id), None)
+
+
+@batch.command("cancel")
+@click.argument("run_id")
+@results_dir_option
+def batch_cancel(run_id: str, results_dir: Path) -> None:
+    """Cancel a run's batches; what already ran is kept. Collect afterwards.
+
+    \b
+    Example:
+      promptgrid batch cancel 20261124-105530.123-4f3a
+    """
+    from .api import cancel_rows
+
+    rows = cancel_rows(run_id, results_dir)
+    for row in rows:
+        click.echo(f"  chunk {row.chunk:<4} {row.batch_id or '-':<30} {row.status or row.state}")
+    click.echo(f"collect with: {_collect_command(rows[0].run_id, results_dir)}")
 
 
 @cli.command()
@@ -488,16 +598,30 @@ def _console_frame(table: Any, **options: Any) -> None:
 
 
 def resume_command(
-    file: Path | None, run_id: str, results_dir: Path, *, max_cost: float | None = None
+    file: Path | None,
+    run_id: str,
+    results_dir: Path,
+    *,
+    max_cost: float | None = None,
+    batch: bool = False,
 ) -> str:
     """The command that finishes a run: the run keeps its own settings, so only where its
-    store is (and, after a budget stop, a higher cap) matters."""
+    store is (and, after a budget stop, a higher cap; in batch mode, --batch) matters."""
     parts = ["promptgrid"]
     parts += ["run", str(file), "--resume", run_id] if file else ["retry", run_id]
     if results_dir != Path("results"):
         parts += ["--results-dir", str(results_dir)]
     if max_cost is not None:
         parts += ["--max-cost", f"{max_cost:g}"]
+    if batch:
+        parts += ["--batch"]
+    return shlex.join(parts)
+
+
+def _collect_command(run_id: str, results_dir: Path) -> str:
+    parts = ["promptgrid", "batch", "collect", run_id]
+    if results_dir != Path("results"):
+        parts += ["--results-dir", str(results_dir)]
     return shlex.join(parts)
 
 
@@ -510,12 +634,15 @@ def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | Non
             _err("\nstopping: finishing calls in flight (press Ctrl-C again to stop now)")
 
     handle = RunHandle(on_stop)
+    if opts.progress is not False:
+        handle.note = _err
     try:
         outcome = run_sync(execute(experiment, opts, selection, handle), handle)
     except KeyboardInterrupt as exc:
         _err(str(exc))
         if handle.run_id:
-            _err(f"resume with: {resume_command(file, handle.run_id, opts.results_dir)}")
+            command = resume_command(file, handle.run_id, opts.results_dir, batch=bool(opts.batch))
+            _err(f"resume with: {command}")
         sys.exit(handle.exit_code)
     _report(outcome, file)
     sys.exit(outcome.exit_code)
@@ -541,9 +668,36 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
         _err(f"stopped: {stopped_by}; {outcome.pending:,} cells left")
         if isinstance(stopped_by, BudgetExceeded):  # suggest room for what is left, at least
             higher = max(2 * stopped_by.cap, stopped_by.spent + 2 * stopped_by.next_worst)
+    batched = outcome.batch
+    results_dir = outcome.config.results_dir
+    if batched is not None:
+        _report_batches(outcome, batched)
     if outcome.status in ("stopped", "interrupted"):
-        command = resume_command(file, outcome.run_id, outcome.config.results_dir, max_cost=higher)
+        command = resume_command(file, outcome.run_id, results_dir, max_cost=higher,
+                                 batch=bool(outcome.config.batch_endpoints))  # fmt: skip
         _err(f"resume with: {command}")
+    if batched is not None and batched.live:
+        _err(f"collect with: {_collect_command(outcome.run_id, results_dir)}")
+
+
+def _report_batches(outcome: RunOutcome, batched: Any) -> None:
+    """What batch mode did in this session, and what stands."""
+    if batched.submitted:
+        cached = f", {batched.cached:,} cells from the cache" if batched.cached else ""
+        click.echo(
+            f"batches: {batched.submitted:,} submitted ({batched.requests:,} requests){cached}"
+        )
+    if batched.collected:
+        rows = batched.ok + batched.errors
+        click.echo(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
+                   f"{batched.errors:,} errors, ${batched.spent:.4f}; {rows:,} rows in "
+                   f"{batched.collect_s:.1f} s)")  # fmt: skip
+        for kind, n in sorted(batched.error_types.items(), key=lambda kv: -kv[1]):
+            _err(f"  {n:>6} x {kind}")
+    if batched.unreadable:
+        _err(f"warning: {batched.unreadable:,} lines of the batches' files named no request")
+    if batched.live:
+        click.echo(f"batches: {batched.live:,} not yet collected (run {outcome.status})")
 
 
 def _report_scores(outcome: RunOutcome) -> None:

@@ -10,6 +10,9 @@ A request that asked for several choices (``n > 1``) gives one row per choice, n
 ``choice``; its usage and cost are on the ``choice`` 0 row only (the server reports them once
 per request), while ``latency_s``, ``ttft_s`` and ``tokens_per_s`` describe the request and are
 on each of its rows. A failed request is one row (``choice`` 0).
+
+``batch_id`` names the provider's batch that answered a row in batch mode (empty for rows
+answered online or from the cache).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ AFTER: tuple[Column, ...] = (
     ("completion_tokens", "int"), ("cached_tokens", "int"), ("reasoning_tokens", "int"),
     ("cost_usd", "float"), ("latency_s", "float"), ("ttft_s", "float"),
     ("tokens_per_s", "float"), ("resolved_model", "str"), ("request_id", "str"),
-    ("cached", "bool"),
+    ("batch_id", "str"), ("cached", "bool"),
 )  # fmt: skip
 #: Columns that hold one value per choice (the rest describe the request or the cell).
 PER_CHOICE: tuple[str, ...] = (

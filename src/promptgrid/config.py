@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .apis import batch_url
 from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
 from .presets import PRESETS
@@ -31,6 +32,7 @@ from .spec.schema import (
     BUILTIN_PROVIDERS,
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
+    BatchSpec,
     Limits,
     PriceSpec,
     ProviderConfig,
@@ -73,6 +75,10 @@ class RunOptions:
     max_cost: float | None = None  # USD: the run never spends more (else the file's budget)
     progress: bool | None = None  # None: when output is a terminal or a notebook
     grace_s: float = 5.0
+    #: True: through the providers' Batch APIs (those that have one); False: every call
+    #: online; None: as the file says (``batch:``). Not recorded: a resume or retry chooses.
+    batch: bool | None = None
+    wait: bool = False  # batch mode: wait for the batches and collect them before returning
 
     def given(self) -> dict[str, Any]:
         """The recordable options the caller set (routing and adjustable ones)."""
@@ -100,6 +106,14 @@ class EndpointConfig:
     preset: str | None = None  #: the vendor preset it came from
     api_version: str | None = None  #: Azure's deployment-based API version
     deployments: Mapping[str, str] = field(default_factory=dict)  #: model -> deployment sent
+    #: Batch mode: its calls go through the Batch API, in files split at these limits (None:
+    #: online).
+    batch: BatchSpec | None = None
+
+    @property
+    def batch_url(self) -> str:
+        """The ``url`` of its batch lines (and its batches' ``endpoint``)."""
+        return batch_url(self.api, azure=self.preset == "azure")
 
     @property
     def free(self) -> bool:
@@ -152,6 +166,14 @@ class RunConfig:
     given: Mapping[str, Any] = field(default_factory=dict)  #: the caller's recordable options
     max_cost: float | None = None  #: USD the run may spend at most
     judges: Mapping[str, str] = field(default_factory=dict)  #: judge score -> endpoint name
+    wait: bool = False  #: batch mode: wait for the batches and collect them
+    #: Endpoints batch mode was asked of that have no Batch API, and why: they answer online.
+    online_anyway: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def batch_endpoints(self) -> list[str]:
+        """The endpoints whose calls go through their Batch API in this session."""
+        return [name for name, e in self.endpoints.items() if e.batch is not None]
 
     def judge_models(self) -> list[tuple[str, str, Mapping[str, Any]]]:
         """(model, endpoint name, request params) of each judge."""
@@ -175,12 +197,19 @@ class RunConfig:
     @property
     def warnings(self) -> list[str]:
         """Things about the experiment and its run worth a look that do not stop it."""
-        return [str(w) for w in self.experiment.warnings] + [
-            f"no price for model {model!r} (endpoint {name!r}): its cost_usd stays empty and "
-            f"plans leave it out; price it in the file, e.g. pricing: {{{model}: {{input: 0.5, "
-            f"output: 1.5}}}} (USD per 1M tokens), or set pricing: free on a local provider"
-            for model, name in self.unpriced
+        online = [
+            f"provider {name!r} answers online: {why}" for name, why in self.online_anyway.items()
         ]
+        return (
+            [str(w) for w in self.experiment.warnings]
+            + online
+            + [
+                f"no price for model {model!r} (endpoint {name!r}): its cost_usd stays empty and "
+                f"plans leave it out; price it in the file, e.g. pricing: {{{model}: {{input: 0.5, "
+                f"output: 1.5}}}} (USD per 1M tokens), or set pricing: free on a local provider"
+                for model, name in self.unpriced
+            ]
+        )
 
     def warn(self) -> None:
         """Emit :attr:`warnings` as :class:`~promptgrid.errors.PromptgridWarning` (the CLI
@@ -279,6 +308,14 @@ def resolve(
         name: _endpoint(experiment, name, name == target, given, pinned.get(name))
         for name in sorted({*routes.values(), *judges.values()})
     }
+    online_anyway: dict[str, str] = {}
+    for name in sorted(set(routes.values())):  # judges' calls are always online
+        spec, why = _batch(experiment, endpoints[name], options.batch)
+        if spec is not None:
+            endpoints[name] = replace(endpoints[name], batch=spec)
+        elif why:
+            online_anyway[name] = why
+    _check_batchable(experiment, endpoints, routes)
     concurrency = (
         given.get("concurrency") or experiment.file.limits.max_concurrency or DEFAULT_CONCURRENCY
     )
@@ -299,6 +336,8 @@ def resolve(
         given={k: v for k, v in given.items() if v is not None},
         max_cost=max_cost,
         judges=judges,
+        wait=options.wait,
+        online_anyway=online_anyway,
     )
 
 
@@ -365,6 +404,44 @@ def _endpoint(
         api_version=config.api_version,
         deployments=dict(config.deployments),
     )
+
+
+def _batch(
+    experiment: Experiment, endpoint: EndpointConfig, option: bool | None
+) -> tuple[BatchSpec | None, str]:
+    """Whether an endpoint's calls go through its Batch API, with which file limits; else why
+    not, when batch mode was asked of it (a file's ``batch: true`` or ``--batch``).
+
+    The provider's own ``batch:`` decides over the experiment's; ``--batch`` / ``--no-batch``
+    (``option``) over both, except that a provider set to ``batch: false`` stays online."""
+    file = experiment.file
+    own = file.providers[endpoint.name].batch if endpoint.name in file.providers else None
+    wanted = (own if own is not None else file.batch) if option is None else option
+    if not wanted or own is False:
+        return None, ""
+    if endpoint.kind == "echo":
+        return None, ""  # offline and free: nothing to gain, nothing to say
+    preset = PRESETS.get(endpoint.preset) if endpoint.preset else None
+    if preset is not None and preset.no_batch:
+        return None, preset.no_batch
+    for spec in (own, file.batch):
+        if isinstance(spec, BatchSpec):
+            return spec, ""
+    return BatchSpec(), ""
+
+
+def _check_batchable(
+    experiment: Experiment, endpoints: Mapping[str, EndpointConfig], routes: Mapping[str, str]
+) -> None:
+    """A Batch API answers whole responses only: a streamed request cannot go in a batch."""
+    for model, name in routes.items():
+        if endpoints[name].batch is None:
+            continue
+        if any(params.get("stream") for params in experiment.param_combos(model)):
+            raise UsageError(
+                f"calls to {model!r} stream (stream: true), and a Batch API answers whole "
+                f"responses only: run provider {name!r} without batch mode, or drop stream"
+            )
 
 
 def _pricing(prices: Mapping[str, PriceSpec], config: ProviderConfig) -> Pricing:

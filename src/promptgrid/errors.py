@@ -22,6 +22,11 @@
         │   └── MalformedResponse   a body that is not a chat completion, or a truncated one
         └── FatalError              never retried
             ├── BadRequest          HTTP 400, 404, 422 and other 4xx: the request itself is wrong
+            ├── BatchUnanswered     a batch ended without answering this request (retry re-sends)
+            │   ├── BatchExpired    its batch expired before the request ran
+            │   ├── BatchCancelled  its batch was cancelled before the request ran
+            │   ├── BatchFailed     its batch failed validation: nothing in it ran
+            │   └── BatchMissing    its batch completed with no line for it
             └── RunStopper          no other cell can succeed: stop the run, keep it resumable
                 ├── AuthenticationFailed   HTTP 401 / 403, or no API key
                 └── QuotaExceeded          HTTP 429 with code insufficient_quota
@@ -52,6 +57,7 @@ class ExitCode(IntEnum):
     ERROR_ROWS = 3  #: the run finished, some calls ended as error rows
     BUDGET = 4  #: the budget stopped the run (resumable with a higher cap)
     STORE = 5  #: the store failed: disk full, locked, corrupt, read-only, owned by another run
+    PENDING = 6  #: batches are still running at the provider (``batch collect``): collect later
     SIGHUP = 129  #: interrupted by SIGHUP (a closed terminal); resumable
     SIGINT = 130  #: interrupted by Ctrl-C; resumable
     SIGTERM = 143  #: interrupted by SIGTERM (docker stop, systemd, CI); resumable
@@ -249,6 +255,37 @@ class BadRequest(FatalError):
     code = "bad_request"
 
 
+class BatchUnanswered(FatalError):
+    """A batch ended (expired, cancelled, failed) without answering this request: it never
+    ran and cost nothing. Its cell becomes an error row that ``retry`` sends again."""
+
+    code = "batch_unanswered"
+
+
+class BatchExpired(BatchUnanswered):
+    """The batch's completion window ended before this request ran."""
+
+    code = "batch_expired"
+
+
+class BatchCancelled(BatchUnanswered):
+    """The batch was cancelled before this request ran."""
+
+    code = "batch_cancelled"
+
+
+class BatchFailed(BatchUnanswered):
+    """The batch failed validation (its file was refused): none of its requests ran."""
+
+    code = "batch_failed"
+
+
+class BatchMissing(BatchUnanswered):
+    """The batch completed, but neither its output nor its error file has this request."""
+
+    code = "batch_missing"
+
+
 class RunStopper(FatalError):
     """No other call can succeed either; the run stops at once and stays resumable."""
 
@@ -271,6 +308,11 @@ class QuotaExceeded(RunStopper):
 __all__ = [
     "AuthenticationFailed",
     "BadRequest",
+    "BatchCancelled",
+    "BatchExpired",
+    "BatchFailed",
+    "BatchMissing",
+    "BatchUnanswered",
     "BudgetExceeded",
     "ConnectionFailed",
     "ExitCode",

@@ -78,6 +78,9 @@ class Plan:
     unpriced: list[str] = field(default_factory=list)  #: models without a price
     max_cost_usd: float | None = None  #: the budget, if any
     warnings: list[str] = field(default_factory=list)
+    #: Providers whose calls go through their Batch API: priced at batch prices, and left out
+    #: of ``seconds`` (a batch answers within 24 h, whatever the limits).
+    batch: list[str] = field(default_factory=list)
 
     @property
     def to_send(self) -> int:
@@ -130,6 +133,8 @@ class Plan:
             lines += [f"  ({basis})" for basis in self.expected_basis]
         lines.append(row("cost expected", usd(self.cost_expected_usd)))
         lines.append(row("cost worst case", usd(self.cost_worst_usd)))
+        if self.batch:
+            lines.append(f"  (batch prices for {', '.join(self.batch)}: answers within 24 h)")
         if self.unpriced:
             lines.append(f"  (no price for {', '.join(self.unpriced)}: see the warning)")
         if self.max_cost_usd is not None:
@@ -181,7 +186,8 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
             totals.basis.add(f"{model}: half the output limit (no stored answers yet)")
         else:
             expected = None
-        totals.add(model, price, calls_per_combo, prompt.mean, prompt.worst, limit, expected)
+        totals.add(model, price, calls_per_combo, prompt.mean, prompt.worst, limit, expected,
+                   batch=endpoint.batch is not None)  # fmt: skip
         totals.calls[endpoint.name] += calls_per_combo
         charged = prompt.mean + (max_output_tokens(combo) or DEFAULT_OUTPUT_TOKENS)
         totals.tokens[endpoint.name] += charged * calls_per_combo
@@ -227,6 +233,7 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
         unpriced=sorted({model for model, _ in config.unpriced}),
         max_cost_usd=config.max_cost,
         warnings=config.warnings,
+        batch=config.batch_endpoints,
     )
 
 
@@ -244,7 +251,8 @@ class _Totals:
     latency: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, model: str, price: Any, calls: float, prompt: float, worst_prompt: float,
-            limit: float | None, expected: float | None) -> None:  # fmt: skip
+            limit: float | None, expected: float | None, *,
+            batch: bool = False) -> None:  # fmt: skip
         self.output_max = _plus(self.output_max, None if limit is None else limit * calls)
         self.output_expected = _plus(
             self.output_expected, None if expected is None else expected * calls
@@ -253,11 +261,15 @@ class _Totals:
             self.cost_expected = self.cost_worst = None
             return
         if expected is not None and self.cost_expected is not None:
-            self.cost_expected += price.cost(round(prompt * calls), round(expected * calls))
+            self.cost_expected += price.cost(
+                round(prompt * calls), round(expected * calls), batch=batch
+            )
         else:
             self.cost_expected = None
         if limit is not None and self.cost_worst is not None:
-            self.cost_worst += price.cost(round(worst_prompt * calls), round(limit * calls))
+            self.cost_worst += price.cost(
+                round(worst_prompt * calls), round(limit * calls), batch=batch
+            )
         else:
             self.cost_worst = None
 
@@ -388,6 +400,8 @@ def _time(config: RunConfig, totals: _Totals) -> tuple[float | None, str | None]
     """Seconds at the declared limits (endpoints run side by side) and the binding limit."""
     best: tuple[float, str] | None = None
     for name, endpoint in config.endpoints.items():
+        if endpoint.batch is not None and name not in config.judges.values():
+            continue  # its calls are the provider's to schedule, within 24 h
         limits = endpoint.limits
         calls = totals.calls[name]
         bounds = []

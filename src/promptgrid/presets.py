@@ -37,6 +37,10 @@ class Preset:
     apis: frozenset[str] = frozenset({"chat"})  #: the APIs the vendor serves
     rejects: Mapping[str, str] = field(default_factory=dict)  #: parameter -> why (see above)
     notes: str = ""  #: known differences worth knowing, not errors
+    #: Its Batch API: the documentation of an OpenAI-shaped one (files + batches, reached
+    #: through the openai SDK at ``base_url``), or ``no_batch``, why there is none to use.
+    batch_doc: str | None = None
+    no_batch: str = ""
 
 
 _NOT_ONE = "n"  # rejected only when it asks for more than one choice
@@ -70,6 +74,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             },
             notes="temperature is capped at 1; system and developer messages are joined into "
             "one system prompt; tools' strict is ignored",
+            no_batch="Anthropic's Message Batches API is native only, not on its OpenAI-compatible "
+            "endpoint",
         ),
         "azure": Preset(
             "Azure OpenAI",
@@ -79,6 +85,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             apis=frozenset({"chat", "responses"}),
             notes="base_url is your resource (https://RESOURCE.openai.azure.com); api_version "
             "selects the deployment-based API, deployments maps model names to deployments",
+            batch_doc="https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/batch",
         ),
         "gemini": Preset(
             "Google Gemini",
@@ -87,6 +94,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             "https://ai.google.dev/gemini-api/docs/openai",
             notes="reasoning_effort sets the thinking budget; Gemini-only options travel as "
             "extra_body: {google: {...}}",
+            batch_doc="https://ai.google.dev/gemini-api/docs/openai#batch",
         ),
         "groq": Preset(
             "Groq",
@@ -101,6 +109,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 _NOT_ONE: "n must be 1 (Groq answers 400)",
             },
             notes="temperature 0 is sent as 1e-8",
+            batch_doc="https://console.groq.com/docs/batch",
         ),
         "lmstudio": Preset(
             "LM Studio",
@@ -108,6 +117,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             None,
             "https://lmstudio.ai/docs/app/api/endpoints/openai",
             apis=frozenset({"chat", "responses"}),
+            no_batch="LM Studio is a local server: no Batch API (and no rate limit to escape)",
         ),
         "mistral": Preset(
             "Mistral",
@@ -122,6 +132,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "logit_bias": "not part of Mistral's chat completion API",
             },
             notes="safe_prompt and other Mistral options travel in extra_body",
+            no_batch="Mistral's batch jobs (/v1/batch/jobs) are its own API, not OpenAI's files "
+            "and batches",
         ),
         "ollama": Preset(
             "Ollama",
@@ -134,6 +146,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "logit_bias": "not among Ollama's supported fields (ignored)",
             },
             notes="Ollama options such as num_ctx travel in extra_body",
+            no_batch="Ollama is a local server: no Batch API (and no rate limit to escape)",
         ),
         "openrouter": Preset(
             "OpenRouter",
@@ -142,12 +155,15 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             "https://openrouter.ai/docs/api-reference/overview",
             apis=frozenset({"chat", "responses"}),
             notes="parameters a routed model does not support are dropped by OpenRouter",
+            no_batch="OpenRouter has no Batch API",
         ),
         "together": Preset(
             "Together AI",
             "https://api.together.xyz/v1",
             "TOGETHER_API_KEY",
             "https://docs.together.ai/docs/openai-api-compatibility",
+            no_batch="Together's batches take {custom_id, body} lines, files uploaded with purpose "
+            "batch-api and statuses in capitals: not OpenAI's shape",
         ),
         "vllm": Preset(
             "vLLM",
@@ -157,6 +173,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             apis=frozenset({"chat", "responses"}),
             notes="sampling options such as top_k travel in extra_body; a key is needed only "
             "when the server was started with --api-key (set api_key_env)",
+            no_batch="vLLM's batch mode is the offline run-batch command, not a server API",
         ),
     }
 )

@@ -13,6 +13,14 @@ computed from the stored answers chunk by chunk on the store's thread. Scores ar
 the end rather than as each row is committed: the plain run path does no extra work, the same
 code serves ``promptgrid score``, and a resumed run scores exactly what is missing.
 ``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
+
+A run in batch mode (``--batch``, ``batch:``) sends its batch endpoints' cells through their
+Batch APIs instead (:mod:`promptgrid.batching`), first in the session: chunks an earlier session
+left between two steps are driven on, new ones submitted; the online endpoints run next, without
+the cells the batches carry; then the batches are polled and collected — once, or until all are
+in (``wait``). A run with batches still at the provider ends the session ``submitted``. The same
+``run --batch`` command continues such a run instead of starting another (which would pay for
+its requests again): its answers are not in the cache until they are collected.
 """
 
 from __future__ import annotations
@@ -21,18 +29,20 @@ import asyncio
 import contextlib
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import batchstore
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
 from .engine.budget import Budget
 from .engine.limiter import EndpointLimiter
 from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
-from .errors import BudgetExceeded, ExitCode, StoreError, UsageError
+from .errors import BudgetExceeded, ExitCode, PromptgridWarning, StoreError, UsageError
 from .exports import export, formats_present
 from .grid import expand
 from .progress import make_progress
@@ -42,6 +52,8 @@ from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:
+    from .batching import BatchPhase
+    from .engine.batches import BatchSummary
     from .scoring.apply import Redo
 
 __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
@@ -50,9 +62,10 @@ __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
 @dataclass(frozen=True)
 class Selection:
     """Which run ``execute`` works on: a new one, one to resume (``run_id`` None: the latest
-    unfinished run of the experiment), or one whose error rows to retry."""
+    unfinished run of the experiment), one whose error rows to retry, or one whose batches to
+    collect (nothing new is sent)."""
 
-    mode: Literal["new", "resume", "retry"] = "new"
+    mode: Literal["new", "resume", "retry", "collect"] = "new"
     run_id: str | None = None
 
 
@@ -77,6 +90,9 @@ class RunOutcome:
     #: tokens, USD) over the run's life.
     scores: list[tuple[str, int, float | None, int]] = field(default_factory=list)
     judge_totals: tuple[int, int, int, int, float] | None = None
+    batch: BatchSummary | None = None  # what batch mode did in this session
+    mode: str = "new"  # the Selection's
+    signalled: bool = False  # a signal (Ctrl-C, SIGTERM, SIGHUP) stopped this session
 
     @property
     def pending(self) -> int:
@@ -86,8 +102,12 @@ class RunOutcome:
     @property
     def exit_code(self) -> ExitCode:
         """See :class:`~promptgrid.errors.ExitCode`."""
-        if self.status == "interrupted":
+        if self.status == "interrupted" and self.mode == "collect" and not self.signalled:
+            return ExitCode.PENDING  # collected what there was; cells wait for a submission
+        if self.status == "interrupted" or (self.status == "submitted" and self.signalled):
             return self.interrupted_by
+        if self.status == "submitted":  # submitted is success; collecting it, "not yet"
+            return ExitCode.PENDING if self.mode == "collect" else ExitCode.OK
         if self.status == "stopped":
             if isinstance(self.summary.stopped_by, BudgetExceeded):
                 return ExitCode.BUDGET
@@ -127,6 +147,8 @@ async def execute(
             )
         store = Store.in_dir(options.results_dir, create=False)
     with store:
+        if selection.mode == "new" and config.batch_endpoints:
+            selection = _continue_batches(store, experiment, selection)
         if selection.mode == "new":
             run = _create(store, config)
         else:
@@ -144,8 +166,11 @@ async def execute(
                 skip = store.indexes(run.run_id, "ok" if selection.mode == "retry" else None)
                 run = _adopt_scores(store, run, experiment)
             redo: Redo = "errors" if selection.mode == "retry" else "missing"
-            summary, judged = await _schedule(store, config, run, skip, owner, handle, redo)
-            outcome = _finish(store, config, run, summary, handle, frame, judged)
+            summary, judged, batched = await _schedule(
+                store, config, run, skip, owner, handle, redo, mode=selection.mode
+            )
+            outcome = _finish(store, config, run, summary, handle, frame, judged, batched=batched)
+            outcome.mode = selection.mode
             status = outcome.status
             return outcome
         except (asyncio.CancelledError, StoreError):
@@ -184,7 +209,7 @@ async def rescore(
         try:  # the run keeps its status: scoring it again does not change its calls
             store.set_scores(run.run_id, experiment.to_dict().get("scores", {}))
             run = store.run(run.run_id) or run
-            summary, judged = await _schedule(
+            summary, judged, _ = await _schedule(
                 store, config, run, set(), owner, handle, "all", graded=False
             )
             return _finish(store, config.with_output(formats=()), run, summary, handle, frame,
@@ -213,6 +238,8 @@ def _finish(
     frame: bool,
     judged: Summary | None = None,
     status: str | None = None,
+    *,
+    batched: BatchSummary | None = None,
 ) -> RunOutcome:
     """Export the run's files (and the DataFrame, with ``frame``); the status they earn."""
     counts = store.counts(run.run_id)
@@ -220,8 +247,13 @@ def _finish(
     if judged is not None:  # a judge phase stopped by the budget or a stop stops the run
         summary.stopped_by = summary.stopped_by or judged.stopped_by
         summary.interrupted = summary.interrupted or judged.interrupted
+    live = batched.live if batched is not None else 0
+    if batched is not None:
+        summary.stopped_by = summary.stopped_by or batched.stopped_by
+        summary.interrupted = summary.interrupted or batched.interrupted
     status = (
         "stopped" if summary.stopped_by
+        else "submitted" if live and status is None
         else "interrupted" if summary.interrupted or (status is None and done < run.total)
         else status or "finished"
     )  # fmt: skip
@@ -236,7 +268,8 @@ def _finish(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,
         table, handle.exit_code, store.spend(run.run_id), judged,
         store.score_summary(run.run_id) if scored else [],
-        store.judge_totals(run.run_id) if config.judges else None,
+        store.judge_totals(run.run_id) if config.judges else None, batched,
+        signalled=handle.stops > 0,
     )  # fmt: skip
 
 
@@ -250,17 +283,31 @@ async def _schedule(
     redo: Redo,
     *,
     graded: bool = True,
-) -> tuple[Summary, Summary | None]:
+    mode: str = "new",
+) -> tuple[Summary, Summary | None, BatchSummary | None]:
     """Open the endpoints (in this loop) and the store's thread, and run the scheduler; then,
-    with scores, the judges and the scoring. ``graded=False``: only those (``rescore``)."""
+    with scores, the judges and the scoring. ``graded=False``: only those (``rescore``).
+    Batches come first and last (see the module docstring); ``mode`` ``collect`` sends
+    nothing new."""
     endpoints: dict[str, Endpoint] = {}
     spent = store.spend(run.run_id)  # by earlier sessions of this run
-    budget = Budget(config.max_cost, spent) if config.max_cost is not None else None
     floor = int(run.options.get("cache_floor") or 0)
     io = StoreIO(store.path, owner, after=0 if config.use_cache else floor)
     progress = make_progress(run.experiment, config.progress if graded else False)
     wanted = {*config.judges.values(), *(config.routes.values() if graded else ())}
+    phase: BatchPhase | None = None
+    if graded and (config.batch_endpoints or _live_batches(store, run.run_id)):
+        from .batching import BatchPhase  # the openai SDK: only when batches are involved
+
+        phase = BatchPhase.open(store, config, run, io, spent=spent, note=handle.note)
     try:
+        online = set(config.routes.values()) - set(config.batch_endpoints)
+        if phase is not None:
+            await phase.before(skip, handle, submit=mode != "collect")
+            if online and mode != "collect":  # the cells the batches carry are not sent online
+                skip = skip | set(batchstore.live_cells(store, run.run_id))
+        reserved = batchstore.reserved_cost(store, run.run_id)  # worst case of the batches
+        budget = Budget(config.max_cost, spent + reserved) if config.max_cost is not None else None
         for name, endpoint in config.endpoints.items():
             if name not in wanted:
                 continue
@@ -283,23 +330,28 @@ async def _schedule(
             budget=budget,
         )
         summary = Summary()
-        if graded:
+        if graded and online and mode != "collect":
             handle.scheduler = scheduler
             if handle.stops:
                 scheduler.stop()
             progress.start(run.total, len(skip), spent)
-            streams = {name: expand(config, name, skip) for name in set(config.routes.values())}
+            streams = {name: expand(config, name, skip) for name in online}
             summary = await scheduler.execute(streams)
             progress.close()
+        if phase is not None and (mode != "new" or config.wait):  # new batches: nothing to ask
+            await phase.after(handle, wait=config.wait)
+            summary.interrupted = summary.interrupted or phase.summary.interrupted
         judged = None
         if config.experiment.scores and (handle.stops or summary.interrupted):
             summary.interrupted = True  # stopped before scoring: a resume scores
         elif config.experiment.scores:
             judged = await _judge_and_score(store, config, run, io, endpoints, budget, handle,
                                             redo)  # fmt: skip
-        return summary, judged
+        return summary, judged, phase.summary if phase is not None else None
     finally:
         progress.close()
+        if phase is not None:
+            await phase.aclose()
         io.close()
         for opened in endpoints.values():
             with contextlib.suppress(Exception):
@@ -379,6 +431,33 @@ def _create(store: Store, config: RunConfig) -> RunInfo:
     return info
 
 
+def _live_batches(store: Store, run_id: str) -> int:
+    """Chunks of the run not yet collected."""
+    return batchstore.batch_counts(store, [run_id]).get(run_id, (0, 0))[1]
+
+
+def _continue_batches(store: Store, experiment: Experiment, selection: Selection) -> Selection:
+    """A new batch-mode run of an experiment whose unfinished run has batches: that run goes
+    on instead (its answers are not in the cache until collected, so a new run would pay for
+    them again)."""
+    requests = experiment.requests_dict()
+    unfinished = [
+        r for r in store.runs(experiment.name)
+        if r.status != "finished" and Experiment.requests_of(r.spec) == requests
+    ]  # fmt: skip
+    counts = batchstore.batch_counts(store, [r.run_id for r in unfinished])
+    for run in unfinished:  # newest first
+        if counts.get(run.run_id, (0, 0))[1]:
+            warnings.warn(
+                f"continuing run {run.run_id}: it has batches not yet collected, and a new run "
+                "would pay for their requests again (start one with --no-cache if you mean to)",
+                PromptgridWarning,
+                stacklevel=2,
+            )
+            return Selection("resume", run.run_id)
+    return selection
+
+
 def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo:
     """The run to resume or retry."""
     if selection.run_id is None:
@@ -391,8 +470,9 @@ def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo
         run = unfinished[0]
     else:
         run = resolve_run(store, selection.run_id)
-    requests = {k: v for k, v in run.spec.items() if k != "scores"}
-    if requests != experiment.requests_dict() or run.experiment != experiment.name:
+    if Experiment.requests_of(run.spec) != experiment.requests_dict() or (
+        run.experiment != experiment.name
+    ):
         raise UsageError(
             f"run {run.run_id} was made from a different version of this experiment; "
             "start a new run instead (unchanged cells come from the cache and cost nothing)"

@@ -50,7 +50,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -191,6 +191,45 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "004_batches",
+        """
+        CREATE TABLE batch_chunks (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            chunk INTEGER NOT NULL,
+            endpoint TEXT NOT NULL,
+            url TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            state TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            cells INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            worst_cost REAL,
+            file_id TEXT,
+            batch_id TEXT,
+            batch_status TEXT,
+            completed INTEGER,
+            failed INTEGER,
+            total INTEGER,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            errors_json TEXT,
+            planned_at TEXT NOT NULL,
+            step_at REAL NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, chunk)
+        );
+        CREATE TABLE batch_cells (
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            chunk INTEGER NOT NULL,
+            cell_id TEXT NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        ) WITHOUT ROWID;
+        CREATE INDEX batch_cells_chunk ON batch_cells (run_id, chunk);
+        ALTER TABLE results ADD COLUMN batch_id TEXT;
+        """,
+    ),
+    (
         "005_scores",
         """
         CREATE TABLE judge_calls (
@@ -239,9 +278,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+#: One encoder for every JSON column (``json.dumps`` with options builds one a call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, the way every JSON column is written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
@@ -328,6 +371,7 @@ class ResultRow:
     cost_usd: float | None = None
     cached: bool = False
     score: str | None = None  # a judge's call for this score of cell ``idx``, not a graded row
+    batch_id: str | None = None  # the batch that answered it (batch mode)
 
 
 @dataclass(frozen=True)
@@ -872,6 +916,7 @@ class Store:
         next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM responses").fetchone()[0]
         ids: list[int | None] = []
         answers, choices, results, attempts, judged = [], [], [], [], []
+        text = _Texts()  # rows of one grid block share their vars, rows of a combo its params
         for row in rows:
             response_id = row.response_id
             if (a := row.answer) is not None:
@@ -879,7 +924,8 @@ class Store:
                 answers.append(
                     (response_id, row.cell_id, a.response, a.finish_reason, a.prompt_tokens,
                      a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.resolved_model,
-                     a.request_id, a.latency_s, a.cost_usd, dumps(a.rate_limits), at,
+                     a.request_id, a.latency_s, a.cost_usd,
+                     dumps(a.rate_limits) if a.rate_limits else "{}", at,
                      a.tool_calls, a.refusal, a.logprobs, a.parsed, a.parse_error,
                      a.reasoning_summary, a.ttft_s, a.tokens_per_s)
                 )  # fmt: skip
@@ -897,10 +943,10 @@ class Store:
                 )  # fmt: skip
                 continue  # its attempts are counted, not kept one by one
             results.append(
-                (row.run_id, row.idx, row.cell_id, row.prompt, dumps(row.vars),
-                 dumps(row.params), row.repeat, row.status, response_id, row.error_type,
+                (row.run_id, row.idx, row.cell_id, row.prompt, text(row.vars),
+                 text(row.params), row.repeat, row.status, response_id, row.error_type,
                  row.http_status, row.error, len(row.attempts), row.latency_s, row.cost_usd,
-                 int(row.cached))
+                 int(row.cached), row.batch_id)
             )  # fmt: skip
             attempts += [
                 (row.run_id, row.idx, x.get("number", i + 1), x["status"], x.get("error_type"),
@@ -931,7 +977,7 @@ class Store:
         db.executemany(
             "INSERT OR REPLACE INTO results (run_id, idx, cell_id, prompt, vars_json, params_json, "
             "repeat, status, response_id, error_type, http_status, error, attempts, latency_s, "
-            "cost_usd, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "cost_usd, cached, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             results,
         )
         db.executemany(
@@ -951,7 +997,8 @@ class Store:
                 "cached = excluded.cached WHERE judge_calls.status != 'ok'",
                 judged,
             )
-        sent = [(row.cell_id, owner.id) for row in rows if row.attempts]  # only sent ones claimed
+        # Only requests sent online were claimed (a batch's were not: they are not on the wire).
+        sent = [(row.cell_id, owner.id) for row in rows if row.attempts and row.batch_id is None]
         if sent:
             db.executemany("DELETE FROM claims WHERE cell_id = ? AND owner = ?", sent)
         return ids
@@ -1123,7 +1170,7 @@ def _results_sql(several: bool = True) -> str:
             f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
             "r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
             "a.reasoning_tokens, r.cost_usd, r.latency_s, a.ttft_s, a.tokens_per_s, "
-            "a.resolved_model, a.request_id, r.cached "
+            "a.resolved_model, a.request_id, r.batch_id, r.cached "
             "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
             "LEFT JOIN responses a ON a.id = r.response_id "
             "WHERE r.run_id = ? ORDER BY r.idx"
@@ -1145,7 +1192,7 @@ def _results_sql(several: bool = True) -> str:
         "json_extract(q.request_json, '$.messages') AS messages, "
         f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
         f"r.attempts, {once}, r.latency_s, a.ttft_s, a.tokens_per_s, a.resolved_model, "
-        "a.request_id, r.cached "
+        "a.request_id, r.batch_id, r.cached "
         "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
         "LEFT JOIN responses a ON a.id = r.response_id "
         "LEFT JOIN choices c ON c.response_id = a.id "
@@ -1178,6 +1225,23 @@ def _recorded(request_json: str) -> str:
         return f"data:{match.group(1)};base64,<{len(data):,} bytes, sha256:{digest}>"
 
     return _DATA_URL.sub(short, request_json)
+
+
+class _Texts:
+    """The JSON of rows' vars and params, made once per mapping: the grid hands every cell of
+    a block one vars mapping and every cell of a parameter combination one params mapping
+    (rows of one commit; the mappings are kept, so an id is never reused meanwhile)."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, value: Mapping[str, Any]) -> str:
+        found = self._made.get(id(value))
+        if found is None:
+            found = self._made[id(value)] = (value, dumps(value))
+        return found[1]
 
 
 class _Transaction:

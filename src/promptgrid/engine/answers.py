@@ -19,7 +19,7 @@ __all__ = ["stored_answer"]
 
 
 def stored_answer(
-    request: Request, completion: Completion, latency_s: float, cost_usd: float | None
+    request: Request, completion: Completion, latency_s: float | None, cost_usd: float | None
 ) -> Answer:
     """``completion`` (the answer to ``request``) as the store keeps it."""
     structured = structured_format(request.params) is not None

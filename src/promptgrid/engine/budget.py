@@ -19,10 +19,29 @@ is counted at its worst case, since the server may have charged it.
 from __future__ import annotations
 
 import asyncio
+import math
 
 from ..errors import BudgetExceeded
+from ..pricing import Pricing
+from ..providers.base import Request
+from ..tokens import worst_prompt_tokens
 
-__all__ = ["Budget", "Reservation"]
+__all__ = ["Budget", "Reservation", "worst_cost"]
+
+
+def worst_cost(pricing: Pricing, request: Request, *, batch: bool = False) -> float:
+    """The most one attempt of ``request`` can cost (inf when it cannot be bounded): the prompt
+    at one token per byte, the output at its limit (``max_tokens`` × ``n``, or the model's own
+    limit), at batch prices with ``batch``."""
+    price = pricing.price(request.model)
+    if price is None:
+        return math.inf
+    output = request.max_output_tokens()
+    if output is None:
+        if price.max_output is None:
+            return 0.0 if pricing.free else math.inf
+        output = price.max_output * int(request.params.get("n") or 1)
+    return price.cost(worst_prompt_tokens(request.messages), output, batch=batch)
 
 
 class Reservation:

@@ -21,7 +21,6 @@ pending. Cells waiting for admission, a backoff or another process are cancelled
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +33,9 @@ from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
 from ..store import HEARTBEAT_S, ResultRow, Store
-from ..tokens import worst_prompt_tokens
 from .answers import stored_answer
 from .attempts import Outcome, Sleep, call_with_retry
-from .budget import Budget
+from .budget import Budget, worst_cost
 from .limiter import EndpointLimiter
 from .storeio import StoreIO
 
@@ -69,15 +67,7 @@ class Endpoint:
 
     def worst_cost(self, request: Request) -> float:
         """The most one attempt of ``request`` can cost (inf when it cannot be bounded)."""
-        price = self.pricing.price(request.model)
-        if price is None:
-            return math.inf
-        output = request.max_output_tokens()
-        if output is None:
-            if price.max_output is None:
-                return 0.0 if self.free else math.inf
-            output = price.max_output * int(request.params.get("n") or 1)
-        return price.cost(worst_prompt_tokens(request.messages), output)
+        return worst_cost(self.pricing, request)
 
 
 @dataclass
@@ -369,14 +359,6 @@ class Scheduler:
     # ------------------------------------------------------------------ rows
 
     def _row(self, cell: Cell, status: str, **fields: Any) -> ResultRow:
-        request = {
-            "endpoint": cell.request.endpoint,
-            "model": cell.request.model,
-            "messages": cell.request.messages,
-            "params": cell.request.params,
-        }
-        if cell.request.api != "chat":
-            request["api"] = cell.request.api
         return ResultRow(
             run_id=self.run_id,
             idx=cell.index,
@@ -385,7 +367,7 @@ class Scheduler:
             vars=dict(cell.vars),
             params=dict(cell.params),
             repeat=cell.repeat,
-            request=request,
+            request=cell.request.record(),
             status=status,
             attempts=fields.pop("attempts", ()),
             cached=fields.pop("cached", status == "ok" and "answer" not in fields),

@@ -80,6 +80,16 @@ class StoreIO:
         self._wake.set()
         return future
 
+    async def write(self, rows: Sequence[ResultRow]) -> list[int | None]:
+        """Commit ``rows`` now, in one transaction on the store's thread (no pump needed), and
+        tell ``on_commit``, as the pump does; their response ids. For a writer that produces
+        rows in bulk (a batch's collection) rather than one by one."""
+        loop = asyncio.get_running_loop()
+        ids = await loop.run_in_executor(self._thread, self._commit, list(rows), [])
+        if self.on_commit is not None and rows:
+            self.on_commit(rows, ids[0])
+        return ids[0]
+
     async def call(self, method: Callable[..., T], *args: Any) -> T:
         """Run ``method(store, *args)`` on the store's thread (heartbeats, status changes)."""
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from .base import Completion, Provider, Request
 
 if TYPE_CHECKING:
     from ..config import EndpointConfig
+    from .batch import BatchClient
 
 
 def open_provider(endpoint: EndpointConfig) -> Provider:
@@ -29,4 +30,16 @@ def open_provider(endpoint: EndpointConfig) -> Provider:
     )
 
 
-__all__ = ["Completion", "Provider", "Request", "open_provider"]
+def open_batch_client(endpoint: EndpointConfig) -> BatchClient:
+    """Create the Batch API client of one endpoint (inside the event loop that will use it)."""
+    from .batch import BatchClient
+
+    assert endpoint.base_url is not None
+    return BatchClient(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key() or "not-needed",
+        azure_api_version=endpoint.api_version,
+    )
+
+
+__all__ = ["Completion", "Provider", "Request", "open_batch_client", "open_provider"]

@@ -29,6 +29,19 @@ class Request:
         """The output tokens this request may use at most (its output limit × ``n``)."""
         return max_output_tokens(self.params)
 
+    def record(self) -> dict[str, Any]:
+        """The request as the store's ``requests`` table records it (the API only when it is
+        not ``chat``, as in the request's hash)."""
+        record: dict[str, Any] = {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "messages": self.messages,
+            "params": self.params,
+        }
+        if self.api != "chat":
+            record["api"] = self.api
+        return record
+
 
 # Choice and Completion are built on every call: plain slotted dataclasses, because a frozen
 # one costs four times as much to build (~5 us for Completion's fields). Treat them as values.

@@ -24,10 +24,9 @@ import openai
 from ..errors import MalformedResponse, ProviderError, RequestTimeout
 from .base import Completion, Request
 from .chat import ChatStream
-from .chat import arguments as chat_arguments
 from .chat import completion as chat_completion
+from .payload import arguments
 from .responses import ResponsesStream
-from .responses import arguments as responses_arguments
 from .responses import completion as responses_completion
 from .streaming import Accumulator, consume
 from .translate import retry_after, scrub_completion, scrub_error, translate, within
@@ -107,14 +106,13 @@ class OpenAIProvider:
 
     async def _call(self, request: Request, started: float) -> Completion:
         accumulator: Accumulator
+        kwargs = arguments(request)
         if request.api == "responses":
-            kwargs = responses_arguments(request)
             raw: Any = await self._client.responses.with_raw_response.create(
                 **kwargs, timeout=self._timeout_s
             )
             normalise, accumulator = responses_completion, ResponsesStream()
         else:
-            kwargs = chat_arguments(request)
             raw = await self._client.chat.completions.with_raw_response.create(
                 **kwargs, timeout=self._timeout_s
             )

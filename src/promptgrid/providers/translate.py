@@ -50,7 +50,7 @@ from ..errors import (
 )
 from .base import Choice, Completion
 
-__all__ = ["retry_after", "translate"]
+__all__ = ["retry_after", "status_error", "translate"]
 
 RATE_LIMIT_PREFIX = "x-ratelimit-"
 T = TypeVar("T")
@@ -87,15 +87,26 @@ def _dropped(exc: BaseException) -> bool:
 
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:
-    status = exc.status_code
     headers = {k.lower(): v for k, v in exc.response.headers.items()}
-    body = exc.body if isinstance(exc.body, Mapping) else {}
-    detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
+    return status_error(exc.status_code, exc.body, headers, exc.message, exc.request_id)
+
+
+def status_error(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str],
+    message: str,
+    request_id: str | None = None,
+) -> ProviderError:
+    """The promptgrid error for an HTTP error status and its error body (the ``error`` object,
+    or the whole body): for a failed online call, and for a failed line of a batch's output."""
+    body = body if isinstance(body, Mapping) else {}
+    detail = body.get("message") if isinstance(body.get("message"), str) else message
     fields: dict[str, Any] = {
         "message": f"HTTP {status}: {detail}",
         "http_status": status,
-        "request_id": exc.request_id,
-        "headers": headers,
+        "request_id": request_id,
+        "headers": dict(headers),
     }
     if status == 429:
         if "insufficient_quota" in (body.get("code"), body.get("type")):

@@ -529,6 +529,14 @@ class Experiment:
                     "e.g. base_url: https://RESOURCE.openai.azure.com",
                 )
             )
+        if config.batch:  # true or {limits}: this provider must have a Batch API to use
+            no_batch = PRESETS[preset].no_batch if preset is not None else ""
+            if config.type == "echo":
+                no_batch = "the echo provider answers at once, offline: it has no Batch API"
+            if no_batch:
+                problems.append(
+                    self.where((*path, "batch"), no_batch, "remove batch: for this provider")
+                )
         for key in ("api_version", "deployments"):
             if preset != "azure" and getattr(config, key):
                 problems.append(
@@ -634,9 +642,22 @@ class Experiment:
         return self.file.model_dump(mode="json", exclude_defaults=True)
 
     def requests_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without ``scores``: what decides the requests a run sends (a resume
-        may change its scores, not its requests)."""
-        return {k: v for k, v in self.to_dict().items() if k != "scores"}
+        """:meth:`to_dict` without ``scores`` and ``batch`` settings: what decides the requests
+        a run sends (a resume may change its scores, or send the rest online or as batches,
+        not its requests)."""
+        return self.requests_of(self.to_dict())
+
+    @staticmethod
+    def requests_of(data: Mapping[str, Any]) -> dict[str, Any]:
+        """An experiment's mapping (:meth:`to_dict`, or a run's stored copy) without what
+        changes no request: ``scores`` and the ``batch`` settings."""
+        out = {k: v for k, v in data.items() if k not in ("scores", "batch")}
+        if "providers" in out:
+            out["providers"] = {
+                name: {k: v for k, v in config.items() if k != "batch"}
+                for name, config in out["providers"].items()
+            }
+        return out
 
     def to_yaml(self) -> str:
         """The experiment as YAML, loadable with ``Experiment.from_yaml``."""

@@ -175,6 +175,45 @@ class Budget(_Model):
     max_cost_usd: float = Field(gt=0, description="the run never spends more (USD)")
 
 
+#: OpenAI's limits of one Batch API input file (``batch: {max_requests, max_bytes}`` lowers
+#: them): 50,000 requests and 200 MB (counted as 200,000,000 bytes, the smaller reading).
+BATCH_MAX_REQUESTS = 50_000
+BATCH_MAX_BYTES = 200_000_000
+
+
+class BatchSpec(_Model):
+    """Batch mode: the grid goes through the provider's Batch API (see ``promptgrid.batches``),
+    its request files split at these limits."""
+
+    max_requests: int = Field(BATCH_MAX_REQUESTS, ge=1, description="requests per file at most")
+    max_bytes: int = Field(
+        BATCH_MAX_BYTES, ge=1, description="bytes per file at most (OpenAI: 200 MB)"
+    )
+
+
+def _batch_shorthand(value: Any) -> Any:
+    # ``batch: {}`` means batch mode with the defaults.
+    return BatchSpec() if value == {} else value
+
+
+def _batch_tag(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "[bool]"
+    return "[limits]" if isinstance(value, (dict, BatchSpec)) else None
+
+
+#: ``batch: true | false | {max_requests, max_bytes}``.
+BatchSetting = Annotated[
+    Annotated[bool, Tag("[bool]")] | Annotated[BatchSpec, Tag("[limits]")],
+    Discriminator(
+        _batch_tag,
+        custom_error_type="batch",
+        custom_error_message="batch must be true, false or {max_requests, max_bytes}",
+    ),
+    BeforeValidator(_batch_shorthand),
+]
+
+
 class ProviderConfig(_Model):
     """An OpenAI-compatible endpoint; models listed in ``models`` are sent to it."""
 
@@ -195,6 +234,10 @@ class ProviderConfig(_Model):
     pricing: Literal["free"] | dict[str, PriceSpec] | None = Field(
         None, description="free (a local server), or prices of this endpoint's models"
     )
+    batch: BatchSetting | None = Field(
+        None, description="true, false, or {max_requests, max_bytes}: this provider's calls "
+        "through its Batch API (default: the experiment's batch)",
+    )  # fmt: skip
 
 
 class ParamValues(_Model):
@@ -326,6 +369,10 @@ class ExperimentFile(_Model):
         default_factory=dict, description="model -> price, over promptgrid's table"
     )
     budget: Budget | None = None
+    batch: BatchSetting | None = Field(
+        None, description="true, or {max_requests, max_bytes}: send the grid through the "
+        "providers' Batch APIs (half the price, results within 24 h)",
+    )  # fmt: skip
     scores: Annotated[dict[str, ScoreSpec], EmptyOk] = Field(
         default_factory=dict, description="name -> a check of each answer: column score_<name>"
     )
@@ -369,6 +416,8 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = RetryPolicy
     elif parents[:1] == ["budget"]:
         model = Budget
+    elif parents[-1:] == ["batch"]:
+        model = BatchSpec
     elif "pricing" in parents:
         model = PriceSpec
     elif parents[:1] == ["providers"] and len(parents) >= 2:

@@ -27,8 +27,15 @@ to end:
   answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``. Injected faults and answer kinds
   replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
-* counters for assertions (:meth:`FaultServer.stats`), also served, with control endpoints, over
-  HTTP (``GET /_pg/stats``, ``POST /_pg/script``, ``POST /_pg/config``, ``POST /_pg/reset``).
+* the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batches`), whose batches
+  move only as a test says (:attr:`FaultServer.batches`: ``progress``, ``complete``,
+  ``expire``, ``fail``; a client's cancel; ``batch_complete_after`` polls), each request of a
+  batch answered by the same code as an online one (``script_for`` faults give error lines),
+  with scripted failures of the calls themselves (``script(["503"], op="retrieve")``) and a
+  hook on each call for kill -9 tests;
+* counters for assertions (:meth:`FaultServer.stats`, ``FaultServer.batches.stats()``), also
+  served, with control endpoints, over HTTP (``GET /_pg/stats``, ``POST /_pg/script``,
+  ``POST /_pg/config``, ``POST /_pg/reset``, ``POST /_pg/batches`` with ``{"do": ...}``).
 
 ``FaultServer`` runs on its own thread and event loop, so ``with FaultServer() as s:`` works in sync
 and async tests alike. For benchmarks, :func:`spawn_fault_server` runs ``python -m
@@ -36,7 +43,8 @@ promptgrid.testing`` in a child process and steers it through a :class:`RemoteFa
 
 Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (requests, error bodies
 and the fault catalogue), :mod:`.made` (the answer a request gets), :mod:`.shapes` (its JSON and
-stream shapes), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
+stream shapes), :mod:`.batches` (files and batches), :mod:`.settings`, :mod:`.core` (state and
+request handlers), :mod:`.server`
 (in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
 aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.tokens`,
 :mod:`promptgrid.synthetic`, :mod:`promptgrid.apis`) only.
@@ -45,8 +53,12 @@ aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.to
 from __future__ import annotations
 
 from .answers import FAULTS
+from .batches import BatchControls
 from .buckets import go_duration
 from .server import FaultServer
 from .spawn import RemoteFaultServer, spawn_fault_server
 
-__all__ = ["FAULTS", "FaultServer", "RemoteFaultServer", "go_duration", "spawn_fault_server"]
+__all__ = [  # noqa: RUF022 (sorted as sorted() sorts: a test checks it)
+    "BatchControls", "FAULTS", "FaultServer", "RemoteFaultServer", "go_duration",
+    "spawn_fault_server",
+]  # fmt: skip

@@ -90,7 +90,11 @@ class Ask(NamedTuple):
 
 def read_ask(raw: bytes, api: str = "chat") -> Ask:
     """Read a request body; ``ValueError``, ``TypeError`` or ``AttributeError`` if it is not one."""
-    body = json.loads(raw)
+    return ask_of(json.loads(raw), api)
+
+
+def ask_of(body: Mapping[str, Any], api: str = "chat") -> Ask:
+    """A request body (already parsed: a batch line's) as the server needs it."""
     if api == "responses":
         messages = input_messages(body)
         n = 1

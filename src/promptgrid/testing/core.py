@@ -40,6 +40,7 @@ from .answers import (
     read_ask,
     respond,
 )
+from .batches import Batches
 from .buckets import _KeyBuckets
 from .made import make
 from .settings import DEFAULTS, validate
@@ -58,6 +59,7 @@ class _Core:
         self.cfg: dict[str, Any] = dict(DEFAULTS)
         self.configure(**config)
         self.reset()
+        self.batches = Batches(self)
 
     # -- control -------------------------------------------------------------------------------
     def configure(self, **changes: Any) -> dict[str, Any]:
@@ -94,6 +96,8 @@ class _Core:
             self.configure(**data)
         elif action == "reset":
             self.reset_stats() if (data or {}).get("stats_only") else self.reset()
+        elif action == "batches":  # data: {"do": "complete", ...keywords}; returns the result
+            return self.batches.act(dict(data or {}))
         elif action not in ("stats", "config"):
             raise KeyError(action)
         return self.stats() if action == "stats" else self.config()
@@ -244,18 +248,43 @@ class _Core:
             ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
         )
 
+    def answer_body(
+        self, ask: Ask, fault: str | None, echo: str | None, number: int, request_id: str
+    ) -> dict[str, Any]:
+        """The JSON of a good answer to ``ask`` (of the kind ``fault`` names, if an answer
+        kind), as Chat Completions or the Responses API sends it: online answers and a batch's
+        output lines alike."""
+        made = self._made(ask, fault, echo, number)
+        model = ask.model + self.cfg["model_suffix"]
+        if ask.api == "responses":
+            return response(made, request_id=request_id, model=model)
+        return chat_completion(made, request_id=request_id, model=model)
+
+    def next_number(self) -> int:
+        """A new request number (request ids stay unique for the server's life)."""
+        with self._lock:
+            self._n += 1
+            return self._n
+
+    def batch_fault(self, last: str) -> str | None:
+        """The fault scripted for a batch's request whose last user message is ``last``
+        (``script_for`` scripts only: a batch's lines do not take the general script)."""
+        with self._lock:
+            for sub, faults in self._by_content.items():
+                if faults and sub in last:
+                    fault = faults.popleft()
+                    if fault != "ok":
+                        self._injected[fault] += 1
+                        return fault
+                    return None
+        return None
+
     def _answer(
         self, ask: Ask, fault: str | None, h: dict[str, str], echo: str | None, number: int
     ) -> web.Response:
         """A 200: the answer (of its kind, or a scripted text), ``"truncated"``, or a broken
         body."""
-        made = self._made(ask, fault, echo, number)
-        model = ask.model + self.cfg["model_suffix"]
-        request_id = h["x-request-id"]
-        if ask.api == "responses":
-            answer = response(made, request_id=request_id, model=model)
-        else:
-            answer = chat_completion(made, request_id=request_id, model=model)
+        answer = self.answer_body(ask, fault, echo, number, h["x-request-id"])
         if fault is not None and fault in BROKEN:
             self._record(fault)
             return respond(200, broken_body(fault, answer), h, echo)
@@ -313,10 +342,11 @@ class _Core:
     # -- serving -------------------------------------------------------------------------------
     def app(self) -> web.Application:
         """The aiohttp application: the completions endpoint and the control endpoints."""
-        app = web.Application()
+        app = web.Application(client_max_size=600 * 1024 * 1024)  # batch files: up to 512 MB
         for prefix in ("/v1", "/openai/v1", "/openai/deployments/{deployment}", "/openai"):
             app.router.add_post(f"{prefix}/chat/completions", self.completions)
             app.router.add_post(f"{prefix}/responses", self.responses)
+        self.batches.routes(app, ("/v1", "/openai/v1", "/openai"))
         app.router.add_route("*", "/_pg/{action}", self.control)
         return app
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .batches import BatchControls
 from .core import _Core
 
 __all__ = ["FaultServer"]
@@ -114,13 +115,17 @@ class FaultServer(_Controls):
     (0: as fast as the socket takes them); ``answers``: answer texts by content — a request
     whose last user message contains a key (the first that matches, in order) is answered
     with its text instead of the echo (e.g. a judge's verdict ``'{"verdict": "pass"}'``),
-    every time, after any scripted fault; ``port``: 0 picks a free port.
+    every time, after any scripted fault; ``batch_complete_after``: a batch in progress
+    completes at its N-th poll (None: only when :attr:`batches` says so); ``port``: 0 picks a
+    free port.
 
     It answers Chat Completions and the Responses API, whole or streamed (``stream: true``), with
     every kind of answer: ``n`` distinct choices, tool calls (forced by ``tool_choice``, or
     scripted as ``"tool_call"``), structured outputs fitting the requested schema (scripted
     ``"bad_json"``: cut in half), refusals (``"refusal"``), logprobs when asked for, reasoning
-    tokens and summaries; see :mod:`promptgrid.testing.made` for the exact values.
+    tokens and summaries; see :mod:`promptgrid.testing.made` for the exact values. Its Files
+    and Batch APIs (:attr:`batches`, :mod:`promptgrid.testing.batches`) take request files and
+    run batches as a test directs: completed, expired, cancelled, failed, partly answered.
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class FaultServer(_Controls):
         echo_key: bool = False,
         chunk_delay_s: float = 0.0,
         answers: dict[str, str] | None = None,
+        batch_complete_after: int | None = None,
         port: int = 0,
     ) -> None:
         self._core = _Core(
@@ -155,6 +161,7 @@ class FaultServer(_Controls):
             echo_key=echo_key,
             chunk_delay_s=chunk_delay_s,
             answers=answers or {},
+            batch_complete_after=batch_complete_after,
         )
         self.port = port
         self._thread: threading.Thread | None = None
@@ -166,6 +173,12 @@ class FaultServer(_Controls):
     def base_url(self) -> str:
         """The OpenAI ``base_url``: ``http://127.0.0.1:<port>/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def batches(self) -> BatchControls:
+        """Its batches and files, as a test steers them (see
+        :mod:`promptgrid.testing.batches`)."""
+        return BatchControls(self._core.batches)
 
     def start(self) -> FaultServer:
         """Bind and start serving; returns once the server is listening."""

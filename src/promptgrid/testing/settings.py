@@ -16,7 +16,7 @@ DEFAULTS: dict[str, Any] = dict(
     rpm=None, tpm=None, latency_s=0.0, fault_rates={}, seed=0, api_keys=None,
     retry_after_s=1.0, stall_s=30.0, model_suffix="", bad_retry_after="-5", echo_key=False,
     chunk_delay_s=0.0,
-    answers={},
+    answers={}, batch_complete_after=None,
 )  # fmt: skip
 
 
@@ -43,6 +43,11 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         changes["bad_retry_after"] = str(changes["bad_retry_after"])
     if "echo_key" in changes:
         changes["echo_key"] = bool(changes["echo_key"])
+    if changes.get("batch_complete_after") is not None:
+        polls = int(changes["batch_complete_after"])
+        if polls < 1:
+            raise ValueError(f"batch_complete_after must be at least 1: {polls}")
+        changes["batch_complete_after"] = polls
     if "answers" in changes:
         answers = changes["answers"] or {}
         if not isinstance(answers, dict) or not all(

@@ -40,17 +40,63 @@ class RemoteFaultServer(_Controls):
         self.process = process
         self._root = self.base_url.removesuffix("/v1")
 
+    @property
+    def batches(self) -> RemoteBatches:
+        """Its batches, steered over HTTP (as :attr:`FaultServer.batches`, without the hook,
+        which cannot cross processes)."""
+        return RemoteBatches(self)
+
     def _act(self, action: str, data: Any = None) -> Any:
+        # Answering a batch of 50,000 requests takes seconds: its controls may take minutes.
+        timeout = 600 if action == "batches" else 10
         body = None if data is None else json.dumps(data).encode()
         req = urllib.request.Request(
             f"{self._root}/_pg/{action}", data=body, headers={"Content-Type": "application/json"}
         )
         try:
-            with _NO_PROXY.open(req, timeout=10) as resp:
+            with _NO_PROXY.open(req, timeout=timeout) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:  # the server's validation error, as a local one
             with exc:
                 raise ValueError(json.loads(exc.read())["error"]["message"]) from None
+
+
+class RemoteBatches:
+    """The batch controls of a fault server in another process (``POST /_pg/batches``)."""
+
+    def __init__(self, server: RemoteFaultServer) -> None:
+        self._server = server
+
+    def _do(self, do: str, **data: Any) -> Any:
+        return self._server._act("batches", {"do": do, **data})
+
+    def ids(self) -> list[str]:
+        """Every batch id, oldest first."""
+        return list(self._do("ids"))
+
+    def progress(self, batch_id: str | None = None, done: int = 0) -> None:
+        """The first ``done`` requests are answered."""
+        self._do("progress", batch_id=batch_id, done=done)
+
+    def complete(self, batch_id: str | None = None) -> None:
+        """Answer every request: ``completed``."""
+        self._do("complete", batch_id=batch_id)
+
+    def expire(self, batch_id: str | None = None, done: int | None = None) -> None:
+        """``expired``, the rest ``batch_expired``."""
+        self._do("expire", batch_id=batch_id, done=done)
+
+    def fail(self, batch_id: str | None = None, errors: list[dict[str, Any]] | None = None) -> None:
+        """``failed`` validation."""
+        self._do("fail", batch_id=batch_id, errors=errors)
+
+    def script(self, faults: list[str], op: str | None = None) -> None:
+        """Fail the next Files/Batch API calls."""
+        self._do("script", faults=faults, op=op)
+
+    def stats(self) -> dict[str, Any]:
+        """As :meth:`promptgrid.testing.BatchControls.stats`."""
+        return dict(self._do("stats"))
 
 
 @contextlib.contextmanager

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["ReportWriter", "page", "write_report"]
 
 #: Columns the report reads (``messages`` and the ids stay out of the file).
-_DROP = ("messages", "cell_id", "request_id", "finish_reason", "http_status", "attempts",
-         "cached_tokens", "reasoning_tokens", "resolved_model")  # fmt: skip
+_DROP = ("messages", "cell_id", "request_id", "batch_id", "finish_reason", "http_status",
+         "attempts", "cached_tokens", "reasoning_tokens", "resolved_model")  # fmt: skip
 
 
 def page(data: Mapping[str, Any]) -> str:

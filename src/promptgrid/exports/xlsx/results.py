@@ -31,7 +31,7 @@ MAX_LINES = 8
 _RESULTS_FIRST = ("response", "status", "error_type", "http_status", "error",
                   "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
                   "latency_s", "cost_usd", "finish_reason", "attempts", "cached",
-                  "resolved_model", "run_id", "cell_id", "request_id")  # fmt: skip
+                  "resolved_model", "run_id", "cell_id", "request_id", "batch_id")  # fmt: skip
 #: (style kind, width cap) of the result columns; inputs and fixed columns by their own kind.
 _KINDS: dict[str, tuple[str, float]] = {
     "response": ("wrap", 60), "status": ("status", 8), "error_type": ("text", 18),
@@ -40,7 +40,8 @@ _KINDS: dict[str, tuple[str, float]] = {
     "reasoning_tokens": ("tokens", 10), "latency_s": ("latency", 10), "cost_usd": ("cost", 12),
     "finish_reason": ("text", 9), "attempts": ("int", 8), "cached": ("bool", 8),
     "resolved_model": ("text", 20), "run_id": ("text", 24), "cell_id": ("text", 14),
-    "request_id": ("text", 16), "messages": ("mono", 50), "repeat": ("int", 7),
+    "request_id": ("text", 16), "batch_id": ("text", 16), "messages": ("mono", 50),
+    "repeat": ("int", 7),
 }  # fmt: skip
 _INPUT_CAP = 30.0
 _FLOORS = {"response": 30.0, "error": 20.0}  # the columns read most start readable
