@@ -491,6 +491,9 @@ def test_the_cli_cancels(server: Recorder, tmp_path: Path) -> None:
     done = runner.invoke(cli, ["batch", "collect", run_id, "--no-progress",
                                "--results-dir", results])  # fmt: skip
     assert done.exit_code == ExitCode.ERROR_ROWS and "batch_cancelled" in done.output
+    again = runner.invoke(cli, ["batch", "cancel", run_id, "--results-dir", results])
+    assert again.exit_code == 0, again.output  # a collected run: nothing left to stop
+    assert "nothing to cancel: every batch of this run is collected" in again.output
 
 
 # --------------------------------------------------------------------------- reading lines

@@ -337,7 +337,10 @@ def batch_cancel(run_id: str, results_dir: Path) -> None:
     rows = cancel_rows(run_id, results_dir)
     for row in rows:
         click.echo(f"  chunk {row.chunk:<4} {row.batch_id or '-':<30} {row.status or row.state}")
-    click.echo(f"collect with: {_collect_command(rows[0].run_id, results_dir)}")
+    if all(row.state == "collected" for row in rows):
+        click.echo("nothing to cancel: every batch of this run is collected")
+    else:
+        click.echo(f"collect with: {_collect_command(rows[0].run_id, results_dir)}")
 
 
 @cli.command()

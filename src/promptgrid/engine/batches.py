@@ -589,6 +589,9 @@ class Batcher:
         afterwards to turn what ran into rows."""
         out = []
         for chunk in await self.io.call(batchstore.chunks, self.run.run_id):
+            if not chunk.live:  # collected: nothing left to stop
+                out.append(chunk)
+                continue
             client = self.clients[chunk.endpoint]
             if chunk.state == "creating":  # it may have become a batch: look before deciding
                 found = await client.find_batch(
