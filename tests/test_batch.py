@@ -25,8 +25,7 @@ from click.testing import CliRunner
 import promptgrid
 import promptgrid.engine.attempts
 import promptgrid.engine.batches
-import promptgrid.store
-from promptgrid import batchstore
+import promptgrid.store.owners
 from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
 from promptgrid.config import RunOptions
@@ -36,6 +35,7 @@ from promptgrid.pricing import table_price
 from promptgrid.providers.batch import custom_id_of, read_line
 from promptgrid.runner import Selection, execute
 from promptgrid.store import Store
+from promptgrid.store import batches as batchstore
 from promptgrid.testing import FaultServer
 
 KEY = "sk-test-batches-0123456789"
@@ -642,7 +642,7 @@ def test_the_lease_is_kept_while_waiting_for_batches(
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(0.02)  # a poll every 20 ms: the lease is renewed every 10 ms
 
-    monkeypatch.setattr(promptgrid.store, "HEARTBEAT_S", 0.01)
+    monkeypatch.setattr(promptgrid.store.owners, "HEARTBEAT_S", 0.01)
     monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
     monkeypatch.setattr(Store, "heartbeat", heartbeat)
     server.configure(batch_complete_after=10)

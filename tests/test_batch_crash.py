@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from processes import integrity, start
-from promptgrid import batchstore
 from promptgrid.store import Store
+from promptgrid.store import batches as batchstore
 from promptgrid.testing import FaultServer
 
 pytestmark = pytest.mark.slow

@@ -79,6 +79,11 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_module(name: str) -> bool:
+    path = SRC.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _imports(path: Path) -> set[str]:
     """promptgrid modules ``path`` imports at run time (anywhere in the file, lazy imports
     included; ``if TYPE_CHECKING:`` blocks left out)."""
@@ -100,8 +105,11 @@ def _imports(path: Path) -> set[str]:
                 parent = parent[: len(parent) - node.level + 1]
                 base = ".".join([*parent, base] if base else parent)
             if base.startswith("promptgrid"):
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in node.names)
+                names = {f"{base}.{alias.name}" for alias in node.names}
+                found.update(names)
+                # ``from . import module`` imports the module, not its package's names
+                if node.module or not all(_is_module(n) for n in names):
+                    found.add(base)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("promptgrid"))
     return found

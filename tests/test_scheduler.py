@@ -218,7 +218,7 @@ async def test_a_store_failure_ends_the_run_at_once(tmp_path: Path) -> None:
 async def test_a_lock_held_too_long_ends_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("promptgrid.store.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("promptgrid.store.failures.BUSY_TIMEOUT_MS", 50)
     exp = experiment(20)
     store, scheduler = scheduler_for(tmp_path, exp, Scripted(), concurrency=2)
     holder = sqlite3.connect(store.path, isolation_level=None)

@@ -236,8 +236,8 @@ def collect(
 
 def require_batches(info: RunInfo, results_dir: str | Path) -> None:
     """A run to collect must have batches (``UsageError`` otherwise)."""
-    from . import batchstore
     from .store import Store
+    from .store import batches as batchstore
 
     with Store.in_dir(results_dir, readonly=True) as store:
         if info.run_id not in batchstore.batch_counts(store, [info.run_id]):
@@ -287,9 +287,9 @@ def cancel_rows(run_id: str, results_dir: str | Path) -> list[BatchRow]:
 
 def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, RunInfo]:
     """A run with batches (default: the newest) and its configuration, as recorded."""
-    from . import batchstore
     from .config import resolve
     from .store import Store
+    from .store import batches as batchstore
     from .table import resolve_run
 
     with Store.in_dir(results_dir, readonly=True) as store:

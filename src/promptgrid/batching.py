@@ -22,14 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import batchstore
-from . import store as store_module
-from .batchstore import Chunk
 from .engine.batches import Batcher, BatchSummary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ProviderError, RetryableError, UsageError
 from .providers import open_batch_client
-from .store import Owner, Store
+from .store import Owner, Store, owners
+from .store import batches as batchstore
+from .store.batches import Chunk
 
 if TYPE_CHECKING:
     from ._sync import RunHandle
@@ -111,7 +110,7 @@ class BatchPhase:
         another process must not take the run over meanwhile."""
         io = self.batcher.io
         while True:
-            await asyncio.sleep(store_module.HEARTBEAT_S)
+            await asyncio.sleep(owners.HEARTBEAT_S)
             await io.call(Store.heartbeat, io.owner)
 
     async def aclose(self) -> None:

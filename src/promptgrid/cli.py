@@ -243,8 +243,8 @@ def runs(results_dir: Path, experiment: str | None) -> None:
     Example:
       promptgrid runs --experiment animal-names
     """
-    from .batchstore import batch_counts
     from .store import Store
+    from .store.batches import batch_counts
 
     with Store.in_dir(results_dir, readonly=True) as store:
         found = store.runs(experiment)

@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import batchstore
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
 from .engine.budget import Budget
@@ -49,6 +48,7 @@ from .progress import make_progress
 from .providers import open_provider
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
+from .store import batches as batchstore
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:

@@ -49,12 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import batchstore
-from ..batchstore import Chunk
 from ..errors import BudgetExceeded, FatalError, ProviderError, RetryableError
 from ..grid import Cell, expand
 from ..providers.batch import BatchClient, RemoteBatch
 from ..store import Owner, ResultRow, Store
+from ..store import batches as batchstore
+from ..store.batches import Chunk
 from .attempts import Sleep
 from .batchfiles import ChunkFile, NotIn, encode, rebuild
 from .batchread import Outputs, answer_row, copy_row, unanswered

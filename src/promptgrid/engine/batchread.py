@@ -16,13 +16,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..batchstore import First
 from ..errors import BatchCancelled, BatchExpired, BatchFailed, BatchMissing, ProviderError
 from ..grid import Cell
 from ..pricing import Pricing
 from ..providers.base import Completion
 from ..providers.batch import custom_id_of, read_line
 from ..store import ResultRow
+from ..store.batches import First
 from .answers import stored_answer
 
 __all__ = ["Outputs", "answer_row", "copy_row", "unanswered"]

@@ -16,22 +16,22 @@ A chunk moves through these states, each written (and committed) at the moment i
 
 Write-ahead makes a crash at any moment recoverable without a duplicate: a chunk found
 ``uploading`` looks for its file by name before uploading again, one found ``creating`` looks
-for its batch by metadata before creating one (``promptgrid.batches``). Functions here take the
-:class:`~promptgrid.store.Store` first, so the engine can run them on its store thread
-(``StoreIO.call``); each is one transaction.
+for its batch by metadata before creating one (``promptgrid.engine.batches``). Functions here
+take the :class:`~promptgrid.store.Store` first, so the engine can run them on its store
+thread (``StoreIO.call``); each is one transaction.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .store import Store, dumps, now, translate
+from .core import Store
+from .failures import guarded
+from .records import dumps, now
 
 T = TypeVar("T")
 
@@ -90,20 +90,6 @@ class Chunk:
         )
 
 
-def _guarded(doing: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    def wrap(function: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(function)
-        def guarded(store: Store, *args: Any, **kwargs: Any) -> T:
-            try:
-                return function(store, *args, **kwargs)
-            except (sqlite3.Error, OSError) as exc:
-                raise translate(exc, store.path, doing) from None
-
-        return guarded
-
-    return wrap
-
-
 _COLUMNS = (
     "run_id, chunk, endpoint, url, filename, state, requests, cells, bytes, worst_cost, file_id, "
     "batch_id, batch_status, completed, failed, total, output_file_id, error_file_id, "
@@ -122,7 +108,7 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     return Chunk(*values)
 
 
-@_guarded("reading the run's batches")
+@guarded("reading the run's batches")
 def chunks(store: Store, run_id: str) -> list[Chunk]:
     """A run's chunks, in order."""
     rows = store.db.execute(
@@ -131,7 +117,7 @@ def chunks(store: Store, run_id: str) -> list[Chunk]:
     return [_chunk(row) for row in rows]
 
 
-@_guarded("recording a batch chunk")
+@guarded("recording a batch chunk")
 def new_chunk(
     store: Store,
     run_id: str,
@@ -170,7 +156,7 @@ def new_chunk(
     return _chunk(found)
 
 
-@_guarded("recording a batch step")
+@guarded("recording a batch step")
 def update_chunk(store: Store, run_id: str, chunk: int, **fields: Any) -> Chunk:
     """Set a chunk's fields (``state``, ``file_id``, ``batch_id``, the provider's status and
     counts, ``errors``) in one transaction; a new ``state`` renews ``step_at``. Returns the
@@ -197,7 +183,7 @@ def update_chunk(store: Store, run_id: str, chunk: int, **fields: Any) -> Chunk:
     return _chunk(row)
 
 
-@_guarded("reading a chunk's cells")
+@guarded("reading a chunk's cells")
 def chunk_cells(store: Store, run_id: str, chunk: int) -> dict[int, str]:
     """The cells a chunk answers: idx -> cell_id."""
     rows = store.db.execute(
@@ -206,7 +192,7 @@ def chunk_cells(store: Store, run_id: str, chunk: int) -> dict[int, str]:
     return dict(rows.fetchall())
 
 
-@_guarded("recording a batch chunk's cells")
+@guarded("recording a batch chunk's cells")
 def add_cells(store: Store, run_id: str, chunk: int, cells: Sequence[tuple[int, str]]) -> None:
     """More cells ``(idx, cell_id)`` answered by a chunk's lines (cells sharing a request)."""
     with store.transaction():
@@ -216,7 +202,7 @@ def add_cells(store: Store, run_id: str, chunk: int, cells: Sequence[tuple[int, 
         )
 
 
-@_guarded("reading the batches in flight")
+@guarded("reading the batches in flight")
 def live_cells(store: Store, run_id: str) -> dict[int, tuple[str, int]]:
     """The cells of a run's chunks not yet collected: idx -> (cell_id, chunk)."""
     marks = ",".join("?" * len(LIVE))
@@ -236,7 +222,7 @@ _BULK = ("PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=16384")
 _USUAL = ("PRAGMA cache_size=-2000", "PRAGMA wal_autocheckpoint=1000")
 
 
-@_guarded("preparing the store for a batch's rows")
+@guarded("preparing the store for a batch's rows")
 def bulk_writes(store: Store, on: bool) -> None:
     """Tune this connection for committing many rows (``on``), or back to the defaults (then
     the WAL is checkpointed, without waiting for readers)."""
@@ -246,7 +232,7 @@ def bulk_writes(store: Store, on: bool) -> None:
         store.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-@_guarded("reading a batch's results")
+@guarded("reading a batch's results")
 def answered_by(store: Store, run_id: str, batch_id: str) -> set[int]:
     """The cells of a run whose result row came from batch ``batch_id`` (already collected)."""
     rows = store.db.execute(
@@ -260,7 +246,7 @@ def answered_by(store: Store, run_id: str, batch_id: str) -> set[int]:
 First = tuple[str, "int | None", "str | None", "int | None", "str | None"]
 
 
-@_guarded("reading a batch's results")
+@guarded("reading a batch's results")
 def firsts(store: Store, run_id: str, batch_id: str) -> dict[str, First]:
     """The rows a batch answered itself (not shared copies), by cell id."""
     rows = store.db.execute(
@@ -271,7 +257,7 @@ def firsts(store: Store, run_id: str, batch_id: str) -> dict[str, First]:
     return {cell_id: (status, rid, et, hs, e) for cell_id, status, rid, et, hs, e in rows}
 
 
-@_guarded("adding up the batches' worst case")
+@guarded("adding up the batches' worst case")
 def reserved_cost(store: Store, run_id: str) -> float:
     """USD the run's chunks not yet collected may still cost at most."""
     marks = ",".join("?" * len(_CHARGEABLE))
@@ -283,7 +269,7 @@ def reserved_cost(store: Store, run_id: str) -> float:
     return float(row[0])
 
 
-@_guarded("reading the runs with batches")
+@guarded("reading the runs with batches")
 def batch_counts(store: Store, run_ids: Iterable[str]) -> Mapping[str, tuple[int, int]]:
     """For each of these runs that has chunks: (chunks, chunks not yet collected)."""
     ids = list(run_ids)

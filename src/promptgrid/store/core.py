@@ -1,493 +1,28 @@
-"""The SQLite store: every run, request, answer and attempt, committed as it arrives.
-
-Content-addressed, like simonw/llm's logs: a request is keyed by its ``cell_id`` (the hash of
-its canonical JSON, see ``grid``), so an identical request in another run or another
-experiment finds its answer here (the cache). Tables:
-
-- ``runs``       one row per run: the experiment as validated, its status and size.
-- ``requests``   one row per distinct request (``cell_id``): what was sent.
-- ``responses``  successful answers only — errors are never cached as answers. One row per
-                 request: its usage, timing, reasoning summary, and its first choice.
-- ``choices``    every choice of an answer that has several (``n > 1``), the first included;
-                 an answer with one choice has none here.
-- ``results``    one row per run × cell index: the result table, pointing at a response or
-                 holding the error of the cell's last attempt.
-- ``attempts``   every attempt of every cell, for the record.
-- ``owners``     each process executing a run here: pid, host, heartbeat.
-- ``claims``     requests on the wire, and whose: another process waits for the answer
-                 instead of paying for it too.
-- ``judge_calls`` a judge's call for one score of one cell (like ``results``, kept apart so
-                 judge calls never mix with the graded rows); keyed by the judge request too,
-                 so a verdict made once under a rubric is kept when the rubric changes.
-- ``scores``     one row per run × cell × score column: its value, or why there is none, and
-                 the digest of the definition that made it (another definition: stale).
-
-WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed at any moment
-(it may not survive a power cut, which costs at most the last few calls). Schema changes are
-named migrations in ``migrations``, applied under an exclusive lock and re-checked once it is
-held, so two processes opening a new store at once cannot both apply one.
-
-**Leases.** A run being executed names its owner (``runs.owner``); the owner's heartbeat is
-renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger than
-``LEASE_TTL_S`` and, on this host, its pid exists — so a run killed with ``-9`` shows as
-``interrupted`` at once, and a second process refuses to execute a run whose owner is alive.
-
-**Errors.** Every ``sqlite3`` or file-system failure leaves this module as a
-:class:`~promptgrid.errors.StoreError` saying what failed, which file, and what to do.
-"""
+"""The :class:`Store`: one SQLite connection to a promptgrid file, its migrations, and every
+read and write of runs, results, claims, leases and scores (see the package's doc)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import itertools
 import json
-import os
 import re
-import secrets
-import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .errors import (
-    RunOwned,
-    StoreCorrupt,
-    StoreError,
-    StoreFull,
-    StoreLocked,
-    StoreReadOnly,
-    UsageError,
-)
-
-T = TypeVar("T")
-#: Seconds between two heartbeats of a run's owner.
-HEARTBEAT_S = 5.0
-#: An owner whose heartbeat is older than this is dead, wherever it ran.
-LEASE_TTL_S = 30.0
-#: How long a write waits for another connection's lock before it is a failure.
-BUSY_TIMEOUT_MS = 5000
+from ..errors import RunOwned, StoreCorrupt, StoreError, UsageError
+from . import failures
+from .failures import guarded, translate
+from .owners import Owner, alive
+from .records import ResultRow, RunInfo, ScoreRecord, dumps, now
+from .schema import MIGRATIONS, ONE_CHOICE_SQL, RESULTS_SQL, SEVERAL_SQL
 
 STORE_NAME = "promptgrid.sqlite"
-
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    (
-        "001_initial",
-        """
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            experiment TEXT NOT NULL,
-            source TEXT,
-            spec_json TEXT NOT NULL,
-            columns_json TEXT NOT NULL,
-            options_json TEXT NOT NULL DEFAULT '{}',
-            total INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            finished_at TEXT
-        );
-        CREATE INDEX runs_experiment ON runs (experiment, run_id);
-        CREATE TABLE requests (
-            cell_id TEXT PRIMARY KEY,
-            request_json TEXT NOT NULL
-        );
-        CREATE TABLE responses (
-            id INTEGER PRIMARY KEY,
-            cell_id TEXT NOT NULL,
-            response TEXT,
-            finish_reason TEXT,
-            prompt_tokens INTEGER,
-            completion_tokens INTEGER,
-            cached_tokens INTEGER,
-            reasoning_tokens INTEGER,
-            resolved_model TEXT,
-            request_id TEXT,
-            latency_s REAL,
-            cost_usd REAL,
-            rate_limits_json TEXT,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX responses_cell ON responses (cell_id, id);
-        CREATE TABLE results (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            idx INTEGER NOT NULL,
-            cell_id TEXT NOT NULL,
-            prompt TEXT NOT NULL,
-            vars_json TEXT NOT NULL,
-            params_json TEXT NOT NULL,
-            repeat INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            response_id INTEGER REFERENCES responses (id),
-            error_type TEXT,
-            http_status INTEGER,
-            error TEXT,
-            attempts INTEGER NOT NULL,
-            latency_s REAL,
-            cost_usd REAL,
-            cached INTEGER NOT NULL,
-            PRIMARY KEY (run_id, idx)
-        );
-        CREATE TABLE attempts (
-            run_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
-            attempt INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            error_type TEXT,
-            http_status INTEGER,
-            error TEXT,
-            latency_s REAL,
-            at TEXT NOT NULL
-        );
-        CREATE INDEX attempts_cell ON attempts (run_id, idx);
-        """,
-    ),
-    (
-        "002_leases_claims",
-        """
-        ALTER TABLE runs ADD COLUMN owner TEXT;
-        CREATE TABLE owners (
-            owner TEXT PRIMARY KEY,
-            pid INTEGER NOT NULL,
-            host TEXT NOT NULL,
-            heartbeat REAL NOT NULL
-        );
-        CREATE TABLE claims (
-            cell_id TEXT PRIMARY KEY,
-            owner TEXT NOT NULL,
-            claimed_at REAL NOT NULL
-        );
-        CREATE INDEX claims_owner ON claims (owner);
-        """,
-    ),
-    (
-        "003_request_kinds",
-        """
-        ALTER TABLE responses ADD COLUMN tool_calls_json TEXT;
-        ALTER TABLE responses ADD COLUMN refusal TEXT;
-        ALTER TABLE responses ADD COLUMN logprobs_json TEXT;
-        ALTER TABLE responses ADD COLUMN parsed_json TEXT;
-        ALTER TABLE responses ADD COLUMN parse_error TEXT;
-        ALTER TABLE responses ADD COLUMN reasoning_summary TEXT;
-        ALTER TABLE responses ADD COLUMN ttft_s REAL;
-        ALTER TABLE responses ADD COLUMN tokens_per_s REAL;
-        CREATE TABLE choices (
-            response_id INTEGER NOT NULL REFERENCES responses (id),
-            choice INTEGER NOT NULL,
-            response TEXT,
-            finish_reason TEXT,
-            tool_calls_json TEXT,
-            refusal TEXT,
-            logprobs_json TEXT,
-            parsed_json TEXT,
-            parse_error TEXT,
-            PRIMARY KEY (response_id, choice)
-        ) WITHOUT ROWID;
-        """,
-    ),
-    (
-        "004_batches",
-        """
-        CREATE TABLE batch_chunks (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            chunk INTEGER NOT NULL,
-            endpoint TEXT NOT NULL,
-            url TEXT NOT NULL,
-            filename TEXT NOT NULL,
-            state TEXT NOT NULL,
-            requests INTEGER NOT NULL,
-            cells INTEGER NOT NULL,
-            bytes INTEGER NOT NULL,
-            worst_cost REAL,
-            file_id TEXT,
-            batch_id TEXT,
-            batch_status TEXT,
-            completed INTEGER,
-            failed INTEGER,
-            total INTEGER,
-            output_file_id TEXT,
-            error_file_id TEXT,
-            errors_json TEXT,
-            planned_at TEXT NOT NULL,
-            step_at REAL NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (run_id, chunk)
-        );
-        CREATE TABLE batch_cells (
-            run_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
-            chunk INTEGER NOT NULL,
-            cell_id TEXT NOT NULL,
-            PRIMARY KEY (run_id, idx)
-        ) WITHOUT ROWID;
-        CREATE INDEX batch_cells_chunk ON batch_cells (run_id, chunk);
-        ALTER TABLE results ADD COLUMN batch_id TEXT;
-        """,
-    ),
-    (
-        "005_scores",
-        """
-        CREATE TABLE judge_calls (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            idx INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            cell_id TEXT NOT NULL,
-            status TEXT NOT NULL,
-            response_id INTEGER REFERENCES responses (id),
-            error_type TEXT,
-            http_status INTEGER,
-            error TEXT,
-            attempts INTEGER NOT NULL,
-            latency_s REAL,
-            cost_usd REAL,
-            cached INTEGER NOT NULL,
-            PRIMARY KEY (run_id, idx, name, cell_id)
-        );
-        CREATE TABLE scores (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            idx INTEGER NOT NULL,
-            scorer TEXT NOT NULL,
-            name TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            value REAL,
-            error TEXT,
-            reason TEXT,
-            digest TEXT NOT NULL,
-            judge_cell_id TEXT,
-            PRIMARY KEY (run_id, idx, name)
-        );
-        """,
-    ),
-)
-#: The columns of one choice, as ``responses`` (its first choice) and ``choices`` name them,
-#: with their names in the result table.
-_CHOICE_COLUMNS = (
-    ("response", "response"), ("finish_reason", "finish_reason"),
-    ("tool_calls_json", "tool_calls"), ("parsed_json", "parsed"), ("parse_error", "parse_error"),
-    ("refusal", "refusal"), ("logprobs_json", "token_logprobs"),
-)  # fmt: skip
-
-
-def now() -> str:
-    """The current UTC time, ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-#: One encoder for every JSON column (``json.dumps`` with options builds one a call).
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, the way every JSON column is written."""
-    return _ENCODE(value)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One row of ``runs``."""
-
-    run_id: str
-    experiment: str
-    source: str | None
-    spec: dict[str, Any]
-    columns: list[tuple[str, str]]
-    options: dict[str, Any]
-    total: int
-    status: str  #: running, finished, interrupted, stopped, failed
-    created_at: str
-    finished_at: str | None
-    owner: str | None = None  #: the live process executing it (pid@host), if any
-    #: The score columns of its table (``table.with_score_columns`` fills them in).
-    score_columns: tuple[tuple[str, str], ...] = ()
-
-
-# StoredChoice and Answer are built for every answer: plain slotted dataclasses (a frozen one
-# costs four times as much to build). Treat them as values.
-@dataclass(slots=True)
-class StoredChoice:
-    """One choice of an answer, as stored (JSON columns as JSON text)."""
-
-    response: str | None
-    finish_reason: str | None
-    tool_calls: str | None = None
-    parsed: str | None = None
-    parse_error: str | None = None
-    refusal: str | None = None
-    logprobs: str | None = None
-
-
-@dataclass(slots=True)
-class Answer:
-    """A successful response, as stored. Its first choice's fields are its own; ``choices``
-    holds every choice when there are several."""
-
-    response: str | None
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cached_tokens: int | None
-    reasoning_tokens: int | None
-    resolved_model: str | None
-    request_id: str | None
-    latency_s: float | None
-    cost_usd: float | None
-    rate_limits: dict[str, str]
-    tool_calls: str | None = None  #: JSON text
-    parsed: str | None = None  #: JSON text
-    parse_error: str | None = None
-    refusal: str | None = None
-    logprobs: str | None = None  #: JSON text
-    reasoning_summary: str | None = None
-    ttft_s: float | None = None
-    tokens_per_s: float | None = None
-    choices: tuple[StoredChoice, ...] = ()
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """What the scheduler hands the store for one finished cell."""
-
-    run_id: str
-    idx: int
-    cell_id: str
-    prompt: str
-    vars: dict[str, Any]
-    params: dict[str, Any]
-    repeat: int
-    request: dict[str, Any]
-    status: str  # "ok" | "error"
-    attempts: Sequence[dict[str, Any]]  # status, error_type, http_status, error, latency_s
-    answer: Answer | None = None  # a new answer to store (status ok, not cached)
-    response_id: int | None = None  # an existing answer (cached)
-    error_type: str | None = None
-    http_status: int | None = None
-    error: str | None = None
-    latency_s: float | None = None
-    cost_usd: float | None = None
-    cached: bool = False
-    score: str | None = None  # a judge's call for this score of cell ``idx``, not a graded row
-    batch_id: str | None = None  # the batch that answered it (batch mode)
-
-
-@dataclass(frozen=True)
-class ScoreRecord:
-    """One stored score of one cell (see ``promptgrid.scoring``)."""
-
-    idx: int
-    scorer: str  # the declared score
-    name: str  # its column, less ``score_``: the scorer's name, or ``name.key``
-    kind: str  # bool, int or float
-    value: float | None
-    error: str | None = None
-    reason: str | None = None
-    judge_cell_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Owner:
-    """A process that executes runs in a store: ``pid@host`` and a token against pid reuse."""
-
-    pid: int
-    host: str
-    token: str = field(default_factory=lambda: secrets.token_hex(4))
-
-    @property
-    def id(self) -> str:
-        """The owner's key in the store."""
-        return f"{self.pid}@{self.host}#{self.token}"
-
-    @classmethod
-    def me(cls) -> Owner:
-        """This process."""
-        return cls(os.getpid(), socket.gethostname())
-
-    def __str__(self) -> str:
-        return f"process {self.pid} on {self.host}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, as another user's process
-        return True
-    try:  # a zombie (killed, not yet reaped: no init in a container) is dead for us
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _alive(pid: int, host: str, heartbeat: float, at: float) -> bool:
-    fresh = at - heartbeat < LEASE_TTL_S
-    return fresh and (host != socket.gethostname() or pid_alive(pid))
-
-
-def translate(exc: BaseException, path: Path, doing: str) -> StoreError:
-    """The :class:`StoreError` for a ``sqlite3`` or file-system failure on ``path``."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
-    low = text.lower()
-    if isinstance(exc, StoreError):
-        return exc
-    if "SQLITE_FULL" in name or "disk is full" in low or getattr(exc, "errno", None) == 28:
-        return StoreFull(
-            f"the disk holding {path} is full ({doing}): free some space, then resume the run; "
-            "everything committed before is safe"
-        )
-    if "BUSY" in name or "LOCKED" in name or "database is locked" in low:
-        return StoreLocked(
-            f"{path} stayed locked by another connection for {BUSY_TIMEOUT_MS / 1000:g} s "
-            f"({doing}): close the program holding it (an open `sqlite3` shell, a long query), "
-            "then resume the run"
-        )
-    if (
-        "CORRUPT" in name or "NOTADB" in name or "malformed" in low
-        or "not a database" in low or "file is encrypted" in low
-    ):  # fmt: skip
-        return StoreCorrupt(
-            f"{path} is damaged or not a promptgrid store ({text}; {doing}): move it aside and "
-            f"run again (answers in it are then not reused), or salvage it with "
-            f"`sqlite3 {path} .recover`"
-        )
-    if "READONLY" in name or "readonly" in low or isinstance(exc, PermissionError):
-        return StoreReadOnly(
-            f"{path} cannot be written ({text}; {doing}): make it and its folder writable, or "
-            "use another --results-dir"
-        )
-    if isinstance(exc, (NotADirectoryError, FileExistsError)):
-        return StoreError(
-            f"cannot create {path.parent}: a file is in the way ({text}); "
-            "choose another --results-dir"
-        )
-    if "CANTOPEN" in name or "unable to open" in low:
-        return StoreReadOnly(
-            f"cannot open {path} ({text}; {doing}): check that its folder exists and is writable"
-        )
-    return StoreError(f"{doing} failed on {path}: {text}")
-
-
-def _guarded(doing: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Translate a method's ``sqlite3`` and file-system errors into :class:`StoreError`."""
-
-    def wrap(method: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(method)
-        def guarded(self: Store, *args: Any, **kwargs: Any) -> T:
-            try:
-                return method(self, *args, **kwargs)
-            except (sqlite3.Error, OSError) as exc:
-                raise translate(exc, self.path, doing) from None
-
-        return guarded
-
-    return wrap
 
 
 class Store:
@@ -510,7 +45,7 @@ class Store:
         # Opening a new store races other processes opening it too: SQLite answers "locked" at
         # once (not after the busy timeout) where waiting could deadlock, e.g. while another
         # process switches the file to WAL. Such an open starts over, for a bounded time.
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + failures.BUSY_TIMEOUT_MS / 1000
         for attempt in itertools.count():
             try:
                 self.db = self._open()
@@ -538,7 +73,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout={failures.BUSY_TIMEOUT_MS}")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -551,7 +86,7 @@ class Store:
     def _open_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
         try:
-            return _checked(f"{uri}?mode=ro", f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            return _checked(f"{uri}?mode=ro", f"PRAGMA busy_timeout={failures.BUSY_TIMEOUT_MS}")
         except sqlite3.OperationalError:
             # A WAL store in a folder we may not write: no -shm can be made. Read it as it is
             # on disk (nothing else may be writing to it then).
@@ -629,7 +164,7 @@ class Store:
 
     # ------------------------------------------------------------------ runs
 
-    @_guarded("recording a new run")
+    @guarded("recording a new run")
     def create_run(
         self,
         run_id: str,
@@ -649,7 +184,7 @@ class Store:
                  "running", now()),
             )  # fmt: skip
 
-    @_guarded("taking the run's lease")
+    @guarded("taking the run's lease")
     def acquire(self, run_id: str, owner: Owner) -> None:
         """Become the run's owner and mark it running; raise :class:`RunOwned` if another live
         process owns it."""
@@ -660,7 +195,7 @@ class Store:
                 (run_id,),
             ).fetchone()
             at = time.time()
-            if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
+            if row is not None and row[0] != owner.id and alive(row[1], row[2], row[3], at):
                 raise RunOwned(
                     f"run {run_id} is being executed by process {row[1]} on {row[2]} (its "
                     f"heartbeat is {at - row[3]:.0f} s old); let it finish, or stop it "
@@ -673,7 +208,7 @@ class Store:
                 (owner.id, run_id),
             )
 
-    @_guarded("renewing the run's heartbeat")
+    @guarded("renewing the run's heartbeat")
     def heartbeat(self, owner: Owner) -> None:
         """Tell other processes this owner is alive."""
         with self.transaction():
@@ -686,7 +221,7 @@ class Store:
             (owner.id, owner.pid, owner.host, at),
         )
 
-    @_guarded("releasing the run")
+    @guarded("releasing the run")
     def release(self, run_id: str, owner: Owner, status: str) -> None:
         """Record how the run ended, give up its lease and this owner's claims."""
         with self.transaction():
@@ -698,7 +233,7 @@ class Store:
             self.db.execute("DELETE FROM claims WHERE owner = ?", (owner.id,))
             self.db.execute("DELETE FROM owners WHERE owner = ?", (owner.id,))
 
-    @_guarded("recording the run's status")
+    @guarded("recording the run's status")
     def set_status(self, run_id: str, status: str) -> None:
         """Mark a run running, finished, interrupted, stopped or failed."""
         finished = None if status == "running" else now()
@@ -708,7 +243,7 @@ class Store:
                 (status, finished, run_id),
             )
 
-    @_guarded("reading the runs")
+    @guarded("reading the runs")
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
         """All runs, newest first (optionally of one experiment). A run whose owner died shows
         as ``interrupted``."""
@@ -721,7 +256,7 @@ class Store:
         owners = self._live_owners()
         return [_run_info(row, owners) for row in rows]
 
-    @_guarded("reading a run")
+    @guarded("reading a run")
     def run(self, run_id: str) -> RunInfo | None:
         """One run, or None."""
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -732,10 +267,10 @@ class Store:
         return {
             owner: f"{pid}@{host}"
             for owner, pid, host, beat in self.db.execute("SELECT * FROM owners")
-            if _alive(pid, host, beat, at)
+            if alive(pid, host, beat, at)
         }
 
-    @_guarded("counting results")
+    @guarded("counting results")
     def counts(self, run_id: str) -> dict[str, int]:
         """Result rows of a run by status (ok / error), plus cached."""
         out = dict(
@@ -748,7 +283,7 @@ class Store:
         ).fetchone()[0]
         return out
 
-    @_guarded("adding up the spend")
+    @guarded("adding up the spend")
     def spend(self, run_id: str) -> float:
         """USD the run has paid for: its answers and its judges' that were not cached."""
         row = self.db.execute(
@@ -760,7 +295,7 @@ class Store:
         ).fetchone()
         return float(row[0])
 
-    @_guarded("counting errors")
+    @guarded("counting errors")
     def error_summary(self, run_id: str) -> list[tuple[str, int]]:
         """Error rows of a run by error type, most frequent first."""
         return self.db.execute(
@@ -771,7 +306,7 @@ class Store:
 
     # ------------------------------------------------------------------ cells
 
-    @_guarded("reading which cells are done")
+    @guarded("reading which cells are done")
     def indexes(self, run_id: str, status: str | None = None) -> set[int]:
         """Cell indexes of a run that have a result row (of ``status``): the cells to skip."""
         sql, args = "SELECT idx FROM results WHERE run_id = ?", [run_id]
@@ -779,12 +314,12 @@ class Store:
             sql, args = sql + " AND status = ?", [run_id, status]
         return {row[0] for row in self.db.execute(sql, args)}
 
-    @_guarded("reading the cache")
+    @guarded("reading the cache")
     def newest_response(self) -> int:
         """The id of the newest stored answer (0 if none): answers after it are new."""
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0])
 
-    @_guarded("reading the cache")
+    @guarded("reading the cache")
     def cached_answer(self, cell_id: str, after: int = 0) -> int | None:
         """The id of the newest stored answer to this request (newer than ``after``), if any."""
         row = self.db.execute(
@@ -793,7 +328,7 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    @_guarded("reading the cache")
+    @guarded("reading the cache")
     def count_answered(self, cell_ids: Iterable[str]) -> int:
         """How many of these distinct requests already have an answer."""
         ids = cell_ids if isinstance(cell_ids, set) else set(cell_ids)
@@ -817,7 +352,7 @@ class Store:
         sql = f"SELECT COUNT(DISTINCT cell_id) FROM responses WHERE cell_id IN ({marks})"
         return int(self.db.execute(sql, chunk).fetchone()[0])
 
-    @_guarded("reading stored answers")
+    @guarded("reading stored answers")
     def answer_stats(self) -> dict[tuple[str, str], tuple[int, float | None, float | None]]:
         """Per (endpoint, model) of the stored answers: how many, their mean completion tokens
         and the mean latency of the calls that made them."""
@@ -830,7 +365,7 @@ class Store:
         return {(endpoint, model): (n, tokens, latency) for endpoint, model, n, tokens, latency
                 in rows}  # fmt: skip
 
-    @_guarded("claiming requests")
+    @guarded("claiming requests")
     def claim(
         self, cell_ids: Sequence[str], owner: Owner, *, after: int | None
     ) -> list[int | bool | str]:
@@ -839,13 +374,13 @@ class Store:
         live owner (``pid@host``) already sending it."""
         return self.commit([], [(c, True) for c in cell_ids], owner, after=after)[1]
 
-    @_guarded("writing results")
+    @guarded("writing results")
     def write(self, rows: Sequence[ResultRow], owner: Owner | None = None) -> list[int | None]:
         """Commit finished cells in one transaction (durable when this returns), and drop the
         owner's claims on them. Returns the response id each row points at (None for errors)."""
         return self.commit(rows, [], owner or Owner.me(), after=None)[0]
 
-    @_guarded("writing results")
+    @guarded("writing results")
     def commit(
         self,
         rows: Sequence[ResultRow],
@@ -898,7 +433,7 @@ class Store:
             "JOIN owners o ON o.owner = c.owner WHERE c.cell_id = ?",
             (cell_id,),
         ).fetchone()
-        if row is not None and row[0] != owner.id and _alive(row[1], row[2], row[3], at):
+        if row is not None and row[0] != owner.id and alive(row[1], row[2], row[3], at):
             return f"{row[1]}@{row[2]}"
         self.db.execute(
             "INSERT INTO claims (cell_id, owner, claimed_at) VALUES (?,?,?) "
@@ -1013,14 +548,14 @@ class Store:
     def _result_rows(self, run_id: str, batch: int) -> Iterator[list[sqlite3.Row]]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
-        several = self.db.execute(_SEVERAL_SQL, (run_id,)).fetchone() is not None
-        cursor.execute(_RESULTS_SQL if several else _ONE_CHOICE_SQL, (run_id,))
+        several = self.db.execute(SEVERAL_SQL, (run_id,)).fetchone() is not None
+        cursor.execute(RESULTS_SQL if several else ONE_CHOICE_SQL, (run_id,))
         while rows := cursor.fetchmany(batch):
             yield rows
 
     # ------------------------------------------------------------------ scores
 
-    @_guarded("reading answers to score")
+    @guarded("reading answers to score")
     def graded_rows(self, run_id: str, after: int, limit: int) -> list[sqlite3.Row]:
         """Up to ``limit`` result rows of a run with ``idx > after``, in order: what scoring
         needs (idx, cell_id, prompt, vars_json, params_json, repeat, status, messages,
@@ -1036,7 +571,7 @@ class Store:
             (run_id, after, limit),
         ).fetchall()
 
-    @_guarded("reading scores")
+    @guarded("reading scores")
     def score_state(self, run_id: str, lo: int, hi: int) -> dict[tuple[int, str], tuple[str, bool]]:
         """(idx, scorer) -> (digest, any error) of the stored scores of cells ``lo..hi``."""
         rows = self.db.execute(
@@ -1046,7 +581,7 @@ class Store:
         )
         return {(idx, scorer): (digest, bool(err)) for idx, scorer, digest, err in rows}
 
-    @_guarded("reading judge verdicts")
+    @guarded("reading judge verdicts")
     def judge_answers(
         self, run_id: str, lo: int, hi: int
     ) -> dict[tuple[int, str, str], tuple[str, str | None, str | None, str | None]]:
@@ -1060,7 +595,7 @@ class Store:
         )
         return {(i, n, c): (status, text, et, e) for i, n, c, status, text, et, e in rows}
 
-    @_guarded("writing scores")
+    @guarded("writing scores")
     def write_scores(
         self,
         run_id: str,
@@ -1082,7 +617,7 @@ class Store:
                   digests[r.scorer], r.judge_cell_id) for r in records],
             )  # fmt: skip
 
-    @_guarded("recording the run's scores")
+    @guarded("recording the run's scores")
     def set_scores(self, run_id: str, scores: dict[str, Any]) -> None:
         """Make ``scores`` (the file's ``scores:`` mapping) the run's scores in force, and drop
         the stored scores of any other."""
@@ -1100,7 +635,7 @@ class Store:
                 [run_id, *scores],
             )
 
-    @_guarded("reading scores")
+    @guarded("reading scores")
     def score_outputs(self, run_id: str, scorer: str) -> list[tuple[str, str]]:
         """The (name, kind) of the columns a ``python:`` scorer filled with at least one value,
         in order of first appearance (a mapping gives several)."""
@@ -1111,7 +646,7 @@ class Store:
         )
         return [(name, "float" if is_float else "bool") for name, is_float in rows]
 
-    @_guarded("reading scores")
+    @guarded("reading scores")
     def score_rows(self, run_id: str, lo: int, hi: int) -> list[tuple[Any, ...]]:
         """(idx, scorer, name, kind, value, error, reason, judge tokens, judge cost) of cells
         ``lo..hi``; the judge's usage is that of the call that made the verdict."""
@@ -1125,7 +660,7 @@ class Store:
             (run_id, lo, hi),
         ).fetchall()
 
-    @_guarded("reading judge calls")
+    @guarded("reading judge calls")
     def judge_totals(self, run_id: str) -> tuple[int, int, int, int, float]:
         """The run's judge calls: (calls, cached, errors, tokens, USD paid)."""
         row = self.db.execute(
@@ -1138,7 +673,7 @@ class Store:
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4])
 
-    @_guarded("reading scores")
+    @guarded("reading scores")
     def score_summary(self, run_id: str) -> list[tuple[str, int, float | None, int]]:
         """Per score column: (name, values, their mean, errors), in name order."""
         return self.db.execute(
@@ -1147,7 +682,7 @@ class Store:
             (run_id,),
         ).fetchall()
 
-    @_guarded("reading attempts")
+    @guarded("reading attempts")
     def attempt_history(self, run_id: str) -> list[sqlite3.Row]:
         """Every attempt of every cell of a run, in order."""
         cursor = self.db.cursor()
@@ -1157,56 +692,6 @@ class Store:
         ).fetchall()
 
 
-def _results_sql(several: bool = True) -> str:
-    """The result table's query: one row per cell, or per choice of an answer that has several
-    (``choices`` joined), in cell then choice order; usage and cost on the first choice only.
-    A run none of whose answers has several choices reads without the join (``several``
-    False): the same columns, fewer steps per row."""
-    if not several:
-        per_choice = ", ".join(f"a.{stored} AS {name}" for stored, name in _CHOICE_COLUMNS)
-        return (
-            "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
-            "0 AS choice, json_extract(q.request_json, '$.messages') AS messages, "
-            f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
-            "r.attempts, a.prompt_tokens, a.completion_tokens, a.cached_tokens, "
-            "a.reasoning_tokens, r.cost_usd, r.latency_s, a.ttft_s, a.tokens_per_s, "
-            "a.resolved_model, a.request_id, r.batch_id, r.cached "
-            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
-            "LEFT JOIN responses a ON a.id = r.response_id "
-            "WHERE r.run_id = ? ORDER BY r.idx"
-        )
-    first = "c.choice IS NULL OR c.choice = 0"
-    per_choice = ", ".join(
-        f"CASE WHEN c.choice IS NULL THEN a.{stored} ELSE c.{stored} END AS {name}"
-        for stored, name in _CHOICE_COLUMNS
-    )
-    once = ", ".join(
-        f"CASE WHEN {first} THEN {column} END AS {column.split('.')[1]}"
-        for column in ("a.prompt_tokens", "a.completion_tokens", "a.cached_tokens",
-                       "a.reasoning_tokens", "r.cost_usd")
-    )  # fmt: skip
-    return (
-        "SELECT r.run_id, r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, "
-        "COALESCE(c.choice, 0) AS choice, "
-        # json_extract gives the messages' JSON text exactly as it was written (compact).
-        "json_extract(q.request_json, '$.messages') AS messages, "
-        f"{per_choice}, a.reasoning_summary, r.status, r.error_type, r.http_status, r.error, "
-        f"r.attempts, {once}, r.latency_s, a.ttft_s, a.tokens_per_s, a.resolved_model, "
-        "a.request_id, r.batch_id, r.cached "
-        "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
-        "LEFT JOIN responses a ON a.id = r.response_id "
-        "LEFT JOIN choices c ON c.response_id = a.id "
-        "WHERE r.run_id = ? ORDER BY r.idx, c.choice"
-    )
-
-
-_RESULTS_SQL = _results_sql()
-_ONE_CHOICE_SQL = _results_sql(several=False)
-#: Whether any answer of a run has several choices (then the result query joins them).
-_SEVERAL_SQL = (
-    "SELECT 1 FROM results r JOIN choices c ON c.response_id = r.response_id "
-    "WHERE r.run_id = ? LIMIT 1"
-)
 #: A data URL's payload, as the ``requests`` table records it: (media type, base64 text).
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]{64,})")
 
