@@ -60,7 +60,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_the_printed_command_resumes(
 ) -> None:
     cells = 60
     with FaultServer(latency_s=0.2) as server:
-        path = experiment(write_yaml, cells)
+        path = experiment(write_yaml, cells, concurrency=10)  # the resume: 5 rounds, not 13
         results = tmp_path / "somewhere else"  # a path that needs quoting
         proc = start("run", str(path), "--base-url", server.base_url, "--results-dir",
                      str(results), cwd=tmp_path)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Soak: 1,000 cells through the real openai SDK against a fault server that fails 29 % of calls.
+"""Soak: 500 cells through the real openai SDK against a fault server that fails 29 % of calls.
 
 Seeded faults (10 % injected 429s, 15 % 5xx, 2 % dropped connections, 2 % malformed bodies) hit
 whichever request arrives at that moment, so which cell suffers which fault varies from run to
@@ -27,15 +27,15 @@ import promptgrid
 from promptgrid.store import Store
 from promptgrid.testing import FaultServer
 
-CELLS = 1_000
+CELLS = 500
 FAULT_RATES = {"429": 0.10, "5xx": 0.15, "drop": 0.02, "malformed": 0.02}
 
 pytestmark = pytest.mark.slow  # thousands of calls through faults
 
 
 def soak_experiment(folder: Path) -> Path:
-    """40 x 25 cells; each rendered message is unique ("Item a<i> of b<j>")."""
-    a = ", ".join(f"a{i}" for i in range(40))
+    """20 x 25 cells; each rendered message is unique ("Item a<i> of b<j>")."""
+    a = ", ".join(f"a{i}" for i in range(20))
     b = ", ".join(f"b{j}" for j in range(25))
     path = folder / "soak.yaml"
     path.write_text(
@@ -81,10 +81,14 @@ def test_soak_every_cell_ends_ok_with_its_own_answer(
 
     # The faults really happened, and each was retried: one attempt per server request.
     injected = stats["injected"]
-    assert injected["429"] > 50 and sum(injected[s] for s in ("500", "502", "503")) > 80
+    # (about 1.4 requests a cell: ~70 injected 429s and ~105 5xx expected; bounds ~4 sigma below)
+    assert (
+        injected["429"] > CELLS // 14
+        and sum(injected[s] for s in ("500", "502", "503")) > CELLS // 8
+    )
     assert injected["drop"] > 0 and injected["malformed"] > 0
     assert df["attempts"].sum() == stats["requests"]
-    assert (df["attempts"] > 1).sum() > 200
+    assert (df["attempts"] > 1).sum() > CELLS // 5  # ~145 expected
 
     # Each message answered once; duplicates bounded by attempts whose answer may have been lost.
     run_id = df["run_id"][0]
