@@ -60,7 +60,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_the_printed_command_resumes(
 ) -> None:
     cells = 60
     with FaultServer(latency_s=0.2) as server:
-        path = experiment(write_yaml, cells, concurrency=10)  # the resume: 5 rounds, not 13
+        path = experiment(write_yaml, cells)
         results = tmp_path / "somewhere else"  # a path that needs quoting
         proc = start("run", str(path), "--base-url", server.base_url, "--results-dir",
                      str(results), cwd=tmp_path)  # fmt: skip
@@ -74,6 +74,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_the_printed_command_resumes(
         assert rows(results) == stats["by_outcome"]["200"] < cells
         run_id = run_id_of(err)
         assert run_status(results, run_id) == "interrupted"
+        server.configure(latency_s=0.01)  # the rest need not be slow
         # The printed command, pasted as is (no --base-url: the run remembers where it went).
         command = next(line for line in err.splitlines() if line.startswith("resume with: "))
         args = shlex.split(command.removeprefix("resume with: "))
@@ -121,6 +122,7 @@ def test_one_process_owns_a_run(write_yaml, tmp_path: Path) -> None:
         runs = subprocess.run([*CLI, "runs", "--results-dir", str(results)], capture_output=True,
                               text=True, timeout=60)  # fmt: skip
         assert "interrupted" in runs.stdout, runs  # its owner is dead: not "running" forever
+        server.configure(latency_s=0.01)  # the rest need not be slow
         third = start("run", str(path), "--resume", "--results-dir", str(results), cwd=tmp_path)
         _, err = third.communicate(timeout=60)
     assert third.returncode == 0, err

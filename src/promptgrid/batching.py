@@ -128,7 +128,7 @@ class BatchRow:
     run_id: str
     chunk: int
     endpoint: str
-    state: str  #: the local state (see :mod:`promptgrid.batchstore`)
+    state: str  #: the local state (see :mod:`promptgrid.store.batches`)
     batch_id: str | None
     status: str | None  #: the provider's status
     requests: int

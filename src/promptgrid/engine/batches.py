@@ -8,7 +8,7 @@ lazily; a cell already answered in the store is a cached row at once (as online)
 request another cell of the run already carries joins that request's chunk, and the rest
 become lines of a request file on disk (:mod:`.batchfiles`), cut at ``max_requests`` and
 ``max_bytes``. Each full file is recorded as a chunk with its cells, then driven through its
-remote steps, each written ahead and after (:mod:`promptgrid.batchstore`):
+remote steps, each written ahead and after (:mod:`promptgrid.store.batches`):
 ``planned -> uploading -> uploaded (file id) -> creating -> submitted (batch id)``.
 
 **Recover.** A chunk found between steps by a later process goes on from where it stands; one

@@ -27,13 +27,11 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from .core import Store
 from .failures import guarded
 from .records import dumps, now
-
-T = TypeVar("T")
 
 __all__ = [
     "LIVE", "TERMINAL", "Chunk", "First", "add_cells", "answered_by", "batch_counts", "bulk_writes",
