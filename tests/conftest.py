@@ -1,7 +1,8 @@
-"""Shared fixtures: experiment files written into a temporary folder."""
+"""Shared fixtures: experiment files written into a temporary folder; the number of workers."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,13 @@ params:
   temperature: [0.0, 1.0]
   max_tokens: 50
 """
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers a core. Most of the suite's time is spent waiting on child
+    processes and loopback servers; on 2 busy cores, 4 workers took the suite from 178 s to
+    157 s (100 s either way on idle cores)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture
