@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from ..tokens import max_output_tokens
@@ -126,3 +128,25 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def sdk_keywords(
+    params: Mapping[str, Any], create: Callable[..., Any], reserved: frozenset[str]
+) -> dict[str, Any]:
+    """``params`` as keywords of the SDK's ``create`` method. Parameters it does not name
+    (``top_k`` for vLLM, ...) travel in ``extra_body``, so compatible servers still receive them
+    (an explicit ``extra_body`` wins); ``reserved`` names are set by the caller, never by
+    ``params``."""
+    names = _named(create, reserved)
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in params.items():
+        (known if name in names else extra)[name] = value
+    if extra:
+        known["extra_body"] = {**extra, **known.get("extra_body", {})}
+    return known
+
+
+@cache
+def _named(create: Callable[..., Any], reserved: frozenset[str]) -> frozenset[str]:
+    return frozenset(inspect.signature(create).parameters) - {"self", *reserved}

@@ -9,30 +9,21 @@ stream cut short — is a ``MalformedResponse`` (retried).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from openai.resources.chat.completions import AsyncCompletions
 
 from ..apis import chat_arguments
-from .base import Choice, Completion, Request
+from .base import Choice, Completion, Request, sdk_keywords
 from .translate import detail, dump, rate_limits, truncated
 
 __all__ = ["ChatStream", "arguments", "completion"]
 
 
 def arguments(request: Request) -> dict[str, Any]:
-    """``create()`` keywords for ``request``. Parameters the SDK does not know (``top_k`` for
-    vLLM, ...) travel in ``extra_body`` so compatible servers still receive them."""
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    names = _create_parameters()
-    for name, value in chat_arguments(request.params).items():
-        (known if name in names else extra)[name] = value
-    if extra:
-        known["extra_body"] = {**extra, **known.get("extra_body", {})}
+    """``create()`` keywords for ``request`` (unknown parameters in ``extra_body``)."""
+    known = sdk_keywords(chat_arguments(request.params), AsyncCompletions.create, _RESERVED)
     if known.get("stream"):
         known["stream_options"] = {"include_usage": True}
     known["model"] = request.model
@@ -40,11 +31,10 @@ def arguments(request: Request) -> dict[str, Any]:
     return known
 
 
-@cache
-def _create_parameters() -> frozenset[str]:
-    reserved = {"self", "model", "messages", "timeout", "extra_headers", "extra_query",
-                "stream_options"}  # fmt: skip
-    return frozenset(inspect.signature(AsyncCompletions.create).parameters) - reserved
+#: ``create()`` keywords set here, never by a request's params.
+_RESERVED = frozenset(
+    {"model", "messages", "timeout", "extra_headers", "extra_query", "stream_options"}
+)
 
 
 def completion(parsed: Any, headers: Mapping[str, str]) -> Completion:

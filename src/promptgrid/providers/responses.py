@@ -19,9 +19,7 @@ a stream that ends without one was cut short (``MalformedResponse``, retried).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any
 
 from openai.resources.responses import AsyncResponses
@@ -29,7 +27,7 @@ from openai.resources.responses import AsyncResponses
 from ..apis import responses_arguments
 from ..errors import MalformedResponse, ServerError
 from ..tokens import message_text
-from .base import Completion, Request
+from .base import Completion, Request, sdk_keywords
 from .translate import detail, dump, rate_limits, truncated
 
 __all__ = ["ResponsesStream", "arguments", "completion", "input_items"]
@@ -45,22 +43,14 @@ _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete"})
 
 def arguments(request: Request) -> dict[str, Any]:
     """``responses.create()`` keywords for ``request`` (unknown parameters in ``extra_body``)."""
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    names = _create_parameters()
-    for name, value in responses_arguments(request.params).items():
-        (known if name in names else extra)[name] = value
-    if extra:
-        known["extra_body"] = {**extra, **known.get("extra_body", {})}
+    known = sdk_keywords(responses_arguments(request.params), AsyncResponses.create, _RESERVED)
     known["model"] = request.model
     known["input"] = input_items(request.messages)
     return known
 
 
-@cache
-def _create_parameters() -> frozenset[str]:
-    reserved = {"self", "model", "input", "timeout", "extra_headers", "extra_query"}
-    return frozenset(inspect.signature(AsyncResponses.create).parameters) - reserved
+#: ``responses.create()`` keywords set here, never by a request's params.
+_RESERVED = frozenset({"model", "input", "timeout", "extra_headers", "extra_query"})
 
 
 def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
