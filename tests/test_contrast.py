@@ -6,8 +6,10 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import promptgrid
 from promptgrid.analysis import pass_at_k
@@ -40,8 +42,12 @@ def test_pass_fail_pairs_means_and_mcnemar_exact_p_by_hand() -> None:
     # 7 pairs B passes alone, 1 A passes alone: two-sided binomial, P = 2 (1 + 8) / 2^8.
     assert pair["test"] == "McNemar exact test" and pair["informative"] == 8
     assert pair["p_value"] == pytest.approx(18 / 256)
-    assert -1 <= pair["ci_low"] <= 0.6 <= pair["ci_high"] <= 1
-    assert pair["verdict"].startswith("no clear difference (p = 0.07")
+    # Student's t over the differences (7 of +1, 1 of -1, 2 of 0), cut at +1.
+    sd = math.sqrt((7 * 0.4**2 + 1.6**2 + 2 * 0.6**2) / 9)
+    half = stats.t.ppf(0.975, 9) * sd / math.sqrt(10)
+    assert pair["ci_low"] == pytest.approx(0.6 - half) and pair["ci_high"] == 1.0
+    assert pair["verdict"] == "no detectable difference between A and B: +60 points, p = 0.07"
+    assert pair["outcome"] == "no_difference" and pair["winner"] is None
     levels = result.levels
     assert levels.loc["A", "mean"] == pytest.approx(0.2) and levels.loc["A", "cells"] == 10
     assert "McNemar exact test: p = 0.07" in str(result)
@@ -56,7 +62,7 @@ def test_numeric_scores_use_wilcoxon_signed_rank_by_hand() -> None:
     assert pair["test"] == "Wilcoxon signed-rank test"
     assert pair["p_value"] == pytest.approx(2 * 7 / 256)
     assert pair["diff"] == pytest.approx(3.5) and pair["informative"] == 8
-    assert pair["verdict"].startswith("no clear difference")
+    assert pair["verdict"] == "no detectable difference between A and B: +3.5, p = 0.055"
 
 
 def test_a_clear_difference_names_the_better_level() -> None:
@@ -64,7 +70,8 @@ def test_a_clear_difference_names_the_better_level() -> None:
     b = [True] * 8
     (pair,) = promptgrid.contrast(table(a, b), score="correct").pairs.to_dict("records")
     assert pair["p_value"] == pytest.approx(2 / 2**7)
-    assert pair["verdict"].startswith("B scores higher than A (p = 0.016 < 0.05)")
+    assert pair["verdict"] == "B beats A: +87.5 points, p = 0.016"
+    assert (pair["outcome"], pair["winner"]) == ("better", "B")
 
 
 def test_too_small_a_sample_is_said_plainly() -> None:
@@ -80,7 +87,8 @@ def test_too_small_a_sample_is_said_plainly() -> None:
 def test_cells_pair_on_every_other_input_and_missing_scores_drop_out() -> None:
     df = table([True, False, True], [True, True, True])
     df.loc[(df["prompt"] == "B") & (df["question"] == "q2"), "score_correct"] = pd.NA
-    extra = df[df["prompt"] == "A"].assign(prompt="C", question="other")  # pairs with nothing
+    extra = df[df["prompt"] == "A"].assign(prompt="C")  # pairs with nothing
+    extra["question"] = ["other0", "other1", "other2"]
     result = promptgrid.contrast(pd.concat([df, extra]), score="score_correct")
     pairs = result.pairs.set_index(["a", "b"])
     assert pairs.loc[("A", "B"), "pairs"] == 2
@@ -107,13 +115,15 @@ def test_repeats_per_cell_mean_spread_pass_at_k_and_agreement() -> None:
     assert pass_at_k(5, 2, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(5, 2))
 
 
-def test_the_bootstrap_interval_is_reproducible() -> None:
-    df = table([True, False, True, False, True, False], [True, True, True, False, True, True])
-    one = promptgrid.contrast(df, score="correct").pairs
-    two = promptgrid.contrast(df, score="correct").pairs
-    assert one[["ci_low", "ci_high"]].equals(two[["ci_low", "ci_high"]])
-    other = promptgrid.contrast(df, score="correct", seed=1).pairs
-    assert other["diff"].equals(one["diff"])
+def test_a_numeric_level_has_a_t_interval_over_its_cells() -> None:
+    a = [1.0, 2.0, 4.0, 5.0]
+    result = promptgrid.contrast(table(a, a, "score_quality"), score="quality")
+    half = stats.t.ppf(0.975, 3) * float(np.std(a, ddof=1)) / 2
+    assert result.levels.loc["A", "mean"] == 3.0
+    assert result.levels.loc["A", "ci_low"] == pytest.approx(3.0 - half)
+    assert result.levels.loc["A", "ci_high"] == pytest.approx(3.0 + half)
+    (pair,) = result.pairs.to_dict("records")
+    assert (pair["ci_low"], pair["ci_high"]) == (0.0, 0.0)  # every difference is 0
 
 
 def test_bad_arguments_are_usage_errors() -> None:
@@ -164,4 +174,5 @@ def test_cli_contrast_on_a_run(
     out = capsys.readouterr().out
     assert "closed_book vs open_book: 8 pairs, 8 differ" in out
     assert "McNemar exact test: p = 0.0078" in out  # 2 / 2^8
-    assert "open_book scores higher than closed_book" in out
+    assert "open_book beats closed_book: +100 points, p = 0.0078" in out
+    assert "cells paired on country, expected, atlas (fixed: run_id, model, max_tokens)" in out
