@@ -13,6 +13,7 @@ from scipy import stats
 
 import promptgrid
 from promptgrid.analysis import pass_at_k
+from promptgrid.analysis.contrast import holm, signed_rank_p
 from promptgrid.cli import main
 
 
@@ -63,6 +64,30 @@ def test_numeric_scores_use_wilcoxon_signed_rank_by_hand() -> None:
     assert pair["p_value"] == pytest.approx(2 * 7 / 256)
     assert pair["diff"] == pytest.approx(3.5) and pair["informative"] == 8
     assert pair["verdict"] == "no detectable difference between A and B: +3.5, p = 0.055"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_signed_rank_test_with_ties_is_scipys_exact_permutation_test(seed: int) -> None:
+    d = np.random.default_rng(seed).integers(-3, 4, 9).astype(float)  # ties and zeros
+    d = d[d != 0]
+    every_flip = stats.PermutationMethod(n_resamples=np.inf)
+    assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d, method=every_flip).pvalue)
+
+
+def test_above_fifty_differences_the_signed_rank_test_is_scipys_normal_approximation() -> None:
+    d = np.random.default_rng(0).integers(-3, 4, 80).astype(float)
+    d = d[d != 0]
+    assert len(d) > 50
+    assert signed_rank_p(d) == stats.wilcoxon(d, method="asymptotic").pvalue
+
+
+def test_holm_multiplies_the_smallest_p_by_the_tests_left_and_keeps_the_order() -> None:
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> made non-decreasing
+    assert list(holm(np.array([0.04, 0.01, np.nan, 0.03]))[[0, 1, 3]]) == pytest.approx(
+        [0.06, 0.03, 0.06]
+    )
+    assert np.isnan(holm(np.array([0.04, 0.01, np.nan, 0.03]))[2])
+    assert holm(np.array([0.9, 0.8]))[0] == 1.0
 
 
 def test_a_clear_difference_names_the_better_level() -> None:

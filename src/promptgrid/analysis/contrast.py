@@ -213,7 +213,7 @@ def contrast_paired(
         paired_on=tuple(c for c in varying if c not in left_out),
         fixed=tuple(c for c in pairing.on if c not in varying),
         pairs=pairs,
-        levels=levels.drop(columns=["__code__"]),
+        levels=levels,
         cells=shown_cells,
     )
 
@@ -356,43 +356,47 @@ def _shown_cells(pairing: Pairing, df: pd.DataFrame, cells: pd.DataFrame) -> pd.
 # ----------------------------------------------------------------------------- levels
 
 
-def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float) -> pd.DataFrame:
+def _levels(
+    cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float
+) -> pd.DataFrame:
     """One row per level (in the table's order): its scored cells and samples, the mean (a
     pass rate) with its interval, and with repeats the means of the cells' extras."""
     from scipy import stats
 
-    scored = cells["n"].to_numpy() > 0
-    mine = cells[scored]
-    groups = mine.groupby(pairing.cell_level[scored])
-    codes = pd.RangeIndex(len(pairing.levels))
-    count = groups.size().reindex(codes, fill_value=0)
-    samples = groups["n"].sum().reindex(codes, fill_value=0)
-    total = (mine["mean"] * mine["n"]).groupby(pairing.cell_level[scored]).sum().reindex(codes)
-    out = pd.DataFrame({"__code__": codes, "cells": count, "samples": samples})
+    n = cells["n"].to_numpy()
+    scored = n > 0
+    level, size = pairing.cell_level[scored], len(pairing.levels)
+    mean = cells["mean"].to_numpy(float)[scored]
+    count = np.bincount(level, minlength=size)
+    samples = np.bincount(level, n[scored], size).astype(int)
+    total = np.bincount(level, mean * n[scored], size)
+    out = pd.DataFrame({"cells": count, "samples": samples}, index=pd.RangeIndex(size))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["mean"] = (total / samples).where(samples > 0)
-    if kind == "bool":
-        passed = total.fillna(0).round().astype(int)
-        bounds = [
-            stats.binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
-            if n
-            else None
-            for k, n in zip(passed, samples, strict=True)
-        ]
-        out["mean"] = (passed / samples).where(samples > 0)
-        out["ci_low"] = [b.low if b else np.nan for b in bounds]
-        out["ci_high"] = [b.high if b else np.nan for b in bounds]
-    else:
-        spread = groups["mean"].std().reindex(codes)
-        half = _t_half(spread.to_numpy(float), count.to_numpy(), confidence)
-        centre = groups["mean"].mean().reindex(codes).to_numpy(float)
-        out["ci_low"], out["ci_high"] = centre - half, centre + half
-    if "agreement" in cells.columns:
-        extras = ["std", *[c for c in cells.columns if c.startswith("pass@")], "agreement"]
-        extras += ["answer_agreement"] if "answer_agreement" in cells.columns else []
-        means = groups[extras].mean().reindex(codes)
-        for name in extras:
-            out["spread" if name == "std" else name] = means[name].to_numpy()
+        if kind == "bool":
+            passed = np.round(total).astype(int)
+            bounds = [
+                stats.binomtest(int(k), int(m)).proportion_ci(confidence, method="wilson")
+                if m else None
+                for k, m in zip(passed, samples, strict=True)
+            ]
+            out["mean"] = np.where(samples > 0, passed / samples, np.nan)
+            out["ci_low"] = [b.low if b else np.nan for b in bounds]
+            out["ci_high"] = [b.high if b else np.nan for b in bounds]
+        else:  # t over the cells' means
+            centre = np.bincount(level, mean, size) / count
+            spread = np.bincount(level, (mean - centre[level]) ** 2, size) / (count - 1)
+            half = _t_half(np.sqrt(spread), count, confidence)
+            out["mean"] = np.where(samples > 0, total / samples, np.nan)
+            out["ci_low"], out["ci_high"] = centre - half, centre + half
+        if "agreement" in cells.columns:
+            extras = ["std", *[c for c in cells.columns if c.startswith("pass@")], "agreement"]
+            extras += ["answer_agreement"] if "answer_agreement" in cells.columns else []
+            for name in extras:
+                values = cells[name].to_numpy(float)[scored]
+                known = ~np.isnan(values)
+                found = np.bincount(level[known], values[known], size)
+                mean_of = found / np.bincount(level[known], minlength=size)
+                out["spread" if name == "std" else name] = mean_of
     out.index = pd.Index(pairing.levels, name=pairing.factor)
     return out
 
@@ -494,7 +498,7 @@ def _pair(
     else:
         test = "Wilcoxon signed-rank test"
         informative = int((d != 0).sum())
-        p = float(stats.wilcoxon(d).pvalue) if informative else 1.0
+        p = signed_rank_p(d) if informative else 1.0
     low, high = t_interval(d, confidence)
     if kind == "bool":
         low, high = max(low, -1.0), min(high, 1.0)
@@ -503,6 +507,35 @@ def _pair(
         diff=float(d.mean()), ci_low=low, ci_high=high, test=test, p_value=float(p),
     )  # fmt: skip
     return out
+
+
+#: Up to this many non-zero differences the signed-rank test is exact.
+EXACT_UP_TO = 50
+
+
+def signed_rank_p(d: np.ndarray) -> float:
+    """The two-sided p-value of Wilcoxon's signed-rank test of the differences ``d`` (zeros
+    dropped, ties given their mean rank).
+
+    Up to ``EXACT_UP_TO`` differences it is exact: the statistic's distribution over every
+    sign flip, counted by convolution over the (doubled, so whole) ranks. scipy computes the
+    same by enumerating the flips when ranks are tied, up to 13 of them — 8,192 statistics,
+    about a second a pair; beyond, and always above ``EXACT_UP_TO``, it uses the normal
+    approximation, as here (``tests/test_contrast.py`` checks both against scipy).
+    """
+    from scipy import stats
+
+    d = d[d != 0]
+    if len(d) > EXACT_UP_TO:
+        return float(stats.wilcoxon(d, method="asymptotic").pvalue)
+    doubled = np.rint(2 * stats.rankdata(np.abs(d))).astype(np.int64)
+    ways = np.zeros(int(doubled.sum()) + 1)
+    ways[0] = 1.0
+    for rank in doubled:  # each difference adds its rank to the sum, or not
+        ways[rank:] = ways[rank:] + ways[:-rank].copy()
+    ways /= ways.sum()
+    above = int(doubled[d > 0].sum())
+    return float(min(1.0, 2 * min(ways[: above + 1].sum(), ways[above:].sum())))
 
 
 def holm(p: np.ndarray) -> np.ndarray:
