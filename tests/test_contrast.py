@@ -201,3 +201,139 @@ def test_cli_contrast_on_a_run(
     assert "McNemar exact test: p = 0.0078" in out  # 2 / 2^8
     assert "open_book beats closed_book: +100 points, p = 0.0078" in out
     assert "cells paired on country, expected, atlas (fixed: run_id, model, max_tokens)" in out
+
+
+# ------------------------------------------------------------- pairing by name, on a run
+
+EIGHT = "\n".join(
+    f"  - {{country: C{i}, expected: City{i}, atlas: 'C{i}: {'City' if i % 4 else 'Town'}{i}'}}"
+    for i in range(8)
+)
+
+
+@pytest.fixture(scope="module")
+def capitals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A capitals run on echo (8 countries, 2 prompts): open_book is right 6 times of 8,
+    closed_book never."""
+    folder = tmp_path_factory.mktemp("capitals")
+    path = folder / "capitals.yaml"
+    text = CAPITALS.replace("CASES", EIGHT).replace(
+        "scores:\n", "scores:\n  short: {max_length: 30}\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    df = promptgrid.run(path, results_dir=folder, progress=False, formats="csv")
+    return folder, df
+
+
+def pairs_of(df: pd.DataFrame, score: str = "correct", on: list[str] | None = None
+             ) -> tuple[int, int, float]:  # fmt: skip
+    (pair,) = promptgrid.contrast(df, score=score, on=on).pairs.to_dict("records")
+    return pair["pairs"], pair["informative"], pair["p_value"]
+
+
+def test_a_column_subset_a_csv_and_a_concatenation_pair_as_the_whole_table(
+    capitals: tuple[Path, pd.DataFrame],
+) -> None:
+    folder, df = capitals
+    whole = pairs_of(df)
+    assert whole == (8, 6, pytest.approx(2 / 2**6))
+    # The score column once became a pairing key wherever it sat (7 pairs, 0 differ, p = 1).
+    assert pairs_of(df[["prompt", "country", "score_correct"]]) == whole
+    assert pairs_of(df[["score_correct", "response", "country", "prompt"]]) == whole
+    assert pairs_of(df[["prompt", "expected", "score_correct", "score_errors"]]) == whole
+    (csv,) = folder.glob("cap/*/results.csv")
+    assert pairs_of(pd.read_csv(csv)) == whole
+    result = promptgrid.contrast(df, score="correct")
+    assert result.paired_on == ("country", "expected", "atlas")
+    assert result.fixed == ("run_id", "model", "max_tokens")
+
+
+def test_a_subset_without_the_inputs_is_refused_saying_what_to_keep(
+    capitals: tuple[Path, pd.DataFrame],
+) -> None:
+    _, df = capitals
+    with pytest.raises(promptgrid.UsageError, match="Keep the columns that tell them apart"):
+        promptgrid.contrast(df[["prompt", "score_correct"]], score="correct")
+    twice = pd.concat([df, df.assign(run_id="another")], ignore_index=True)
+    assert pairs_of(twice)[0] == 16  # each run's cells pair within the run
+    with pytest.raises(promptgrid.UsageError, match=r"run_id \(several runs\)"):
+        promptgrid.contrast(twice.drop(columns=["run_id"]), score="correct")
+
+
+def test_a_hand_built_table_pairs_by_name_and_with_on() -> None:
+    rng = np.random.default_rng(0)
+    questions = [f"q{i}" for i in range(30)]
+    a = rng.random(30) < 0.5
+    b = a.copy()
+    b[:10] = ~b[:10]  # 10 of 30 differ
+    df = pd.DataFrame({"prompt": ["A"] * 30 + ["B"] * 30, "case": questions * 2,
+                       "score": np.concatenate([a, b])})  # fmt: skip
+    assert pairs_of(df, "score")[:2] == pairs_of(df, "score", on=["case"])[:2] == (30, 10)
+    with pytest.raises(promptgrid.UsageError, match="on= names no column 'nope'"):
+        promptgrid.contrast(df, score="score", on=["nope"])
+    with pytest.raises(promptgrid.UsageError, match="Add to on= the input that tells them apart"):
+        promptgrid.contrast(df, score="score", on=[])
+
+
+def test_against_compares_each_level_with_a_baseline_or_the_best() -> None:
+    df = table([True] * 8, [False] * 8)
+    third = df[df["prompt"] == "A"].assign(prompt="C")
+    df = pd.concat([df, third], ignore_index=True)
+    base = promptgrid.contrast(df, score="correct", against="B").pairs
+    assert list(zip(base["a"], base["b"], strict=True)) == [("B", "A"), ("B", "C")]
+    assert (base["p_adjusted"] == 2 * base["p_value"]).all()  # Holm over two tests, both 1/128
+    assert (
+        base["verdict"][0] == "A beats B: +100 points, p = 0.016, Holm-adjusted over 2 comparisons"
+    )
+    best = promptgrid.contrast(df, score="correct", against="best").pairs
+    assert list(best["a"]) == ["A", "A"]
+    with pytest.raises(promptgrid.UsageError, match="against='D' is not a level of prompt"):
+        promptgrid.contrast(df, score="correct", against="D")
+
+
+# -------------------------------------------------------------------- run against run
+
+
+def test_two_runs_pair_by_their_inputs_leaving_out_what_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = CAPITALS.replace("CASES", EIGHT)
+    two = one.replace("gpt-4o-mini", "gpt-4.1-nano").replace(
+        '"What is the capital', '"Atlas: {{ atlas }}\\nWhat is the capital'
+    )
+    ids = []
+    for name, text in (("one.yaml", one), ("two.yaml", two)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        df = promptgrid.run(
+            tmp_path / name, results_dir=tmp_path, progress=False, formats="parquet"
+        )
+        ids.append(df["run_id"][0])
+    both = pd.concat([promptgrid.load(i, results_dir=tmp_path) for i in ids], ignore_index=True)
+    result = promptgrid.contrast(both, factor="run_id", score="correct")
+    (pair,) = result.pairs.to_dict("records")
+    # closed_book went from 0 to 6 of 8; open_book stayed at 6 of 8.
+    assert (pair["pairs"], pair["informative"]) == (16, 6)
+    assert pair["changed"] == {"model": (["gpt-4o-mini"], ["gpt-4.1-nano"])}
+    assert result.paired_on == ("prompt", "country", "expected", "atlas")
+    assert pair["winner"] == ids[1]
+    main(["contrast", ids[0], ids[1], "--results-dir", str(tmp_path), "--score", "correct"])
+    out = capsys.readouterr().out
+    assert f"{ids[0]} vs {ids[1]}: 16 pairs, 6 differ" in out
+    assert "model changed with run_id, left out of the pairing: gpt-4o-mini -> gpt-4.1-nano" in out
+    assert f"{ids[1]} beats {ids[0]}: +37.5 points, p = 0.031" in out
+
+
+def test_cli_contrast_takes_every_score_and_refuses_a_table_without_one(
+    capitals: tuple[Path, pd.DataFrame], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, df = capitals
+    main(["contrast", df["run_id"][0], "--results-dir", str(folder)])
+    out = capsys.readouterr().out
+    assert "score_short by prompt" in out and "score_correct by prompt" in out
+    path = folder / "plain.yaml"
+    path.write_text(CAPITALS.replace("CASES", EIGHT).split("scores:")[0], encoding="utf-8")
+    plain = promptgrid.run(path, results_dir=folder, progress=False, formats="parquet")
+    with pytest.raises(SystemExit) as stopped:
+        main(["contrast", plain["run_id"][0], "--results-dir", str(folder)])
+    assert stopped.value.code == 2
+    assert "the run has no scores" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def same(one: dict[frozenset[Any], tuple[Any, ...]], two: dict[frozenset[Any], t
         return False
     for key, (n1, i1, p1) in one.items():
         n2, i2, p2 = two[key]
-        if (n1, i1) != (n2, i2) or not (np.isnan(p1) and np.isnan(p2) or np.isclose(p1, p2)):
+        if (n1, i1) != (n2, i2) or not ((np.isnan(p1) and np.isnan(p2)) or np.isclose(p1, p2)):
             return False
     return True
 

@@ -173,7 +173,7 @@ def contrast(
     _require_factor(df, factor)
     if not 0 < confidence < 1:
         raise UsageError(f"confidence must be between 0 and 1, not {confidence}")
-    return contrast_paired(pair(df, factor, on), df, column, against, confidence, k)
+    return contrast_paired(pair(df, factor, on, [column]), df, column, against, confidence, k)
 
 
 def score_column(df: pd.DataFrame, score: str) -> str:
@@ -356,9 +356,7 @@ def _shown_cells(pairing: Pairing, df: pd.DataFrame, cells: pd.DataFrame) -> pd.
 # ----------------------------------------------------------------------------- levels
 
 
-def _levels(
-    cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float
-) -> pd.DataFrame:
+def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float) -> pd.DataFrame:
     """One row per level (in the table's order): its scored cells and samples, the mean (a
     pass rate) with its interval, and with repeats the means of the cells' extras."""
     from scipy import stats
@@ -376,7 +374,8 @@ def _levels(
             passed = np.round(total).astype(int)
             bounds = [
                 stats.binomtest(int(k), int(m)).proportion_ci(confidence, method="wilson")
-                if m else None
+                if m
+                else None
                 for k, m in zip(passed, samples, strict=True)
             ]
             out["mean"] = np.where(samples > 0, passed / samples, np.nan)

@@ -260,7 +260,7 @@ def _factor(
     cannot be paired, the levels alone and why."""
     keys = None if on is None else [c for c in on if c != factor]
     try:
-        pairing = pair(df, factor, keys)
+        pairing = pair(df, factor, keys, columns)
         return [contrast_paired(pairing, df, c, "best", confidence) for c in columns], ""
     except UsageError as exc:
         return [], str(exc)

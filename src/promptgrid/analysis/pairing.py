@@ -148,9 +148,14 @@ class Pairing:
     ) -> UsageError:
         name, factor = self.on[j], self.factor
         row_a, row_b = self.cell_row[cell_a], self.cell_row[cell_b]
-        where = ", ".join(f"{self.on[k]}={shown(self.frame.iloc[row_a, k])}" for k in others)
+        varying = self.varying()
+        where = ", ".join(
+            f"{self.on[k]}={shown(self.frame.iloc[row_a, k])}"
+            for k in others
+            if self.on[k] in varying
+        )
         level_a, level_b = shown(self.levels[a]), shown(self.levels[b])
-        keep = [self.on[k] for k in others]
+        keep = [self.on[k] for k in others if self.on[k] in varying]
         return UsageError(
             f"cannot pair {factor}={level_a} with {factor}={level_b}: column {name!r} is not "
             f"an input of the grid, or {factor} changed it: for the same "
@@ -161,15 +166,21 @@ class Pairing:
         )
 
 
-def pair(df: pd.DataFrame, factor: str, on: Sequence[str] | None = None) -> Pairing:
-    """The cells of ``df`` and the inputs that pair them across the levels of ``factor``.
+def pair(
+    df: pd.DataFrame,
+    factor: str,
+    on: Sequence[str] | None = None,
+    scores: Sequence[str] = (),
+) -> Pairing:
+    """The cells of ``df`` and the inputs that pair them across the levels of ``factor``;
+    ``scores``: the columns compared, never inputs whatever their names.
 
     Raises :class:`~promptgrid.errors.UsageError` when a cell appears twice under one level
     (see the module docstring).
     """
     names = [str(c) for c in df.columns]
     if on is None:
-        keys = [c for c in names if c != factor and is_input(c)]
+        keys = [c for c in names if c != factor and c not in scores and is_input(c)]
     else:
         keys = list(dict.fromkeys(on))
         missing = [c for c in keys if c not in names]
