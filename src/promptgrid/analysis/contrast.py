@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from .pairing import Match, Pairing, pair, shown
+from .pairing import Match, Pairing, codes, pair, shown
 
 __all__ = ["Contrast", "contrast", "pass_at_k", "verdict"]
 
@@ -197,7 +197,7 @@ def contrast_paired(
 ) -> Contrast:
     """:func:`contrast` on cells already paired (``decide`` pairs once for every score)."""
     kind, values = score_values(df[column])
-    cells = _cell_stats(pairing, values.to_numpy(float), _texts(df), k)
+    cells = _cell_stats(pairing, values.to_numpy(float), df, k)
     levels = _levels(cells, pairing, kind, confidence)
     pairs = _pairs(pairing, cells, levels, kind, confidence, against)
     varying = pairing.varying()
@@ -300,12 +300,8 @@ def score_values(series: pd.Series) -> tuple[str, pd.Series]:
     return "numeric", numbers.astype(float)
 
 
-def _texts(df: pd.DataFrame) -> np.ndarray | None:
-    return df["response"].to_numpy() if "response" in df.columns else None
-
-
 def _cell_stats(
-    pairing: Pairing, values: np.ndarray, texts: np.ndarray | None, k: int | None
+    pairing: Pairing, values: np.ndarray, df: pd.DataFrame, k: int | None
 ) -> pd.DataFrame:
     """Per cell (all of them, scored or not): samples ``n``, ``mean``, ``std``, and with
     repeats ``pass@k`` and the agreements. Vectorised: one bincount per statistic."""
@@ -325,16 +321,15 @@ def _cell_stats(
             at_k = np.full(size, np.nan)
             at_k[ok] = pass_at_k(n[ok], passed[ok], k)
             out[f"pass@{k}"] = at_k
-        out["agreement"] = _agreement(cell, value, n)
-        if texts is not None:
-            out["answer_agreement"] = _agreement(cell, texts[scored], n)
+        out["agreement"] = _agreement(cell, pd.factorize(value)[0], n)
+        if "response" in df.columns:
+            out["answer_agreement"] = _agreement(cell, codes(df["response"])[0][scored], n)
     return out
 
 
-def _agreement(cell: np.ndarray, values: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Per cell, how often two of its samples agree: the share of pairs of samples that are
-    equal (NaN with fewer than two samples)."""
-    code, _ = pd.factorize(pd.Series(values), use_na_sentinel=False)
+def _agreement(cell: np.ndarray, code: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per cell, how often two of its samples agree (their values' codes are equal): the
+    share of pairs of samples that are equal (NaN with fewer than two samples)."""
     both = pd.factorize(cell * (int(code.max(initial=0)) + 1) + code)[0]
     counts = np.bincount(both)
     owner = np.zeros(len(counts), dtype=np.int64)

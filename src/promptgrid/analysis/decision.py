@@ -41,7 +41,7 @@ from ..errors import UsageError
 from ..spec.schema import ParamValues
 from .comparison import score_columns
 from .contrast import Contrast, contrast_paired, score_column, score_values
-from .pairing import codes, combine, pair
+from .pairing import codes, combine, pair, values
 
 __all__ = ["Decision", "Heatmap", "decide", "default_factors"]
 
@@ -191,10 +191,13 @@ def decide(
     """
     if not 0 < confidence < 1:
         raise UsageError(f"confidence must be between 0 and 1, not {confidence}")
-    chosen = list(default_factors(df) if factors is None else factors)
-    for name in chosen:
+    for name in factors or ():
         if name not in df.columns:
             raise UsageError(f"no column {name!r} in the table to decide on")
+    coded = {
+        c: codes(df[c])[0] for c in map(str, df.columns) if is_input(c) or c in (factors or ())
+    }
+    chosen = list(_default_factors(df, coded) if factors is None else factors)
     columns = [score_column(df, s) for s in scores] if scores is not None else score_columns(df)
     for column in columns:
         score_values(df[column])  # a column that is not a score is refused here, once
@@ -203,7 +206,7 @@ def decide(
     paired_on: dict[str, tuple[str, ...]] = {}
     refused: dict[str, str] = {}
     for factor in chosen:
-        found, why = _factor(df, factor, columns, on, confidence)
+        found, why = _factor(df, factor, columns, on, confidence, coded)
         if why:
             refused[factor] = why
         if found:
@@ -226,12 +229,11 @@ def decide(
 
 def default_factors(df: pd.DataFrame) -> list[str]:
     """The inputs :func:`decide` decides on by default, in table order (module docstring)."""
-    varying = {}
-    for name in map(str, df.columns):
-        if is_input(name):
-            found, values = codes(df[name])
-            if len(values) > 1:
-                varying[name] = found
+    return _default_factors(df, {c: codes(df[c])[0] for c in map(str, df.columns) if is_input(c)})
+
+
+def _default_factors(df: pd.DataFrame, coded: dict[str, np.ndarray]) -> list[str]:
+    varying = {c: found for c, found in coded.items() if is_input(c) and found.max(initial=0) > 0}
     others = [c for c in varying if c not in _ALWAYS]
 
     def axis(name: str) -> bool:
@@ -255,12 +257,13 @@ def _factor(
     columns: list[str],
     on: Sequence[str] | None,
     confidence: float,
+    coded: dict[str, np.ndarray],
 ) -> tuple[list[Contrast], str]:
     """Each score's contrast of ``factor`` against its best level; or, when its cells
     cannot be paired, the levels alone and why."""
     keys = None if on is None else [c for c in on if c != factor]
     try:
-        pairing = pair(df, factor, keys, columns)
+        pairing = pair(df, factor, keys, columns, coded)
         return [contrast_paired(pairing, df, c, "best", confidence) for c in columns], ""
     except UsageError as exc:
         return [], str(exc)
@@ -329,15 +332,16 @@ def _heatmap(df: pd.DataFrame, factors: list[str], columns: list[str]) -> Heatma
     if len(factors) < 2 or not columns:
         return None
     x, y = factors[:2]
-    _, values = score_values(df[columns[0]])
-    xc, x_levels = codes(df[x])
-    yc, y_levels = codes(df[y])
-    scored = ~np.isnan(values.to_numpy(float))
+    _, scored_values = score_values(df[columns[0]])
+    numbers = scored_values.to_numpy(float)
+    (xc, _), (yc, _) = codes(df[x]), codes(df[y])
+    x_levels, y_levels = values(df[x]), values(df[y])
+    scored = ~np.isnan(numbers)
     cell = xc[scored] * len(y_levels) + yc[scored]
     size = len(x_levels) * len(y_levels)
     samples = np.bincount(cell, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(cell, values.to_numpy(float)[scored], size) / samples
+        mean = np.bincount(cell, numbers[scored], size) / samples
     shape = (len(x_levels), len(y_levels))
     return Heatmap(
         score=columns[0],

@@ -32,7 +32,7 @@ million rows pair in a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ import pandas as pd
 from ..columns import SAMPLE_INDEX, is_input
 from ..errors import UsageError
 
-__all__ = ["Match", "Pairing", "codes", "combine", "pair", "shown"]
+__all__ = ["Match", "Pairing", "codes", "combine", "pair", "shown", "values"]
 
 #: Values of a changed input shown per level, at most.
 SHOWN_VALUES = 5
@@ -171,9 +171,11 @@ def pair(
     factor: str,
     on: Sequence[str] | None = None,
     scores: Sequence[str] = (),
+    coded: Mapping[str, np.ndarray] | None = None,
 ) -> Pairing:
     """The cells of ``df`` and the inputs that pair them across the levels of ``factor``;
-    ``scores``: the columns compared, never inputs whatever their names.
+    ``scores``: the columns compared, never inputs whatever their names; ``coded``: columns'
+    :func:`codes` already computed (``decide`` pairs several factors of one table).
 
     Raises :class:`~promptgrid.errors.UsageError` when a cell appears twice under one level
     (see the module docstring).
@@ -189,10 +191,17 @@ def pair(
         if factor in keys:
             raise UsageError(f"on= may not hold the factor {factor!r}: cells pair across it")
     samples = [c for c in SAMPLE_INDEX if c in names and c not in keys and c != factor]
-    level, levels = codes(df[factor])
-    inputs = [codes(df[c])[0] for c in keys]
+    known = dict(coded or {})
+
+    def code(name: str) -> np.ndarray:
+        if name not in known:
+            known[name] = codes(df[name])[0]
+        return known[name]
+
+    level = code(factor)
+    inputs = [code(c) for c in keys]
     cell = combine([level, *inputs], len(df))
-    row = combine([cell, *(codes(df[c])[0] for c in samples)], len(df))
+    row = combine([cell, *(code(c) for c in samples)], len(df))
     if len(row) and row.max() + 1 < len(row):
         raise _twice(df, factor, keys, samples, on is not None, row)
     first = np.flatnonzero(~pd.Series(cell).duplicated().to_numpy())
@@ -202,7 +211,7 @@ def pair(
         on=tuple(keys),
         samples=tuple(samples),
         explicit=on is not None,
-        levels=[_plain(v) for v in levels],
+        levels=values(df[factor]),
         row_cell=cell,
         cell_level=level[first],
         cell_row=first,
@@ -220,27 +229,33 @@ def shown(value: Any) -> str:
 # ---------------------------------------------------------------------------- helpers
 
 
-def codes(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Integer codes of a column (missing values are one code of their own) and its values
-    in order of first appearance."""
+def codes(series: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes of a column, 0, 1, ... in order of first appearance (missing values are
+    one code of their own), and how many there are."""
     try:
         found, uniques = pd.factorize(series, use_na_sentinel=False)
     except TypeError:  # unhashable values (lists, dicts) in a hand-built table
-        found, _ = pd.factorize(series.map(repr), use_na_sentinel=False)
-        first = np.flatnonzero(~pd.Series(found).duplicated().to_numpy())
-        return found.astype(np.int64), list(series.iloc[first])
-    return found.astype(np.int64), list(uniques)
+        found, uniques = pd.factorize(series.map(repr), use_na_sentinel=False)
+    return found.astype(np.int64), len(uniques)
+
+
+def values(series: pd.Series) -> list[Any]:
+    """The distinct values of a column in order of first appearance, as Python values."""
+    found, _ = codes(series)
+    first = np.flatnonzero(~pd.Series(found).duplicated().to_numpy())
+    return [_plain(v) for v in series.iloc[first]]
 
 
 def combine(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
     """One code per distinct combination of several code columns (0, 1, ... in order of
     first appearance); all zeros for none."""
-    if not columns:
+    varying = [c for c in columns if len(c) and c.max() > c.min()]  # a constant tells nothing
+    if not varying:
         return np.zeros(n, dtype=np.int64)
-    out = pd.factorize(columns[0])[0]
-    for more in columns[1:]:
-        out = pd.factorize(out * (int(more.max()) + 1 if len(more) else 1) + more)[0]
-    return out.astype(np.int64)
+    out = varying[0]
+    for more in varying[1:]:
+        out = pd.factorize(out * (int(more.max()) + 1) + more)[0]
+    return (pd.factorize(out)[0] if len(varying) == 1 else out).astype(np.int64)
 
 
 def _keys(
@@ -260,7 +275,9 @@ def _unique(table: np.ndarray, cells: np.ndarray, use: list[int]) -> bool:
 
 def _shares(table: np.ndarray, ca: np.ndarray, cb: np.ndarray, j: int) -> bool:
     """Whether the cells ``ca`` and ``cb`` have a value of input ``j`` in common."""
-    return bool(len(np.intersect1d(table[ca, j], table[cb, j])))
+    seen = np.zeros(int(table[:, j].max(initial=0)) + 1, dtype=bool)
+    seen[table[ca, j]] = True
+    return bool(seen[table[cb, j]].any())
 
 
 def _twice(
