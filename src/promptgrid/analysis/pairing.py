@@ -201,7 +201,8 @@ def pair(
     level = code(factor)
     inputs = [code(c) for c in keys]
     cell = combine([level, *inputs], len(df))
-    row = combine([cell, *(code(c) for c in samples)], len(df))
+    index = [found for found in map(code, samples) if found.max(initial=0) > 0]
+    row = combine([cell, *index], len(df)) if index else cell
     if len(row) and row.max() + 1 < len(row):
         raise _twice(df, factor, keys, samples, on is not None, row)
     first = np.flatnonzero(~pd.Series(cell).duplicated().to_numpy())
@@ -252,10 +253,14 @@ def combine(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
     varying = [c for c in columns if len(c) and c.max() > c.min()]  # a constant tells nothing
     if not varying:
         return np.zeros(n, dtype=np.int64)
-    out = varying[0]
+    out, bound = varying[0].astype(np.int64), int(varying[0].max()) + 1
     for more in varying[1:]:
-        out = pd.factorize(out * (int(more.max()) + 1) + more)[0]
-    return (pd.factorize(out)[0] if len(varying) == 1 else out).astype(np.int64)
+        size = int(more.max()) + 1
+        if bound * size >= 2**62:  # renumber before the product could overflow
+            out = pd.factorize(out)[0].astype(np.int64)
+            bound = int(out.max()) + 1
+        out, bound = out * size + more, bound * size
+    return pd.factorize(out)[0].astype(np.int64)
 
 
 def _keys(
