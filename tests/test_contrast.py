@@ -337,3 +337,17 @@ def test_cli_contrast_takes_every_score_and_refuses_a_table_without_one(
         main(["contrast", plain["run_id"][0], "--results-dir", str(folder)])
     assert stopped.value.code == 2
     assert "the run has no scores" in capsys.readouterr().err
+
+
+def test_cli_contrast_prints_control_characters_of_levels_as_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = {
+        "name": "esc", "provider": "echo", "params": {"model": "m"},
+        "prompts": {"plain\x1b[2J": "{{ w }}", "other": "say {{ w }}"},
+        "vars": {"w": ["a", "b"]}, "scores": {"short": {"max_length": 8}},
+    }  # fmt: skip
+    df = promptgrid.run(experiment, results_dir=tmp_path, progress=False, formats="parquet")
+    main(["contrast", df["run_id"][0], "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "plain\\x1b[2J vs other" in out

@@ -365,7 +365,7 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
     _console_frame(table, index=False, max_rows=limit)
     verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
     if verdicts:
-        click.echo("\n" + "\n".join(verdicts))
+        click.echo("\n" + _visible("\n".join(verdicts)))
 
 
 @cli.command("compare")
@@ -572,7 +572,7 @@ def contrast(
     factor = factor or ("run_id" if len(frames) > 1 else "prompt")
     reports = [compute(df, factor=factor, score=s, on=_names(on), against=against,
                        confidence=confidence).report() for s in scores]  # fmt: skip
-    click.echo("\n\n".join(reports))
+    click.echo(_visible("\n\n".join(reports)))
 
 
 @cli.command()
@@ -591,6 +591,14 @@ def schema() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _visible(text: str) -> str:
+    """Text for the terminal with its control characters (an ESC from a dataset's value in a
+    level's name, say) shown as escapes instead of acting; line breaks kept."""
+    return "".join(
+        c if c == "\n" or (c.isprintable() or c == " ") else repr(c)[1:-1] for c in text
+    )
 
 
 def _names(text: str | None) -> list[str] | None:
