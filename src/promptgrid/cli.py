@@ -596,9 +596,7 @@ def schema() -> None:
 def _visible(text: str) -> str:
     """Text for the terminal with its control characters (an ESC from a dataset's value in a
     level's name, say) shown as escapes instead of acting; line breaks kept."""
-    return "".join(
-        c if c == "\n" or (c.isprintable() or c == " ") else repr(c)[1:-1] for c in text
-    )
+    return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _names(text: str | None) -> list[str] | None:
