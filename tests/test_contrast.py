@@ -13,7 +13,7 @@ from scipy import stats
 
 import promptgrid
 from promptgrid.analysis import pass_at_k
-from promptgrid.analysis.contrast import holm, signed_rank_p
+from promptgrid.analysis.statistics import holm, signed_rank_p
 from promptgrid.cli import main
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import promptgrid
-from promptgrid.analysis.contrast import signed_rank_p
+from promptgrid.analysis.statistics import signed_rank_p
 from promptgrid.errors import UsageError
 
 # Deterministic (the same examples every run, nothing written to disk), no per-example

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,16 @@ import pandas as pd
 
 from ..errors import UsageError
 from .pairing import Match, Pairing, codes, pair, shown
+from .statistics import (
+    holm,
+    number,
+    p_text,
+    pass_at_k,
+    signed_rank_p,
+    t_half,
+    t_interval,
+    verdict,
+)  # fmt: skip
 
 __all__ = ["Contrast", "contrast", "pass_at_k", "verdict"]
 
@@ -86,10 +95,10 @@ class Contrast:
         extra += ["spread"] if "spread" in levels.columns else []
         lines.append(head + "".join(f"  {c:>15}" for c in extra))
         for level, row in levels.iterrows():
-            ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+            ci = f"[{number(row['ci_low'])}, {number(row['ci_high'])}]"
             cells = int(row["cells"])
-            text = f"  {level!s:<{width}}  {cells:>6}  {_num(row['mean']):>9}  {ci:>16}"
-            lines.append(text + "".join(f"  {_num(row[c]):>15}" for c in extra))
+            text = f"  {level!s:<{width}}  {cells:>6}  {number(row['mean']):>9}  {ci:>16}"
+            lines.append(text + "".join(f"  {number(row[c]):>15}" for c in extra))
         for _, pair_row in self.pairs.iterrows():
             lines += ["", *self._pair_lines(pair_row, what, pct)]
         return "\n".join(lines)
@@ -107,14 +116,15 @@ class Contrast:
             lines.append(f"  {name} changed with {self.factor}, left out of the pairing: "
                          f"{_listed(under_a)} -> {_listed(under_b)}")  # fmt: skip
         if n:
+            a, b = (number(pair_row[k]) for k in ("mean_a", "mean_b"))
+            low, high = (number(pair_row[k], sign=True) for k in ("ci_low", "ci_high"))
             lines.append(
-                f"  {what} {_num(pair_row['mean_a'])} -> {_num(pair_row['mean_b'])}, difference "
-                f"{_num(pair_row['diff'], sign=True)} ({pct} CI "
-                f"{_num(pair_row['ci_low'], sign=True)} to {_num(pair_row['ci_high'], sign=True)})"
+                f"  {what} {a} -> {b}, difference {number(pair_row['diff'], sign=True)} "
+                f"({pct} CI {low} to {high})"
             )
             p, adjusted = pair_row["p_value"], pair_row["p_adjusted"]
-            holm_text = f", Holm-adjusted {_p(adjusted)}" if adjusted != p else ""
-            lines.append(f"  {pair_row['test']}: p = {_p(p)}{holm_text}")
+            holm_text = f", Holm-adjusted {p_text(adjusted)}" if adjusted != p else ""
+            lines.append(f"  {pair_row['test']}: p = {p_text(p)}{holm_text}")
         lines.append(f"  {pair_row['verdict']}")
         return lines
 
@@ -224,55 +234,6 @@ _PAIR_COLUMNS = [
 ]  # fmt: skip
 
 
-def verdict(
-    a: Any,
-    b: Any,
-    *,
-    kind: str,
-    diff: float,
-    pairs: int,
-    informative: int,
-    p: float,
-    alpha: float,
-    tests: int = 1,
-    unshared: Sequence[str] = (),
-) -> tuple[str, Any, str]:
-    """``(outcome, winner, words)`` for the pair ``a``, ``b`` (``diff`` is ``b - a``; ``p``
-    adjusted over ``tests`` comparisons). Outcomes: ``better`` (the winner beats the other:
-    "B beats A: +12 points, p = 0.003"), ``no_difference``, ``too_few`` (no result could be
-    significant with so few differing pairs), ``no_pairs``. Every view words a finding this
-    way."""
-    if pairs == 0:
-        why = f" (they share no value of {', '.join(unshared)})" if unshared else ""
-        return "no_pairs", None, f"no pairs: no cell was scored under both {a} and {b}{why}"
-    need = next(m for m in itertools.count(1) if 2 * 0.5**m < alpha)
-    if informative < need:
-        return "too_few", None, (
-            f"too few pairs to tell: {informative} of {pairs} pairs differ, and at least "
-            f"{need} must differ before any result could reach p < {alpha:g}"
-        )  # fmt: skip
-    size = _difference(abs(diff), kind)
-    adjusted = f", Holm-adjusted over {tests} comparisons" if tests > 1 else ""
-    if p < alpha:
-        winner, loser = (b, a) if diff > 0 else (a, b)
-        return "better", winner, f"{winner} beats {loser}: +{size}, p = {_p(p)}{adjusted}"
-    sign = "-" if diff < 0 else "+"
-    return "no_difference", None, (
-        f"no detectable difference between {a} and {b}: {sign}{size}, p = {_p(p)}{adjusted}"
-    )  # fmt: skip
-
-
-def pass_at_k(n: Any, c: Any, k: int) -> Any:
-    """The chance that at least one of ``k`` samples drawn from ``n`` (``c`` of them passing)
-    passes: ``1 - C(n-c, k) / C(n, k)`` (Chen et al. 2021). Scalars or numpy arrays."""
-    from scipy.special import comb
-
-    if np.any(np.asarray(k) > np.asarray(n)):
-        raise ValueError(f"k={k} is more than the {n} samples")
-    out = 1.0 - comb(np.asarray(n) - np.asarray(c), k) / comb(n, k)
-    return float(out) if np.ndim(out) == 0 else out
-
-
 # ------------------------------------------------------------------------------ cells
 
 
@@ -379,7 +340,7 @@ def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float)
         else:  # t over the cells' means
             centre = np.bincount(level, mean, size) / count
             spread = np.bincount(level, (mean - centre[level]) ** 2, size) / (count - 1)
-            half = _t_half(np.sqrt(spread), count, confidence)
+            half = t_half(np.sqrt(spread), count, confidence)
             out["mean"] = np.where(samples > 0, total / samples, np.nan)
             out["ci_low"], out["ci_high"] = centre - half, centre + half
         if "agreement" in cells.columns:
@@ -393,27 +354,6 @@ def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float)
                 out["spread" if name == "std" else name] = mean_of
     out.index = pd.Index(pairing.levels, name=pairing.factor)
     return out
-
-
-def t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Student's t interval of the mean of ``x`` (a point when all are equal; none for fewer
-    than two values)."""
-    if len(x) < 2:
-        return np.nan, np.nan
-    mean = float(x.mean())
-    half = float(_t_half(np.array([x.std(ddof=1)]), np.array([len(x)]), confidence)[0])
-    return mean - half, mean + half
-
-
-def _t_half(sd: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
-    """Half-widths of t intervals from standard deviations and counts (NaN below two)."""
-    from scipy import stats
-
-    enough = n >= 2
-    half = np.full(len(n), np.nan)
-    quantile = stats.t.ppf(0.5 + confidence / 2, n[enough] - 1)
-    half[enough] = np.where(sd[enough] == 0, 0.0, quantile * sd[enough] / np.sqrt(n[enough]))
-    return half
 
 
 # ------------------------------------------------------------------------------ pairs
@@ -503,64 +443,8 @@ def _pair(
     return out
 
 
-#: Up to this many non-zero differences the signed-rank test is exact.
-EXACT_UP_TO = 50
-
-
-def signed_rank_p(d: np.ndarray) -> float:
-    """The two-sided p-value of Wilcoxon's signed-rank test of the differences ``d`` (zeros
-    dropped, ties given their mean rank).
-
-    Up to ``EXACT_UP_TO`` differences it is exact: the statistic's distribution over every
-    sign flip, counted by convolution over the (doubled, so whole) ranks. scipy computes the
-    same by enumerating the flips when ranks are tied, up to 13 of them — 8,192 statistics,
-    about a second a pair; beyond, and always above ``EXACT_UP_TO``, it uses the normal
-    approximation, as here (``tests/test_contrast.py`` checks both against scipy).
-    """
-    from scipy import stats
-
-    d = d[d != 0]
-    if len(d) > EXACT_UP_TO:
-        return float(stats.wilcoxon(d, method="asymptotic").pvalue)
-    doubled = np.rint(2 * stats.rankdata(np.abs(d))).astype(np.int64)
-    ways = np.zeros(int(doubled.sum()) + 1)
-    ways[0] = 1.0
-    for rank in doubled:  # each difference adds its rank to the sum, or not
-        ways[rank:] = ways[rank:] + ways[:-rank].copy()
-    ways /= ways.sum()
-    above = int(doubled[d > 0].sum())
-    return float(min(1.0, 2 * min(ways[: above + 1].sum(), ways[above:].sum())))
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of the p-values ``p`` (NaN: no test, left as it is): the
-    i-th smallest of m is multiplied by ``m - i``, then made non-decreasing, capped at 1."""
-    out = np.array(p, dtype=float)
-    tested = np.flatnonzero(~np.isnan(out))
-    order = tested[np.argsort(out[tested], kind="stable")]
-    m = len(order)
-    scaled = (m - np.arange(m)) * out[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled)) if m else scaled
-    return out
-
-
 # ---------------------------------------------------------------------------- wording
-
-
-def _difference(size: float, kind: str) -> str:
-    """A difference as the verdict words it: points for a pass rate."""
-    return f"{_num(size * 100)} points" if kind == "bool" else _num(size)
 
 
 def _listed(values: Sequence[Hashable]) -> str:
     return ", ".join(map(str, values)) if values else "(absent)"
-
-
-def _num(value: Any, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:+.3g}" if sign else f"{value:.3g}"
-
-
-def _p(p: float) -> str:
-    return "1" if p >= 1 else f"{p:.2g}"
