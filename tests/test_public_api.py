@@ -34,7 +34,7 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
     promptgrid.retry(df["run_id"][0], results_dir=tmp_path, progress=False)
     promptgrid.score(df, {"said": {"contains": "echo"}}, results_dir=tmp_path, progress=False)
     names = ("run", "arun", "plan", "retry", "load", "compare", "varying", "summary", "score")
-    for name in (*names, "contrast", "report"):
+    for name in (*names, "contrast", "decide", "report"):
         assert inspect.isfunction(getattr(promptgrid, name)), name
 
 
@@ -51,6 +51,7 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
         "cancel_batches",
         "score",
         "contrast",
+        "decide",
     ],
 )
 def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:

@@ -21,8 +21,10 @@ _EXPORTS = {
     "cancel_batches": "api",
     "collect": "api",
     "Contrast": "analysis",
+    "Decision": "analysis",
     "compare": "analysis",
     "contrast": "analysis",
+    "decide": "analysis",
     "load": "api",
     "plan": "api",
     "report": "api",
@@ -54,7 +56,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .analysis import Contrast, compare, contrast, summary, varying
+    from .analysis import Contrast, Decision, compare, contrast, decide, summary, varying
     from .api import (
         Experiment,
         arun,

@@ -357,12 +357,15 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
       promptgrid show
       promptgrid show RUN_ID --columns prompt,animal,response,latency_s
     """
-    from .analysis import varying
+    from .analysis import decide, varying
     from .api import load
 
     df = load(run_id, results_dir=results_dir)
     table = df[_columns(df, columns)] if columns else varying(df)
     _console_frame(table, index=False, max_rows=limit)
+    verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
+    if verdicts:
+        click.echo("\n" + _visible("\n".join(verdicts)))
 
 
 @cli.command("compare")
@@ -523,32 +526,53 @@ def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
 
 
 @cli.command()
-@click.argument("run_id", required=False)
-@click.option("--factor", default="prompt", show_default=True,
-              help="The input whose levels are compared: prompt, model, a var, ...")  # fmt: skip
-@click.option("--score", "score_name", required=True,
-              help="The score to compare, e.g. correct (column score_correct).")  # fmt: skip
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID] [RUN_B]")
+@click.option("--factor", help="The input whose levels are compared: prompt, model, a var, ... "
+              "(default: prompt; run_id for two runs).")  # fmt: skip
+@click.option("--score", "score_name",
+              help="The score to compare, e.g. correct (default: every score).")  # fmt: skip
+@click.option("--on", help="Comma-separated inputs that pair cells (default: every input).")
+@click.option("--against", help="Compare each level with this one, or 'best' (default: "
+              "every pair of levels).")  # fmt: skip
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.95, show_default=True, help="Of the intervals and the tests.")  # fmt: skip
 @results_dir_option
 def contrast(
-    run_id: str | None, factor: str, score_name: str, confidence: float, results_dir: Path
-) -> None:
+    run_ids: tuple[str, ...], factor: str | None, score_name: str | None, on: str | None,
+    against: str | None, confidence: float, results_dir: Path,
+) -> None:  # fmt: skip
     """Is one variant really better? Paired statistics between the levels of a factor.
 
-    Cells are paired on every other input; for each pair of levels: pairs, means, the
-    difference with a bootstrap interval, and an exact McNemar (pass/fail) or Wilcoxon
-    signed-rank (numeric) test, saying so when the sample is too small to tell.
+    Cells are paired on every other input (named, with the inputs that changed between two
+    runs, in the output); for each pair of levels: pairs, means, the difference with its
+    interval, and an exact McNemar (pass/fail) or Wilcoxon signed-rank (numeric) test, saying
+    so when the sample is too small to tell. Two runs: run against run, cells paired by their
+    inputs.
 
     \b
-    Example:
+    Examples:
       promptgrid contrast 20261124-105530.123-4f3a --factor prompt --score correct
+      promptgrid contrast RUN_A RUN_B --score correct
     """
-    from .analysis import contrast as compute
-    from .api import load
+    import pandas as pd
 
-    df = load(run_id, results_dir=results_dir)
-    click.echo(compute(df, factor=factor, score=score_name, confidence=confidence).report())
+    from .analysis import contrast as compute
+    from .analysis.comparison import score_columns
+    from .api import load
+    from .errors import UsageError
+
+    if len(run_ids) > 2 or (len(run_ids) == 2 and run_ids[0] == run_ids[1]):
+        raise UsageError("contrast takes one run, or two different runs to contrast")
+    frames = [load(r, results_dir=results_dir) for r in (run_ids or (None,))]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    scores = [score_name] if score_name else score_columns(df)
+    if not scores:
+        raise UsageError("the run has no scores: add scores: to the experiment, or score it "
+                         "with: promptgrid score RUN_ID --scores FILE")  # fmt: skip
+    factor = factor or ("run_id" if len(frames) > 1 else "prompt")
+    reports = [compute(df, factor=factor, score=s, on=_names(on), against=against,
+                       confidence=confidence).report() for s in scores]  # fmt: skip
+    click.echo(_visible("\n\n".join(reports)))
 
 
 @cli.command()
@@ -567,6 +591,12 @@ def schema() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _visible(text: str) -> str:
+    """Text for the terminal with its control characters (an ESC from a dataset's value in a
+    level's name, say) shown as escapes instead of acting; line breaks kept."""
+    return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _names(text: str | None) -> list[str] | None:

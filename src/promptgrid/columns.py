@@ -48,6 +48,8 @@ ONCE_PER_REQUEST: tuple[str, ...] = (
 RESERVED: frozenset[str] = frozenset(name for name, _ in (*BEFORE, *AFTER))
 #: Result columns (not inputs): everything but the run, the prompt, the repeat and choice index.
 RESULTS: frozenset[str] = RESERVED - {"run_id", "prompt", "repeat", "choice"}
+#: A cell's sample index: its repeats and, with ``n > 1``, its choices (neither is an input).
+SAMPLE_INDEX: tuple[str, ...] = ("repeat", "choice")
 
 
 def kind_of(type_names: set[str] | frozenset[str]) -> str:
@@ -65,6 +67,20 @@ def kind_of(type_names: set[str] | frozenset[str]) -> str:
 #: judges' calls about the row took (the graded call's own tokens and cost are apart).
 SCORE_ERRORS: Column = ("score_errors", "json")
 JUDGE_USAGE: tuple[Column, ...] = (("judge_tokens", "int"), ("judge_cost_usd", "float"))
+
+
+def is_input(name: str) -> bool:
+    """Whether a column is one of the grid's inputs (``run_id``, ``prompt``, a case column, var
+    or param), told by its name alone, wherever it sits and whatever its type (a table read
+    back from CSV is read the same): not a result column, a sample index, a score
+    (``score_*``: the scores, their reasons, ``score_errors``) or the judges' usage. A column
+    a user adds is taken for an input unless its name says otherwise."""
+    return not (
+        name in RESULTS
+        or name in SAMPLE_INDEX
+        or name.startswith("score_")
+        or name in (column for column, _ in JUDGE_USAGE)
+    )
 
 
 def score_columns(

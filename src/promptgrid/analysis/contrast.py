@@ -1,27 +1,33 @@
 """Is variant B really better than variant A, or is that noise? ``contrast`` answers it.
 
 For a factor of the grid (``prompt``, ``model``, ``temperature``, a var, ``run_id``) and a score,
-every pair of the factor's levels is compared on *paired* cells: two cells pair when every other
-input (prompt, case columns, vars, params, run) is the same, so each pair is the same question
-put two ways. With repeats, a cell's value is the mean of its samples.
+levels are compared on *paired* cells: two cells pair when they agree on every other input, so
+each pair is the same question put two ways. Which columns are inputs, and when the table
+cannot say which cells pair, is :mod:`promptgrid.analysis.pairing`'s rule: by name, never on a
+result, score or judge column; ``on=`` names them for a hand-built table. With repeats, a
+cell's value is the mean of its samples.
 
-For each pair of levels ``a`` (first in the table) and ``b``:
+For each pair of levels ``a`` and ``b`` (every pair; or each level against one, ``against``):
 
 - ``pairs``: cells answered under both (rows without a score — error rows — are left out);
 - ``mean_a``, ``mean_b``: the mean score (a pass rate for a bool score) over those pairs;
-- ``diff``: ``mean_b - mean_a``, with a bootstrap confidence interval (percentile method,
-  resampling pairs; seeded, so the same table gives the same interval);
+- ``diff``: ``mean_b - mean_a``, with Student's t interval over the paired differences
+  (scipy's t distribution; for a pass/fail score kept within -1 .. 1);
 - the paired test: McNemar's exact test (a binomial test on the pairs that disagree) for a
   pass/fail score with one sample per cell; the Wilcoxon signed-rank test (pairs with no
   difference dropped) for numeric scores or means over repeats. Both come from scipy;
+- ``p_adjusted``: with several pairs, Holm's adjustment over them (each pair is a test: with
+  ten of them, one in two sets of noise would show a "p < 0.05" somewhere); the verdict uses it;
 - ``informative``: the pairs that differ — the only ones either test learns from — and a
-  ``verdict`` in words. With ``n`` informative pairs no result can be more significant than
-  ``2 × 0.5^n`` (all of them one way), so fewer than 6 can never reach ``p < 0.05``: the
-  verdict then says the sample is too small to tell, whatever the means look like.
+  verdict (:func:`verdict`). With ``n`` informative pairs no result can be more significant
+  than ``2 × 0.5^n`` (all of them one way), so fewer than 6 can never reach ``p < 0.05``: the
+  verdict then says the sample is too small to tell, whatever the means look like;
+- ``changed``: inputs left out of this pair's pairing because they changed along with the
+  factor (run against run: the model), with their values under ``a`` and ``b``.
 
 Per level (``levels``): cells, samples, the mean with a confidence interval (Wilson's for a
-pass rate, treating samples as independent; a bootstrap over cells for a numeric score) and,
-with repeats, the spread within cells, ``pass@k`` (the chance that at least one of ``k``
+pass rate, treating samples as independent; Student's t over cell means for a numeric score)
+and, with repeats, the spread within cells, ``pass@k`` (the chance that at least one of ``k``
 samples passes, by the unbiased estimator of Chen et al. 2021) and the agreement across repeats
 (how often two samples of a cell agree: on the score, and on the answer's text). ``cells``
 holds those per cell.
@@ -31,7 +37,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,24 +45,34 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from .comparison import input_columns
+from .pairing import Match, Pairing, codes, pair, shown
+from .statistics import (
+    holm,
+    number,
+    p_text,
+    pass_at_k,
+    signed_rank_p,
+    t_half,
+    t_interval,
+    verdict,
+)  # fmt: skip
 
-__all__ = ["Contrast", "contrast", "pass_at_k"]
-
-#: Bootstrap resamples for confidence intervals.
-RESAMPLES = 9999
+__all__ = ["Contrast", "contrast", "pass_at_k", "verdict"]
 
 
 @dataclass(frozen=True, repr=False)
 class Contrast:
     """What :func:`contrast` found: ``pairs`` (one row per pair of levels), ``levels`` (one row
-    per level) and ``cells`` (one row per cell and level). Prints as a short report; a notebook
-    shows the tables."""
+    per level) and ``cells`` (one row per cell and level); ``paired_on``: the inputs that
+    paired the cells (those that vary), ``fixed``: the other inputs (one value each). Prints as
+    a short report; a notebook shows the tables."""
 
     factor: str
     score: str
     kind: str  #: ``bool`` (pass/fail) or ``numeric``
     confidence: float
+    paired_on: tuple[str, ...]
+    fixed: tuple[str, ...]
     pairs: pd.DataFrame
     levels: pd.DataFrame
     cells: pd.DataFrame
@@ -72,7 +87,7 @@ class Contrast:
         """The findings in words and small tables (what ``promptgrid contrast`` prints)."""
         pct = f"{self.confidence:.0%}"
         what = "pass rate" if self.kind == "bool" else "mean"
-        lines = [f"{self.score} by {self.factor}: cells are paired on every other input", ""]
+        lines = [f"{self.score} by {self.factor}: {self.pairing_text()}", ""]
         levels = self.levels
         width = max([len(str(v)) for v in levels.index] + [len(self.factor)])
         head = f"  {self.factor:<{width}}  {'cells':>6}  {what:>9}  {pct + ' CI':>16}"
@@ -80,26 +95,38 @@ class Contrast:
         extra += ["spread"] if "spread" in levels.columns else []
         lines.append(head + "".join(f"  {c:>15}" for c in extra))
         for level, row in levels.iterrows():
-            ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+            ci = f"[{number(row['ci_low'])}, {number(row['ci_high'])}]"
             cells = int(row["cells"])
-            text = f"  {level!s:<{width}}  {cells:>6}  {_num(row['mean']):>9}  {ci:>16}"
-            lines.append(text + "".join(f"  {_num(row[c]):>15}" for c in extra))
-        for _, pair in self.pairs.iterrows():
-            n = int(pair["pairs"])
-            lines += [
-                "",
-                f"{pair['a']} vs {pair['b']}: {n} pair{'s' * (n != 1)}, "
-                f"{pair['informative']} differ",
-            ]
-            if pair["pairs"]:
-                lines.append(
-                    f"  {what} {_num(pair['mean_a'])} -> {_num(pair['mean_b'])}, difference "
-                    f"{_num(pair['diff'], sign=True)} ({pct} CI {_num(pair['ci_low'], sign=True)}"
-                    f" to {_num(pair['ci_high'], sign=True)})"
-                )
-                lines.append(f"  {pair['test']}: p = {_p(pair['p_value'])}")
-            lines.append(f"  {pair['verdict']}")
+            text = f"  {level!s:<{width}}  {cells:>6}  {number(row['mean']):>9}  {ci:>16}"
+            lines.append(text + "".join(f"  {number(row[c]):>15}" for c in extra))
+        for _, pair_row in self.pairs.iterrows():
+            lines += ["", *self._pair_lines(pair_row, what, pct)]
         return "\n".join(lines)
+
+    def pairing_text(self) -> str:
+        """Which inputs paired the cells, in words."""
+        text = "cells paired on " + (", ".join(self.paired_on) or "nothing (one cell a level)")
+        return text + (f" (fixed: {', '.join(self.fixed)})" if self.fixed else "")
+
+    def _pair_lines(self, pair_row: pd.Series, what: str, pct: str) -> list[str]:
+        n = int(pair_row["pairs"])
+        lines = [f"{pair_row['a']} vs {pair_row['b']}: {n} pair{'s' * (n != 1)}, "
+                 f"{pair_row['informative']} differ"]  # fmt: skip
+        for name, (under_a, under_b) in (pair_row["changed"] or {}).items():
+            lines.append(f"  {name} changed with {self.factor}, left out of the pairing: "
+                         f"{_listed(under_a)} -> {_listed(under_b)}")  # fmt: skip
+        if n:
+            a, b = (number(pair_row[k]) for k in ("mean_a", "mean_b"))
+            low, high = (number(pair_row[k], sign=True) for k in ("ci_low", "ci_high"))
+            lines.append(
+                f"  {what} {a} -> {b}, difference {number(pair_row['diff'], sign=True)} "
+                f"({pct} CI {low} to {high})"
+            )
+            p, adjusted = pair_row["p_value"], pair_row["p_adjusted"]
+            holm_text = f", Holm-adjusted {p_text(adjusted)}" if adjusted != p else ""
+            lines.append(f"  {pair_row['test']}: p = {p_text(p)}{holm_text}")
+        lines.append(f"  {pair_row['verdict']}")
+        return lines
 
     def _repr_html_(self) -> str:
         verdicts = "".join(
@@ -109,7 +136,7 @@ class Contrast:
         )
         return (
             f"<p><b>{html.escape(self.score)}</b> by <b>{html.escape(self.factor)}</b> "
-            "(cells paired on every other input)</p>"
+            f"({html.escape(self.pairing_text())})</p>"
             f"<ul>{verdicts}</ul>{self.levels.to_html()}{self.pairs.to_html(index=False)}"
         )
 
@@ -119,79 +146,114 @@ def contrast(
     *,
     factor: str = "prompt",
     score: str,
+    on: Sequence[str] | None = None,
+    against: Any = None,
     confidence: float = 0.95,
     k: int | None = None,
-    seed: int = 0,
 ) -> Contrast:
     """Compare the levels of ``factor`` on ``score``, on paired cells (see the module doc).
 
     Args:
-        df: a result table (``run``, ``load``, ``score``; several runs concatenated too).
-        factor: the input whose levels are compared: ``prompt``, ``model``, a var, ...
+        df: a result table (``run``, ``load``, ``score``; several runs concatenated; a subset
+            of its columns; a CSV read back), or a table of your own.
+        factor: the input whose levels are compared: ``prompt``, ``model``, a var,
+            ``run_id`` (runs concatenated), ...
         score: the score, by name (``correct``) or column (``score_correct``); any numeric or
             bool column works.
+        on: the inputs that pair cells, for a table of your own (default: every input, told
+            by name: see :mod:`promptgrid.analysis.pairing`).
+        against: compare each level with this one only (a baseline), or with ``"best"``, the
+            level with the highest mean (default: every pair of levels).
         confidence: of the intervals; the tests' verdicts use ``1 - confidence`` as the level.
         k: for ``pass@k`` with repeats (default: the fewest samples of any cell).
-        seed: of the bootstrap.
+
+    Raises:
+        UsageError: a column is missing; or the table cannot say which cells pair (a cell
+            appears twice under one level; a column conflicts): the message says what to
+            keep or pass.
 
     Example::
 
         result = promptgrid.contrast(df, factor="prompt", score="correct")
         print(result)          # levels, and each pair: difference, CI, p-value, verdict
         result.pairs           # the same as a DataFrame
+        promptgrid.contrast(pd.concat([load(a), load(b)]), factor="run_id", score="correct")
     """
-    column = score if score in df.columns else f"score_{score}"
-    for name in (column, factor):
-        if name not in df.columns:
-            scores = [c for c in df.columns if str(c).startswith("score_")]
-            raise UsageError(
-                f"no column {name!r} in the table; its scores: {', '.join(scores) or 'none'}"
-            )
+    column = score_column(df, score)
+    _require_factor(df, factor)
     if not 0 < confidence < 1:
         raise UsageError(f"confidence must be between 0 and 1, not {confidence}")
-    kind, values = _values(df[column])
-    keys = [c for c in input_columns(df) if c not in (factor, "repeat")]
-    cells = _cells(df, keys, factor, values, k)
-    levels = list(dict.fromkeys(df[factor].tolist()))
-    alpha = 1 - confidence
-    rng = np.random.default_rng(seed)
-    rows = [
-        _pair(cells, keys, factor, a, b, kind, confidence, alpha, rng)
-        for a, b in itertools.combinations(levels, 2)
-    ]
-    pairs = pd.DataFrame(rows, columns=_PAIR_COLUMNS)
-    per_level = _levels(cells, df, factor, column, levels, kind, confidence, rng)
-    return Contrast(factor, column, kind, confidence, pairs, per_level, cells)
+    return contrast_paired(pair(df, factor, on, [column]), df, column, against, confidence, k)
+
+
+def score_column(df: pd.DataFrame, score: str) -> str:
+    """The column of a score given by name or column; a clear error if there is none."""
+    column = score if score in df.columns else f"score_{score}"
+    if column not in df.columns:
+        scores = [str(c) for c in df.columns if str(c).startswith("score_")]
+        raise UsageError(
+            f"no column {column!r} in the table; its scores: {', '.join(scores) or 'none'}"
+        )
+    return column
+
+
+def contrast_paired(
+    pairing: Pairing,
+    df: pd.DataFrame,
+    column: str,
+    against: Any,
+    confidence: float,
+    k: int | None = None,
+) -> Contrast:
+    """:func:`contrast` on cells already paired (``decide`` pairs once for every score)."""
+    kind, values = score_values(df[column])
+    cells = _cell_stats(pairing, values.to_numpy(float), df, k)
+    levels = _levels(cells, pairing, kind, confidence)
+    pairs = _pairs(pairing, cells, levels, kind, confidence, against)
+    varying = pairing.varying()
+    shown_cells = _shown_cells(pairing, df, cells)
+    # An input every pair left out (it changed with the factor) paired nothing.
+    changed = [set(c or ()) for c in pairs["changed"]]
+    left_out = set.intersection(*changed) if changed else set()
+    return Contrast(
+        factor=pairing.factor,
+        score=column,
+        kind=kind,
+        confidence=confidence,
+        paired_on=tuple(c for c in varying if c not in left_out),
+        fixed=tuple(c for c in pairing.on if c not in varying),
+        pairs=pairs,
+        levels=levels,
+        cells=shown_cells,
+    )
 
 
 _PAIR_COLUMNS = [
-    "a",
-    "b",
-    "pairs",
-    "mean_a",
-    "mean_b",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "test",
-    "p_value",
-    "informative",
-    "verdict",
-]
+    "a", "b", "pairs", "informative", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "test",
+    "p_value", "p_adjusted", "outcome", "winner", "verdict", "changed",
+]  # fmt: skip
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """The chance that at least one of ``k`` samples drawn from ``n`` (``c`` of them passing)
-    passes: ``1 - C(n-c, k) / C(n, k)`` (Chen et al. 2021)."""
-    if k > n:
-        raise ValueError(f"k={k} is more than the {n} samples")
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+# ------------------------------------------------------------------------------ cells
 
 
-def _values(series: pd.Series) -> tuple[str, pd.Series]:
-    """(kind, the values as floats with NaN for missing)."""
+def _require_factor(df: pd.DataFrame, factor: str) -> None:
+    if factor not in df.columns:
+        raise UsageError(
+            f"no column {factor!r} in the table to compare levels of; "
+            f"it has {', '.join(map(str, df.columns))}"
+        )
+
+
+def score_values(series: pd.Series) -> tuple[str, pd.Series]:
+    """A score column read one way for every view: ``(kind, values)``, kind ``bool`` (a
+    pass/fail score, whatever its dtype: ``bool``, ``boolean``, objects from a CSV) or
+    ``numeric``, the values as floats with NaN for missing."""
+    if pd.api.types.is_bool_dtype(series):
+        floats = series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        return "bool", pd.Series(floats, index=series.index, name=series.name)
     present = series.dropna()
-    if present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+    if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
         return "bool", series.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
     numbers = pd.to_numeric(series, errors="coerce")
     if numbers.notna().sum() < present.size:
@@ -199,74 +261,169 @@ def _values(series: pd.Series) -> tuple[str, pd.Series]:
     return "numeric", numbers.astype(float)
 
 
-def _cells(
-    df: pd.DataFrame, keys: list[str], factor: str, values: pd.Series, k: int | None
+def _cell_stats(
+    pairing: Pairing, values: np.ndarray, df: pd.DataFrame, k: int | None
 ) -> pd.DataFrame:
-    """One row per cell (keys + factor): samples, mean, std, and with repeats pass@k and
-    agreement (on the score, and on the answer's text when there is one)."""
-    work = df[[*keys, factor]].copy()
-    work["__value__"] = values.to_numpy()
-    if "response" in df.columns:
-        work["__text__"] = df["response"].to_numpy()
-    work = work[work["__value__"].notna()]
-    groups = work.groupby([*keys, factor], sort=False, dropna=False)
-    out = groups["__value__"].agg(n="size", mean="mean", std="std").reset_index()
-    most = int(out["n"].max()) if len(out) else 1
-    if most > 1:
-        k = k or int(out["n"].min())
-        binary = bool(work["__value__"].isin([0.0, 1.0]).all())
-        scores = groups["__value__"].apply(list).to_numpy()
-        if binary:
-            out[f"pass@{k}"] = [
-                pass_at_k(len(v), int(sum(v)), k) if len(v) >= k else np.nan for v in scores
-            ]
-        out["agreement"] = [_agreement(v) for v in scores]
-        if "__text__" in work.columns:
-            out["answer_agreement"] = [_agreement(v) for v in groups["__text__"].apply(list)]
+    """Per cell (all of them, scored or not): samples ``n``, ``mean``, ``std``, and with
+    repeats ``pass@k`` and the agreements. Vectorised: one bincount per statistic."""
+    scored = ~np.isnan(values)
+    cell, value = pairing.row_cell[scored], values[scored]
+    size = pairing.cells
+    n = np.bincount(cell, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(cell, value, size) / n
+        spread = np.bincount(cell, (value - mean[cell]) ** 2, size) / (n - 1)
+    out = pd.DataFrame({"n": n, "mean": mean, "std": np.sqrt(np.where(n > 1, spread, np.nan))})
+    if n.max(initial=0) > 1:
+        k = k or int(n[n > 0].min())
+        if np.isin(value, (0.0, 1.0)).all():
+            passed = np.bincount(cell, value, size)
+            ok = n >= k
+            at_k = np.full(size, np.nan)
+            at_k[ok] = pass_at_k(n[ok], passed[ok], k)
+            out[f"pass@{k}"] = at_k
+        out["agreement"] = _agreement(cell, pd.factorize(value)[0], n)
+        if "response" in df.columns:
+            out["answer_agreement"] = _agreement(cell, codes(df["response"])[0][scored], n)
     return out
 
 
-def _agreement(values: Sequence[Hashable]) -> float:
-    """How often two samples of a cell agree: the share of pairs of samples that are equal."""
-    n = len(values)
-    if n < 2:
-        return np.nan
-    counts = pd.Series(list(values)).value_counts(dropna=False)
-    return float((counts * (counts - 1)).sum() / (n * (n - 1)))
+def _agreement(cell: np.ndarray, code: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per cell, how often two of its samples agree (their values' codes are equal): the
+    share of pairs of samples that are equal (NaN with fewer than two samples)."""
+    both = pd.factorize(cell * (int(code.max(initial=0)) + 1) + code)[0]
+    counts = np.bincount(both)
+    owner = np.zeros(len(counts), dtype=np.int64)
+    owner[both] = cell
+    same = np.bincount(owner, counts * (counts - 1.0), len(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 1, same / (n * (n - 1.0)), np.nan)
+
+
+def _shown_cells(pairing: Pairing, df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with the inputs and the level of each, scored cells only."""
+    scored = np.flatnonzero(cells["n"].to_numpy() > 0)
+    rows = pairing.cell_row[scored]
+    names = [*pairing.varying(), pairing.factor]
+    inputs = df[names].iloc[rows].reset_index(drop=True)
+    return pd.concat([inputs, cells.iloc[scored].reset_index(drop=True)], axis=1)
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float) -> pd.DataFrame:
+    """One row per level (in the table's order): its scored cells and samples, the mean (a
+    pass rate) with its interval, and with repeats the means of the cells' extras."""
+    from scipy import stats
+
+    n = cells["n"].to_numpy()
+    scored = n > 0
+    level, size = pairing.cell_level[scored], len(pairing.levels)
+    mean = cells["mean"].to_numpy(float)[scored]
+    count = np.bincount(level, minlength=size)
+    samples = np.bincount(level, n[scored], size).astype(int)
+    total = np.bincount(level, mean * n[scored], size)
+    out = pd.DataFrame({"cells": count, "samples": samples}, index=pd.RangeIndex(size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "bool":
+            passed = np.round(total).astype(int)
+            bounds = [
+                stats.binomtest(int(k), int(m)).proportion_ci(confidence, method="wilson")
+                if m
+                else None
+                for k, m in zip(passed, samples, strict=True)
+            ]
+            out["mean"] = np.where(samples > 0, passed / samples, np.nan)
+            out["ci_low"] = [b.low if b else np.nan for b in bounds]
+            out["ci_high"] = [b.high if b else np.nan for b in bounds]
+        else:  # t over the cells' means
+            centre = np.bincount(level, mean, size) / count
+            spread = np.bincount(level, (mean - centre[level]) ** 2, size) / (count - 1)
+            half = t_half(np.sqrt(spread), count, confidence)
+            out["mean"] = np.where(samples > 0, total / samples, np.nan)
+            out["ci_low"], out["ci_high"] = centre - half, centre + half
+        if "agreement" in cells.columns:
+            extras = ["std", *[c for c in cells.columns if c.startswith("pass@")], "agreement"]
+            extras += ["answer_agreement"] if "answer_agreement" in cells.columns else []
+            for name in extras:
+                values = cells[name].to_numpy(float)[scored]
+                known = ~np.isnan(values)
+                found = np.bincount(level[known], values[known], size)
+                mean_of = found / np.bincount(level[known], minlength=size)
+                out["spread" if name == "std" else name] = mean_of
+    out.index = pd.Index(pairing.levels, name=pairing.factor)
+    return out
+
+
+# ------------------------------------------------------------------------------ pairs
+
+
+def _pairs(
+    pairing: Pairing,
+    cells: pd.DataFrame,
+    levels: pd.DataFrame,
+    kind: str,
+    confidence: float,
+    against: Any,
+) -> pd.DataFrame:
+    """One row per pair of levels compared, with Holm's adjustment over them."""
+    compared = _compared(pairing, levels, against)
+    found = [_pair(pairing, cells, a, b, kind, confidence) for a, b in compared]
+    p = np.array([f["p_value"] for f in found], dtype=float)
+    adjusted = holm(p)
+    tests = int((~np.isnan(p)).sum())
+    alpha = 1 - confidence
+    for found_pair, p_adjusted in zip(found, adjusted, strict=True):
+        found_pair["p_adjusted"] = p_adjusted
+        outcome, winner, words = verdict(
+            found_pair["a"], found_pair["b"], kind=kind, diff=found_pair["diff"],
+            pairs=found_pair["pairs"], informative=found_pair["informative"],
+            p=p_adjusted, alpha=alpha, tests=tests, unshared=found_pair.pop("unshared"),
+        )  # fmt: skip
+        found_pair.update(outcome=outcome, winner=winner, verdict=words)
+    return pd.DataFrame(found, columns=_PAIR_COLUMNS)
+
+
+def _compared(pairing: Pairing, levels: pd.DataFrame, against: Any) -> list[tuple[int, int]]:
+    """The pairs of level codes to compare: all of them, or each against one."""
+    count = len(pairing.levels)
+    if against is None:
+        return list(itertools.combinations(range(count), 2))
+    if isinstance(against, str) and against == "best" and "best" not in pairing.levels:
+        means = levels["mean"].to_numpy(float)
+        base = int(np.nanargmax(means)) if np.isfinite(means).any() else 0
+    elif against in pairing.levels:
+        base = pairing.levels.index(against)
+    else:
+        raise UsageError(
+            f"against={shown(against)} is not a level of {pairing.factor}; its levels: "
+            f"{', '.join(map(shown, pairing.levels))} (or 'best')"
+        )
+    return [(base, other) for other in range(count) if other != base]
 
 
 def _pair(
-    cells: pd.DataFrame,
-    keys: list[str],
-    factor: str,
-    a: Any,
-    b: Any,
-    kind: str,
-    confidence: float,
-    alpha: float,
-    rng: np.random.Generator,
-) -> list[Any]:
+    pairing: Pairing, cells: pd.DataFrame, a: int, b: int, kind: str, confidence: float
+) -> dict[str, Any]:
     from scipy import stats
 
-    left = cells[cells[factor] == a]
-    right = cells[cells[factor] == b]
-    if keys:
-        both = left.merge(right, on=keys, suffixes=("_a", "_b"))
-    else:  # no other input: a single cell per level
-        both = pd.concat(
-            [
-                left.add_suffix("_a").reset_index(drop=True),
-                right.add_suffix("_b").reset_index(drop=True),
-            ],
-            axis=1,
-        ).dropna(subset=["mean_a", "mean_b"])
-    n = len(both)
-    if n == 0:
-        verdict = f"no pairs: no cell was scored under both {a} and {b}"
-        return [a, b, 0, np.nan, np.nan, np.nan, np.nan, np.nan, "", np.nan, 0, verdict]
-    x, y = both["mean_a"].to_numpy(float), both["mean_b"].to_numpy(float)
+    match: Match = pairing.match(a, b)
+    n_cell = cells["n"].to_numpy()
+    scored = (n_cell[match.a_cells] > 0) & (n_cell[match.b_cells] > 0)
+    left, right = match.a_cells[scored], match.b_cells[scored]
+    mean = cells["mean"].to_numpy(float)
+    x, y = mean[left], mean[right]
     d = y - x
-    single = bool((both["n_a"] == 1).all() and (both["n_b"] == 1).all())
+    out: dict[str, Any] = {
+        "a": pairing.levels[a], "b": pairing.levels[b], "pairs": len(d), "informative": 0,
+        "mean_a": np.nan, "mean_b": np.nan, "diff": np.nan, "ci_low": np.nan,
+        "ci_high": np.nan, "test": "", "p_value": np.nan, "changed": match.changed,
+        "unshared": match.unshared,
+    }  # fmt: skip
+    if not len(d):
+        return out
+    single = bool((n_cell[left] == 1).all() and (n_cell[right] == 1).all())
     if kind == "bool" and single:
         test = "McNemar exact test"
         gains, losses = int(((x == 0) & (y == 1)).sum()), int(((x == 1) & (y == 0)).sum())
@@ -275,87 +432,19 @@ def _pair(
     else:
         test = "Wilcoxon signed-rank test"
         informative = int((d != 0).sum())
-        p = float(stats.wilcoxon(d).pvalue) if informative else 1.0
-    low, high = _bootstrap(d, confidence, rng)
-    verdict = _verdict(a, b, float(d.mean()), n, informative, float(p), alpha)
-    return [a, b, n, x.mean(), y.mean(), d.mean(), low, high, test, p, informative, verdict]
-
-
-def _bootstrap(d: np.ndarray, confidence: float, rng: np.random.Generator) -> tuple[float, float]:
-    """A percentile bootstrap interval of the mean of ``d`` (exact when all are equal)."""
-    from scipy import stats
-
-    if len(d) < 2 or np.all(d == d[0]):
-        return (float(d[0]), float(d[0])) if len(d) else (np.nan, np.nan)
-    result = stats.bootstrap(
-        (d,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=RESAMPLES,
-        method="percentile",
-        rng=rng,
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def _verdict(a: Any, b: Any, diff: float, n: int, informative: int, p: float, alpha: float) -> str:
-    """The finding in words; plain about a sample too small to tell."""
-    need = next(m for m in itertools.count(1) if 2 * 0.5**m < alpha)
-    if informative < need:
-        return (
-            f"too few pairs to tell: {informative} of {n} pairs differ, and at least {need} "
-            f"must differ before any result could reach p < {alpha:g}"
-        )
-    if p < alpha:
-        better, worse = (b, a) if diff > 0 else (a, b)
-        return f"{better} scores higher than {worse} (p = {_p(p)} < {alpha:g})"
-    return f"no clear difference (p = {_p(p)} >= {alpha:g}): it may be noise"
-
-
-def _levels(
-    cells: pd.DataFrame,
-    df: pd.DataFrame,
-    factor: str,
-    column: str,
-    levels: list[Any],
-    kind: str,
-    confidence: float,
-    rng: np.random.Generator,
-) -> pd.DataFrame:
-    from scipy import stats
-
-    rows = []
-    for level in levels:
-        mine = cells[cells[factor] == level]
-        samples = int(mine["n"].sum())
-        row: dict[str, Any] = {"cells": len(mine), "samples": samples}
-        if kind == "bool" and samples:
-            passed = round((mine["mean"] * mine["n"]).sum())
-            ci = stats.binomtest(passed, samples).proportion_ci(confidence, method="wilson")
-            row.update(mean=passed / samples, ci_low=ci.low, ci_high=ci.high)
-        elif samples:
-            low, high = _bootstrap(mine["mean"].to_numpy(float), confidence, rng)
-            mean = float((mine["mean"] * mine["n"]).sum() / samples)
-            row.update(mean=mean, ci_low=low, ci_high=high)
-        else:
-            row.update(mean=np.nan, ci_low=np.nan, ci_high=np.nan)
-        if "agreement" in cells.columns:
-            row["spread"] = mine["std"].mean()
-            for name in [c for c in cells.columns if c.startswith("pass@")]:
-                row[name] = mine[name].mean()
-            row["agreement"] = mine["agreement"].mean()
-            if "answer_agreement" in cells.columns:
-                row["answer_agreement"] = mine["answer_agreement"].mean()
-        rows.append(row)
-    out = pd.DataFrame(rows, index=pd.Index(levels, name=factor))
+        p = signed_rank_p(d) if informative else 1.0
+    low, high = t_interval(d, confidence)
+    if kind == "bool":
+        low, high = max(low, -1.0), min(high, 1.0)
+    out.update(
+        informative=informative, mean_a=float(x.mean()), mean_b=float(y.mean()),
+        diff=float(d.mean()), ci_low=low, ci_high=high, test=test, p_value=float(p),
+    )  # fmt: skip
     return out
 
 
-def _num(value: Any, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:+.3g}" if sign else f"{value:.3g}"
+# ---------------------------------------------------------------------------- wording
 
 
-def _p(p: float) -> str:
-    return "1" if p >= 1 else f"{p:.2g}"
+def _listed(values: Sequence[Hashable]) -> str:
+    return ", ".join(map(str, values)) if values else "(absent)"
