@@ -25,6 +25,8 @@ _EXPORTS = {
     "contrast": "analysis",
     "load": "api",
     "plan": "api",
+    "Replay": "race.replay",
+    "replay": "api",
     "report": "api",
     "retry": "api",
     "run": "api",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
         collect,
         load,
         plan,
+        replay,
         report,
         retry,
         run,
@@ -89,6 +92,7 @@ if TYPE_CHECKING:
         UsageError,
     )  # fmt: skip
     from .planning import Plan
+    from .race.replay import Replay
 
 
 def __getattr__(name: str) -> object:
