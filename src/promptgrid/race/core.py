@@ -4,8 +4,10 @@ The variants (the levels of the competing factor: prompts, models, ...) are run 
 one block is one combination of every other axis of the grid (case × vars × other parameters),
 with all its repeats. The blocks are taken in a seeded order (:func:`block_order`), in rounds:
 the first has ``min_cases`` blocks, each later one adds 10 % of the blocks run so far
-(``GROWTH``: fewer waits at the end of rounds against a small overshoot past the block where a
-variant could have gone). Every survivor runs every block of a round.
+(``GROWTH``), and at least half of ``min_cases``: rounds big enough to keep calls in flight and
+few waits for a round's slowest call, against a small overshoot past the block where a
+variant could have gone (it costs about 1 % of the grid's calls in benchmarks/bench_race.py).
+Every survivor runs every block of a round.
 
 A block's value for a variant is the mean of its samples (its repeats, and its choices when
 ``n > 1``), each normalised to [0, 1] (:class:`Scale`), or None when none was scored (error
@@ -278,14 +280,14 @@ class Race:
         if self.position < self.rules.min_cases:
             size = self.rules.min_cases - self.position
         else:
-            size = max(1, math.ceil(self.position * GROWTH))
+            size = max(math.ceil(self.position * GROWTH), math.ceil(self.rules.min_cases / 2))
         end = min(self.n_blocks, self.position + size)
         return Round(self.rounds + 1, self.order[self.position : end], self.survivors)
 
     def observe(self, scores: Scores) -> tuple[Race, Decision]:
         """The state after :meth:`next_round` was run: ``scores`` maps each of its variants
         to one value per block of the round (in the round's order): a block value in [0, 1]
-        (:func:`block_value`) or None."""
+        (:func:`block_value`), or None (or NaN) for a block with no score."""
         round_ = self.next_round()
         rows = np.array([self.variants.index(v) for v in round_.variants], dtype=np.intp)
         found = _matrix(scores, round_)
@@ -294,7 +296,7 @@ class Race:
         values[rows, self.position : end] = found
         evidence = self.evidence.advance(rows, found, self.position, self.rules.min_cases)
         state = replace(self, position=end, rounds=round_.number, values=values, evidence=evidence)
-        dropped = state._eliminations(rows) if end >= self.rules.min_cases else ()
+        dropped = state._eliminations() if end >= self.rules.min_cases else ()
         gone = {e.variant for e in dropped}
         survivors = tuple(v for v in self.survivors if v not in gone)
         stop: StopReason | None = None
@@ -385,13 +387,16 @@ class Race:
 
         return sorted(names, key=key)
 
-    def _eliminations(self, rows: NDArray[np.intp]) -> tuple[Elimination, ...]:
+    def _eliminations(self) -> tuple[Elimination, ...]:
         """Survivors some other survivor is confidently better than, weakest first, while
         more than ``keep`` remain."""
+        rows = [self.variants.index(v) for v in self.survivors]
         peak = self.evidence.peak[np.ix_(rows, rows)]
         beats = peak >= self.log_threshold
         np.fill_diagonal(beats, False)
-        names = [self.variants[r] for r in rows]
+        if not beats.any():
+            return ()
+        names = list(self.survivors)
         beaten = [names[j] for j in range(len(names)) if beats[:, j].any()]
         room = len(names) - self.rules.keep
         dropped = list(reversed(self._ranked(beaten)))[:room]
@@ -419,18 +424,13 @@ def _matrix(scores: Scores, round_: Round) -> NDArray[np.float64]:
     """The round's scores as variants × blocks (NaN: None), checked."""
     if set(scores) != set(round_.variants):
         raise ValueError(f"scores for {sorted(scores)}, the round runs {list(round_.variants)}")
-    out = np.full((len(round_.variants), len(round_.blocks)), np.nan)
-    for i, name in enumerate(round_.variants):
-        given = scores[name]
-        if len(given) != len(round_.blocks):
-            raise ValueError(f"{name}: {len(given)} values for {len(round_.blocks)} blocks")
-        for t, value in enumerate(given):
-            if value is None:
-                continue
-            if not 0.0 <= float(value) <= 1.0:  # NaN fails too
-                raise ValueError(f"{name}: block value {value!r} is not in [0, 1]")
-            out[i, t] = float(value)
-    return out
+    for name in round_.variants:
+        if len(scores[name]) != len(round_.blocks):
+            raise ValueError(f"{name}: {len(scores[name])} values for {len(round_.blocks)} blocks")
+    out = np.array([scores[v] for v in round_.variants], dtype=float)  # None becomes NaN
+    if ((out < 0) | (out > 1)).any():  # NaN compares False: no score is fine
+        raise ValueError(f"a block value is not in [0, 1]: {out[(out < 0) | (out > 1)][0]}")
+    return out.reshape(len(round_.variants), len(round_.blocks))
 
 
 def drive(race: Race, scores: Callable[[Round], Scores | None]) -> Race:

@@ -35,7 +35,6 @@ Everything here is arithmetic on arrays (numpy): no state of its own, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +50,6 @@ __all__ = [
 ]  # fmt: skip
 
 Floats = NDArray[np.float64]
-G = TypeVar("G", bound=np.generic)
 
 #: The largest fraction of wealth staked: keeps ``1 + λ (D - m) ≥ 0`` for all ``D, m`` in [-1, 1].
 CAP = 0.5
@@ -61,7 +59,7 @@ PRIOR = 1.0
 
 def bets(s1: Floats, s2: Floats) -> Floats:
     """The bets for differences whose past sums are ``s1`` (of D) and ``s2`` (of D²)."""
-    return np.clip(s1 / (PRIOR + s2), 0.0, CAP)
+    return np.minimum(np.maximum(s1 / (PRIOR + s2), 0.0), CAP)  # np.clip is slower
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,32 +88,28 @@ class PairEvidence:
         """The evidence after the variants ``rows`` answered a round of blocks.
 
         ``values`` is ``len(rows) × blocks`` (NaN: no score), ``first`` the race position
-        (blocks run before this round); wealth counts towards ``peak`` from the block whose
+        (blocks run before this round). Wealth counts towards ``peak`` from the block whose
         1-based position is ``min_cases`` on. Pairs outside ``rows`` are left as they are."""
         d = values[:, None, :] - values[None, :, :]  # [a, b, t] = x_a,t - x_b,t
         present = ~np.isnan(d)
         d = np.where(present, d, 0.0)
-        at = np.ix_(rows, rows)
+        # All variants still running (most rounds of a short race): plain slices, no copies.
+        at = (slice(None), slice(None)) if len(rows) == len(self.n) else np.ix_(rows, rows)
         # Sums over the past only (exclusive running sums): each bet sees what came before it.
         c1 = self.s1[at][..., None] + np.cumsum(d, axis=-1) - d
         c2 = self.s2[at][..., None] + np.cumsum(d * d, axis=-1) - d * d
         path = self.log_w[at][..., None] + np.cumsum(np.log1p(bets(c1, c2) * d), axis=-1)
         counted = present & (first + np.arange(1, values.shape[1] + 1) >= min_cases)
         peak = np.maximum(self.peak[at], np.where(counted, path, -np.inf).max(axis=-1))
-        return PairEvidence(
-            _put(self.n, at, self.n[at] + present.sum(axis=-1)),
-            _put(self.s1, at, c1[..., -1] + d[..., -1]),
-            _put(self.s2, at, c2[..., -1] + d[..., -1] ** 2),
-            _put(self.log_w, at, path[..., -1]),
-            _put(self.peak, at, peak),
+        out = PairEvidence(
+            self.n.copy(), self.s1.copy(), self.s2.copy(), self.log_w.copy(), self.peak.copy()
         )
-
-
-def _put(array: NDArray[G], at: tuple[NDArray[np.intp], ...], value: NDArray[Any]) -> NDArray[G]:
-    """A copy of ``array`` with ``value`` at ``at`` (states are never changed in place)."""
-    out: NDArray[G] = array.copy()
-    out[at] = value
-    return out
+        out.n[at] += present.sum(axis=-1)
+        out.s1[at] = c1[..., -1] + d[..., -1]
+        out.s2[at] = c2[..., -1] + d[..., -1] ** 2
+        out.log_w[at] = path[..., -1]
+        out.peak[at] = peak
+        return out
 
 
 def decision_bets(d: Floats) -> Floats:
@@ -150,6 +144,9 @@ def lower_bound(d: Floats, lam: Floats, counted: NDArray[np.bool_], log_threshol
         factors = np.maximum(1.0 + lam * (d - m), 1e-300)  # 0 only at m = 1: keep log finite
         return float(np.cumsum(np.log(factors))[counted].max() - log_threshold)
 
+    # excess falls as m grows and is below 0 at m = 1: one look at 0 halves the bracket.
+    if excess(0.0) >= 0:
+        return float(brentq(excess, 0.0, 1.0, xtol=1e-4))
     if excess(-1.0) < 0:
         return -1.0
-    return float(brentq(excess, -1.0, 1.0, xtol=1e-6))
+    return float(brentq(excess, -1.0, 0.0, xtol=1e-4))
