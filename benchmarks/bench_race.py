@@ -46,7 +46,7 @@ def simulate(races: int) -> dict[str, np.ndarray]:
         data[order] = (rng.random((VARIANTS, CASES)) < RATES[:, None]).astype(float)
 
         def scores(r: Round, data: np.ndarray = data) -> dict[str, list[float | None]]:
-            return {v: data[names.index(v), list(r.blocks)].tolist() for v in r.variants}
+            return {v: data[int(v[1:]), list(r.blocks)].tolist() for v in r.variants}
 
         outcome = drive(Race.start(names, CASES, Rules(seed=seed)), scores).outcome()
         named.append(outcome.winner == best)

@@ -211,8 +211,11 @@ def test_a_race_replayed_from_stored_scores_reaches_the_same_decisions() -> None
     whole = drive(Race.start(list(scores), 300, rules), fixed(scores))
     # Stopped after three rounds (killed mid-race), then resumed from the same scores.
     rounds = iter(range(3))
-    partial = drive(Race.start(list(scores), 300, rules),
-                    lambda r: fixed(scores)(r) if next(rounds, None) is not None else None)  # fmt: skip
+
+    def first_three(r: Round) -> dict | None:
+        return fixed(scores)(r) if next(rounds, None) is not None else None
+
+    partial = drive(Race.start(list(scores), 300, rules), first_three)
     assert partial.rounds == 3 and not partial.done
     resumed = drive(partial, fixed(scores))
     replayed = drive(Race.start(list(scores), 300, rules), fixed(scores))

@@ -136,7 +136,9 @@ def replay_table(
     if settings.keep >= len(variants):
         raise UsageError(f"keep={settings.keep}, but {factor!r} has {len(variants)} value(s) "
                          "in the table: nothing to race")  # fmt: skip
-    keys = [c for c in input_columns(df) if c not in (factor, "repeat")]
+    # A table without ``repeat`` (built by hand) has its scores among the "inputs": not keys.
+    keys = [c for c in input_columns(df) if c not in (factor, "repeat")
+            and not c.startswith(("score_", "judge_"))]  # fmt: skip
     work = pd.DataFrame({
         "variant": df[factor].astype(str).to_numpy(),
         "block": _block_ids(df, keys, factor),
