@@ -120,7 +120,7 @@ def test_numeric_scores_are_normalised_to_their_bounds() -> None:
     result = promptgrid.replay(df, race={"score": "rating", "bounds": [1, 5], "min_cases": 10})
     assert result.winner == "a" and result.table["mean"].max() <= 5
     assert result.outcome.eliminations[0].estimate <= 1.0  # normalised units
-    with pytest.raises(UsageError, match=r"outside the race's bounds \[0, 1\].*--bounds"):
+    with pytest.raises(UsageError, match=r"score 3 is outside the race's range.*--bounds"):
         promptgrid.replay(df, race={"score": "rating"})
 
 

@@ -6,7 +6,7 @@ with all its repeats. The blocks are taken in a seeded order (:func:`block_order
 the first has ``min_cases`` blocks, each later one adds 10 % of the blocks run so far
 (``GROWTH``), and at least half of ``min_cases``: rounds big enough to keep calls in flight and
 few waits for a round's slowest call, against a small overshoot past the block where a
-variant could have gone (it costs about 1 % of the grid's calls in benchmarks/bench_race.py).
+variant could have gone (under 1 % of the grid's calls in benchmarks/bench_race.py).
 Every survivor runs every block of a round.
 
 A block's value for a variant is the mean of its samples (its repeats, and its choices when

@@ -187,21 +187,18 @@ def _block_ids(df: pd.DataFrame, keys: list[str], factor: str) -> NDArray[np.int
     return np.asarray(text.groupby([*keys, "__nth__"], sort=False).ngroup(), dtype=np.int64)
 
 
-def _normalised(series: pd.Series, scale: Scale) -> np.ndarray:
-    """The score column as floats in [0, 1] (NaN: no score); a value outside the race's
-    bounds is a clear error (the guarantee needs bounded scores)."""
+def _normalised(series: pd.Series, scale: Scale) -> NDArray[np.float64]:
+    """The score column as floats in [0, 1] (NaN: no score), by ``Scale.normalise``; a value
+    outside the race's bounds is a clear error (the guarantee needs bounded scores)."""
     present = series.dropna()
     if not present.map(lambda v: isinstance(v, bool | np.bool_ | int | float | np.number)).all():
         raise UsageError(f"{series.name} is not a score: its values are not numbers or bools")
-    numbers = pd.to_numeric(series.map(lambda v: None if pd.isna(v) else float(v)))
-    bad = numbers[numbers.notna() & ~numbers.between(scale.low, scale.high)]
-    if len(bad):
-        raise UsageError(
-            f"{series.name} has {bad.iloc[0]:g}, outside the race's bounds [{scale.low:g}, "
-            f"{scale.high:g}]: give the score's bounds (race={{'bounds': [low, high]}}, "
-            "--bounds LOW,HIGH)"
-        )
-    return ((numbers - scale.low) / (scale.high - scale.low)).to_numpy(dtype=float)
+    try:
+        out = [np.nan if pd.isna(v) else scale.normalise(v) for v in series.tolist()]
+    except ValueError as exc:
+        raise UsageError(f"{series.name}: {exc}: give the score's bounds "
+                         "(race={'bounds': [low, high]}, --bounds LOW,HIGH)") from None  # fmt: skip
+    return np.asarray(out, dtype=float)
 
 
 def _summary(
