@@ -358,3 +358,139 @@ def test_too_many_problems_are_summed_up(write_yaml) -> None:
     values = ", ".join(["5"] * 100)
     found = problems(write_yaml, BASE.replace("model: m", f"model: m\n  temperature: [{values}]"))
     assert len(found) == 20 and found[-1].message == "... and 81 more problems like these"
+
+
+# ----------------------------------------------------------------- race:
+
+RACE = """\
+name: t
+provider: echo
+prompts:
+  a: "Hello {{ who }}"
+  b: "Hi {{ who }}"
+vars:
+  who: [world, moon]
+params:
+  model: m
+scores:
+  said: {contains: world}
+  rated: {judge: {rubric: "rate {{ answer }}", model: m, scale: 5}}
+  mine: {python: "os.path:isfile"}
+race:
+  score: said
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "path", "message", "hint"),
+    [
+        pytest.param(
+            "", 15, "race.score", "unknown score 'sad'", "did you mean 'said'?", id="unknown-score"
+        ),
+        pytest.param(
+            "  factor: model\n",
+            16,
+            "race.factor",
+            "'model' does not vary",
+            "race one of ['prompt', 'who']",
+            id="factor-one-value",
+        ),
+        pytest.param(
+            "  factor: whom\n",
+            16,
+            "race.factor",
+            "unknown factor 'whom'",
+            "race one of ['prompt', 'who']",
+            id="unknown-factor",
+        ),
+        pytest.param(
+            "  confidence: 1\n", 16, "race.confidence", "less than 1", None, id="confidence-one"
+        ),
+        pytest.param(
+            "  confidence: 0\n", 16, "race.confidence", "greater than 0", None, id="confidence-zero"
+        ),
+        pytest.param(
+            "  keep: 0\n", 16, "race.keep", "greater than or equal to 1", None, id="keep-zero"
+        ),
+        pytest.param(
+            "  keep: 2\n",
+            16,
+            "race.keep",
+            "nothing would be dropped",
+            "keep fewer than 2",
+            id="keep-all",
+        ),
+        pytest.param(
+            "  min_cases: 0\n",
+            16,
+            "race.min_cases",
+            "greater than or equal to 1",
+            None,
+            id="min-cases-zero",
+        ),
+        pytest.param(
+            "  bounds: [0, 5]\n",
+            16,
+            "race.bounds",
+            "has known bounds",
+            "python scorer",
+            id="bounds-on-bool",
+        ),
+        pytest.param(
+            "  confidance: 0.9\n",
+            16,
+            "race.confidance",
+            "unknown key",
+            "did you mean 'confidence'?",
+            id="unknown-key",
+        ),
+    ],
+)
+def test_race_settings_are_located(write_yaml, extra, line, path, message, hint) -> None:
+    text = RACE + extra
+    if path == "race.score":
+        text = text.replace("score: said", "score: sad")
+    found = problems(write_yaml, text)
+    p = found[0]
+    assert (p.line, p.path) == (line, path), str(p)
+    assert message in p.message, str(p)
+    if hint:
+        assert p.hint and hint in p.hint, str(p)
+
+
+def test_race_needs_a_score_and_python_scores_need_finite_bounds(write_yaml) -> None:
+    [p] = problems(write_yaml, RACE.replace("  score: said\n", "  factor: prompt\n"))
+    assert (p.path, p.message) == ("race.score", "missing required key")
+    text = RACE.replace("score: said", "score: mine.sub") + "  bounds: [1, .inf]\n"
+    [p] = problems(write_yaml, text)
+    assert (p.line, p.path) == (16, "race.bounds") and "finite" in p.message
+    cases = RACE.replace("vars:\n  who: [world, moon]\n", "cases: [{who: a}, {who: b}]\n")
+    [p] = problems(write_yaml, cases + "  factor: who\n")
+    assert (p.path, p.hint) == ("race.factor", "race one of ['prompt']")
+    assert "case column" in p.message
+
+
+def test_race_bounds_follow_the_score(write_yaml) -> None:
+    def bounds(race: str) -> tuple[float, float]:
+        return Experiment.from_yaml(write_yaml(RACE.replace("  score: said\n", race))).race_bounds
+
+    assert bounds("  score: said\n") == (0.0, 1.0)
+    assert bounds("  score: rated\n") == (1.0, 5.0)  # the judge's 1..5 scale
+    assert bounds("  score: mine.sub\n  bounds: [-1, 10]\n") == (-1.0, 10.0)
+
+
+def test_race_that_cannot_drop_anything_is_a_warning(write_yaml) -> None:
+    experiment = Experiment.from_yaml(write_yaml(RACE))
+    (warning,) = experiment.warnings
+    assert warning.path == "race.min_cases" and "2 blocks per prompt" in warning.message
+    quiet = Experiment.from_yaml(write_yaml(RACE + "  min_cases: 1\n"))
+    assert quiet.warnings == ()
+
+
+def test_a_bad_race_stops_run_with_exit_2_and_writes_nothing(write_yaml, tmp_path) -> None:
+    from promptgrid.cli import main
+
+    path = write_yaml(RACE + "  confidence: 1.5\n")
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path), "--results-dir", str(tmp_path / "results")])
+    assert info.value.code == 2 and not (tmp_path / "results").exists()

@@ -27,6 +27,8 @@ _EXPORTS = {
     "decide": "analysis",
     "load": "api",
     "plan": "api",
+    "Replay": "race.replay",
+    "replay": "api",
     "report": "api",
     "retry": "api",
     "run": "api",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
         collect,
         load,
         plan,
+        replay,
         report,
         retry,
         run,
@@ -91,6 +94,7 @@ if TYPE_CHECKING:
         UsageError,
     )  # fmt: skip
     from .planning import Plan
+    from .race.replay import Replay
 
 
 def __getattr__(name: str) -> object:

@@ -24,11 +24,12 @@ if TYPE_CHECKING:
 
     from .batching import BatchRow
     from .planning import Plan
+    from .race.replay import Replay
     from .store import RunInfo
 
 __all__ = [
     "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
-    "load", "plan", "report", "retry", "run", "score",
+    "load", "plan", "replay", "report", "retry", "run", "score",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -372,6 +373,45 @@ def load(
 
     with Store.in_dir(results_dir, readonly=True) as store:
         return load_run(store, resolve_run(store, run_id, experiment))
+
+
+def replay(
+    run: str | pd.DataFrame | None = None,
+    *,
+    race: Mapping[str, Any] | None = None,
+    results_dir: str | Path = "results",
+) -> Replay:
+    """Replay a stored full-grid run as a race, without a call: the variant the race would
+    name, when it would have dropped each of the others (against whom, with the lead and its
+    interval), and the calls it would have used against the full grid's.
+
+    Args:
+        run: a run id (or a unique prefix; default: the newest run), or its table.
+        race: the race's settings, as in the file's ``race:`` (``score``, ``factor``,
+            ``confidence``, ``min_cases``, ``keep``, ``seed``, ``bounds``), over the run's own
+            ``race:`` if it has one.
+        results_dir: where the run's store is.
+
+    Example::
+
+        result = promptgrid.replay(run_id, race={"score": "correct", "confidence": 0.95})
+        print(result)        # winner, eliminations, calls used against the full grid
+        result.table         # one row per variant, as a DataFrame
+    """
+    import pandas as pd
+
+    from .race.replay import race_settings, replay_table
+    from .spec.schema import ScoreSpec
+
+    df = run if isinstance(run, pd.DataFrame) else load(run, results_dir=results_dir)
+    ids = {str(r) for r in df["run_id"].unique()} if "run_id" in df.columns else set()
+    infos = _stored_runs(ids, results_dir) if len(ids) == 1 else {}
+    stored = next(iter(infos.values())).spec if infos else {}
+    if df.empty:
+        raise UsageError("the table is empty: nothing to replay")
+    settings = race_settings(stored.get("race"), race)
+    scores = {k: ScoreSpec.model_validate(v) for k, v in (stored.get("scores") or {}).items()}
+    return replay_table(df, settings, scores)
 
 
 def report(

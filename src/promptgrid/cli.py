@@ -576,6 +576,39 @@ def contrast(
 
 
 @cli.command()
+@click.argument("run_id", required=False)
+@click.option("--score", "score_name", help="The score that decides (default: the run's race:).")
+@click.option("--factor", help="What competes: prompt (default), model, a var, ...")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="The chance that the best is never dropped (default 0.95).")  # fmt: skip
+@click.option("--min-cases", type=click.IntRange(min=1),
+              help="Blocks every variant runs before any drop (default 20).")  # fmt: skip
+@click.option("--keep", type=click.IntRange(min=1), help="Stop when this many survive (1).")
+@click.option("--seed", type=click.IntRange(min=0), help="Of the block order (default 0).")
+@click.option("--bounds", metavar="LOW,HIGH", help="A python scorer's range (default 0,1).")
+@results_dir_option
+def replay(run_id: str | None, score_name: str | None, factor: str | None,
+           confidence: float | None, min_cases: int | None, keep: int | None,
+           seed: int | None, bounds: str | None, results_dir: Path) -> None:  # fmt: skip
+    """Replay a stored full-grid run as a race, without a call.
+
+    Which variant the race would name, when it would have dropped each of the others
+    (against whom, the lead and its anytime-valid interval), and the calls it would have
+    used against the full grid. Settings default to the run's race: (else the defaults).
+
+    \b
+    Example:
+      promptgrid replay 20261124-105530.123-4f3a --score correct --confidence 0.95
+    """
+    from .api import replay as compute
+
+    race = {"score": score_name, "factor": factor, "confidence": confidence,
+            "min_cases": min_cases, "keep": keep, "seed": seed,
+            "bounds": _bounds(bounds)}  # fmt: skip
+    click.echo(compute(run_id, race=race, results_dir=results_dir).report())
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editor completion).
 
@@ -601,6 +634,18 @@ def _visible(text: str) -> str:
 
 def _names(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _bounds(text: str | None) -> list[float] | None:
+    """``--bounds LOW,HIGH``."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        hint = f"{text!r} is not LOW,HIGH (e.g. 1,5)"
+        raise click.BadParameter(hint, param_hint="--bounds") from None
+    return [low, high]
 
 
 def _columns(df: Any, text: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import keyword
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,10 +138,11 @@ class Experiment:
         self._check_apis(problems)
         self._check_rendering(problems)
         self.scores: tuple[ScoreDef, ...] = self._check_scores(problems)
+        self._check_race(problems)
         if problems:
             raise SpecError(_first(problems))
         #: Things worth a look that do not stop a run (shown by validate, plan and run).
-        self.warnings: tuple[Problem, ...] = tuple(self._unused_vars())
+        self.warnings: tuple[Problem, ...] = (*self._unused_vars(), *self._race_warnings())
 
     def where(self, path: KeyPath, message: str, hint: str | None = None) -> Problem:
         """A problem located at ``path`` (file, line, key path)."""
@@ -445,6 +447,66 @@ class Experiment:
         problems.extend(found)
         return scores
 
+    def _check_race(self, problems: list[Problem]) -> None:
+        """``race:`` names a declared score and a factor of the grid with at least two levels
+        (one more than ``keep``); ``bounds`` only for a python scorer's numbers."""
+        race = self.file.race
+        if race is None:
+            return
+        declared = self.file.scores
+        spec = declared.get(race.score) or declared.get(race.score.partition(".")[0])
+        if spec is None or (race.score not in declared and spec.python is None):
+            close = difflib.get_close_matches(race.score, list(declared), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "declare it under scores:"
+            if declared and not close:
+                hint = f"race on one of {sorted(declared)}"
+            problems.append(self.where(("race", "score"), f"unknown score {race.score!r}", hint))
+        elif race.bounds is not None and spec.python is None:
+            problems.append(
+                self.where(("race", "bounds"), f"score {race.score!r} has known bounds",
+                           "remove bounds: (they are for a python scorer's numbers)")
+            )  # fmt: skip
+        elif race.bounds is not None and not _finite_range(*race.bounds):
+            problems.append(self.where(("race", "bounds"), "bounds must be two finite numbers "
+                                       "[low, high] with low < high",
+                                       "e.g. bounds: [0, 10]"))  # fmt: skip
+        levels = self.race_levels()
+        varying = [name for name, n in levels.items() if n > 1]
+        hint = f"race one of {varying}" if varying else "give the factor at least two values"
+        if race.factor in self.cases.columns:
+            problems.append(self.where(("race", "factor"), f"{race.factor!r} is a case column: "
+                                       "cases are what variants are compared on",
+                                       hint))  # fmt: skip
+        elif race.factor not in levels:
+            problems.append(self.where(("race", "factor"), f"unknown factor {race.factor!r}", hint))
+        elif levels[race.factor] < 2:
+            problems.append(
+                self.where(("race", "factor"), f"factor {race.factor!r} does not vary: it has "
+                           "one value, nothing to race", hint)
+            )  # fmt: skip
+        elif race.keep >= levels[race.factor]:
+            problems.append(
+                self.where(("race", "keep"), f"keep: {race.keep}, but {race.factor!r} has "
+                           f"{levels[race.factor]} values: nothing would be dropped",
+                           f"keep fewer than {levels[race.factor]}")
+            )  # fmt: skip
+
+    def race_levels(self) -> dict[str, int]:
+        """The axes that can compete in a race and their number of values: ``prompt``, the
+        vars and the parameters."""
+        return {
+            "prompt": len(self.file.prompts),
+            **{name: len(values) for name, values in self.vars.items()},
+            **{name: len(values) for name, values in self.param_axes.items()},
+        }
+
+    @property
+    def race_bounds(self) -> tuple[float, float]:
+        """The values the race's score lies between (see ``RaceSpec.bounds_for``)."""
+        if self.file.race is None:
+            raise ValueError("the experiment has no race:")
+        return self.file.race.bounds_for(self.file.scores)
+
     def with_scores(
         self,
         scores: Mapping[str, Any],
@@ -483,6 +545,20 @@ class Experiment:
                     f"it multiplies the calls by {len(values)} without changing any request; "
                     "remove it or use it in a prompt",
                 )
+
+    def _race_warnings(self) -> Iterator[Problem]:
+        """A race whose ``min_cases`` is not below the grid's blocks drops nothing."""
+        race = self.file.race
+        if race is None:
+            return
+        blocks = self.total // (self.race_levels()[race.factor] * self.file.repeats)
+        if race.min_cases >= blocks:
+            yield self.where(
+                ("race", "min_cases"),
+                f"min_cases: {race.min_cases}, but the grid has {blocks} blocks per "
+                f"{race.factor}: no variant can be dropped before they run out",
+                "lower min_cases, or add cases: the race will run the whole grid",
+            )
 
     def _check_providers(self, problems: list[Problem]) -> dict[str, str]:
         """Map each model to the provider that serves it; check provider names and presets."""
@@ -685,6 +761,10 @@ def _is_axis(key: str, raw: Any) -> bool:
     return isinstance(raw, list) and (
         key not in LIST_VALUED_PARAMS or any(isinstance(v, list) for v in raw)
     )
+
+
+def _finite_range(low: float, high: float) -> bool:
+    return math.isfinite(low) and math.isfinite(high) and low < high
 
 
 def _default_name(path: Path) -> str:

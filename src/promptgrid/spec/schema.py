@@ -12,6 +12,7 @@ leave bracketed names out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
@@ -344,6 +345,32 @@ SCORE_KINDS = (
 )  # fmt: skip
 
 
+class RaceSpec(_Model):
+    """Race the variants of ``factor`` on ``score``: stop running those confidently worse than
+    another (see ``promptgrid.race``)."""
+
+    score: str = Field(description="the score that decides: a name under scores")
+    factor: str = Field("prompt", description="what competes: prompt, a parameter or a var")
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="the chance that the best variant is never dropped"
+    )
+    min_cases: int = Field(20, ge=1, description="blocks every variant runs before any drop")
+    keep: int = Field(1, ge=1, description="stop when this many variants survive")
+    seed: int = Field(0, ge=0, description="of the order the blocks are run in")
+    bounds: tuple[float, float] | None = Field(
+        None, description="[low, high]: the values a python scorer's score lies between "
+        "(default [0, 1]; a bool score is 0 to 1, a judge's 1 to its scale)",
+    )  # fmt: skip
+
+    def bounds_for(self, scores: Mapping[str, ScoreSpec]) -> tuple[float, float]:
+        """The values ``score`` lies between, given the scores' definitions: 1 to N for a
+        judge's 1..N scale, else ``bounds`` (default 0 to 1: a pass/fail score)."""
+        spec = scores.get(self.score) or scores.get(self.score.partition(".")[0])
+        if spec is not None and spec.judge is not None and spec.judge.scale != "pass_fail":
+            return (1.0, float(spec.judge.scale))
+        return self.bounds or (0.0, 1.0)
+
+
 class ExperimentFile(_Model):
     """The experiment file, as written."""
 
@@ -375,6 +402,9 @@ class ExperimentFile(_Model):
     )  # fmt: skip
     scores: Annotated[dict[str, ScoreSpec], EmptyOk] = Field(
         default_factory=dict, description="name -> a check of each answer: column score_<name>"
+    )
+    race: RaceSpec | None = Field(
+        None, description="race the variants on a score: drop those confidently worse"
     )
 
 
@@ -416,6 +446,8 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = RetryPolicy
     elif parents[:1] == ["budget"]:
         model = Budget
+    elif parents[:1] == ["race"]:
+        model = RaceSpec
     elif parents[-1:] == ["batch"]:
         model = BatchSpec
     elif "pricing" in parents:
