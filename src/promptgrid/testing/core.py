@@ -31,6 +31,7 @@ from aiohttp import web
 from .answers import (
     ANSWER_KINDS,
     BROKEN,
+    ERROR_STATUS,
     Ask,
     broken_body,
     check_fault,
@@ -226,9 +227,9 @@ class _Core:
             if request.transport is not None:
                 request.transport.abort()
             return web.Response(status=500)  # never sent: the connection is gone
-        if fault is not None and (fault.isdigit() or fault in ("quota", "retry_after_bad")):
+        if fault is not None and (fault.isdigit() or fault in ERROR_STATUS):
             self._record(fault)
-            status = 429 if not fault.isdigit() else int(fault)
+            status = ERROR_STATUS[fault] if not fault.isdigit() else int(fault)
             return respond(status, injected_error(fault, ask.model, self.cfg, h), h, echo)
         delay = self.cfg["stall_s"] if fault == "stall" else self.cfg["latency_s"]
         if delay > 0:
@@ -244,9 +245,12 @@ class _Core:
     def _made(self, ask: Ask, fault: str | None, echo: str | None, number: int) -> Any:
         kind = fault if fault in ANSWER_KINDS or fault == "truncated" else None
         scripted = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
-        return make(
+        made = make(
             ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
         )
+        if fault == "bad_usage":
+            made.bad_usage = self.cfg["bad_usage"]
+        return made
 
     def answer_body(
         self, ask: Ask, fault: str | None, echo: str | None, number: int, request_id: str
