@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +55,25 @@ def server() -> Iterator[FaultServer]:
         yield s
 
 
+@pytest.fixture
+async def provider(server: FaultServer) -> AsyncIterator[OpenAIProvider]:
+    made = OpenAIProvider(base_url=server.base_url, api_key=KEY)
+    yield made
+    await made.aclose()
+
+
 async def answer(
-    server: FaultServer, faults: list[str], api: str = "chat", **params: Any
-) -> list[Any]:
-    """Calls through the openai provider, one per scripted fault: each one's completion, or
+    server: FaultServer, provider: OpenAIProvider, fault: str, api: str = "chat", **params: Any
+) -> Any:
+    """One call through the openai provider after scripting ``fault``: its completion, or
     the promptgrid error it raised (anything else escapes and fails the test)."""
-    server.script(faults)
-    provider = OpenAIProvider(base_url=server.base_url, api_key=KEY)
+    server.script([fault])
     request = Request("e", "gpt-4o-mini", ({"role": "user", "content": "hi"},),
                       {"max_tokens": 20, **params}, api)  # fmt: skip
-    got: list[Any] = []
     try:
-        for _ in faults:
-            try:
-                got.append(await provider.complete(request))
-            except (MalformedResponse, BadRequest) as exc:
-                got.append(exc)
-    finally:
-        await provider.aclose()
-    return got
+        return await provider.complete(request)
+    except (MalformedResponse, BadRequest) as exc:
+        return exc
 
 
 def encodable(*texts: str | None) -> bool:
@@ -90,37 +90,37 @@ def encodable(*texts: str | None) -> bool:
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_body_nested_thousands_deep_is_a_malformed_response(
-    server: FaultServer, api: str, stream: bool
+    server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
-    (got,) = await answer(server, ["deep_body"], api, stream=stream)
+    got = await answer(server, provider, "deep_body", api, stream=stream)
     assert isinstance(got, MalformedResponse), got
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
 async def test_lone_surrogates_become_replacement_characters(
-    server: FaultServer, api: str, stream: bool
+    server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
-    (got,) = await answer(server, ["surrogates"], api, stream=stream)
+    got = await answer(server, provider, "surrogates", api, stream=stream)
     assert isinstance(got, Completion), got
     assert got.text == "echo: hi" + CLEANED and encodable(got.text)
 
 
 async def test_a_lone_surrogate_in_a_tool_call_id_becomes_a_replacement_character(
-    server: FaultServer,
+    server: FaultServer, provider: OpenAIProvider
 ) -> None:
     for stream in (False, True):
-        (got,) = await answer(server, ["surrogates"], tools=TOOLS, tool_choice="required",
-                              stream=stream)  # fmt: skip
+        got = await answer(server, provider, "surrogates", tools=TOOLS, tool_choice="required",
+                           stream=stream)  # fmt: skip
         assert isinstance(got, Completion), got
         (call,) = got.tool_calls
         assert call["id"].endswith("\ufffd") and encodable(call["id"])
 
 
 async def test_a_lone_surrogate_in_an_error_message_becomes_a_replacement_character(
-    server: FaultServer,
+    server: FaultServer, provider: OpenAIProvider
 ) -> None:
-    (got,) = await answer(server, ["error_surrogate"])
+    got = await answer(server, provider, "error_surrogate")
     assert isinstance(got, BadRequest) and got.http_status == 400
     assert "Invalid request \ufffd" in got.message and encodable(got.message)
 
@@ -133,11 +133,11 @@ NOT_COUNTS = ["n/a", "1e400", float("nan"), float("inf"), -1, 2.5, 1e30, 2**70]
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
 async def test_usage_that_is_not_a_count_is_unknown(
-    server: FaultServer, api: str, stream: bool
+    server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
     for value in NOT_COUNTS:
         server.configure(bad_usage=value)
-        (got,) = await answer(server, ["bad_usage"], api, stream=stream)
+        got = await answer(server, provider, "bad_usage", api, stream=stream)
         assert isinstance(got, Completion), (value, got)
         assert got.text == "echo: hi"
         usage = (got.prompt_tokens, got.completion_tokens, got.cached_tokens,
@@ -147,10 +147,10 @@ async def test_usage_that_is_not_a_count_is_unknown(
 
 
 async def test_usage_that_is_a_whole_number_written_as_a_float_is_kept(
-    server: FaultServer,
+    server: FaultServer, provider: OpenAIProvider
 ) -> None:
     server.configure(bad_usage=7.0)
-    (got,) = await answer(server, ["bad_usage"])
+    got = await answer(server, provider, "bad_usage")
     assert (got.prompt_tokens, got.completion_tokens) == (7, 7)
     assert type(got.prompt_tokens) is int
 
@@ -241,7 +241,7 @@ def test_a_mixed_grid_keeps_every_good_answer_and_errs_each_hostile_one(
     results = tmp_path / "r"
     runner = CliRunner()
     base = ["--base-url", server.base_url, "--no-progress", "--results-dir", str(results)]
-    done = runner.invoke(cli, ["run", str(path), *base, "--format", "csv,jsonl,parquet,xlsx"])
+    done = runner.invoke(cli, ["run", str(path), *base, "--format", "jsonl"])
     assert done.exit_code == ExitCode.ERROR_ROWS, done.output
     assert "Traceback" not in done.output
     df = promptgrid.load(results_dir=results)
@@ -258,7 +258,7 @@ def test_a_mixed_grid_keeps_every_good_answer_and_errs_each_hostile_one(
     assert_hostile_rows(promptgrid.load(run_id, results_dir=results))
     retried = promptgrid.retry(run_id, results_dir=results, progress=False)
     assert_hostile_rows(retried)
-    for command in (["show", run_id], ["export", run_id, "--format", "jsonl,csv,xlsx,html"]):
+    for command in (["show", run_id], ["export", run_id, "--format", "csv,xlsx,html"]):
         shown = runner.invoke(cli, [*command, "--results-dir", str(results)])
         assert shown.exit_code == 0, shown.output
 
