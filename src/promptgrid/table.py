@@ -68,8 +68,6 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
     writes files does not need; the JSON reader is as fast and leaves pandas alone. A line
     leaves its nulls out (most result columns are null in most rows): the reader fills them.
     """
-    import pyarrow as pa
-
     user_columns = run.columns
     kinds = dict(run.score_columns)
     for rows in store.result_rows(run.run_id, size):
@@ -89,9 +87,10 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
                 record.update(scored.get(idx, {}))
             records.append(record)
         try:
-            yield _arrow(records, run)
-        except (pa.ArrowInvalid, UnicodeEncodeError):  # a value not of its column's kind
-            yield _arrow(_fitted(records, run), run)
+            table = _arrow(records, run)
+        except (ValueError, TypeError):  # ArrowInvalid and the like: a value not of its kind
+            table = _arrow(_fitted(records, run), run)
+        yield table
 
 
 def _arrow(records: list[dict[str, Any]], run: RunInfo) -> pa.Table:
