@@ -52,7 +52,10 @@ FAULTS: Mapping[str, str] = MappingProxyType(
         "bad_json": "answer kind: the answer's text cut in half (a structured output that "
         "does not parse)",
         "refusal": "answer kind: a refusal (message.refusal, or a refusal part) and no text",
-        "deep_body": "200 with a 4 KB body of JSON nested 2,000 deep (a recursion bomb)",
+        "deep_body": (
+            "200 with a 4 KB body of JSON nested 2,000 deep (a recursion bomb); streamed, one "
+            "event of it"
+        ),
         "error_surrogate": '400 whose error message holds a lone surrogate ("\\ud800")',
         "surrogates": (
             'answer kind: the text ends in an emoji and a lone surrogate ("\\ud800"), and so '
