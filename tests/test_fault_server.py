@@ -441,6 +441,26 @@ def test_empty_raw(server: FaultServer) -> None:
     assert server.stats()["by_outcome"] == {"empty": 1, "200": 1}
 
 
+def test_hostile_answers_raw(server: FaultServer) -> None:
+    server.configure(bad_usage=float("nan"))
+    server.script(["deep_body", "error_surrogate", "surrogates", "bad_usage"])
+    status, _, body = post(server.base_url)
+    assert status == 200 and len(body) < 5_000 and body.count(b"[") == 2_000
+    with pytest.raises(RecursionError):
+        json.loads(body)
+    status, _, body = post(server.base_url)
+    assert status == 400 and b"Invalid request \\ud800" in body
+    status, _, body = post(server.base_url)
+    content = json.loads(body)["choices"][0]["message"]["content"]
+    assert content == "echo: q ok\U0001f600 \ud800"  # JSON joins the escaped pair
+    status, _, body = post(server.base_url)
+    assert b'"prompt_tokens": NaN' in body and b'"cached_tokens": NaN' in body
+    body = json.dumps({"model": "m", "messages": user("q"), "stream": True}).encode()
+    server.script(["surrogates"])
+    status, _, streamed = post(server.base_url, raw=body)
+    assert b'ok\\ud83d"' in streamed and b'"\\ude00"' in streamed  # the pair split in two
+
+
 @pytest.mark.parametrize("value", [None, *BAD_RETRY_AFTERS[1:]])
 def test_retry_after_bad_raw(value: str | None) -> None:
     with FaultServer() if value is None else FaultServer(bad_retry_after=value) as server:

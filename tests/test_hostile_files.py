@@ -149,6 +149,35 @@ def test_not_utf8_names_the_line(tmp_path: Path) -> None:
     assert shown.startswith(f"{path}:2: not UTF-8 text (byte 0xe9)") and "UTF-8" in shown
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param(BASE.replace("[world, moon]", '[world, "m\\ud800n"]'), "6 vars.who[1]",
+                     id="lone-surrogate-in-a-var"),
+        pytest.param(BASE.replace('"Hello {{ who }}"', '"Hi \\ud83d\\ude00 {{ who }}"'),
+                     "4 prompts.p", id="surrogate-pair-in-a-prompt"),
+    ],
+)  # fmt: skip
+def test_a_surrogate_escape_in_yaml_is_one_located_problem(write_yaml, text, where) -> None:
+    path = write_yaml(text)
+    shown = one_problem(path)
+    assert shown.startswith(f"{path}:{where}: a UTF-16 surrogate escape"), shown
+    assert '"\\U0001F600"' in shown.split("\n  -> ")[1]
+
+
+def test_a_surrogate_given_in_code_is_one_located_problem() -> None:
+    with pytest.raises(SpecError) as info:
+        Experiment(prompts={"p": "Hi {{ who }}"}, vars={"who": ["a", "b\ud800"]},
+                   params={"model": "m"}, provider="echo")  # fmt: skip
+    assert str(info.value).startswith("vars.who[1]: a UTF-16 surrogate escape")
+
+
+def test_a_pair_of_surrogate_escapes_in_a_case_file_is_one_character(write_yaml, tmp_path) -> None:
+    (tmp_path / "rows.jsonl").write_text('{"who": "\\ud83d\\ude00"}\n')
+    exp = Experiment.from_yaml(write_yaml(NO_VARS + "cases_file: rows.jsonl\n"))
+    assert next(exp.iter_cases())["who"] == "\U0001f600"
+
+
 def test_byte_order_mark_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "bom.yaml"
     path.write_bytes(BASE.encode("utf-8-sig"))
@@ -293,6 +322,10 @@ def test_template_failing_at_run_time(write_yaml, tmp_path, template, values, me
                      id="jsonl-nul"),
         pytest.param("rows.jsonl", '{"who": "a"}\n[1]\n', "rows.jsonl:2",
                      "each line must be a JSON object", "review", id="jsonl-not-an-object"),
+        pytest.param("rows.jsonl", '{"who": "a"}\n{"who": ["b\\ud800"]}\n', "rows.jsonl:2",
+                     "a lone UTF-16 surrogate escape", "both halves", id="jsonl-lone-surrogate"),
+        pytest.param("rows.jsonl", '{"who": ' + "[" * 3000 + "]" * 3000 + "}\n", "rows.jsonl:1",
+                     "values nested too deeply", "flatten", id="jsonl-nested-3000-deep"),
     ],
 )  # fmt: skip
 def test_broken_case_file(write_yaml, tmp_path, name, content, at, message, hint) -> None:

@@ -39,8 +39,11 @@ Structured outputs (``response_format`` or ``text.format`` of type ``json_schema
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from . import untrusted
 
 __all__ = [
     "APIS", "BATCH_URLS", "LOGPROBS_INCLUDE", "batch_url", "chat_arguments", "param_problem",
@@ -193,14 +196,31 @@ def parse_structured(text: str | None) -> tuple[str | None, str | None]:
     """A structured answer parsed: ``(JSON text, None)``, or ``(None, why it did not parse)``.
 
     The JSON text is re-serialised compactly (key order kept), so the ``parsed`` column holds
-    exactly the value the model returned, whatever its spacing."""
+    exactly the value the model returned, whatever its spacing; a lone surrogate escape
+    (``"\\ud800"``) in it becomes U+FFFD, as in any stored text. What a JSON parser must
+    refuse is a reason, never an exception: ``NaN`` and ``Infinity`` (not JSON), a number too
+    large for a float (``1e400``), nesting deeper than Python's stack."""
     if text is None:
         return None, "no text to parse (the answer was a refusal or a tool call)"
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        out = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     except ValueError as exc:
         return None, f"not JSON: {exc}"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")), None
+    except RecursionError:
+        return None, "not JSON this program can read: nested too deeply"
+    return untrusted.text(out), None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 # ------------------------------------------------------------------ shapes

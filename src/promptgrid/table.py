@@ -4,6 +4,11 @@ Rows are read from the store in batches and converted through one Arrow schema (
 ``columns``), so the DataFrame and every exported file agree on column names and types, and
 an export streams: a 100,000-cell run is written batch by batch, never held whole in memory.
 A var or param whose values are not all of one scalar type is JSON text.
+
+A store promptgrid wrote holds only values of their column's kind. One another program changed
+(or damaged) may not: a value that does not fit its column (text where a count belongs, a
+count beyond 64 bits, an infinity) is read as null, with a
+:class:`~promptgrid.errors.PromptgridWarning` naming the columns; reading never fails on it.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import untrusted
 from .columns import AFTER, BEFORE, score_columns
-from .errors import UsageError
+from .errors import PromptgridWarning, UsageError
 from .store import RunInfo, Store, dumps
 
 if TYPE_CHECKING:
@@ -60,22 +68,15 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
     writes files does not need; the JSON reader is as fast and leaves pandas alone. A line
     leaves its nulls out (most result columns are null in most rows): the reader fills them.
     """
-    import pyarrow.json as pa_json
-
-    table_schema = schema(run)
-    parse = pa_json.ParseOptions(explicit_schema=table_schema)
     user_columns = run.columns
     kinds = dict(run.score_columns)
     for rows in store.result_rows(run.run_id, size):
         scored = _scores(store, run, rows[0]["idx"], rows[-1]["idx"], kinds) if kinds else None
-        lines = []
+        records = []
         names = rows[0].keys()
         for row in rows:
             record = {k: v for k, v in zip(names, row, strict=True) if v is not None}
-            values = {
-                **json.loads(record.pop("params_json")),
-                **json.loads(record.pop("vars_json")),
-            }
+            values = {**_inputs(record.pop("params_json")), **_inputs(record.pop("vars_json"))}
             for name, kind in user_columns:
                 value = values.get(name)
                 if value is not None:
@@ -84,10 +85,77 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
             idx = record.pop("idx")
             if scored is not None:
                 record.update(scored.get(idx, {}))
-            lines.append(_line(record))
-        data = "\n".join(lines).encode()
-        read = pa_json.ReadOptions(block_size=max(len(data) + 1, 1 << 20))  # a row never splits
-        yield pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+            records.append(record)
+        try:
+            table = _arrow(records, run)
+        except (ValueError, TypeError):  # ArrowInvalid and the like: a value not of its kind
+            table = _arrow(_fitted(records, run), run)
+        yield table
+
+
+def _arrow(records: list[dict[str, Any]], run: RunInfo) -> pa.Table:
+    """Records as one Arrow table of the run's schema (``ArrowInvalid`` if a value does not
+    fit its column)."""
+    import pyarrow.json as pa_json
+
+    data = "\n".join(_line(record) for record in records).encode()
+    read = pa_json.ReadOptions(block_size=max(len(data) + 1, 1 << 20))  # a row never splits
+    parse = pa_json.ParseOptions(explicit_schema=schema(run))
+    return pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+
+
+def _inputs(text: str) -> dict[str, Any]:
+    """A row's vars or params (JSON text); empty if the store holds something else."""
+    try:
+        values = json.loads(text)
+    except (ValueError, RecursionError, TypeError):
+        values = None
+    if isinstance(values, dict):
+        return values
+    warnings.warn(f"not valid as a row's inputs: {str(text)[:60]!r}", PromptgridWarning,
+                  stacklevel=4)  # fmt: skip
+    return {}
+
+
+def _fitted(records: list[dict[str, Any]], run: RunInfo) -> list[dict[str, Any]]:
+    """``records`` with each value that does not fit its column's kind made null (text made
+    encodable); a warning names those columns."""
+    kinds = dict(columns(run))
+    bad: dict[str, int] = {}
+    out = []
+    for record in records:
+        fitted = {}
+        for name, value in record.items():
+            fit = _fit(value, kinds.get(name, "str"))
+            if fit is None:
+                bad[name] = bad.get(name, 0) + 1
+            else:
+                fitted[name] = fit
+        out.append(fitted)
+    if bad:
+        listed = ", ".join(f"{name} ({n})" for name, n in bad.items())
+        warnings.warn(
+            f"run {run.run_id}: values in the store not valid for their column, read as empty: "
+            f"{listed}",
+            PromptgridWarning,
+            stacklevel=4,
+        )
+    return out
+
+
+def _fit(value: Any, kind: str) -> Any:
+    """``value`` as a value of a column of ``kind``, or None if it is not one."""
+    number = type(value) in (int, float) and math.isfinite(value)
+    if kind == "int":
+        integral = number and float(value).is_integer() and -(2**63) <= value < 2**63
+        return int(value) if integral else None
+    if kind == "float":
+        return float(value) if number else None
+    if kind == "bool":
+        return value if isinstance(value, bool) else None
+    if isinstance(value, str):
+        return untrusted.text(value)
+    return str(value) if number else None  # a number in a text column reads as its digits
 
 
 def _scores(
@@ -101,8 +169,10 @@ def _scores(
     ):
         row = out.setdefault(idx, {})
         column = f"score_{name}"
-        if value is not None and column in kinds:
-            row[column] = bool(value) if kind == "bool" else int(value) if kind == "int" else value
+        if column in kinds and (number := _score(value)) is not None:
+            row[column] = (
+                bool(number) if kind == "bool" else int(number) if kind == "int" else number
+            )
         if error is not None:
             errors.setdefault(idx, {})[name] = error
         if f"{column}.reason" in kinds:
@@ -114,6 +184,12 @@ def _scores(
     for idx, found in errors.items():
         out[idx]["score_errors"] = dumps(found)
     return out
+
+
+def _score(value: Any) -> float | None:
+    """A stored score, if it is a finite number."""
+    ok = type(value) in (int, float) and math.isfinite(value) and abs(value) < 2**63
+    return value if ok else None
 
 
 def to_dataframe(tables: Iterator[pa.Table], run: RunInfo) -> pd.DataFrame:

@@ -4,18 +4,43 @@ structured output parsed.
 When the request asked for a JSON answer (``response_format`` or ``text.format`` of type
 ``json_schema`` or ``json_object``), each choice's text is parsed: ``parsed`` holds the JSON,
 or ``parse_error`` says why the text is not JSON. Other answers are not parsed.
+
+The provider edge checked what a server sent (:mod:`promptgrid.providers.translate`). Should an
+answer still fail to become a row — here, or when the store writes it — for a reason no check
+foresaw, :func:`unstorable` makes it that row's error (``malformed_response``), as an answer
+that could not be read is: one answer never ends a run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .. import untrusted
 from ..apis import parse_structured, structured_format
+from ..errors import MalformedResponse
 from ..providers.base import Choice, Completion, Request
-from ..store import Answer, StoredChoice, dumps
+from ..store import Answer, ResultRow, StoredChoice, dumps
 
-__all__ = ["stored_answer"]
+__all__ = ["stored_answer", "unstorable"]
+
+
+def unstorable(row: ResultRow, exc: BaseException) -> ResultRow:
+    """The error row standing for ``row``, whose answer could not be stored (``exc`` says
+    why): ``malformed_response``, its last attempt an error too, no answer (its cost, if
+    known, stays: the call was paid for)."""
+    error = MalformedResponse(
+        f"the answer could not be stored: {type(exc).__name__}: {untrusted.text(str(exc))}"
+    )
+    attempts = list(row.attempts)
+    if attempts:
+        attempts[-1] = {**attempts[-1], "status": "error", "error_type": error.code,
+                        "error": error.message}  # fmt: skip
+    return dataclasses.replace(
+        row, status="error", answer=None, response_id=None, cached=False,
+        error_type=error.code, http_status=None, error=error.message, attempts=attempts,
+    )  # fmt: skip
 
 
 def stored_answer(

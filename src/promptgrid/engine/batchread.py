@@ -23,7 +23,7 @@ from ..providers.base import Completion
 from ..providers.batch import custom_id_of, read_line
 from ..store import ResultRow
 from ..store.batches import First
-from .answers import stored_answer
+from .answers import stored_answer, unstorable
 
 __all__ = ["Outputs", "answer_row", "copy_row", "unanswered"]
 
@@ -140,18 +140,23 @@ def answer_row(
             cost_usd=None,
         )  # fmt: skip
     request = cell.request
-    cost = pricing.cost(
-        request.model,
-        resolved=outcome.resolved_model,
-        prompt=outcome.prompt_tokens,
-        completion=outcome.completion_tokens,
-        cached=outcome.cached_tokens,
-        batch=True,
-    )
-    answer = stored_answer(request, outcome, None, cost)
+    attempts = [{"number": 1, "status": "ok"}]
+    try:
+        cost = pricing.cost(
+            request.model,
+            resolved=outcome.resolved_model,
+            prompt=outcome.prompt_tokens,
+            completion=outcome.completion_tokens,
+            cached=outcome.cached_tokens,
+            batch=True,
+        )
+        answer = stored_answer(request, outcome, None, cost)
+    except Exception as exc:  # a value no check foresaw: this row's error, not the batch's
+        unsent = _row(cell, run_id, batch_id, "ok", attempts=attempts, latency_s=None)
+        return unstorable(unsent, exc)
     return _row(
-        cell, run_id, batch_id, "ok", attempts=[{"number": 1, "status": "ok"}], answer=answer,
-        latency_s=None, cost_usd=cost, cached=False,
+        cell, run_id, batch_id, "ok", attempts=attempts, answer=answer, latency_s=None,
+        cost_usd=cost, cached=False,
     )  # fmt: skip
 
 

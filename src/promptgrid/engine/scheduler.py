@@ -33,7 +33,7 @@ from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
 from ..store import HEARTBEAT_S, ResultRow, Store
-from .answers import stored_answer
+from .answers import stored_answer, unstorable
 from .attempts import Outcome, Sleep, call_with_retry
 from .budget import Budget, worst_cost
 from .limiter import EndpointLimiter
@@ -245,9 +245,11 @@ class Scheduler:
             if future.cancelled() or future.exception() is not None:
                 done.cancel()
                 return
-            if answered.status == "error":
-                self._errored[cell_id] = answered
-            done.set_result((answered, future.result()))
+            # The row as committed: the store may have had to keep it as its error row.
+            row = self._errored.get(cell_id, answered)
+            if row.status == "error":
+                self._errored[cell_id] = row
+            done.set_result((row, future.result()))
 
         written.add_done_callback(committed)
 
@@ -350,6 +352,7 @@ class Scheduler:
             else:
                 self.summary.errors += 1
                 errors += 1
+                self._errored.setdefault(row.cell_id, row)  # shared with identical cells
                 key = row.error_type or "unknown"
                 self.summary.error_types[key] = self.summary.error_types.get(key, 0) + 1
         self.summary.cached += cached
@@ -402,8 +405,13 @@ class Scheduler:
                 cost_usd=None,
             )
         c = outcome.completion
-        cost = self._cost(self.endpoints[cell.endpoint], cell.request, c)
-        answer = stored_answer(cell.request, c, outcome.latency_s, cost)
+        try:
+            cost = self._cost(self.endpoints[cell.endpoint], cell.request, c)
+            answer = stored_answer(cell.request, c, outcome.latency_s, cost)
+        except Exception as exc:  # a value no check foresaw: this row's error, not the run's
+            unsent = self._row(cell, "ok", attempts=attempts, cached=False,
+                               latency_s=outcome.latency_s, cost_usd=None)  # fmt: skip
+            return unstorable(unsent, exc)
         return self._row(
             cell, "ok", attempts=attempts, answer=answer, cached=False,
             latency_s=outcome.latency_s, cost_usd=cost,

@@ -12,6 +12,11 @@ The pump runs in the scheduler's task group. If a transaction fails (disk full, 
 long, damaged pages), the pump raises the :class:`~promptgrid.errors.StoreError`, the task group
 cancels every worker, and the run ends with that error within a transaction's time: nobody is
 left waiting on work that nobody does.
+
+A transaction that fails because of a row's data, not the store (a value SQLite cannot bind
+that no check foresaw: text UTF-8 cannot encode, an integer beyond 64 bits), is a last resort:
+its rows are committed one by one, and each row that fails alone is committed as its error row
+(:func:`~promptgrid.engine.answers.unstorable`). ``on_commit`` is told the rows as committed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import StoreError
 from ..store import Owner, ResultRow, Store
+from .answers import unstorable
 
 T = TypeVar("T")
 
@@ -80,15 +87,17 @@ class StoreIO:
         self._wake.set()
         return future
 
-    async def write(self, rows: Sequence[ResultRow]) -> list[int | None]:
+    async def write(self, rows: list[ResultRow]) -> list[int | None]:
         """Commit ``rows`` now, in one transaction on the store's thread (no pump needed), and
         tell ``on_commit``, as the pump does; their response ids. For a writer that produces
-        rows in bulk (a batch's collection) rather than one by one."""
+        rows in bulk (a batch's collection) rather than one by one. A row the store could only
+        keep as its error row is replaced by it in ``rows``."""
         loop = asyncio.get_running_loop()
-        ids = await loop.run_in_executor(self._thread, self._commit, list(rows), [])
+        kept, ids, _ = await loop.run_in_executor(self._thread, self._commit, list(rows), [])
+        rows[:] = kept
         if self.on_commit is not None and rows:
-            self.on_commit(rows, ids[0])
-        return ids[0]
+            self.on_commit(rows, ids)
+        return ids
 
     async def call(self, method: Callable[..., T], *args: Any) -> T:
         """Run ``method(store, *args)`` on the store's thread (heartbeats, status changes)."""
@@ -111,7 +120,7 @@ class StoreIO:
             if not asks and not rows:
                 continue
             try:
-                ids, answers = await loop.run_in_executor(
+                kept, ids, answers = await loop.run_in_executor(
                     self._thread,
                     self._commit,
                     [r for r, _ in rows],
@@ -124,7 +133,7 @@ class StoreIO:
                         future.cancel()
                 raise exc from None
             if self.on_commit is not None and rows:
-                self.on_commit([r for r, _ in rows], ids)
+                self.on_commit(kept, ids)
             for (_, row_future), response_id in zip(rows, ids, strict=True):
                 if not row_future.done():
                     row_future.set_result(response_id)
@@ -150,8 +159,31 @@ class StoreIO:
 
     def _commit(
         self, rows: list[ResultRow], asks: list[tuple[str, bool]]
-    ) -> tuple[list[int | None], list[Claim]]:
-        return self._open().commit(rows, asks, self.owner, after=self.after)
+    ) -> tuple[list[ResultRow], list[int | None], list[Claim]]:
+        """Commit ``rows`` and answer ``asks``: the rows as committed, their ids, the answers."""
+        store = self._open()
+        try:
+            ids, answers = store.commit(rows, asks, self.owner, after=self.after)
+            return rows, ids, answers
+        except StoreError:
+            raise
+        except Exception:
+            if not rows:
+                raise
+        # A row's data, not the store (see the module doc): each row alone, else its error row.
+        kept: list[ResultRow] = []
+        ids = []
+        for row in rows:
+            try:
+                ids += store.commit([row], [], self.owner, after=self.after)[0]
+            except StoreError:
+                raise
+            except Exception as exc:
+                row = unstorable(row, exc)
+                ids += store.commit([row], [], self.owner, after=self.after)[0]
+            kept.append(row)
+        answers = store.commit([], asks, self.owner, after=self.after)[1] if asks else []
+        return kept, ids, answers
 
     def _close_store(self) -> None:
         if self._store is not None:

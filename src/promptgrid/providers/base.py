@@ -68,6 +68,10 @@ class Completion:
     them), ``refusal`` and ``logprobs`` (as the server sent them). ``more_choices`` holds the
     others when a request asked for ``n > 1``; :attr:`choices` lists them all. Usage, latency
     figures and the reasoning summary belong to the request.
+
+    From the ``openai`` provider (online or batch) every text is valid UTF-8 (a lone surrogate
+    is U+FFFD) and every usage field is ``None`` (unknown) or an ``int`` from 0: checked where
+    the server's data enters (:mod:`.translate`).
     """
 
     text: str | None

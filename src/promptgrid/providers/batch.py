@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 from pydantic import BaseModel
 
+from .. import untrusted
 from ..errors import (
     BadRequest,
     BatchCancelled,
@@ -42,7 +43,7 @@ from ..errors import (
 from .base import Completion
 from .chat import completion as chat_completion
 from .responses import completion as responses_completion
-from .translate import scrub, scrub_completion, scrub_error, status_error, translate
+from .translate import GARBLED, scrub, scrub_completion, scrub_error, status_error, translate
 
 __all__ = ["BatchClient", "RemoteBatch", "read_line"]
 
@@ -88,7 +89,8 @@ def _remote(batch: Batch) -> RemoteBatch:
         total=counts.total if counts is not None else None,
         created_at=int(batch.created_at or 0),
         metadata=dict(batch.metadata or {}),
-        errors=[e.model_dump(mode="json", exclude_none=True) for e in errors],
+        # A failed validation's messages end up in error rows: stored, so valid UTF-8.
+        errors=[untrusted.json_value(e.model_dump(mode="json", exclude_none=True)) for e in errors],
     )
 
 
@@ -222,7 +224,10 @@ def custom_id_of(line: bytes) -> str | None:
     if match is None:
         return None
     raw = match.group(1)
-    text: str = json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
+    try:
+        text: str = json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
+    except ValueError:  # not UTF-8, a broken escape: no cell has this id
+        return None
     return text
 
 
@@ -231,23 +236,37 @@ def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | P
     the error that stands for it (an HTTP error status, a request that never ran: expired or
     cancelled, an answer that is not a complete one). ``ValueError`` if the line is not a
     batch line at all (no ``custom_id``)."""
+    what = "response" if api == "responses" else "chat completion"
     fast = _answered(line, api)
     if fast is not None:
-        return fast[0], scrub_completion(fast[1], key)
-    data = json.loads(line)
+        try:
+            return fast[0], scrub_completion(fast[1], key)
+        except (ProviderError, *GARBLED) as exc:
+            return fast[0], _garbled(exc, what, key)
+    try:
+        data = json.loads(line)
+    except RecursionError as exc:  # nested too deep to read: still the answer of its custom_id
+        found = custom_id_of(line)
+        if found is None:
+            raise ValueError("not a batch output line: no custom_id") from None
+        return found, _garbled(exc, what, key)
     if not isinstance(data, dict) or not isinstance(data.get("custom_id"), str):
         raise ValueError("not a batch output line: no custom_id")
     custom_id: str = data["custom_id"]
     try:
         outcome = _outcome(data, api)
-    except (ValueError, TypeError, AttributeError, LookupError) as exc:
-        what = "response" if api == "responses" else "chat completion"
-        outcome = MalformedResponse(f"not a {what}: {type(exc).__name__}: {exc}")
-    except ProviderError as exc:
-        outcome = exc
-    if isinstance(outcome, ProviderError):
-        return custom_id, scrub_error(outcome, key)
-    return custom_id, scrub_completion(outcome, key)
+        if isinstance(outcome, ProviderError):
+            return custom_id, scrub_error(outcome, key)
+        return custom_id, scrub_completion(outcome, key)
+    except (ProviderError, *GARBLED) as exc:
+        return custom_id, _garbled(exc, what, key)
+
+
+def _garbled(exc: BaseException, what: str, key: str) -> ProviderError:
+    """The error that stands for a line's answer: its own, or a MalformedResponse."""
+    if not isinstance(exc, ProviderError):
+        exc = MalformedResponse(f"not a {what}: {type(exc).__name__}: {exc}")
+    return scrub_error(exc, key)
 
 
 class _Answered(BaseModel):
@@ -292,7 +311,7 @@ def _answered(line: bytes, api: str) -> tuple[str, Completion] | None:
     headers = {"x-request-id": response.request_id} if response.request_id else {}
     try:
         return parsed.custom_id, normalise(response.body, headers)
-    except (ProviderError, ValueError, TypeError, AttributeError, LookupError):
+    except (ProviderError, *GARBLED):
         return None  # the general path says what is wrong with it
 
 

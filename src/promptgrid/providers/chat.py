@@ -16,7 +16,7 @@ from openai.resources.chat.completions import AsyncCompletions
 
 from ..apis import chat_arguments
 from .base import Choice, Completion, Request, sdk_keywords
-from .translate import detail, dump, rate_limits, truncated
+from .translate import detail, dump, rate_limits, tokens, truncated
 
 __all__ = ["ChatStream", "arguments", "completion"]
 
@@ -55,8 +55,8 @@ def completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
     return Completion(
         text=message.content,
         finish_reason=first.finish_reason,
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
+        prompt_tokens=tokens(usage, "prompt_tokens"),
+        completion_tokens=tokens(usage, "completion_tokens"),
         cached_tokens=detail(usage, "prompt_tokens_details", "cached_tokens"),
         reasoning_tokens=detail(usage, "completion_tokens_details", "reasoning_tokens"),
         resolved_model=parsed.model,
@@ -143,8 +143,8 @@ class ChatStream:
         usage = self._usage
         return Completion.of_choices(
             tuple(choices),
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
+            prompt_tokens=tokens(usage, "prompt_tokens"),
+            completion_tokens=tokens(usage, "completion_tokens"),
             cached_tokens=detail(usage, "prompt_tokens_details", "cached_tokens"),
             reasoning_tokens=detail(usage, "completion_tokens_details", "reasoning_tokens"),
             resolved_model=self._model,

@@ -29,7 +29,14 @@ from .payload import arguments
 from .responses import ResponsesStream
 from .responses import completion as responses_completion
 from .streaming import Accumulator, consume
-from .translate import retry_after, scrub_completion, scrub_error, translate, within
+from .translate import (
+    GARBLED,
+    retry_after,
+    scrub_completion,
+    scrub_error,
+    translate,
+    within,
+)
 
 __all__ = ["OpenAIProvider", "retry_after", "translate"]
 
@@ -89,20 +96,21 @@ class OpenAIProvider:
             # The SDK's timeout bounds each read; this bounds the whole answer (slow drips and
             # whole streams too).
             completion = await within(self._timeout_s, self._call(request, started))
+            return scrub_completion(completion, self._key)
         except asyncio.TimeoutError as exc:
             raise RequestTimeout(f"no complete answer within {self._timeout_s:g} s") from exc
         except openai.OpenAIError as exc:
             raise scrub_error(translate(exc), self._key) from exc
         except ProviderError as exc:
             raise scrub_error(exc, self._key) from None
-        except (ValueError, TypeError, AttributeError, LookupError) as exc:
-            # Undecodable bytes, bad JSON, a body of the wrong shape: this answer is garbage, the
-            # next one may not be (retried as malformed, then an error row; never a dead run).
+        except GARBLED as exc:
+            # Undecodable bytes, bad JSON (nested beyond the parser's recursion too), a body of
+            # the wrong shape: this answer is garbage, the next one may not be (retried as
+            # malformed, then an error row; never a dead run).
             what = "response" if request.api == "responses" else "chat completion"
             raise scrub_error(
                 MalformedResponse(f"not a {what}: {type(exc).__name__}: {exc}"), self._key
             ) from exc
-        return scrub_completion(completion, self._key)
 
     async def _call(self, request: Request, started: float) -> Completion:
         accumulator: Accumulator

@@ -28,7 +28,7 @@ from ..apis import responses_arguments
 from ..errors import MalformedResponse, ServerError
 from ..tokens import message_text
 from .base import Completion, Request, sdk_keywords
-from .translate import detail, dump, rate_limits, truncated
+from .translate import detail, dump, rate_limits, tokens, truncated
 
 __all__ = ["ResponsesStream", "arguments", "completion", "input_items"]
 
@@ -138,8 +138,8 @@ def completion(parsed: Any, headers: Mapping[str, str]) -> Completion:
     return Completion(
         text="".join(texts) if texts else None,
         finish_reason=finish,
-        prompt_tokens=getattr(usage, "input_tokens", None),
-        completion_tokens=getattr(usage, "output_tokens", None),
+        prompt_tokens=tokens(usage, "input_tokens"),
+        completion_tokens=tokens(usage, "output_tokens"),
         cached_tokens=detail(usage, "input_tokens_details", "cached_tokens"),
         reasoning_tokens=detail(usage, "output_tokens_details", "reasoning_tokens"),
         resolved_model=parsed.model,

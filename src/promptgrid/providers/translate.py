@@ -1,6 +1,12 @@
 """What the ``openai`` provider's API modules share: SDK errors translated into promptgrid's, the
-server's ``retry-after``, the key scrubbed from everything a server sends back, and the
-answer's pieces (usage details, rate-limit headers, JSON dumps) read the same way everywhere.
+server's ``retry-after``, everything a server sends back scrubbed (of the key, and of what
+cannot be stored), and the answer's pieces (usage, rate-limit headers, JSON dumps) read the
+same way everywhere.
+
+This is the edge where a server's data enters: past it, a completion's texts are valid UTF-8
+(a lone surrogate is U+FFFD: :func:`promptgrid.untrusted.text`), its text fields are strings
+(or None: else the answer is malformed), and each usage number is a count (an ``int`` from 0)
+or ``None`` when the server sent anything else (:func:`promptgrid.untrusted.count`).
 
 Every failure leaves the provider as a :mod:`promptgrid.errors` class, built with
 ``raise Ours(...) from exc``::
@@ -37,6 +43,7 @@ from typing import Any, TypeVar
 import aiohttp
 import openai
 
+from .. import untrusted
 from ..errors import (
     AuthenticationFailed,
     BadRequest,
@@ -53,6 +60,10 @@ from .base import Choice, Completion
 __all__ = ["retry_after", "status_error", "translate"]
 
 RATE_LIMIT_PREFIX = "x-ratelimit-"
+#: What reading a garbled answer raises: undecodable bytes, bad JSON, JSON nested beyond the
+#: parser's recursion, a body of the wrong shape, a number out of range. Such an answer is a
+#: ``MalformedResponse``.
+GARBLED = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError, RecursionError)
 T = TypeVar("T")
 
 
@@ -160,9 +171,14 @@ def rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.startswith(RATE_LIMIT_PREFIX)}
 
 
-def detail(obj: Any, group: str, name: str) -> int | None:
-    """``obj.<group>.<name>`` (a usage detail), or None where a server omits it."""
-    return getattr(getattr(obj, group, None), name, None)
+def tokens(usage: Any, name: str) -> int | None:
+    """``usage.<name>`` if it is a count, else None (omitted, or not a count: unknown)."""
+    return untrusted.count(getattr(usage, name, None))
+
+
+def detail(usage: Any, group: str, name: str) -> int | None:
+    """``usage.<group>.<name>`` (a usage detail) if it is a count, else None."""
+    return tokens(getattr(usage, group, None), name)
 
 
 def dump(value: Any) -> Any:
@@ -179,19 +195,21 @@ def truncated(what: str, request_id: str | None) -> MalformedResponse:
     return MalformedResponse(f"truncated: {what}", request_id=request_id)
 
 
-# ------------------------------------------------------------------ the key
+# ------------------------------------------------------------------ what is kept
 
 
 def scrub(value: Any, secret: str) -> Any:
-    """A value with the key replaced by ``***`` (some servers echo it back, in messages, ids or
-    headers); anything else unchanged."""
-    if secret and isinstance(value, str) and secret in value:
-        return value.replace(secret, "***")
-    return value
+    """A text as promptgrid keeps it: surrogates resolved (:func:`promptgrid.untrusted.text`)
+    and the key replaced by ``***`` (some servers echo it back, in messages, ids or headers);
+    anything but a string unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = untrusted.text(value)
+    return value.replace(secret, "***") if secret and secret in value else value
 
 
 def scrub_error(error: ProviderError, secret: str) -> ProviderError:
-    """``error`` with the key removed from its message, request id and headers."""
+    """``error`` with its message, request id and headers scrubbed (:func:`scrub`)."""
     error.message = scrub(error.message, secret)
     error.args = (error.message,)
     error.request_id = scrub(error.request_id, secret)
@@ -199,14 +217,19 @@ def scrub_error(error: ProviderError, secret: str) -> ProviderError:
     return error
 
 
+#: A completion's text fields (each a string or None).
+_TEXTS = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
+          "reasoning_summary")  # fmt: skip
+
+
 def scrub_completion(completion: Completion, secret: str) -> Completion:
-    """``completion`` with the key removed from every text a server sent. The key is almost
-    never there: one search of each text decides, and only then is a copy made."""
-    if not secret or not _holds(completion, secret):
+    """``completion`` as promptgrid keeps it: every text a server sent scrubbed (:func:`scrub`),
+    and every non-finite number in its JSON values (tool calls, logprobs) null. Almost always
+    nothing needs it: one search of each text decides, and only then is a copy made. A text
+    field that is not a string makes the answer a ``MalformedResponse``."""
+    if not _dirty(completion, secret):
         return completion
-    fields = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
-              "reasoning_summary")  # fmt: skip
-    changed = {f: scrub(getattr(completion, f), secret) for f in fields}
+    changed = {f: scrub(getattr(completion, f), secret) for f in _TEXTS}
     return replace(
         completion,
         rate_limits={k: scrub(v, secret) for k, v in completion.rate_limits.items()},
@@ -215,7 +238,7 @@ def scrub_completion(completion: Completion, secret: str) -> Completion:
         more_choices=tuple(
             Choice(
                 scrub(c.text, secret),
-                c.finish_reason,
+                scrub(c.finish_reason, secret),
                 _scrub_deep(c.tool_calls, secret),
                 scrub(c.refusal, secret),
                 _scrub_deep(c.logprobs, secret),
@@ -226,35 +249,69 @@ def scrub_completion(completion: Completion, secret: str) -> Completion:
     )
 
 
-def _holds(completion: Completion, secret: str) -> bool:
-    """Whether the key appears anywhere in what the server sent."""
-    texts = (completion.text, completion.finish_reason, completion.resolved_model,
-             completion.request_id, completion.refusal, completion.reasoning_summary)  # fmt: skip
-    if any(secret in t for t in texts if t) or any(
-        secret in v for v in completion.rate_limits.values()
-    ):
+def _dirty(completion: Completion, secret: str) -> bool:
+    """Whether anything the server sent needs scrubbing; raises ``MalformedResponse`` for a
+    text field that is not a string (a compatible server's list of parts, a number, ...)."""
+    c = completion
+    texts = [c.text, c.finish_reason, c.resolved_model, c.request_id, c.refusal,
+             c.reasoning_summary, *c.rate_limits.values()]  # fmt: skip
+    # The common answer, checked in one pass: ASCII text only, no key, no JSON values.
+    for t in texts:
+        if t is not None and (type(t) is not str or not t.isascii() or (secret and secret in t)):
+            return _needs_scrub(completion, secret)
+    return bool(c.tool_calls or c.logprobs or c.more_choices) and _needs_scrub(c, secret)
+
+
+def _needs_scrub(completion: Completion, secret: str) -> bool:
+    """:func:`_dirty`, field by field."""
+    dirty = False
+    for name in _TEXTS:
+        dirty = _needs(getattr(completion, name), name, secret) or dirty
+    for i, c in enumerate(completion.more_choices, 1):
+        for name, text in (("text", c.text), ("finish_reason", c.finish_reason),
+                           ("refusal", c.refusal)):  # fmt: skip
+            dirty = _needs(text, f"choice {i} {name}", secret) or dirty
+    if dirty or any(_needs(v, "a header", secret) for v in completion.rate_limits.values()):
         return True
     if not (completion.tool_calls or completion.logprobs or completion.more_choices):
         return False
-    more = [(c.text, c.refusal, c.tool_calls, c.logprobs) for c in completion.more_choices]
+    more = [(c.tool_calls, c.logprobs) for c in completion.more_choices]
     return _contains((completion.tool_calls, completion.logprobs, more), secret)
+
+
+def _needs(text: Any, name: str, secret: str) -> bool:
+    """Whether ``text`` (a string or None) needs scrubbing."""
+    if text is None:
+        return False
+    if type(text) is not str:
+        raise MalformedResponse(f"{name} is not text: {type(text).__name__}")
+    return bool(secret and secret in text) or untrusted.has_surrogate(text)
 
 
 def _contains(value: Any, secret: str) -> bool:
     if isinstance(value, str):
-        return secret in value
+        return bool(secret and secret in value) or untrusted.has_surrogate(value)
+    if isinstance(value, float):
+        return not math.isfinite(value)
     if isinstance(value, Mapping):
-        return any(_contains(v, secret) for v in value.values())
+        return any(_contains(k, secret) or _contains(v, secret) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_contains(v, secret) for v in value)
     return False
 
 
 def _scrub_deep(value: Any, secret: str) -> Any:
+    value = untrusted.json_value(value)
+    if not secret:
+        return value
+    return _unkeyed(value, secret)
+
+
+def _unkeyed(value: Any, secret: str) -> Any:
     if isinstance(value, str):
-        return scrub(value, secret)
+        return value.replace(secret, "***") if secret in value else value
     if isinstance(value, Mapping):
-        return {k: _scrub_deep(v, secret) for k, v in value.items()}
+        return {k: _unkeyed(v, secret) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_scrub_deep(v, secret) for v in value)
+        return type(value)(_unkeyed(v, secret) for v in value)
     return value

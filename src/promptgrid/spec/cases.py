@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import untrusted
 from ..errors import Problem
 
 #: Characters in one physical line of a case file (a long document per row fits).
@@ -126,11 +127,37 @@ class CaseSource:
                     raise CaseFileError(
                         lineno, f"invalid JSON: {message}", "write one JSON object per line"
                     ) from None
+                except RecursionError:
+                    raise CaseFileError(
+                        lineno, "values nested too deeply to read", "flatten the row's values"
+                    ) from None
                 if not isinstance(row, dict):
                     raise CaseFileError(
                         lineno, "each line must be a JSON object", 'e.g. {"review": "Great"}'
                     )
+                if "\\u" in line:  # only an escape ("\\ud800") can hold no character
+                    _check_text(row, lineno)
                 yield lineno, row
+
+
+def _check_text(row: dict[str, Any], lineno: int) -> None:
+    """Refuse a row whose text holds a UTF-16 surrogate JSON could not pair (``"\\ud800"``
+    alone): no character, and UTF-8 cannot encode it."""
+    todo: list[Any] = [row]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, str):
+            if untrusted.has_surrogate(value):
+                raise CaseFileError(
+                    lineno,
+                    "a lone UTF-16 surrogate escape (\\ud800-\\udfff) is not a character: UTF-8 "
+                    "cannot encode it",
+                    'write the character itself, or both halves of its pair: "\\ud83d\\ude00"',
+                )
+        elif isinstance(value, dict):
+            todo += [*value, *value.values()]
+        elif isinstance(value, list):
+            todo += value
 
 
 def _lines(f: Any, path: Path) -> Iterator[str]:

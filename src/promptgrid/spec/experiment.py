@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .. import untrusted
 from ..apis import param_problem
 from ..columns import RESERVED, kind_of
 from ..errors import Problem, SpecError
@@ -121,6 +122,8 @@ class Experiment:
         self._cases_unknown = False  # a broken case file: its columns are unknown
         self._unrenderable: set[str] = set()  # prompts with a bad image file: reported already
         data.setdefault("name", "experiment")
+        if unencodable := self._surrogates(data):
+            raise SpecError(_first(unencodable))
         try:
             self.file = ExperimentFile.model_validate(data)
         except ValidationError as exc:
@@ -143,6 +146,27 @@ class Experiment:
             raise SpecError(_first(problems))
         #: Things worth a look that do not stop a run (shown by validate, plan and run).
         self.warnings: tuple[Problem, ...] = (*self._unused_vars(), *self._race_warnings())
+
+    def _surrogates(self, data: Any) -> list[Problem]:
+        """A problem for each text holding a UTF-16 surrogate (a ``"\\ud800"`` escape in a
+        double-quoted YAML string): no character, and UTF-8 (so the store, the files and the
+        request) cannot encode it. Walked without recursion: a mapping given in code may nest
+        deeper than the stack."""
+        problems = []
+        todo: list[tuple[KeyPath, Any]] = [((), data)]
+        while todo:
+            path, value = todo.pop()
+            if isinstance(value, str):
+                if untrusted.has_surrogate(value):
+                    problems.append(self.where(path, _SURROGATE, _SURROGATE_HINT))
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    if isinstance(key, str) and untrusted.has_surrogate(key):
+                        problems.append(self.where((*path, key), _SURROGATE, _SURROGATE_HINT))
+                    todo.append(((*path, key), item))
+            elif isinstance(value, list | tuple):
+                todo += [((*path, i), item) for i, item in enumerate(value)]
+        return sorted(problems, key=lambda p: (p.line or 0, p.path))
 
     def where(self, path: KeyPath, message: str, hint: str | None = None) -> Problem:
         """A problem located at ``path`` (file, line, key path)."""
@@ -747,6 +771,15 @@ class Experiment:
 
 #: Problems shown at most: a list of 100,000 bad values is one mistake, not 100,000 lines.
 MAX_PROBLEMS = 20
+
+
+_SURROGATE = (
+    "a UTF-16 surrogate escape (\\ud800-\\udfff) is not a character: UTF-8 cannot encode it"
+)
+_SURROGATE_HINT = (
+    'write the character itself (in a double-quoted YAML string, "\\U0001F600" for one beyond '
+    "U+FFFF: \\u escapes stop at U+FFFF)"
+)
 
 
 def _first(problems: list[Problem]) -> list[Problem]:

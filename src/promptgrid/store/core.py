@@ -11,11 +11,12 @@ import json
 import re
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunOwned, StoreCorrupt, StoreError, UsageError
+from ..errors import PromptgridWarning, RunOwned, StoreCorrupt, StoreError, UsageError
 from . import failures
 from .failures import guarded, translate
 from .owners import Owner, alive
@@ -539,17 +540,40 @@ class Store:
         return ids
 
     def result_rows(self, run_id: str, batch: int = 5000) -> Iterator[list[sqlite3.Row]]:
-        """The result table of a run in cell order, in batches (joined with requests/answers)."""
+        """The result table of a run in cell order, in batches (joined with requests/answers).
+
+        Text that is not UTF-8 (another program wrote it) is read with U+FFFD for what cannot be
+        decoded, with a :class:`~promptgrid.errors.PromptgridWarning`; promptgrid writes none."""
+        done = 0
         try:
-            yield from self._result_rows(run_id, batch)
+            try:
+                for rows in self._result_rows(run_id, batch, 0):
+                    done += len(rows)
+                    yield rows
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith("Could not decode"):
+                    raise
+                warnings.warn(
+                    f"{self.path}: run {run_id} holds text that is not UTF-8: read with U+FFFD "
+                    "for the bytes that are not valid",
+                    PromptgridWarning,
+                    stacklevel=2,
+                )
+                self.db.text_factory = _lenient_text
+                try:
+                    yield from self._result_rows(run_id, batch, done)
+                finally:
+                    self.db.text_factory = str
         except (sqlite3.Error, OSError) as exc:
             raise translate(exc, self.path, "reading results") from None
 
-    def _result_rows(self, run_id: str, batch: int) -> Iterator[list[sqlite3.Row]]:
+    def _result_rows(self, run_id: str, batch: int, skip: int) -> Iterator[list[sqlite3.Row]]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
         several = self.db.execute(SEVERAL_SQL, (run_id,)).fetchone() is not None
         cursor.execute(RESULTS_SQL if several else ONE_CHOICE_SQL, (run_id,))
+        while skip > 0 and (skipped := cursor.fetchmany(min(skip, batch))):
+            skip -= len(skipped)
         while rows := cursor.fetchmany(batch):
             yield rows
 
@@ -690,6 +714,11 @@ class Store:
         return cursor.execute(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY idx, rowid", (run_id,)
         ).fetchall()
+
+
+def _lenient_text(data: bytes) -> str:
+    """Text as SQLite holds it, bytes that are not UTF-8 as U+FFFD."""
+    return data.decode("utf-8", "replace")
 
 
 #: A data URL's payload, as the ``requests`` table records it: (media type, base64 text).

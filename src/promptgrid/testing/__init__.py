@@ -22,10 +22,13 @@ to end:
   seeded rates (``fault_rates``): an HTTP status (``"503"``, ``"429"``, ...) or a name in
   :data:`FAULTS` — ``"quota"``, ``"retry_after_bad"`` (a 429 whose ``retry-after`` is unusable),
   ``"drop"`` (connection closed), ``"stall"``, ``"truncated"``, and 200s a client must refuse:
-  ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape) and
-  ``"empty"``; for streams ``"stream_cut"`` (the connection closed after the first output); and
-  answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``. Injected faults and answer kinds
-  replace normal processing: they neither check nor charge buckets;
+  ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape),
+  ``"empty"`` and ``"deep_body"`` (JSON nested 2,000 deep); ``"error_surrogate"`` (a 400 whose
+  message holds a lone surrogate); for streams ``"stream_cut"`` (the connection closed after the
+  first output); and answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``, and the hostile
+  ``"surrogates"`` (lone and split UTF-16 surrogates in the text and tool-call ids) and
+  ``"bad_usage"`` (usage numbers that are not counts: the ``bad_usage`` setting). Injected
+  faults and answer kinds replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
 * the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batches`), whose batches
   move only as a test says (:attr:`FaultServer.batches`: ``progress``, ``complete``,

@@ -52,13 +52,33 @@ FAULTS: Mapping[str, str] = MappingProxyType(
         "bad_json": "answer kind: the answer's text cut in half (a structured output that "
         "does not parse)",
         "refusal": "answer kind: a refusal (message.refusal, or a refusal part) and no text",
+        "deep_body": (
+            "200 with a 4 KB body of JSON nested 2,000 deep (a recursion bomb); streamed, one "
+            "event of it"
+        ),
+        "error_surrogate": '400 whose error message holds a lone surrogate ("\\ud800")',
+        "surrogates": (
+            'answer kind: the text ends in an emoji and a lone surrogate ("\\ud800"), and so '
+            "does every tool call's id; streamed, the emoji's surrogate pair is split across "
+            "two chunks"
+        ),
+        "bad_usage": (
+            'answer kind: every usage number is the bad_usage setting ("n/a", NaN, Infinity, '
+            "-1, 2.5, 1e12: any JSON value)"
+        ),
     }
 )
 #: Scripted kinds of good answer (200s a client must accept); like faults, they bypass the
 #: rate-limit buckets.
-ANSWER_KINDS = frozenset({"tool_call", "bad_json", "refusal"})
+ANSWER_KINDS = frozenset({"tool_call", "bad_json", "refusal", "surrogates", "bad_usage"})
 #: Faults answered with a 200 whose body is broken (after the usual latency).
-BROKEN = frozenset({"malformed", "bad_utf8", "garbage", "empty"})
+BROKEN = frozenset({"malformed", "bad_utf8", "garbage", "empty", "deep_body"})
+#: Named faults answered with an error status (besides the HTTP statuses themselves).
+ERROR_STATUS: Mapping[str, int] = MappingProxyType(
+    {"quota": 429, "retry_after_bad": 429, "error_surrogate": 400}
+)
+#: JSON nested 2,000 deep: ``json.loads`` (and most parsers) overflow their recursion on it.
+DEEP_JSON = b"[" * 2000 + b"]" * 2000
 _QUOTA = "You exceeded your current quota, please check your plan and billing details."
 _ERRORS: dict[int, tuple[str | None, str]] = {  # status -> (code, message); type from the status
     400: (None, "Invalid request."),
@@ -165,11 +185,13 @@ def error_body(
 def injected_error(
     fault: str, model: str, cfg: Mapping[str, Any], headers: dict[str, str]
 ) -> dict[str, Any]:
-    """The body of an injected error status, ``"quota"`` or ``"retry_after_bad"``; adds the
+    """The body of an injected error status or named error fault (:data:`ERROR_STATUS`); adds the
     ``retry-after`` headers a 429 carries (``retry_after_s``, or the unusable ``bad_retry_after``
     with no ``retry-after-ms`` to fall back on)."""
     if fault == "quota":
         return error_body(429, _QUOTA, "insufficient_quota", "insufficient_quota")
+    if fault == "error_surrogate":
+        return error_body(400, "Invalid request \ud800 (promptgrid FaultServer)")
     if fault not in ("429", "retry_after_bad"):
         return error_body(int(fault))
     if fault == "retry_after_bad":
@@ -199,6 +221,8 @@ def broken_body(fault: str, answer: dict[str, Any]) -> bytes:
         return json.dumps(shape).encode()
     if fault == "empty":
         return b""
+    if fault == "deep_body":
+        return b'{"id": "chatcmpl-deep", "object": "chat.completion", "choices": %s}' % DEEP_JSON
     raise ValueError(f"{fault!r} is not a broken-body fault")
 
 

@@ -28,9 +28,10 @@ nothing happens unless the test acts, through :class:`BatchControls` (``server.b
 A request of a batch is answered by the same code as an online request
 (:meth:`~promptgrid.testing.core._Core.answer_body`), and takes the scripts of
 ``script_for``: an HTTP status puts an error line (``response.status_code`` and an error body)
-in the error file, an answer kind (``tool_call``, ``refusal``, ``bad_json``, ``truncated``)
-shapes its answer, ``garbage`` gives a body of the wrong shape. Output lines are
-``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``.
+in the error file (so do ``quota`` and ``error_surrogate``), an answer kind (``tool_call``,
+``refusal``, ``bad_json``, ``surrogates``, ``bad_usage``, ``truncated``) shapes its answer,
+``garbage`` gives a body of the wrong shape and ``deep_body`` one nested 2,000 deep. Output
+lines are ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``.
 
 For crash tests, ``script(faults, op=...)`` fails the next Files/Batch API calls (an HTTP
 status, or ``drop``: the connection closed), and ``hook(op, info)`` is called before each call
@@ -53,10 +54,21 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .answers import ANSWER_KINDS, ask_of, error_body, injected_error, respond
+from .answers import (
+    ANSWER_KINDS,
+    DEEP_JSON,
+    ERROR_STATUS,
+    ask_of,
+    error_body,
+    injected_error,
+    respond,
+)
 
 if TYPE_CHECKING:
     from .core import _Core
+
+_DEEP = "<deep_body>"  # stands for DEEP_JSON in an output line until it is written
+_DEEP_MARK = json.dumps(_DEEP).encode()
 
 __all__ = ["MAX_LINES", "BatchControls", "Batches"]
 
@@ -397,8 +409,8 @@ class Batches:
         request_id = f"req_{number:012x}"
         answer: Any
         ok = True
-        if fault is not None and (fault.isdigit() or fault in ("quota", "retry_after_bad")):
-            status = 429 if not fault.isdigit() else int(fault)
+        if fault is not None and (fault.isdigit() or fault in ERROR_STATUS):
+            status = ERROR_STATUS[fault] if not fault.isdigit() else int(fault)
             answer = injected_error(fault, ask.model, self.core.cfg, {})
             ok = False
         elif fault == "garbage":
@@ -406,12 +418,17 @@ class Batches:
                                    "choices": "lots"}  # fmt: skip
         elif fault is None or fault in ANSWER_KINDS or fault == "truncated":
             status, answer = 200, self.core.answer_body(ask, fault, None, number, request_id)
+        elif fault == "deep_body":
+            status, answer = 200, _DEEP
         else:  # a fault of the wire (drop, stall, ...) has no meaning here: a server error
             status, answer, ok = 500, error_body(500), False
         response = {"status_code": status, "request_id": request_id, "body": answer}
         out = {"id": f"batch_req_{number}", "custom_id": custom_id, "response": response,
                "error": None}  # fmt: skip
-        return ok, json.dumps(out).encode(), custom_id
+        data = json.dumps(out).encode()
+        if fault == "deep_body":  # json.dumps would overflow writing DEEP_JSON: splice it in
+            data = data.replace(_DEEP_MARK, DEEP_JSON)
+        return ok, data, custom_id
 
     def _finish(self, batch: _Batch, status: str) -> None:
         """End a batch: its output and error files written, as far as it got."""

@@ -31,6 +31,8 @@ from aiohttp import web
 from .answers import (
     ANSWER_KINDS,
     BROKEN,
+    DEEP_JSON,
+    ERROR_STATUS,
     Ask,
     broken_body,
     check_fault,
@@ -226,9 +228,9 @@ class _Core:
             if request.transport is not None:
                 request.transport.abort()
             return web.Response(status=500)  # never sent: the connection is gone
-        if fault is not None and (fault.isdigit() or fault in ("quota", "retry_after_bad")):
+        if fault is not None and (fault.isdigit() or fault in ERROR_STATUS):
             self._record(fault)
-            status = 429 if not fault.isdigit() else int(fault)
+            status = ERROR_STATUS[fault] if not fault.isdigit() else int(fault)
             return respond(status, injected_error(fault, ask.model, self.cfg, h), h, echo)
         delay = self.cfg["stall_s"] if fault == "stall" else self.cfg["latency_s"]
         if delay > 0:
@@ -237,16 +239,19 @@ class _Core:
             except asyncio.CancelledError:  # client went away, or the server is stopping
                 self._record("stall" if fault == "stall" else "cancelled")
                 raise
-        if ask.stream and fault not in BROKEN:
+        if ask.stream and (fault not in BROKEN or fault == "deep_body"):
             return await self._stream(request, ask, fault, h, echo, number)
         return self._answer(ask, fault, h, echo, number)
 
     def _made(self, ask: Ask, fault: str | None, echo: str | None, number: int) -> Any:
         kind = fault if fault in ANSWER_KINDS or fault == "truncated" else None
         scripted = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
-        return make(
+        made = make(
             ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
         )
+        if fault == "bad_usage":
+            made.bad_usage = self.cfg["bad_usage"]
+        return made
 
     def answer_body(
         self, ask: Ask, fault: str | None, echo: str | None, number: int, request_id: str
@@ -301,11 +306,14 @@ class _Core:
         number: int,
     ) -> web.StreamResponse:
         """A 200 streamed as Server-Sent Events; ``"stream_cut"`` closes the connection after
-        the first event carrying output, ``"truncated"`` ends without the final event."""
+        the first event carrying output, ``"truncated"`` ends without the final event,
+        ``"deep_body"`` sends one event nested 2,000 deep."""
         made = self._made(ask, fault, echo, number)
         model = ask.model + self.cfg["model_suffix"]
         request_id = h["x-request-id"]
-        if ask.api == "responses":
+        if fault == "deep_body":
+            events = [(b"data: " + DEEP_JSON + b"\n\n", False)]
+        elif ask.api == "responses":
             events = response_stream(made, request_id=request_id, model=model)
         else:
             usage = bool((ask.body.get("stream_options") or {}).get("include_usage"))
@@ -325,7 +333,8 @@ class _Core:
             if gap > 0:
                 await self._sleep(gap)
         await response.write_eof()
-        self._record(*(("truncated", None) if fault == "truncated" else ("200", ask.last)))
+        broken = fault in ("truncated", "deep_body")
+        self._record(*((fault, None) if broken and fault else ("200", ask.last)))
         return response
 
     async def control(self, request: web.Request) -> web.StreamResponse:

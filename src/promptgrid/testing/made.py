@@ -14,6 +14,11 @@ same ones:
   script says ``"tool_call"``: the named or first function, its arguments fitting its
   parameters' schema, id ``call_<request number>_<choice>``;
 - ``"refusal"``: no text, a refusal;
+- ``"surrogates"``: the text ends in `` ok`` and an emoji written as its two UTF-16 halves
+  (``"\\ud83d\\ude00"``: whole, JSON joins them; streamed, a chunk ends after the first),
+  then a lone surrogate ``"\\ud800"``; every tool call's id ends in ``"\\ud800"`` too;
+- ``"bad_usage"``: every usage number is the server's ``bad_usage`` setting
+  (:attr:`Made.bad_usage`);
 - logprobs when asked for (chat ``logprobs: true``; Responses ``include:
   [message.output_text.logprobs]``), ``top_logprobs`` alternatives each;
 - reasoning tokens by effort (``reasoning_effort`` or ``reasoning.effort``) and, on the
@@ -35,6 +40,8 @@ from ..tokens import estimate_text_tokens
 __all__ = ["Made", "MadeChoice", "make"]
 
 REFUSAL = "I can't help with that. (promptgrid FaultServer)"
+#: What ``"surrogates"`` appends to a text: an emoji as two UTF-16 halves, a lone surrogate.
+SURROGATES = " ok\ud83d\ude00 \ud800"
 
 
 @dataclass
@@ -62,6 +69,8 @@ class Made:
     prompt_tokens: int
     reasoning_tokens: int = 0
     summary: str | None = None
+    #: What every usage number says instead of the real count (``"bad_usage"``); None: the count.
+    bad_usage: Any = None
 
     @property
     def completion_tokens(self) -> int:
@@ -81,10 +90,11 @@ def make(
     scripted: str | None = None,
 ) -> Made:
     """The answer to request ``body`` (its last user message ``last``, its ``n``) given answer
-    ``kind`` (``None``: a normal answer; ``"truncated"``, ``"tool_call"``, ``"bad_json"`` or
-    ``"refusal"``). ``number`` numbers the request (tool call ids); ``echo``, the caller's key
-    when the server plants it, ends every text; ``scripted`` replaces every choice's text (the
-    server's ``answers`` setting)."""
+    ``kind`` (``None``: a normal answer; ``"truncated"`` or an answer kind: ``"tool_call"``,
+    ``"bad_json"``, ``"refusal"``, ``"surrogates"``; the server forges ``"bad_usage"``).
+    ``number`` numbers the request (tool call ids); ``echo``, the caller's key when the server
+    plants it, ends every text; ``scripted`` replaces every choice's text (the server's
+    ``answers`` setting)."""
     structured = structured_format(body)
     tools = body.get("tools") or []
     choice = body.get("tool_choice")
@@ -106,6 +116,9 @@ def make(
             made.text = synthetic.structured_text(structured, structured_schema(body), last, i)
         else:
             made.text = synthetic.echo_text(last, i)
+        if kind == "surrogates":
+            made.text = None if made.text is None else made.text + SURROGATES
+            made.calls = [(id_ + "\ud800", name, args) for id_, name, args in made.calls]
         if kind == "bad_json" and made.text is not None:
             made.text = made.text[: max(1, len(made.text) // 2)]
         if kind == "truncated":

@@ -108,7 +108,9 @@ class FaultServer(_Controls):
     bearer tokens (others get 401); ``retry_after_s``: ``retry-after`` of injected 429s;
     ``stall_s``: how long ``"stall"`` holds a request; ``model_suffix``: appended to the answered
     ``model`` (e.g. ``"-2024-07-18"``); ``bad_retry_after``: the unusable ``retry-after`` that
-    ``"retry_after_bad"`` sends (``"-5"``, ``"nan"``, ``"0"``, a past HTTP date); ``echo_key``:
+    ``"retry_after_bad"`` sends (``"-5"``, ``"nan"``, ``"0"``, a past HTTP date); ``bad_usage``:
+    what every usage number of a ``"bad_usage"`` answer says (``"n/a"``, ``float("nan")``,
+    ``float("inf")``, ``-1``, ``2.5``: any JSON value but null); ``echo_key``:
     plant the caller's bearer token in every response (``x-request-id``, an ``x-ratelimit-*``
     header, error messages, and ``" key=<token>"`` at the end of each answer), to prove a client
     never stores its key; ``chunk_delay_s``: seconds between the events of a streamed answer
@@ -141,6 +143,7 @@ class FaultServer(_Controls):
         stall_s: float = 30.0,
         model_suffix: str = "",
         bad_retry_after: str = "-5",
+        bad_usage: Any = "n/a",
         echo_key: bool = False,
         chunk_delay_s: float = 0.0,
         answers: dict[str, str] | None = None,
@@ -158,6 +161,7 @@ class FaultServer(_Controls):
             stall_s=stall_s,
             model_suffix=model_suffix,
             bad_retry_after=bad_retry_after,
+            bad_usage=bad_usage,
             echo_key=echo_key,
             chunk_delay_s=chunk_delay_s,
             answers=answers or {},

@@ -15,7 +15,7 @@ from .answers import check_fault
 DEFAULTS: dict[str, Any] = dict(
     rpm=None, tpm=None, latency_s=0.0, fault_rates={}, seed=0, api_keys=None,
     retry_after_s=1.0, stall_s=30.0, model_suffix="", bad_retry_after="-5", echo_key=False,
-    chunk_delay_s=0.0,
+    chunk_delay_s=0.0, bad_usage="n/a",
     answers={}, batch_complete_after=None,
 )  # fmt: skip
 
@@ -48,6 +48,8 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         if polls < 1:
             raise ValueError(f"batch_complete_after must be at least 1: {polls}")
         changes["batch_complete_after"] = polls
+    if "bad_usage" in changes and changes["bad_usage"] is None:
+        raise ValueError("bad_usage must be a JSON value other than null (the real usage)")
     if "answers" in changes:
         answers = changes["answers"] or {}
         if not isinstance(answers, dict) or not all(

@@ -32,6 +32,11 @@ Event = tuple[bytes, bool]
 
 
 def _usage_chat(made: Made) -> dict[str, Any]:
+    if made.bad_usage is not None:
+        bad = made.bad_usage
+        return {"prompt_tokens": bad, "completion_tokens": bad, "total_tokens": bad,
+                "prompt_tokens_details": {"cached_tokens": bad},
+                "completion_tokens_details": {"reasoning_tokens": bad}}  # fmt: skip
     completion = made.completion_tokens
     return {
         "prompt_tokens": made.prompt_tokens,
@@ -43,6 +48,11 @@ def _usage_chat(made: Made) -> dict[str, Any]:
 
 
 def _usage_responses(made: Made) -> dict[str, Any]:
+    if made.bad_usage is not None:
+        bad = made.bad_usage
+        return {"input_tokens": bad, "input_tokens_details": {"cached_tokens": bad},
+                "output_tokens": bad, "output_tokens_details": {"reasoning_tokens": bad},
+                "total_tokens": bad}  # fmt: skip
     output = made.completion_tokens
     return {
         "input_tokens": made.prompt_tokens,
@@ -103,8 +113,9 @@ def chat_stream(made: Made, *, request_id: str, model: str, usage: bool) -> list
     for i, c in enumerate(made.choices):
         events.append(chunk(i, {"role": "assistant", "content": ""}, output=False))
         entries = iter(c.logprobs or [])
-        for word in _WORDS.findall(c.text or ""):
-            logprobs = {"content": [next(entries)], "refusal": None} if c.logprobs else None
+        for word in _pieces(c.text or ""):
+            entry = next(entries, None)
+            logprobs = {"content": [entry], "refusal": None} if entry is not None else None
             events.append(chunk(i, {"content": word}, logprobs=logprobs))
         for j, (id_, name, arguments) in enumerate(c.calls):
             call = {"index": j, "id": id_, "type": "function",
@@ -211,6 +222,19 @@ def _item_deltas(item: dict[str, Any], where: dict[str, Any]) -> list[Event]:
         done = {**where, "content_index": 0, "text": part["text"]}
         events.append(_event("response.output_text.done", done))
     return events
+
+
+def _pieces(text: str) -> list[str]:
+    """The chunks of a streamed text: word by word, and a word holding a UTF-16 surrogate
+    pair as two code points (``"surrogates"``) split between them, as a server that cuts
+    UTF-16 text anywhere would."""
+    words = _WORDS.findall(text)
+    if text.isascii():
+        return words
+    return [piece for word in words for piece in _PAIR.sub("\\1\0", word).split("\0")]
+
+
+_PAIR = re.compile("([\ud800-\udbff])(?=[\udc00-\udfff])")
 
 
 def _data(payload: dict[str, Any]) -> bytes:
