@@ -4,10 +4,12 @@ temp files are unique and never outlive their process."""
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,19 +194,29 @@ def test_disk_full_in_one_format_writes_the_others(
     assert not (folder / "results.jsonl").exists() and temp_files(folder) == []
 
 
-def test_a_failed_xlsx_save_leaves_no_temp_file(finished: tuple[Store, RunInfo, Path]) -> None:
-    from openpyxl.worksheet import _writer as sheet_writer
-    from openpyxl.writer.excel import ExcelWriter
-
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_fails_the_xlsx_alone_and_leaves_no_temp_file(
+    finished: tuple[Store, RunInfo, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, run, folder = finished
-    before = list(sheet_writer.ALL_TEMP_FILES)  # openpyxl's sheet files, in the system temp
-    full = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch.object(ExcelWriter, "write_data", side_effect=full), \
-            pytest.raises(ExportFailed) as caught:  # fmt: skip
+    scratch = tmp_path / "scratch"  # the system temp folder, where the sheets' files go
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def on_a_full_disk(path: Path) -> Path:
+        tmp = temp_path(path)
+        if path.suffix == ".xlsx":
+            tmp.symlink_to("/dev/full")  # every write fails: "No space left on device"
+        return tmp
+
+    monkeypatch.setattr("promptgrid.exports.temp_path", on_a_full_disk)
+    with pytest.raises(ExportFailed) as caught:
         export(store, run, folder, ["xlsx", "jsonl"])
     assert list(caught.value.failed) == ["xlsx"] and "full" in caught.value.failed["xlsx"]
     assert (folder / "results.jsonl").is_file() and not (folder / "results.xlsx").exists()
-    assert temp_files(folder) == [] and list(sheet_writer.ALL_TEMP_FILES) == before
+    del caught
+    gc.collect()  # what the failed save left open is closed now: no second failure
+    assert temp_files(folder) == [] and list(scratch.iterdir()) == []
 
 
 def test_a_read_only_folder_is_named_with_what_to_do(
