@@ -122,6 +122,21 @@ def test_xlsx_escapes_control_characters_and_other_formats_keep_them(tmp_path: P
     assert [json.loads(line)["v"] for line in lines] == TRICKY
 
 
+def test_xlsx_text_shaped_like_rich_text_xml_stays_text(tmp_path: Path) -> None:
+    # xlsxwriter writes a string that starts with <r> and ends with </r> into the sheet's XML
+    # as it is (its rich strings): an answer shaped so could end its cell and add a formula.
+    injected = (
+        '<r><t>a</t></r></is></c><c r="Z1"><f>1+1</f></c><c t="inlineStr"><is><r><t>b</t></r>'
+    )
+    df = promptgrid.run(experiment([injected, "<r>x</r>"]), results_dir=tmp_path,
+                        formats="xlsx", progress=False)  # fmt: skip
+    rows = sheet_rows(run_dir(tmp_path, df) / "results.xlsx")
+    v = [value for value, _ in rows[0]].index("v")
+    assert [row[v] for row in rows[1:]] == [(injected + " ", "s"), ("<r>x</r> ", "s")]
+    assert all(dtype != "f" for row in rows for _, dtype in row)
+    assert len(rows[0]) == len(rows[1])  # no cell beyond the last column
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -130,6 +145,8 @@ def test_xlsx_escapes_control_characters_and_other_formats_keep_them(tmp_path: P
         pytest.param("\x00\x08\x0b\x0c\x0e\x1f", "\\x00\\x08\\x0b\\x0c\\x0e\\x1f", id="controls"),
         pytest.param("\t\n\r", "\t\n\r", id="whitespace-kept"),
         pytest.param("\ufffe\uffff", "\\ufffe\\uffff", id="xml-non-characters"),
+        pytest.param("<r>x</r>", "<r>x</r> ", id="rich-text-shaped"),
+        pytest.param("<r>x", "<r>x", id="half-rich-text-unchanged"),
     ],
 )
 def test_cell_text_escapes_what_xlsx_cannot_hold(text: str, expected: str) -> None:

@@ -6,8 +6,10 @@ an XLSX file cannot hold (the control characters ``\\x00``-``\\x08``, ``\\x0b``,
 ``\\x0e``-``\\x1f``, and U+FFFE, U+FFFF and lone surrogates, which XML forbids) are shown as
 visible escapes: ESC becomes the four characters ``\\x1b``. A cell holds at most 32,767
 characters (UTF-16 units, as Excel counts them): longer text is cut and ends with `` [...]``.
-NaN is an empty cell; infinities are the texts ``inf`` and ``-inf``. Parquet, CSV and JSONL
-keep every text exactly.
+NaN is an empty cell; infinities are the texts ``inf`` and ``-inf``. A text that starts with
+``<r>`` and ends with ``</r>`` gets a trailing space: xlsxwriter takes such a string for its own
+rich-text XML and writes it into the sheet unescaped, where an answer shaped so could close its
+cell and open a formula. Parquet, CSV and JSONL keep every text exactly.
 
 Styles are xlsxwriter formats, each added to the workbook once and then reused, so a row of 25
 cells adds no format.
@@ -48,6 +50,8 @@ def cell_text(value: str) -> str:
     """``value`` as an XLSX cell can hold it: illegal characters escaped, cut to the limit."""
     if _ILLEGAL.search(value):
         value = _ILLEGAL.sub(_escape, value)
+    if value.startswith("<r>") and value.endswith("</r>"):
+        value += " "  # else xlsxwriter writes it as rich-text XML, unescaped (see above)
     if len(value) <= MAX_CELL // 2:  # even all-astral text fits: skip the UTF-16 count
         return value
     units = value.encode("utf-16-le")
