@@ -137,6 +137,21 @@ def test_xlsx_text_shaped_like_rich_text_xml_stays_text(tmp_path: Path) -> None:
     assert len(rows[0]) == len(rows[1])  # no cell beyond the last column
 
 
+def test_xlsx_headers_from_a_cases_file_are_made_safe_too(tmp_path: Path) -> None:
+    # A cases file names its own columns: the names reach the header cells of every sheet.
+    odd = ["a\x1bb", "<r>z</r>"]
+    cases = [{"q": q, odd[0]: "x" + q, odd[1]: "y" + q} for q in ("1", "2")]
+    exp = {**experiment([]), "prompts": {"p": "hi {{ q }}"}, "vars": {}, "cases": cases}
+    df = promptgrid.run(exp, results_dir=tmp_path, formats="xlsx", progress=False)
+    book = load_workbook(run_dir(tmp_path, df) / "results.xlsx")
+    try:
+        for sheet in ("results", "compare"):
+            names = [c.value for c in book[sheet][1]]
+            assert "a\\x1bb" in names and "<r>z</r> " in names, sheet
+    finally:
+        book.close()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

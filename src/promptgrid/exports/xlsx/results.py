@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ...store import RunInfo
 from ...table import columns
 from ..layout import run_layout
-from .cells import Styles, cell_value
+from .cells import Styles, cell_text, cell_value
 from .sheet import Sheet
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ class ResultsSheet:
         sheet.set_widths(self._widths)
         sheet.freeze(1, self._inputs)
         sheet.print_titles(1, self._inputs)
-        sheet.append(zip(self._order, header, strict=True), 30.0)
+        names = [cell_text(name) for name in self._order]  # a cases file names its columns
+        sheet.append(zip(names, header, strict=True), 30.0)
 
     def close(self) -> None:
         """Put a filter on every column (and write the header if no row came)."""

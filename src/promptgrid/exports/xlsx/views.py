@@ -46,7 +46,7 @@ def write_compare(
     failed = compare(work, rows, cols, values="__failed__", aggfunc="mean")
     row_labels = _labels(answers.index)
     col_labels = _labels(answers.columns)
-    row_names = [str(n) if n is not None else "" for n in answers.index.names]
+    row_names = [cell_value(str(n)) if n is not None else "" for n in answers.index.names]
     col_names = [str(n) if n is not None else "" for n in answers.columns.names]
     n_labels, levels = len(row_names), len(col_names)
 
@@ -124,6 +124,7 @@ def write_summary(sheet: Sheet, df: pd.DataFrame, styles: Styles) -> None:
         table = summary(df, by=by)
         sheet.append([(name, title)], 22.0)
         heads = [*(by or ["group"]), *([""] * (width - max(len(by), 1)))]
+        heads = [cell_value(h) for h in heads]  # var, param and case column names
         sheet.append([*((h, header) for h in heads), *((h, header) for _, h, _ in metrics)], 30.0)
         for index, row in table.iterrows():
             labels = list(index) if isinstance(index, tuple) else [index if by else "all calls"]
