@@ -50,9 +50,10 @@ class Sheet:
         self._row += 1
         if height is not None:
             self._sheet.set_row(r, height)
+        write = self._write
         for col, cell in enumerate(row):
-            if cell is not None:
-                self._write(r, col, cell[0], cell[1], blanks)
+            if cell is not None and (blanks or (cell[0] is not None and cell[0] != "")):
+                write(r, col, cell[0], cell[1])
 
     def merge(self, first_col: int, last_col: int, cell: Cell) -> None:
         """Merge columns ``first_col`` to ``last_col`` (0-based) of the row just appended,
@@ -62,13 +63,12 @@ class Sheet:
         # merge_range writes its value with write(), which guesses the type: merge blank,
         # then write the value (xlsxwriter's documented way for a value of another type)
         self._sheet.merge_range(r, first_col, r, last_col, "", style)
-        self._write(r, first_col, value, style, True)
+        self._write(r, first_col, value, style)
 
-    def _write(self, r: int, col: int, value: Any, style: Any, blanks: bool) -> None:
+    def _write(self, r: int, col: int, value: Any, style: Any) -> None:
         sheet = self._sheet
         if value is None or value == "":
-            if blanks:
-                sheet.write_blank(r, col, None, style)
+            sheet.write_blank(r, col, None, style)
         elif isinstance(value, str):
             sheet.write_string(r, col, value, style)
         elif isinstance(value, bool):
