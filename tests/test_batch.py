@@ -525,6 +525,18 @@ def test_output_lines_read_as_completions_or_errors() -> None:
         read_line(b'{"response": null}', "chat")
 
 
+def test_a_body_that_strays_from_openais_shape_is_read_leniently_as_online() -> None:
+    # A compatible server's answer: no "object" or "created", an unknown finish reason, no
+    # total_tokens. Validation fails; the SDK's lenient construction still reads it.
+    body = {"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "eos",
+            "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1}}  # fmt: skip
+    line = {"custom_id": "a", "response": {"status_code": 200, "request_id": "r", "body": body}}
+    custom_id, completion = read_line(json.dumps(line).encode(), "chat")
+    assert custom_id == "a" and not isinstance(completion, Exception)
+    assert (completion.text, completion.finish_reason, completion.prompt_tokens) == ("hi", "eos", 3)
+
+
 def test_custom_ids_are_found_without_parsing_the_line() -> None:
     line = json.dumps({"id": "x", "response": {"body": {"content": 'say "custom_id": "no"'}},
                        "custom_id": 'a"b'}).encode()  # fmt: skip

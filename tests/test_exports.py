@@ -4,10 +4,12 @@ temp files are unique and never outlive their process."""
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +122,36 @@ def test_xlsx_escapes_control_characters_and_other_formats_keep_them(tmp_path: P
     assert [json.loads(line)["v"] for line in lines] == TRICKY
 
 
+def test_xlsx_text_shaped_like_rich_text_xml_stays_text(tmp_path: Path) -> None:
+    # xlsxwriter writes a string that starts with <r> and ends with </r> into the sheet's XML
+    # as it is (its rich strings): an answer shaped so could end its cell and add a formula.
+    injected = (
+        '<r><t>a</t></r></is></c><c r="Z1"><f>1+1</f></c><c t="inlineStr"><is><r><t>b</t></r>'
+    )
+    df = promptgrid.run(experiment([injected, "<r>x</r>"]), results_dir=tmp_path,
+                        formats="xlsx", progress=False)  # fmt: skip
+    rows = sheet_rows(run_dir(tmp_path, df) / "results.xlsx")
+    v = [value for value, _ in rows[0]].index("v")
+    assert [row[v] for row in rows[1:]] == [(injected + " ", "s"), ("<r>x</r> ", "s")]
+    assert all(dtype != "f" for row in rows for _, dtype in row)
+    assert len(rows[0]) == len(rows[1])  # no cell beyond the last column
+
+
+def test_xlsx_headers_from_a_cases_file_are_made_safe_too(tmp_path: Path) -> None:
+    # A cases file names its own columns: the names reach the header cells of every sheet.
+    odd = ["a\x1bb", "<r>z</r>"]
+    cases = [{"q": q, odd[0]: "x" + q, odd[1]: "y" + q} for q in ("1", "2")]
+    exp = {**experiment([]), "prompts": {"p": "hi {{ q }}"}, "vars": {}, "cases": cases}
+    df = promptgrid.run(exp, results_dir=tmp_path, formats="xlsx", progress=False)
+    book = load_workbook(run_dir(tmp_path, df) / "results.xlsx")
+    try:
+        for sheet in ("results", "compare"):
+            names = [c.value for c in book[sheet][1]]
+            assert "a\\x1bb" in names and "<r>z</r> " in names, sheet
+    finally:
+        book.close()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -128,6 +160,8 @@ def test_xlsx_escapes_control_characters_and_other_formats_keep_them(tmp_path: P
         pytest.param("\x00\x08\x0b\x0c\x0e\x1f", "\\x00\\x08\\x0b\\x0c\\x0e\\x1f", id="controls"),
         pytest.param("\t\n\r", "\t\n\r", id="whitespace-kept"),
         pytest.param("\ufffe\uffff", "\\ufffe\\uffff", id="xml-non-characters"),
+        pytest.param("<r>x</r>", "<r>x</r> ", id="rich-text-shaped"),
+        pytest.param("<r>x", "<r>x", id="half-rich-text-unchanged"),
     ],
 )
 def test_cell_text_escapes_what_xlsx_cannot_hold(text: str, expected: str) -> None:
@@ -192,19 +226,29 @@ def test_disk_full_in_one_format_writes_the_others(
     assert not (folder / "results.jsonl").exists() and temp_files(folder) == []
 
 
-def test_a_failed_xlsx_save_leaves_no_temp_file(finished: tuple[Store, RunInfo, Path]) -> None:
-    from openpyxl.worksheet import _writer as sheet_writer
-    from openpyxl.writer.excel import ExcelWriter
-
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_fails_the_xlsx_alone_and_leaves_no_temp_file(
+    finished: tuple[Store, RunInfo, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, run, folder = finished
-    before = list(sheet_writer.ALL_TEMP_FILES)  # openpyxl's sheet files, in the system temp
-    full = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch.object(ExcelWriter, "write_data", side_effect=full), \
-            pytest.raises(ExportFailed) as caught:  # fmt: skip
+    scratch = tmp_path / "scratch"  # the system temp folder, where the sheets' files go
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def on_a_full_disk(path: Path) -> Path:
+        tmp = temp_path(path)
+        if path.suffix == ".xlsx":
+            tmp.symlink_to("/dev/full")  # every write fails: "No space left on device"
+        return tmp
+
+    monkeypatch.setattr("promptgrid.exports.temp_path", on_a_full_disk)
+    with pytest.raises(ExportFailed) as caught:
         export(store, run, folder, ["xlsx", "jsonl"])
     assert list(caught.value.failed) == ["xlsx"] and "full" in caught.value.failed["xlsx"]
     assert (folder / "results.jsonl").is_file() and not (folder / "results.xlsx").exists()
-    assert temp_files(folder) == [] and list(sheet_writer.ALL_TEMP_FILES) == before
+    del caught
+    gc.collect()  # what the failed save left open is closed now: no second failure
+    assert temp_files(folder) == [] and list(scratch.iterdir()) == []
 
 
 def test_a_read_only_folder_is_named_with_what_to_do(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import pkgutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,104 @@ def test_spec_imports_nothing_from_run_time() -> None:
         for module in _imports(path):
             top = module.split(".")[1] if module.count(".") else ""
             assert top not in run_time, (path.name, module)  # promptgrid.apis is not .api
+
+
+# ------------------------------------------------------------- dependencies' public APIs only
+
+#: Names with a leading underscore that are public API: namedtuple's methods, and the request
+#: id the openai SDK documents on every object it returns.
+PUBLIC_UNDERSCORED = {"_asdict", "_field_defaults", "_fields", "_make", "_replace", "_request_id"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _third_party(module: str) -> bool:
+    top = module.partition(".")[0]
+    return top != "promptgrid" and top not in sys.stdlib_module_names
+
+
+def _private_imports(path: Path, tree: ast.Module) -> list[str]:
+    """``import dep._x``, ``from dep._x import y``, ``from dep import _y`` of a third-party
+    ``dep``; and ``dep._x`` reached through the name an ``import dep`` bound."""
+    found: list[str] = []
+    modules: set[str] = set()  # local names bound to a third-party module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _third_party(alias.name):
+                    modules.add(alias.asname or alias.name.partition(".")[0])
+                    if any(_private(part) for part in alias.name.split(".")):
+                        found.append(f"{path}:{node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module and _third_party(node.module):
+            names = [a.name for a in node.names]
+            if not node.level and any(_private(p) for p in [*node.module.split("."), *names]):
+                found.append(f"{path}:{node.lineno}: from {node.module} import {', '.join(names)}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root: ast.expr = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules:
+                found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """Every name ``tree`` defines: functions, classes, variables, attributes, arguments."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name.rpartition(".")[2])
+    return names
+
+
+def test_src_uses_no_private_name_of_a_dependency() -> None:
+    """A dependency's ``_private`` modules and attributes may change in any release, and no
+    version floor or type checker guards them: promptgrid uses public, documented APIs only.
+
+    Flagged: a private module or name imported from a third-party package (anything not
+    promptgrid and not the standard library); a private attribute reached through such a
+    package's module; and ``obj._name`` where ``_name`` is defined nowhere in promptgrid, so
+    ``obj`` is someone else's object.
+    """
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in SRC.rglob("*.py")}
+    ours = set().union(*(_defined(tree) for tree in trees.values())) | PUBLIC_UNDERSCORED
+    found: list[str] = []
+    for path, tree in sorted(trees.items()):
+        where = path.relative_to(SRC.parent)
+        found += _private_imports(where, tree)
+        found += [f"{where}:{node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and _private(node.attr)
+                  and node.attr not in ours]  # fmt: skip
+    assert not found, (
+        "private names of dependencies (they may change in any release; use the library's "
+        "public, documented API instead):\n" + "\n".join(sorted(set(found)))
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "flagged"),
+    [
+        pytest.param("from openai._models import construct_type", True, id="private-module"),
+        pytest.param("from openpyxl.worksheet import _writer", True, id="private-name"),
+        pytest.param("import pandas._libs.lib", True, id="import-private-module"),
+        pytest.param("import openai\nopenai._models.construct_type", True, id="through-module"),
+        pytest.param("import xlsxwriter as x\nx.utility._x", True, id="through-alias"),
+        pytest.param("from openai.types.chat import ChatCompletion", False, id="public"),
+        pytest.param("from concurrent.futures import _base", False, id="standard-library"),
+        pytest.param("from ._atomic import temp_path", False, id="promptgrid-relative"),
+        pytest.param("import openai\nopenai.__version__", False, id="dunder"),
+    ],
+)
+def test_the_private_name_check_catches_what_it_says(code: str, flagged: bool) -> None:
+    assert bool(_private_imports(Path("x.py"), ast.parse(code))) is flagged

@@ -227,7 +227,7 @@ def _reason(exc: BaseException, fmt: str, path: Path) -> str:
         where = path
         name = exc.filename
         if isinstance(name, (str, os.PathLike)) and Path(name).parent != path.parent:
-            where = Path(name)  # e.g. openpyxl's sheet in the system temp folder
+            where = Path(name)  # e.g. a sheet's temp file in the system temp folder
         return str(translate(exc, where, f"writing {fmt}"))
     return f"{type(exc).__name__}: {exc} (a bug in promptgrid: please report it)"
 

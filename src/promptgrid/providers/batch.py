@@ -342,13 +342,12 @@ def _outcome(data: Mapping[str, Any], api: str) -> Completion | ProviderError:
 
 def _parse(model: type[ChatCompletion] | type[Response], body: Mapping[str, Any]) -> Any:
     """The SDK's object for ``body``: validated (fast), or built the SDK's lenient way (as
-    the online call does) for a compatible server's body that strays from OpenAI's shape."""
+    the online call does) for a compatible server's body that strays from OpenAI's shape:
+    the SDK's models override pydantic's ``model_construct`` to build nested models too."""
     try:
         return model.model_validate(body)
     except ValueError:
-        from openai._models import construct_type
-
-        return construct_type(type_=model, value=dict(body))
+        return model.model_construct(**body)
 
 
 def scrub_text(text: str, key: str) -> str:

@@ -6,11 +6,13 @@ an XLSX file cannot hold (the control characters ``\\x00``-``\\x08``, ``\\x0b``,
 ``\\x0e``-``\\x1f``, and U+FFFE, U+FFFF and lone surrogates, which XML forbids) are shown as
 visible escapes: ESC becomes the four characters ``\\x1b``. A cell holds at most 32,767
 characters (UTF-16 units, as Excel counts them): longer text is cut and ends with `` [...]``.
-NaN is an empty cell; infinities are the texts ``inf`` and ``-inf``. Parquet, CSV and JSONL
-keep every text exactly.
+NaN is an empty cell; infinities are the texts ``inf`` and ``-inf``. A text that starts with
+``<r>`` and ends with ``</r>`` gets a trailing space: xlsxwriter takes such a string for its own
+rich-text XML and writes it into the sheet unescaped, where an answer shaped so could close its
+cell and open a formula. Parquet, CSV and JSONL keep every text exactly.
 
-Styles are registered once with openpyxl (which writes the workbook's style table) and used by
-their index, so a row of 25 cells costs no style lookup.
+Styles are xlsxwriter formats, each added to the workbook once and then reused, so a row of 25
+cells adds no format.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ NUMBER_FORMATS = {
 _FILLS = {"error": ("FFC7CE", "9C0006"), "mixed": ("FFEB9C", "7F4F00")}  # Excel's bad/neutral
 HEADER_FILL = "D9D9D9"
 INPUT_HEADER_FILL = "DDEBF7"
-BODY_FONT = "Calibri"  # openpyxl's default; LibreOffice substitutes metric-compatible Carlito
+BODY_FONT = "Calibri"  # Excel's default; LibreOffice substitutes metric-compatible Carlito
 MONO_FONT = "Courier New"  # LibreOffice substitutes the metric-compatible Liberation Mono
 
 
@@ -48,6 +50,8 @@ def cell_text(value: str) -> str:
     """``value`` as an XLSX cell can hold it: illegal characters escaped, cut to the limit."""
     if _ILLEGAL.search(value):
         value = _ILLEGAL.sub(_escape, value)
+    if value.startswith("<r>") and value.endswith("</r>"):
+        value += " "  # else xlsxwriter writes it as rich-text XML, unescaped (see above)
     if len(value) <= MAX_CELL // 2:  # even all-astral text fits: skip the UTF-16 count
         return value
     units = value.encode("utf-16-le")
@@ -68,7 +72,7 @@ def cell_value(value: Any) -> Any:
 
 
 class Styles:
-    """The workbook's cell styles, registered with openpyxl on first use, by name.
+    """The workbook's cell formats, added to the xlsxwriter ``book`` on first use, by name.
 
     A style is ``kind`` (``text``, ``wrap``, ``mono``, a number kind of ``NUMBER_FORMATS``,
     ``header``, ``input_header``, ``title``, ``label``) in a ``state``: ``ok``, ``error``
@@ -77,53 +81,40 @@ class Styles:
 
     def __init__(self, book: Any) -> None:
         self._book = book
-        self._ids: dict[tuple[str, str, bool], int] = {}
+        self._formats: dict[tuple[str, str, bool], Any] = {}
 
-    def id(self, kind: str, state: str = "ok", *, left: bool = False) -> int:
-        """The style index of ``kind`` in ``state`` (``left``: numbers aligned left, as
-        labels and settings read)."""
+    def get(self, kind: str, state: str = "ok", *, left: bool = False) -> Any:
+        """The format of ``kind`` in ``state`` (``left``: numbers aligned left, as labels and
+        settings read)."""
         key = (kind, state, left)
-        found = self._ids.get(key)
+        found = self._formats.get(key)
         if found is None:
-            found = self._ids[key] = self._register(kind, state, left)
+            found = self._formats[key] = self._book.add_format(_properties(kind, state, left))
         return found
 
-    def _register(self, kind: str, state: str, left: bool) -> int:
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
-        def font(**style: Any) -> Font:
-            return Font(**{"name": BODY_FONT, "size": 11, **style})
-
-        cell = WriteOnlyCell(_Holder(self._book))
-        wrap = kind in ("wrap", "header", "input_header", "label")
-        cell.alignment = Alignment(
-            wrap_text=wrap, vertical="top", horizontal="left" if left else None
-        )
-        if kind in NUMBER_FORMATS:
-            cell.number_format = NUMBER_FORMATS[kind]
-        if kind == "mono":
-            cell.font = font(name=MONO_FONT, size=10)
-        elif kind in ("header", "input_header"):
-            fill = INPUT_HEADER_FILL if kind == "input_header" else HEADER_FILL
-            cell.font = font(bold=True)
-            cell.fill = PatternFill("solid", fgColor=fill)
-            cell.border = Border(bottom=Side(style="thin", color="808080"))
-            cell.alignment = Alignment(wrap_text=True, vertical="center")
-        elif kind == "title":
-            cell.font = font(bold=True, size=13)
-        elif kind == "label":
-            cell.font = font(bold=True)
-        if state in _FILLS:
-            background, text = _FILLS[state]
-            cell.fill = PatternFill("solid", fgColor=background)
-            cell.font = font(color=text, bold=kind in ("status", "label"))
-        return int(cell.style_id)
-
-
-class _Holder:
-    """Stands in for a worksheet: openpyxl finds the workbook's style lists through
-    ``cell.parent.parent``."""
-
-    def __init__(self, book: Any) -> None:
-        self.parent = book
+def _properties(kind: str, state: str, left: bool) -> dict[str, Any]:
+    """xlsxwriter's format properties of a style."""
+    wrap = kind in ("wrap", "header", "input_header", "label")
+    out: dict[str, Any] = {"font_name": BODY_FONT, "font_size": 11, "valign": "top",
+                           "text_wrap": wrap}  # fmt: skip
+    if left:
+        out["align"] = "left"
+    if kind in NUMBER_FORMATS:
+        out["num_format"] = NUMBER_FORMATS[kind]
+    if kind == "mono":
+        out.update(font_name=MONO_FONT, font_size=10)
+    elif kind in ("header", "input_header"):
+        fill = INPUT_HEADER_FILL if kind == "input_header" else HEADER_FILL
+        out.update(bold=True, pattern=1, bg_color=f"#{fill}", bottom=1,
+                   bottom_color="#808080", valign="vcenter")  # fmt: skip
+    elif kind == "title":
+        out.update(bold=True, font_size=13)
+    elif kind == "label":
+        out["bold"] = True
+    if state in _FILLS:
+        background, text = _FILLS[state]
+        out.update(pattern=1, bg_color=f"#{background}", font_color=f"#{text}")
+        if kind == "status":
+            out["bold"] = True
+    return out

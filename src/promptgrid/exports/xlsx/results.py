@@ -15,13 +15,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from openpyxl.utils import get_column_letter
-
 from ...store import RunInfo
 from ...table import columns
 from ..layout import run_layout
-from .cells import Styles, cell_value
-from .sheet import StreamSheet
+from .cells import Styles, cell_text, cell_value
+from .sheet import Sheet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,7 +60,7 @@ def ordered_columns(run: RunInfo) -> tuple[list[str], int]:
 class ResultsSheet:
     """Writes the ``results`` sheet of ``run`` into ``sheet``."""
 
-    def __init__(self, sheet: StreamSheet, run: RunInfo, styles: Styles) -> None:
+    def __init__(self, sheet: Sheet, run: RunInfo, styles: Styles) -> None:
         self._sheet = sheet
         self._styles = styles
         self._order, self._inputs = ordered_columns(run)
@@ -70,8 +68,8 @@ class ResultsSheet:
         self._kinds = [self._kind(name, kinds[name], i) for i, name in enumerate(self._order)]
         self._wrapped = [i for i, (kind, _) in enumerate(self._kinds) if kind == "wrap"]
         inputs = self._inputs  # input numbers read as labels: aligned left
-        self._ok = [styles.id(kind, left=i < inputs) for i, (kind, _) in enumerate(self._kinds)]
-        self._error = [styles.id(kind, "error", left=i < inputs)
+        self._ok = [styles.get(kind, left=i < inputs) for i, (kind, _) in enumerate(self._kinds)]
+        self._error = [styles.get(kind, "error", left=i < inputs)
                        for i, (kind, _) in enumerate(self._kinds)]  # fmt: skip
         self._widths: list[float] = []
         self._status = self._order.index("status")
@@ -92,15 +90,15 @@ class ResultsSheet:
         sheet, widths, wrapped = self._sheet, self._widths, self._wrapped
         ok, error, status = self._ok, self._error, self._status
         for row in zip(*data, strict=True):
-            styles = ok if row[status] == "ok" else error
+            failed = row[status] != "ok"
             values = [cell_value(v) for v in row]
             lines = max((_lines(values[i], widths[i]) for i in wrapped), default=1)
-            sheet.append(
-                zip(values, styles, strict=True), sheet.lines_height(min(lines, MAX_LINES))
-            )
+            height = sheet.lines_height(min(lines, MAX_LINES))
+            # an error row's empty cells are red too; an answer's show nothing
+            sheet.append(zip(values, error if failed else ok, strict=True), height, blanks=failed)
 
     def _start(self, data: Sequence[list[Any]]) -> None:
-        header = [self._styles.id("input_header" if i < self._inputs else "header")
+        header = [self._styles.get("input_header" if i < self._inputs else "header")
                   for i in range(len(self._order))]  # fmt: skip
         caps = [cap for _, cap in self._kinds]
         named = zip(self._order, data, caps, strict=True)
@@ -108,17 +106,16 @@ class ResultsSheet:
                         for name, values, cap in named]  # fmt: skip
         sheet = self._sheet
         sheet.set_widths(self._widths)
-        sheet.freeze_panes = f"{get_column_letter(self._inputs + 1)}2"
-        sheet.print_title_rows = "1:1"
-        sheet.print_title_cols = f"A:{get_column_letter(self._inputs)}"
-        sheet.append(zip(self._order, header, strict=True), 30.0)
+        sheet.freeze(1, self._inputs)
+        sheet.print_titles(1, self._inputs)
+        names = [cell_text(name) for name in self._order]  # a cases file names its columns
+        sheet.append(zip(names, header, strict=True), 30.0)
 
     def close(self) -> None:
         """Put a filter on every column (and write the header if no row came)."""
         if not self._widths:
             self._start([[] for _ in self._order])
-        last = get_column_letter(len(self._order))
-        self._sheet.auto_filter.ref = f"A1:{last}{max(self._sheet.rows_written, 2)}"
+        self._sheet.filter(0, max(self._sheet.rows_written, 2) - 1, len(self._order))
 
 
 def _fit(name: str, values: list[Any], cap: float) -> float:

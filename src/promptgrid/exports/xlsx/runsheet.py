@@ -17,14 +17,14 @@ from ... import __version__
 from ...store import RunInfo
 from ..totals import completeness, totals
 from .cells import Styles, cell_value
-from .sheet import StreamSheet
+from .sheet import Sheet
 
 
-def write_run(sheet: StreamSheet, run: RunInfo, df: pd.DataFrame, styles: Styles) -> None:
+def write_run(sheet: Sheet, run: RunInfo, df: pd.DataFrame, styles: Styles) -> None:
     """Fill ``sheet`` with the run's settings, totals and experiment file."""
     sheet.set_widths([24, 110])
     sheet.fit_to_width()
-    title, label, text = styles.id("title"), styles.id("label"), styles.id("wrap")
+    title, label, text = styles.get("title"), styles.get("label"), styles.get("wrap")
     spec = run.spec
 
     def section(name: str) -> None:
@@ -42,13 +42,13 @@ def write_run(sheet: StreamSheet, run: RunInfo, df: pd.DataFrame, styles: Styles
             sheet.append([(name, label), (cell_value(str(value)), text)])
     section("Totals")
     for name, value, kind in totals(df, run.total):
-        sheet.append([(name, label), (cell_value(value), styles.id(kind, left=True))])
+        sheet.append([(name, label), (cell_value(value), styles.get(kind, left=True))])
     section("Settings")
     for name, value in sorted(run.options.items()):
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         sheet.append([(name, label), (cell_value(shown), text)])
     section("Experiment (as the run stored it)")
-    mono = styles.id("mono")
+    mono = styles.get("mono")
     for line in _yaml(spec).splitlines():
         sheet.append([None, (cell_value(line), mono)])
 

@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from openpyxl.utils import get_column_letter
 
 from ...analysis.comparison import compare, grid_axes, summary
 from .cells import Styles, cell_value
 from .results import _fit, _lines
-from .sheet import StreamSheet
+from .sheet import Cell, Sheet
 
 if TYPE_CHECKING:
     from .. import Repeats
@@ -33,11 +32,11 @@ _NAMELESS = ("prompt", "run_id")  # header cells show just the value of these le
 
 
 def write_compare(
-    sheet: StreamSheet, df: pd.DataFrame, styles: Styles, *, repeats: Repeats = "stack"
+    sheet: Sheet, df: pd.DataFrame, styles: Styles, *, repeats: Repeats = "stack"
 ) -> None:
     """Fill ``sheet`` with the side-by-side table of ``df``."""
     if df.empty:
-        sheet.append([("No results yet.", styles.id("text"))])
+        sheet.append([("No results yet.", styles.get("text"))])
         return
     rows, cols = grid_axes(df)
     if repeats == "columns" and "repeat" in df.columns and df["repeat"].nunique() > 1:
@@ -47,7 +46,7 @@ def write_compare(
     failed = compare(work, rows, cols, values="__failed__", aggfunc="mean")
     row_labels = _labels(answers.index)
     col_labels = _labels(answers.columns)
-    row_names = [str(n) if n is not None else "" for n in answers.index.names]
+    row_names = [cell_value(str(n)) if n is not None else "" for n in answers.index.names]
     col_names = [str(n) if n is not None else "" for n in answers.columns.names]
     n_labels, levels = len(row_names), len(col_names)
 
@@ -59,12 +58,12 @@ def write_compare(
     widths = [*label_widths, *(max(w, 16.0) for w in answer_widths)]
     sheet.set_widths(widths)
     sheet.fit_to_width()
-    sheet.freeze_panes = f"{get_column_letter(n_labels + 1)}{levels + 1}"
-    sheet.print_title_rows = f"1:{levels}"
+    sheet.freeze(levels, n_labels)
+    sheet.print_titles(levels)
 
-    header, input_header = styles.id("header"), styles.id("input_header")
+    header, input_header = styles.get("header"), styles.get("input_header")
     for level in range(levels):
-        cells: list[tuple[Any, int]] = [
+        cells: list[Cell] = [
             (row_names[i] if level == levels - 1 else "", input_header) for i in range(n_labels)
         ]
         for label in col_labels:
@@ -73,13 +72,13 @@ def write_compare(
             cells.append((cell_value(text), header))
         sheet.append(cells, 30.0 if level == levels - 1 else None)
         if level < levels - 1:
-            _merge_runs(sheet, col_labels, level, n_labels)
+            _merge_runs(sheet, cells, col_labels, level, n_labels)
 
-    wrap, label_style = styles.id("wrap"), styles.id("label")
+    wrap, label_style = styles.get("wrap"), styles.get("label")
     by_state = {
         "ok": wrap,
-        "error": styles.id("wrap", "error"),
-        "mixed": styles.id("wrap", "mixed"),
+        "error": styles.get("wrap", "error"),
+        "mixed": styles.get("wrap", "mixed"),
     }
     for r, labels in enumerate(row_labels):
         cells = [(cell_value(_label(v)), label_style) for v in labels]
@@ -89,14 +88,13 @@ def write_compare(
             cells.append((cell_value(text), by_state[_state(states[r, j])]))
             lines = max(lines, _lines(text, widths[n_labels + j]))
         sheet.append(cells, sheet.lines_height(min(lines, MAX_LINES)))
-    last = get_column_letter(len(widths))
-    sheet.auto_filter.ref = f"A{levels}:{last}{levels + len(row_labels)}"
+    sheet.filter(levels - 1, levels - 1 + len(row_labels), len(widths))
 
 
-def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
+def write_summary(sheet: Sheet, df: pd.DataFrame, styles: Styles) -> None:
     """Fill ``sheet`` with calls, errors, latency, tokens and cost, in blocks."""
     if df.empty:
-        sheet.append([("No results yet.", styles.id("text"))])
+        sheet.append([("No results yet.", styles.get("text"))])
         return
     _, cols = grid_axes(df)
     keys = [c for c in cols if c != "repeat"] or ["prompt"]
@@ -121,11 +119,12 @@ def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
     sheet.set_widths([*([22.0] * width), 8, 8, 10, 8, 13, 14, 17, 13,
                       *([12.0] * (len(metrics) - 8))])  # fmt: skip
     sheet.fit_to_width()
-    title, header, label = styles.id("title"), styles.id("header"), styles.id("label")
+    title, header, label = styles.get("title"), styles.get("header"), styles.get("label")
     for name, by in blocks:
         table = summary(df, by=by)
         sheet.append([(name, title)], 22.0)
         heads = [*(by or ["group"]), *([""] * (width - max(len(by), 1)))]
+        heads = [cell_value(h) for h in heads]  # var, param and case column names
         sheet.append([*((h, header) for h in heads), *((h, header) for _, h, _ in metrics)], 30.0)
         for index, row in table.iterrows():
             labels = list(index) if isinstance(index, tuple) else [index if by else "all calls"]
@@ -134,7 +133,7 @@ def write_summary(sheet: StreamSheet, df: pd.DataFrame, styles: Styles) -> None:
             cells = [(cell_value(_label(v)), label) for v in labels]
             for column, _, kind in metrics:
                 state = "error" if bad and column in ("errors", "error_rate") else "ok"
-                cells.append((cell_value(_plain(row[column])), styles.id(kind, state)))
+                cells.append((cell_value(_plain(row[column])), styles.get(kind, state)))
             sheet.append(cells)
         sheet.append([])
 
@@ -171,15 +170,18 @@ def _state(failed: float) -> str:
 
 
 def _merge_runs(
-    sheet: StreamSheet, labels: Sequence[tuple[Any, ...]], level: int, offset: int
+    sheet: Sheet,
+    cells: Sequence[Cell],
+    labels: Sequence[tuple[Any, ...]],
+    level: int,
+    offset: int,
 ) -> None:
-    """Merge the header cells of ``level`` where neighbours share every label up to it."""
-    row = level + 1
+    """Merge the header cells of ``level`` (the row just appended, ``cells``) where
+    neighbours share every label up to it."""
     start = 0
     for j in range(1, len(labels) + 1):
         if j < len(labels) and labels[j][: level + 1] == labels[start][: level + 1]:
             continue
         if j - start > 1:
-            first, last = get_column_letter(offset + start + 1), get_column_letter(offset + j)
-            sheet.merged_cells.add(f"{first}{row}:{last}{row}")
+            sheet.merge(offset + start, offset + j - 1, cells[offset + start])
         start = j
