@@ -15,6 +15,7 @@ concurrency and formats may be changed for the rest of the run.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -79,6 +80,18 @@ class RunOptions:
     #: online; None: as the file says (``batch:``). Not recorded: a resume or retry chooses.
     batch: bool | None = None
     wait: bool = False  # batch mode: wait for the batches and collect them before returning
+
+    def __post_init__(self) -> None:
+        # NaN, infinity and 0 would each mean "no cap" somewhere downstream: refuse them here,
+        # the one door every caller (run, plan, score, the CLI) comes through.
+        cap = self.max_cost
+        if cap is None:
+            return
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
+            raise UsageError(
+                f"max_cost must be a finite amount of USD above 0 (--max-cost on the command "
+                f"line), not {cap!r}"
+            )
 
     def given(self) -> dict[str, Any]:
         """The recordable options the caller set (routing and adjustable ones)."""
@@ -321,7 +334,9 @@ def resolve(
     )
     use_cache = given.get("use_cache")
     budget = experiment.file.budget
-    max_cost = given.get("max_cost") or (budget.max_cost_usd if budget else None)
+    max_cost = given.get("max_cost")
+    if max_cost is None and budget is not None:
+        max_cost = budget.max_cost_usd
     return RunConfig(
         experiment=experiment,
         results_dir=Path(options.results_dir),

@@ -27,6 +27,7 @@ to end:
   answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``. Injected faults and answer kinds
   replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
+  ``usage={...}`` sends the given usage fields in every answer (a server that misreports);
 * the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batches`), whose batches
   move only as a test says (:attr:`FaultServer.batches`: ``progress``, ``complete``,
   ``expire``, ``fail``; a client's cancel; ``batch_complete_after`` polls), each request of a

@@ -244,9 +244,11 @@ class _Core:
     def _made(self, ask: Ask, fault: str | None, echo: str | None, number: int) -> Any:
         kind = fault if fault in ANSWER_KINDS or fault == "truncated" else None
         scripted = next((t for sub, t in self.cfg["answers"].items() if sub in ask.last), None)
-        return make(
+        made = make(
             ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
         )
+        made.usage = self.cfg["usage"]
+        return made
 
     def answer_body(
         self, ask: Ask, fault: str | None, echo: str | None, number: int, request_id: str

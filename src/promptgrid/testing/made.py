@@ -62,6 +62,8 @@ class Made:
     prompt_tokens: int
     reasoning_tokens: int = 0
     summary: str | None = None
+    #: Usage fields sent instead of the made ones (the ``usage`` setting), whatever they are.
+    usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def completion_tokens(self) -> int:

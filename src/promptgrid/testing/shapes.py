@@ -39,6 +39,7 @@ def _usage_chat(made: Made) -> dict[str, Any]:
         "total_tokens": made.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": made.reasoning_tokens},
+        **made.usage,
     }
 
 
@@ -50,6 +51,7 @@ def _usage_responses(made: Made) -> dict[str, Any]:
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": made.reasoning_tokens},
         "total_tokens": made.prompt_tokens + output,
+        **made.usage,
     }
 
 
