@@ -21,7 +21,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS", "IMAGE_TOKENS", "IMAGE_WORST_TOKENS", "count_prompt",
     "estimate_prompt_tokens", "estimate_text_tokens", "max_output_tokens", "message_text",
-    "output_limit", "prompt_counter", "worst_prompt_tokens",
+    "output_limit", "prompt_counter", "token_count", "worst_prompt_tokens",
 ]  # fmt: skip
 
 #: Output tokens reserved when a request sets no output limit (reconciled with real usage).
@@ -35,6 +35,13 @@ IMAGE_WORST_TOKENS = 48_169
 _LOW_DETAIL_WORST = 2_833
 _PER_MESSAGE = 4
 _REPLY_PRIMING = 3
+
+
+def token_count(value: object) -> int | None:
+    """``value`` if it is a count of tokens (a whole number, 0 or more), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def estimate_text_tokens(text: str) -> int:

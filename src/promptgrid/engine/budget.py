@@ -34,7 +34,7 @@ import math
 from ..errors import BudgetExceeded
 from ..pricing import Pricing
 from ..providers.base import Completion, Request
-from ..tokens import worst_prompt_tokens
+from ..tokens import token_count, worst_prompt_tokens
 
 __all__ = ["Budget", "Reservation", "charged_cost", "vet", "worst_cost", "worst_tokens"]
 
@@ -107,10 +107,9 @@ def charged_cost(
 
 
 def _count(value: object, most: int | None = None) -> bool:
-    """A whole number of tokens from 0 to ``most`` (None: no bound)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        return False
-    return most is None or value <= most
+    """A count of tokens from 0 to ``most`` (None: no bound)."""
+    count = token_count(value)
+    return count is not None and (most is None or count <= most)
 
 
 class Reservation:
