@@ -32,6 +32,7 @@ from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT_S,
     BatchSpec,
     Limits,
@@ -113,7 +114,7 @@ class EndpointConfig:
     endpoint_id: str
     api_key_env: str | None  #: where the key is read from (never the key itself)
     key_required: bool  #: no key is an error (OpenAI's own URL, a preset's, an explicit one)
-    limits: Limits  #: the limits in force, timeout included
+    limits: Limits  #: the limits in force, timeout and answer size included
     pricing: Pricing = field(default_factory=Pricing)  #: how its calls are priced
     api: str = "chat"  #: ``chat`` or ``responses``; part of every request's hash
     preset: str | None = None  #: the vendor preset it came from
@@ -392,6 +393,9 @@ def _endpoint(
     base = file.limits if target else Limits()
     merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}
     merged.setdefault("timeout_s", file.limits.timeout_s or DEFAULT_TIMEOUT_S)
+    merged.setdefault(
+        "max_response_bytes", file.limits.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES
+    )
     for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
         if overrides.get(option) is not None:
             merged[key] = overrides[option]

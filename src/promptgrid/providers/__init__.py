@@ -26,6 +26,7 @@ def open_provider(endpoint: EndpointConfig) -> Provider:
         # insists on one.
         api_key=endpoint.api_key() or "not-needed",
         timeout_s=endpoint.limits.timeout_s or 60.0,
+        max_response_bytes=endpoint.limits.max_response_bytes,
         azure_api_version=endpoint.api_version,
     )
 

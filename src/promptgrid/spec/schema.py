@@ -21,6 +21,8 @@ BUILTIN_PROVIDERS = ("echo", "openai")
 ROLES = ("system", "developer", "user", "assistant", "tool")
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT_S = 60.0
+#: The most an answer may be, in bytes after decompression (a stream: all its events together).
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class _Model(BaseModel):
@@ -144,6 +146,9 @@ class Limits(_Model):
     tpm: int | None = Field(None, gt=0, description="tokens per minute")
     max_concurrency: int | None = Field(None, gt=0, description="calls in flight at most")
     timeout_s: float | None = Field(None, gt=0, description="seconds before one call times out")
+    max_response_bytes: int | None = Field(
+        None, ge=1024, description="bytes an answer may have, decompressed (default 32 MiB)"
+    )
 
 
 class RetryPolicy(_Model):

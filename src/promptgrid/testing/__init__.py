@@ -23,7 +23,9 @@ to end:
   :data:`FAULTS` — ``"quota"``, ``"retry_after_bad"`` (a 429 whose ``retry-after`` is unusable),
   ``"drop"`` (connection closed), ``"stall"``, ``"truncated"``, and 200s a client must refuse:
   ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape) and
-  ``"empty"``; for streams ``"stream_cut"`` (the connection closed after the first output); and
+  ``"empty"``; for streams ``"stream_cut"`` (the connection closed after the first output);
+  answers too large to hold (:mod:`.floods`): ``"huge"`` (a text of ``huge_bytes``),
+  ``"gzip_bomb"`` (the same, gzip-compressed: ~1 KB on the wire per MiB) and ``"endless"``; and
   answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``. Injected faults and answer kinds
   replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
@@ -44,8 +46,8 @@ promptgrid.testing`` in a child process and steers it through a :class:`RemoteFa
 
 Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (requests, error bodies
 and the fault catalogue), :mod:`.made` (the answer a request gets), :mod:`.shapes` (its JSON and
-stream shapes), :mod:`.batches` (files and batches), :mod:`.settings`, :mod:`.core` (state and
-request handlers), :mod:`.server`
+stream shapes), :mod:`.floods` (answers too large to hold), :mod:`.batches` (files and
+batches), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
 (in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
 aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.tokens`,
 :mod:`promptgrid.synthetic`, :mod:`promptgrid.apis`) only.

@@ -52,8 +52,16 @@ FAULTS: Mapping[str, str] = MappingProxyType(
         "bad_json": "answer kind: the answer's text cut in half (a structured output that "
         "does not parse)",
         "refusal": "answer kind: a refusal (message.refusal, or a refusal part) and no text",
+        "huge": "200, a good answer (whole or streamed) whose text is huge_bytes of 'x'",
+        "gzip_bomb": (
+            "200, the huge answer gzip-compressed (Content-Encoding: gzip): about 1 KB on the "
+            "wire per MiB it inflates to"
+        ),
+        "endless": "200, a good answer (whole or streamed) whose text never ends",
     }
 )
+#: Faults whose answer is too large to hold (:mod:`.floods`).
+FLOODS = frozenset({"huge", "gzip_bomb", "endless"})
 #: Scripted kinds of good answer (200s a client must accept); like faults, they bypass the
 #: rate-limit buckets.
 ANSWER_KINDS = frozenset({"tool_call", "bad_json", "refusal"})

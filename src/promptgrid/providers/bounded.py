@@ -1,0 +1,68 @@
+"""Answers of bounded size: a response body is counted as it is read, after decompression, and
+cut off past a limit — so memory stays bounded whatever a server sends.
+
+A server decides how much it sends: a 200 MB body, a gzip body of 1 MB that inflates to 1 GB,
+a stream that never ends. The SDK reads a whole body with ``aread()`` and a stream with
+``aiter_bytes()``, both through the response's stream; httpx2 decodes gzip, deflate, brotli
+and zstd on the way, in pieces of at most 1 MiB. :class:`BoundedResponses` is an httpx2
+response hook (``event_hooks``, public API): before anything reads a response, it puts in its
+place a stream that reads the original through httpx2's own decoding (a ``Response`` made of
+the original's headers and stream), counts the decoded bytes, and raises
+:class:`~promptgrid.errors.ResponseTooLarge` past the limit. The response no longer says it is
+encoded, so it is not decoded twice. What is held at the cut is what was read: the limit plus
+one decoded piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx2
+
+from ..errors import ResponseTooLarge
+
+__all__ = ["BoundedResponses"]
+
+
+class BoundedResponses:
+    """An httpx2 response hook that cuts every body off past ``limit`` decoded bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        """Make ``response`` read through a bounded stream (called before its body is read)."""
+        decoding = httpx2.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            stream=response.stream,
+            request=response.request,
+        )
+        response.stream = _Bounded(decoding, self.limit)
+        for header in ("content-encoding", "content-length"):  # what the decoding made moot
+            response.headers.pop(header, None)
+
+
+class _Bounded(httpx2.AsyncByteStream):
+    """The decoded bytes of ``decoding``, until more than ``limit`` of them."""
+
+    def __init__(self, decoding: httpx2.Response, limit: int) -> None:
+        self._decoding = decoding
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for piece in self._decoding.aiter_bytes():
+            seen += len(piece)
+            if seen > self._limit:
+                status = self._decoding.status_code
+                raise ResponseTooLarge(
+                    f"the answer is larger than {self._limit:,} bytes (limits.max_response_bytes, "
+                    "counted decompressed): cut off while it was read; raise the limit if "
+                    "answers this large are expected",
+                    http_status=status if status >= 400 else None,
+                )
+            yield piece
+
+    async def aclose(self) -> None:
+        await self._decoding.aclose()
