@@ -18,7 +18,7 @@ import promptgrid
 from promptgrid.api import Experiment
 from promptgrid.cli import cli, main
 from promptgrid.config import RunOptions, resolve
-from promptgrid.engine.budget import Budget, worst_cost
+from promptgrid.engine.budget import Budget, charged_cost, vet, worst_cost, worst_tokens
 from promptgrid.engine.limiter import EndpointLimiter
 from promptgrid.engine.scheduler import Endpoint, Scheduler
 from promptgrid.engine.storeio import StoreIO
@@ -264,6 +264,20 @@ async def test_believable_usage_is_charged_what_it_costs(tmp_path: Path) -> None
     ).fetchall()
     assert rows == [(7, MAX_TOKENS, pytest.approx((7 * 1.0 + MAX_TOKENS * 2.0) / 1e6))] * 3
     store.close()
+
+
+def test_the_bound_is_bytes_not_characters() -> None:
+    # 100 characters of 2 bytes each: 160 prompt tokens is more than the characters allow (a
+    # quick first check) and within the bytes (the bound itself).
+    request = Request("e", "m", ({"role": "user", "content": "é" * 100},), {"max_tokens": 10})
+    prompt_max, _ = worst_tokens(PRICING, request)
+    assert prompt_max == 3 + 4 + 200 + len('{"max_tokens": 10}')
+    for prompt, believed in [(160, True), (prompt_max, True), (prompt_max + 1, False)]:
+        vetted, unbelievable = vet(PRICING, request, Completion("ok", "stop", prompt, 10))
+        assert (vetted.prompt_tokens == prompt, unbelievable) == (believed, not believed)
+        cost = charged_cost(PRICING, request, vetted)
+        expected = (prompt * 1.0 + 10 * 2.0) / 1e6 if believed else worst_cost(PRICING, request)
+        assert cost == pytest.approx(expected)
 
 
 async def test_an_answer_naming_a_dearer_model_costs_at_most_its_reservation(

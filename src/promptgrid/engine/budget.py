@@ -34,7 +34,7 @@ import math
 from ..errors import BudgetExceeded
 from ..pricing import Pricing
 from ..providers.base import Completion, Request
-from ..tokens import token_count, worst_prompt_tokens
+from ..tokens import count_prompt, token_count, worst_prompt_tokens
 
 __all__ = ["Budget", "Reservation", "charged_cost", "vet", "worst_cost", "worst_tokens"]
 
@@ -46,13 +46,22 @@ def worst_tokens(pricing: Pricing, request: Request) -> tuple[int, int | None]:
     schemas are counted as prompt too); the output at its limit (``max_tokens`` × ``n``, or the
     model's own limit × ``n``), None when nothing bounds it."""
     params = json.dumps(request.params, default=str, ensure_ascii=False).encode("utf-8", "replace")
-    prompt = worst_prompt_tokens(request.messages) + len(params)
+    return worst_prompt_tokens(request.messages) + len(params), _worst_output(pricing, request)
+
+
+def _worst_output(pricing: Pricing, request: Request) -> int | None:
     output = request.max_output_tokens()
     if output is None:
         price = pricing.price(request.model)
         if price is not None and price.max_output is not None:
             output = price.max_output * int(request.params.get("n") or 1)
-    return prompt, output
+    return output
+
+
+def _fewest_worst_prompt(request: Request) -> int:
+    """A quick lower bound of the worst case's prompt: characters, which never outnumber bytes.
+    Honest usage is far below it, so the exact bound is rarely needed."""
+    return count_prompt(request.messages, len)
 
 
 def worst_cost(pricing: Pricing, request: Request, *, batch: bool = False) -> float:
@@ -78,8 +87,11 @@ def vet(pricing: Pricing, request: Request, completion: Completion) -> tuple[Com
     prompt, output = completion.prompt_tokens, completion.completion_tokens
     cached = completion.cached_tokens
     if _count(prompt) and _count(output) and (cached is None or _count(cached, prompt)):
-        prompt_max, output_max = worst_tokens(pricing, request)
-        if _count(prompt, prompt_max) and _count(output, output_max):
+        believed = _count(output, _worst_output(pricing, request)) and (
+            _count(prompt, _fewest_worst_prompt(request))
+            or _count(prompt, worst_tokens(pricing, request)[0])
+        )
+        if believed:
             return completion, False
     unknown = dataclasses.replace(
         completion, prompt_tokens=None, completion_tokens=None, cached_tokens=None,
@@ -96,11 +108,16 @@ def charged_cost(
     is known (a model without a price, an unbounded request)."""
     if pricing.free:
         return 0.0
-    worst = worst_cost(pricing, request, batch=batch)
     real = pricing.cost(
         request.model, resolved=completion.resolved_model, prompt=completion.prompt_tokens,
         completion=completion.completion_tokens, cached=completion.cached_tokens, batch=batch,
     )  # fmt: skip
+    price, output = pricing.price(request.model), _worst_output(pricing, request)
+    if real is not None and price is not None and output is not None:
+        quick = price.cost(_fewest_worst_prompt(request), output, batch=batch)
+        if 0 <= real <= quick:
+            return real  # below a quick lower bound of the worst case: most answers
+    worst = worst_cost(pricing, request, batch=batch)
     if real is None or math.isnan(real):
         return worst if math.isfinite(worst) else None
     return min(max(real, 0.0), worst)
