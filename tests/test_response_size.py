@@ -21,6 +21,7 @@ from promptgrid.api import Experiment
 from promptgrid.config import RunOptions, resolve
 from promptgrid.errors import ResponseTooLarge, SpecError
 from promptgrid.providers.base import Request
+from promptgrid.providers.batch import BatchClient
 from promptgrid.providers.openai import OpenAIProvider
 from promptgrid.spec.schema import DEFAULT_MAX_RESPONSE_BYTES
 from promptgrid.testing import FaultServer
@@ -113,6 +114,33 @@ async def test_canned_clients_are_bounded_too() -> None:
         await provider.complete(request())
     await provider.aclose()
     assert caught.value.http_status == 500  # an error status: nothing was charged
+
+
+async def test_the_batch_client_is_bounded_but_for_file_contents(tmp_path: Path) -> None:
+    big = b"x" * (2 * LIMIT)
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/content"):  # a batch's output file: streamed to disk
+            return httpx2.Response(200, stream=httpx2.ByteStream(big))
+        batch = {
+            "id": "batch_1",
+            "object": "batch",
+            "status": "completed",
+            "padding": "x" * len(big),
+        }
+        return httpx2.Response(200, stream=httpx2.ByteStream(json.dumps(batch).encode()))
+
+    client = BatchClient(
+        base_url="http://llm.test/v1", api_key=KEY, max_response_bytes=LIMIT,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
+    )  # fmt: skip
+    try:
+        with pytest.raises(ResponseTooLarge):
+            await client.retrieve("batch_1")
+        await client.download("file_1", tmp_path / "out.jsonl")
+    finally:
+        await client.aclose()
+    assert (tmp_path / "out.jsonl").read_bytes() == big
 
 
 def test_the_limit_defaults_to_32_mib_and_is_set_per_provider(write_yaml) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ one decoded piece.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx2
 
@@ -25,13 +25,17 @@ __all__ = ["BoundedResponses"]
 
 
 class BoundedResponses:
-    """An httpx2 response hook that cuts every body off past ``limit`` decoded bytes."""
+    """An httpx2 response hook that cuts every body off past ``limit`` decoded bytes, but the
+    responses to requests ``exempt`` says are read otherwise (streamed to disk)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, exempt: Callable[[httpx2.Request], bool] | None = None) -> None:
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, response: httpx2.Response) -> None:
         """Make ``response`` read through a bounded stream (called before its body is read)."""
+        if self.exempt is not None and self.exempt(response.request):
+            return
         decoding = httpx2.Response(
             response.status_code,
             headers=response.headers.raw,
