@@ -52,6 +52,18 @@ _ROUTING = ("provider", "base_url")
 _ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats", "max_cost")
 
 
+def check_max_cost(cap: object) -> None:
+    """Raise :class:`UsageError` unless ``cap`` is None or a finite amount of USD above 0: NaN,
+    infinity and 0 would each mean "no cap" somewhere downstream."""
+    if cap is None:
+        return
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
+        raise UsageError(
+            f"max_cost must be a finite amount of USD above 0 (--max-cost on the command line), "
+            f"not {cap!r}"
+        )
+
+
 def resolve_base_url(base_url: str | None) -> str:
     """The effective base URL: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's; no
     trailing slash."""
@@ -83,16 +95,7 @@ class RunOptions:
     wait: bool = False  # batch mode: wait for the batches and collect them before returning
 
     def __post_init__(self) -> None:
-        # NaN, infinity and 0 would each mean "no cap" somewhere downstream: refuse them here,
-        # the one door every caller (run, plan, score, the CLI) comes through.
-        cap = self.max_cost
-        if cap is None:
-            return
-        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
-            raise UsageError(
-                f"max_cost must be a finite amount of USD above 0 (--max-cost on the command "
-                f"line), not {cap!r}"
-            )
+        check_max_cost(self.max_cost)  # the door every caller (run, plan, score, the CLI) takes
 
     def given(self) -> dict[str, Any]:
         """The recordable options the caller set (routing and adjustable ones)."""
@@ -336,6 +339,7 @@ def resolve(
     use_cache = given.get("use_cache")
     budget = experiment.file.budget
     max_cost = given.get("max_cost")
+    check_max_cost(max_cost)  # also a run's recorded one, from before caps were checked
     if max_cost is None and budget is not None:
         max_cost = budget.max_cost_usd
     return RunConfig(

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 
 from ..errors import BudgetExceeded
 from ..pricing import Pricing
 from ..providers.base import Completion, Request
-from ..tokens import count_prompt, token_count, worst_prompt_tokens
+from ..tokens import count_prompt, token_count, worst_params_tokens, worst_prompt_tokens
 
 __all__ = ["Budget", "Reservation", "charged_cost", "vet", "worst_cost", "worst_tokens"]
 
@@ -45,8 +44,8 @@ def worst_tokens(pricing: Pricing, request: Request) -> tuple[int, int | None]:
     The prompt at one token per byte of its messages and of its parameters (tools and output
     schemas are counted as prompt too); the output at its limit (``max_tokens`` × ``n``, or the
     model's own limit × ``n``), None when nothing bounds it."""
-    params = json.dumps(request.params, default=str, ensure_ascii=False).encode("utf-8", "replace")
-    return worst_prompt_tokens(request.messages) + len(params), _worst_output(pricing, request)
+    prompt = worst_prompt_tokens(request.messages) + worst_params_tokens(request.params)
+    return prompt, _worst_output(pricing, request)
 
 
 def _worst_output(pricing: Pricing, request: Request) -> int | None:
