@@ -6,16 +6,17 @@ a stream that never ends. The SDK reads a whole body with ``aread()`` and a stre
 ``aiter_bytes()``, both through the response's stream; httpx2 decodes gzip, deflate, brotli
 and zstd on the way, in pieces of at most 1 MiB. :class:`BoundedResponses` is an httpx2
 response hook (``event_hooks``, public API): before anything reads a response, it puts in its
-place a stream that reads the original through httpx2's own decoding (a ``Response`` made of
-the original's headers and stream), counts the decoded bytes, and raises
-:class:`~promptgrid.errors.ResponseTooLarge` past the limit. The response no longer says it is
-encoded, so it is not decoded twice. What is held at the cut is what was read: the limit plus
-one decoded piece.
+place a stream that counts the bytes and raises :class:`~promptgrid.errors.ResponseTooLarge`
+past the limit. An encoded body is read through httpx2's own decoding (a ``Response`` made of
+the original's headers and stream), so the decoded bytes are counted; the response then no
+longer says it is encoded, so it is not decoded twice. A body not encoded is counted as it
+comes (its bytes are the body: no second ``Response`` per call). What is held at the cut is
+what was read: the limit plus one piece.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 import httpx2
 
@@ -34,39 +35,52 @@ class BoundedResponses:
 
     async def __call__(self, response: httpx2.Response) -> None:
         """Make ``response`` read through a bounded stream (called before its body is read)."""
+        stream = response.stream
+        if not isinstance(stream, httpx2.AsyncByteStream):
+            return  # a sync client's: never promptgrid's
         if self.exempt is not None and self.exempt(response.request):
             return
+        status = response.status_code
+        if "content-encoding" not in response.headers:  # most answers: its bytes are the body
+            response.stream = _Bounded(stream, self.limit, status)
+            return
         decoding = httpx2.Response(
-            response.status_code,
-            headers=response.headers.raw,
-            stream=response.stream,
-            request=response.request,
+            status, headers=response.headers.raw, stream=stream, request=response.request
         )
-        response.stream = _Bounded(decoding, self.limit)
+        response.stream = _Bounded(decoding.aiter_bytes(), self.limit, status, decoding.aclose)
         for header in ("content-encoding", "content-length"):  # what the decoding made moot
             response.headers.pop(header, None)
 
 
 class _Bounded(httpx2.AsyncByteStream):
-    """The decoded bytes of ``decoding``, until more than ``limit`` of them."""
+    """The bytes of ``pieces``, until more than ``limit`` of them (``close``: what closes the
+    source, else ``pieces.aclose``)."""
 
-    def __init__(self, decoding: httpx2.Response, limit: int) -> None:
-        self._decoding = decoding
+    def __init__(
+        self,
+        pieces: AsyncIterable[bytes],
+        limit: int,
+        status: int,
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._pieces = pieces
         self._limit = limit
+        self._status = status
+        self._close = close or getattr(pieces, "aclose", None)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
-        async for piece in self._decoding.aiter_bytes():
+        async for piece in self._pieces:
             seen += len(piece)
             if seen > self._limit:
-                status = self._decoding.status_code
                 raise ResponseTooLarge(
                     f"the answer is larger than {self._limit:,} bytes (limits.max_response_bytes, "
                     "counted decompressed): cut off while it was read; raise the limit if "
                     "answers this large are expected",
-                    http_status=status if status >= 400 else None,
+                    http_status=self._status if self._status >= 400 else None,
                 )
             yield piece
 
     async def aclose(self) -> None:
-        await self._decoding.aclose()
+        if self._close is not None:
+            await self._close()
