@@ -31,7 +31,7 @@ from promptgrid.cli import cli
 from promptgrid.config import RunOptions
 from promptgrid.engine.storeio import StoreIO
 from promptgrid.errors import BadRequest, BatchCancelled, BatchExpired, ExitCode, UsageError
-from promptgrid.pricing import table_price
+from promptgrid.pricing import Price, table_price
 from promptgrid.providers.batch import custom_id_of, read_line
 from promptgrid.runner import Selection, execute
 from promptgrid.store import Store
@@ -395,6 +395,51 @@ def test_a_budget_submits_only_what_its_worst_case_allows(server: Recorder, tmp_
     assert finished.attrs["status"] == "submitted"
     server.batches.complete()
     assert len(collect(run_id, results)) == 20
+
+
+def test_collected_answers_with_unbelievable_usage_cost_at_most_their_worst_case(
+    server: Recorder, tmp_path: Path
+) -> None:
+    server.configure(usage={"completion_tokens": 10**12, "prompt_tokens": -5})
+    results = tmp_path / "r"
+    run_id = run(write(tmp_path), server, results, batch=True, max_cost=1.0).attrs["run_id"]
+    server.batches.complete()
+    with pytest.warns(promptgrid.errors.PromptgridWarning, match="6 answers had no believable"):
+        df = collect(run_id, results)
+    paid = df[~df["cached"]]
+    assert len(paid) == 6 and paid["prompt_tokens"].isna().all()
+    assert paid["completion_tokens"].isna().all()
+    (chunk,) = chunks(results, run_id)
+    assert chunk.worst_cost is not None
+    assert 0 < paid["cost_usd"].sum() <= chunk.worst_cost + 1e-12  # each at its worst case
+
+
+def test_what_collected_batches_cost_stops_the_judges(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches reserved at the prices of their submission are collected at today's (a newer
+    # promptgrid's table): once the spend is past the cap, the judges (online, under the same
+    # budget) send nothing.
+    server.answer_for("Grade: ", '{"reason": "ok", "verdict": "pass"}')
+    judge = {"judge": {"rubric": "Grade: {{ answer }}", "model": "judge-m",
+                       "params": {"max_tokens": 20}}}  # fmt: skip
+    path = write(
+        tmp_path, vars={"animal": ["dog", "cat"]}, scores={"good": judge},
+        params={"model": "gpt-4o-mini", "max_tokens": 20},
+        pricing={"judge-m": {"input": 0.1, "output": 0.1}},
+    )  # fmt: skip
+    results = tmp_path / "r"
+    run(path, server, results, batch=True, max_cost=0.01)
+    server.batches.complete()
+    # Ten thousand times dearer now: two answers cost about $0.05 at batch prices.
+    monkeypatch.setitem(promptgrid.pricing.TABLE, "gpt-4o-mini", Price(1500, 6000))  # type: ignore[index]
+    with pytest.raises(promptgrid.errors.BudgetExceeded):
+        run(path, server, results, batch=True, wait=True, resume=True, max_cost=0.01)
+    with Store.in_dir(results, readonly=True) as store:
+        (info,) = store.runs()
+        assert store.counts(info.run_id)["ok"] == 2 and store.spend(info.run_id) > 0.01
+        judged = store.db.execute("SELECT COUNT(*) FROM judge_calls").fetchone()[0]
+    assert judged == 0 and server.stats()["requests"] == 0  # no judge was asked
 
 
 def test_batch_mode_is_per_provider(server: Recorder, tmp_path: Path) -> None:

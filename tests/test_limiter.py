@@ -9,6 +9,7 @@ minutes of simulated traffic take milliseconds and nothing ever really sleeps.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import selectors
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -314,6 +315,37 @@ async def test_release_charges_extra_usage(clock: FakeClock) -> None:
     assert waiting.done()
 
 
+async def test_a_usage_report_counts_as_one_full_bucket_at_most(clock: FakeClock) -> None:
+    tpm = 1_000_000  # 16,667 tokens a second
+    limiter = EndpointLimiter(rpm=None, tpm=tpm, max_concurrency=None, learn=False)
+    (await limiter.acquire(100)).release(10**12)  # one answer said it used 10^12 tokens
+    waiting = spawn(limiter, 100)
+    await clock.advance()
+    assert not waiting.done()  # the bucket is full...
+    await clock.advance(100 / (tpm / 60))
+    assert waiting.done()  # ...for as long as 100 tokens take to leak, not 1,900 years
+
+
+async def test_a_bucket_holds_one_bucket_at_most(clock: FakeClock) -> None:
+    bucket = Bucket(1000, 60)
+    bucket.set_level(1e12)
+    assert bucket.level() == 1000 and bucket.delay(1000) == pytest.approx(60)
+    bucket.set_level(math.nan)  # no level at all: not an empty bucket
+    assert bucket.level() == 1000
+
+
+async def test_a_header_report_counts_as_one_full_bucket_at_most(clock: FakeClock) -> None:
+    limiter = EndpointLimiter(rpm=None, tpm=1000, max_concurrency=None)
+    (await limiter.acquire(10)).release(10)
+    limiter.observe({"x-ratelimit-limit-tokens": "1000",
+                     "x-ratelimit-remaining-tokens": "-1000000000000"})  # fmt: skip
+    limiter.observe({"x-ratelimit-limit-tokens": "1e-300",  # a learned limit: its own bucket
+                     "x-ratelimit-remaining-tokens": "0"})  # fmt: skip
+    waiting = spawn(limiter, 500)
+    await clock.advance(30.0)  # half a minute leaks 500 of a declared 1000 per minute
+    assert waiting.done()
+
+
 async def test_refund_wakes_the_waiting_head_at_once(clock: FakeClock) -> None:
     limiter = EndpointLimiter(rpm=None, tpm=1000, max_concurrency=None, learn=False)
     first = await limiter.acquire(1000)
@@ -551,6 +583,48 @@ def test_300_rpm_server_with_a_full_bucket(declared: bool, learn: bool, seed: in
     assert failed == 0
     assert virtual_s <= 1.15 * 20  # simulated seconds, not wall-clock
     assert rejected <= 0.05 * 400
+
+
+class Inflating:
+    """Answers at once; the requests whose content says so report ``tokens`` prompt tokens."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+        self.done: dict[str, float] = {}
+
+    async def complete(self, request: Request) -> Completion:
+        await asyncio.sleep(0.1)
+        content = request.messages[0]["content"]
+        prompt = self.tokens if content.startswith("inflated") else 10
+        self.done[content] = asyncio.get_running_loop().time()
+        return Completion("ok", "stop", prompt_tokens=prompt, completion_tokens=5)
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("tokens", "inflated"),
+    [pytest.param(10**12, 1, id="one-answer-of-1e12"), pytest.param(10**9, 100, id="100-of-1e9")],
+)
+def test_inflated_usage_reports_never_stall_the_run(tokens: int, inflated: int) -> None:
+    # tpm 1,000,000 and 300 calls of ~20 tokens: a minute's bucket holds them all at once.
+    async def scenario() -> Inflating:
+        server = Inflating(tokens)
+        limiter = EndpointLimiter(rpm=None, tpm=1_000_000, max_concurrency=50, learn=False)
+        contents = [f"inflated {i}" for i in range(inflated)] + [f"q {i}" for i in range(300)]
+        requests = [
+            Request("e", "m", ({"role": "user", "content": c},), {"max_tokens": 5})
+            for c in contents
+        ]
+        outcomes = await asyncio.gather(
+            *(call_with_retry(r, server, limiter, max_attempts=1, max_wait_s=60) for r in requests)
+        )
+        assert all(o.error is None for o in outcomes)
+        return server
+
+    server = run_virtual(scenario)
+    assert max(server.done.values()) <= 60 + 10  # simulated: about one refill period at most
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["tpm-declared", "tpm-learned"])

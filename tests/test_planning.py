@@ -13,7 +13,7 @@ import promptgrid
 from promptgrid import tokens
 from promptgrid.pricing import Price
 from promptgrid.spec import Experiment
-from promptgrid.tokens import estimate_prompt_tokens, worst_prompt_tokens
+from promptgrid.tokens import estimate_prompt_tokens, worst_params_tokens, worst_prompt_tokens
 
 PRICE = Price(input=2.0, output=8.0)  # USD per 1M tokens, set in the file below
 
@@ -50,7 +50,9 @@ def test_counts_tokens_cost_and_time_of_a_known_grid(tmp_path: Path) -> None:
     assert plan.prompt_tokens == round(sum(per_block) * per_cell)
     assert plan.output_tokens_max == 6 * 2 * (10 + 30) * 2  # blocks x repeats x limits x n
     assert plan.output_tokens_expected == plan.output_tokens_max / 2  # nothing stored yet
-    worst = PRICE.cost(sum(worst_block) * per_cell, plan.output_tokens_max)
+    # The worst case also counts each call's parameters at a token per byte, as the budget does.
+    params = 6 * 2 * sum(worst_params_tokens({"max_tokens": m, "n": 2}) for m in (10, 30))
+    worst = PRICE.cost(sum(worst_block) * per_cell + params, plan.output_tokens_max)
     expected = PRICE.cost(sum(per_block) * per_cell, plan.output_tokens_expected)
     assert plan.cost_worst_usd == pytest.approx(worst, rel=1e-6)
     assert plan.cost_expected_usd == pytest.approx(expected, rel=1e-6)

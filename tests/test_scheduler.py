@@ -282,8 +282,8 @@ async def test_rows_cost_their_real_usage_with_cached_tokens_priced_as_cached(
     class Cached(Scripted):
         async def complete(self, request: Request) -> Completion:
             self.calls.append(request.messages[-1]["content"])
-            return Completion("ok", "stop", prompt_tokens=1000, completion_tokens=100,
-                              cached_tokens=400, resolved_model="m-2025-01-01")  # fmt: skip
+            return Completion("ok", "stop", prompt_tokens=10, completion_tokens=100,
+                              cached_tokens=4, resolved_model="m-2025-01-01")  # fmt: skip
 
     exp = experiment(1)
     store, scheduler = scheduler_for(tmp_path, exp, Cached(), free=False, concurrency=1)
@@ -292,7 +292,7 @@ async def test_rows_cost_their_real_usage_with_cached_tokens_priced_as_cached(
     )
     summary = await scheduler.execute(cells(exp, tmp_path))
     scheduler.io.close()
-    expected = (600 * 2.0 + 400 * 0.5 + 100 * 8.0) / 1e6
+    expected = (6 * 2.0 + 4 * 0.5 + 100 * 8.0) / 1e6
     (cost,) = [row[0] for row in store.db.execute("SELECT cost_usd FROM results")]
     assert cost == pytest.approx(expected) and summary.spent == pytest.approx(expected)
     assert store.spend("r1") == pytest.approx(expected)

@@ -15,6 +15,7 @@ concurrency and formats may be changed for the rest of the run.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT_S,
     BatchSpec,
     Limits,
@@ -48,6 +50,18 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 _ROUTING = ("provider", "base_url")
 #: Options a resume may change for the rest of the run (recorded values are the default).
 _ADJUSTABLE = ("rpm", "tpm", "concurrency", "formats", "max_cost")
+
+
+def check_max_cost(cap: object) -> None:
+    """Raise :class:`UsageError` unless ``cap`` is None or a finite amount of USD above 0: NaN,
+    infinity and 0 would each mean "no cap" somewhere downstream."""
+    if cap is None:
+        return
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
+        raise UsageError(
+            f"max_cost must be a finite amount of USD above 0 (--max-cost on the command line), "
+            f"not {cap!r}"
+        )
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -80,6 +94,9 @@ class RunOptions:
     batch: bool | None = None
     wait: bool = False  # batch mode: wait for the batches and collect them before returning
 
+    def __post_init__(self) -> None:
+        check_max_cost(self.max_cost)  # the door every caller (run, plan, score, the CLI) takes
+
     def given(self) -> dict[str, Any]:
         """The recordable options the caller set (routing and adjustable ones)."""
         return {
@@ -100,7 +117,7 @@ class EndpointConfig:
     endpoint_id: str
     api_key_env: str | None  #: where the key is read from (never the key itself)
     key_required: bool  #: no key is an error (OpenAI's own URL, a preset's, an explicit one)
-    limits: Limits  #: the limits in force, timeout included
+    limits: Limits  #: the limits in force, timeout and answer size included
     pricing: Pricing = field(default_factory=Pricing)  #: how its calls are priced
     api: str = "chat"  #: ``chat`` or ``responses``; part of every request's hash
     preset: str | None = None  #: the vendor preset it came from
@@ -321,7 +338,10 @@ def resolve(
     )
     use_cache = given.get("use_cache")
     budget = experiment.file.budget
-    max_cost = given.get("max_cost") or (budget.max_cost_usd if budget else None)
+    max_cost = given.get("max_cost")
+    check_max_cost(max_cost)  # also a run's recorded one, from before caps were checked
+    if max_cost is None and budget is not None:
+        max_cost = budget.max_cost_usd
     return RunConfig(
         experiment=experiment,
         results_dir=Path(options.results_dir),
@@ -377,6 +397,9 @@ def _endpoint(
     base = file.limits if target else Limits()
     merged = {**base.model_dump(exclude_none=True), **config.limits.model_dump(exclude_none=True)}
     merged.setdefault("timeout_s", file.limits.timeout_s or DEFAULT_TIMEOUT_S)
+    merged.setdefault(
+        "max_response_bytes", file.limits.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES
+    )
     for key, option in (("rpm", "rpm"), ("tpm", "tpm"), ("max_concurrency", "concurrency")):
         if overrides.get(option) is not None:
             merged[key] = overrides[option]

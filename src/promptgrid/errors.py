@@ -22,6 +22,7 @@
         │   └── MalformedResponse   a body that is not a chat completion, or a truncated one
         └── FatalError              never retried
             ├── BadRequest          HTTP 400, 404, 422 and other 4xx: the request itself is wrong
+            ├── ResponseTooLarge    an answer past limits.max_response_bytes: cut off as read
             ├── BatchUnanswered     a batch ended without answering this request (retry re-sends)
             │   ├── BatchExpired    its batch expired before the request ran
             │   ├── BatchCancelled  its batch was cancelled before the request ran
@@ -255,6 +256,17 @@ class BadRequest(FatalError):
     code = "bad_request"
 
 
+class ResponseTooLarge(FatalError):
+    """An answer body (counted after decompression) or a stream longer than
+    ``limits.max_response_bytes``: it was cut off while it was read, so memory stays bounded
+    whatever a server sends.
+
+    Not retried: the same request would most likely bring the same answer again, to be read
+    (and perhaps paid for) again; raising the limit or lowering ``max_tokens`` is the cure."""
+
+    code = "response_too_large"
+
+
 class BatchUnanswered(FatalError):
     """A batch ended (expired, cancelled, failed) without answering this request: it never
     ran and cost nothing. Its cell becomes an error row that ``retry`` sends again."""
@@ -326,6 +338,7 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "RetryableError",
     "RunOwned",
     "RunStopper",

@@ -10,8 +10,9 @@ and the plan says so.
 
 Cost is a range, for the calls still to send:
 
-* **worst case** — every prompt at its upper bound (a token per byte) and every answer at its
-  output limit (``max_tokens`` × ``n``, or the model's own limit): what ``--max-cost`` guards;
+* **worst case** — every prompt at its upper bound (a token per byte of its messages and of its
+  parameters, whose tools and schemas are billed as prompt) and every answer at its output limit
+  (``max_tokens`` × ``n``, or the model's own limit): what ``--max-cost`` guards;
 * **expected** — prompts as counted, answers as long as the stored answers of the same model on
   the same endpoint, or, with none stored yet, half their output limit.
 
@@ -38,7 +39,13 @@ from .errors import Problem, SpecError
 from .grid import cell_ids, render
 from .spec import Experiment
 from .store import STORE_NAME, Store
-from .tokens import DEFAULT_OUTPUT_TOKENS, max_output_tokens, prompt_counter, worst_prompt_tokens
+from .tokens import (
+    DEFAULT_OUTPUT_TOKENS,
+    max_output_tokens,
+    prompt_counter,
+    worst_params_tokens,
+    worst_prompt_tokens,
+)
 
 __all__ = ["EXACT_LIMIT", "SAMPLE", "Plan", "make_plan"]
 
@@ -186,7 +193,9 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
             totals.basis.add(f"{model}: half the output limit (no stored answers yet)")
         else:
             expected = None
-        totals.add(model, price, calls_per_combo, prompt.mean, prompt.worst, limit, expected,
+        params = {k: v for k, v in combo.items() if k != "model"}
+        worst = prompt.worst + worst_params_tokens(params)  # as the budget reserves it
+        totals.add(model, price, calls_per_combo, prompt.mean, worst, limit, expected,
                    batch=endpoint.batch is not None)  # fmt: skip
         totals.calls[endpoint.name] += calls_per_combo
         charged = prompt.mean + (max_output_tokens(combo) or DEFAULT_OUTPUT_TOKENS)
@@ -303,7 +312,10 @@ def _judges(config: RunConfig, totals: _Totals, answers: int) -> int:
         if limit is None and price is not None and price.max_output is not None:
             limit = price.max_output
         prompt = estimate_prompt_tokens(request.messages) + (answer or 0)
-        worst = worst_prompt_tokens(request.messages) + 4 * (answer_max or 0)
+        worst = (
+            worst_prompt_tokens(request.messages) + worst_params_tokens(request.params)
+            + 4 * (answer_max or 0)
+        )  # fmt: skip
         expected = None if limit is None else limit / 2
         if limit is not None:
             totals.basis.add(f"{model} (judge): half the output limit")

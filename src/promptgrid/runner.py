@@ -251,6 +251,7 @@ def _finish(
     if batched is not None:
         summary.stopped_by = summary.stopped_by or batched.stopped_by
         summary.interrupted = summary.interrupted or batched.interrupted
+    _warn_unbelievable(summary, judged, batched)
     status = (
         "stopped" if summary.stopped_by
         else "submitted" if live and status is None
@@ -341,6 +342,8 @@ async def _schedule(
         if phase is not None and (mode != "new" or config.wait):  # new batches: nothing to ask
             await phase.after(handle, wait=config.wait)
             summary.interrupted = summary.interrupted or phase.summary.interrupted
+            if budget is not None:  # the judges' budget knows what the batches cost as collected
+                budget.charge(await io.call(_committed_spend, run.run_id))
         judged = None
         if config.experiment.scores and (handle.stops or summary.interrupted):
             summary.interrupted = True  # stopped before scoring: a resume scores
@@ -414,6 +417,24 @@ async def _judge_and_score(
         judged = judged or Summary()
         judged.interrupted = True
     return judged
+
+
+def _committed_spend(store: Store, run_id: str) -> float:
+    """USD the run has paid for, plus the worst case of its batches not yet collected."""
+    return store.spend(run_id) + batchstore.reserved_cost(store, run_id)
+
+
+def _warn_unbelievable(*summaries: Summary | BatchSummary | None) -> None:
+    """One warning for the session's paid answers whose usage was not believed."""
+    count = sum(s.unbelievable_usage for s in summaries if s is not None)
+    if count:
+        warnings.warn(
+            f"{count:,} answer{'s' if count != 1 else ''} had no believable usage (missing, "
+            "not a whole number, negative, or more than the request allows): recorded as "
+            "unknown (empty token counts) and charged at the request's worst case",
+            PromptgridWarning,
+            stacklevel=2,
+        )
 
 
 def _create(store: Store, config: RunConfig) -> RunInfo:

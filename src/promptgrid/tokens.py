@@ -10,6 +10,7 @@ and arguments. It only sizes reservations and estimates; real usage from the ser
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS", "IMAGE_TOKENS", "IMAGE_WORST_TOKENS", "count_prompt",
     "estimate_prompt_tokens", "estimate_text_tokens", "max_output_tokens", "message_text",
-    "output_limit", "prompt_counter", "worst_prompt_tokens",
+    "output_limit", "prompt_counter", "worst_params_tokens", "worst_prompt_tokens",
 ]  # fmt: skip
 
 #: Output tokens reserved when a request sets no output limit (reconciled with real usage).
@@ -95,6 +96,13 @@ def worst_prompt_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
         for call in message.get("tool_calls") or ():
             total += len(str(call).encode("utf-8"))
     return total
+
+
+def worst_params_tokens(params: Mapping[str, Any]) -> int:
+    """An upper bound of the prompt tokens a request's parameters add (tool definitions and
+    output schemas are billed as prompt): one per byte of their JSON."""
+    text = json.dumps(params, default=str, ensure_ascii=False)
+    return len(text.encode("utf-8", "replace"))
 
 
 def output_limit(params: Mapping[str, Any]) -> int | None:

@@ -26,6 +26,7 @@ from tenacity.wait import wait_base
 from ..errors import ProviderError, RateLimited, RetryableError
 from ..providers.base import Completion, Provider, Request
 from ..tokens import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
+from ..untrusted import count as token_count
 from .limiter import EndpointLimiter
 
 __all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "wait_retry_after"]
@@ -59,18 +60,20 @@ class Outcome:
 
 
 def _charged_tokens(request: Request, completion: Completion) -> int | None:
-    """The tokens the server counted against TPM for this call, or None if it did not say.
+    """The tokens the server counted against TPM for this call, or None if it did not say
+    (or said something that is no count of tokens).
 
     OpenAI charges the prompt plus ``max_tokens`` up front, so a bounded request is charged its
     real prompt plus its whole output bound: only our prompt estimate (or, unbounded, the
     default output reserve) is corrected. Giving back unused ``max_tokens`` would over-admit.
+    However large the count, the bucket takes at most one bucket's worth of it.
     """
-    if completion.prompt_tokens is None and completion.completion_tokens is None:
-        return None
+    prompt = token_count(completion.prompt_tokens)
     output = request.max_output_tokens()
-    if output is None:
-        return completion.total_tokens
-    return (completion.prompt_tokens or 0) + output
+    if output is not None:
+        return None if prompt is None else prompt + output
+    answered = token_count(completion.completion_tokens)
+    return None if prompt is None or answered is None else prompt + answered
 
 
 class wait_retry_after(wait_base):  # named like tenacity's strategies

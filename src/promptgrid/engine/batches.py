@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, FatalError, ProviderError, RetryableError
 from ..grid import Cell, expand
+from ..providers.base import Completion
 from ..providers.batch import BatchClient, RemoteBatch
 from ..store import Owner, ResultRow, Store
 from ..store import batches as batchstore
@@ -58,7 +59,7 @@ from ..store.batches import Chunk
 from .attempts import Sleep
 from .batchfiles import ChunkFile, NotIn, encode, rebuild
 from .batchread import Outputs, answer_row, copy_row, unanswered
-from .budget import worst_cost
+from .budget import vet, worst_cost
 from .storeio import StoreIO
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class BatchSummary:
     live: int = 0  #: chunks not yet collected at the end of the session
     collect_s: float = 0.0  #: seconds spent collecting (downloads, reading, committing)
     unreadable: int = 0  #: output lines that name no request of theirs
+    unbelievable_usage: int = 0  #: answers whose usage was missing or not believed
 
 
 def metadata(run_id: str, chunk: int, experiment: str) -> dict[str, str]:
@@ -550,6 +552,9 @@ class Batcher:
                 outcome = outputs.get(cell.cell_id)
                 if outcome is None:
                     outcome = unanswered(chunk.batch_status, chunk.errors)
+                elif isinstance(outcome, Completion):
+                    outcome, unbelievable = vet(pricing, cell.request, outcome)
+                    self.summary.unbelievable_usage += unbelievable
                 yield answer_row(cell, outcome, run_id=run_id, batch_id=batch_id, pricing=pricing)
 
         pending: tuple[list[ResultRow], asyncio.Future[list[int | None]]] | None = None

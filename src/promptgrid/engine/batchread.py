@@ -5,7 +5,8 @@ Output order is not the input's: lines are joined to cells by ``custom_id`` (the
 the lines in memory, and reads a line again when its cell's row is built, in grid order — so
 memory holds an index of ids, whatever the size of the answers. Rows are built like the online
 path's: :func:`promptgrid.engine.answers.stored_answer` for an answer, the error class of the
-failure otherwise (an HTTP status, a request that never ran), cost at batch prices.
+failure otherwise (an HTTP status, a request that never ran), cost at batch prices, charged
+as the online path charges (:func:`promptgrid.engine.budget.charged_cost`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..providers.batch import custom_id_of, read_line
 from ..store import ResultRow
 from ..store.batches import First
 from .answers import stored_answer, unstorable
+from .budget import charged_cost
 
 __all__ = ["Outputs", "answer_row", "copy_row", "unanswered"]
 
@@ -130,7 +132,9 @@ def answer_row(
     pricing: Pricing,
 ) -> ResultRow:
     """The row of the cell whose request a batch answered (or failed): one attempt, no
-    latency (a batch does not time its requests), cost at batch prices."""
+    latency (a batch does not time its requests), cost at batch prices. An answer's usage is
+    :func:`~promptgrid.engine.budget.vet`-ted first (by the caller, who counts what it
+    drops)."""
     if isinstance(outcome, ProviderError):
         attempt = {"number": 1, "status": "error", "error_type": outcome.code,
                    "http_status": outcome.http_status, "error": outcome.message}  # fmt: skip
@@ -142,14 +146,7 @@ def answer_row(
     request = cell.request
     attempts = [{"number": 1, "status": "ok"}]
     try:
-        cost = pricing.cost(
-            request.model,
-            resolved=outcome.resolved_model,
-            prompt=outcome.prompt_tokens,
-            completion=outcome.completion_tokens,
-            cached=outcome.cached_tokens,
-            batch=True,
-        )
+        cost = charged_cost(pricing, request, outcome, batch=True)
         answer = stored_answer(request, outcome, None, cost)
     except Exception as exc:  # a value no check foresaw: this row's error, not the batch's
         unsent = _row(cell, run_id, batch_id, "ok", attempts=attempts, latency_s=None)

@@ -13,7 +13,9 @@ An attempt is admitted by :meth:`EndpointLimiter.acquire`, which waits, in this 
 4. **a concurrency slot**, 5. **the request bucket**, 6. **the token bucket** (leaky buckets
    of one minute, :class:`Bucket`: ``rpm``/``tpm`` may pass in a burst, then ``rpm/60`` per
    second, which is how OpenAI's buckets behave). A token reservation (prompt estimate + max
-   output) is reconciled with the real usage when the admission is released.
+   output) is reconciled with the real usage when the admission is released. No report, of
+   usage or in headers, fills a bucket past full: a server claiming 10^12 tokens makes the next
+   request wait one period at most.
 
 Learning (``learn=True``). Headers give the server's limit and what remains *now*. A limit that
 was not declared becomes a bucket of that size; the remaining amount sets the bucket's level
@@ -102,9 +104,13 @@ class Bucket:
         return self._level
 
     def set_level(self, level: float) -> None:
-        """Make the bucket this full now (never below empty); a waiter re-checks at once."""
-        self.level()
-        self._level = max(0.0, level)
+        """Make the bucket this full now, between empty and full; a waiter re-checks at once.
+
+        Never past full: whatever a server reports (10^12 tokens of usage, say), the next
+        request waits at most one period, never the years that report would take to leak.
+        NaN leaves the level as it was."""
+        now = self.level()
+        self._level = now if math.isnan(level) else min(max(0.0, level), self.capacity)
         self._changed.set()
 
     def delay(self, amount: float) -> float:

@@ -35,7 +35,7 @@ from ..spec.schema import RetryPolicy
 from ..store import HEARTBEAT_S, ResultRow, Store
 from .answers import stored_answer, unstorable
 from .attempts import Outcome, Sleep, call_with_retry
-from .budget import Budget, worst_cost
+from .budget import Budget, charged_cost, vet, worst_cost
 from .limiter import EndpointLimiter
 from .storeio import StoreIO
 
@@ -81,6 +81,7 @@ class Summary:
     stopped_by: PromptgridError | None = None  # auth, quota, or the budget
     interrupted: bool = False
     error_types: dict[str, int] = field(default_factory=dict)
+    unbelievable_usage: int = 0  # paid answers whose usage was missing or not believed
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,11 @@ class Scheduler:
         cost: float | None = None
         try:
             completion = await endpoint.provider.complete(request)
-            cost = self._cost(endpoint, request, completion)
+            # From here on, usage the budget would not believe is unknown: the limiter keeps
+            # its reservation, the row records None, and the cost is the worst case.
+            completion, unbelievable = vet(endpoint.pricing, request, completion)
+            self.summary.unbelievable_usage += unbelievable
+            cost = charged_cost(endpoint.pricing, request, completion)
             return completion
         except ProviderError as error:
             # An HTTP error was not charged; a timeout, a dropped or garbled answer may have been.
@@ -328,16 +333,6 @@ class Scheduler:
             self._sending.discard(task)
             if budget is not None and reservation is not None:
                 budget.settle(reservation, reservation.worst if cost is None else cost)
-
-    @staticmethod
-    def _cost(endpoint: Endpoint, request: Request, completion: Completion) -> float | None:
-        return endpoint.pricing.cost(
-            request.model,
-            resolved=completion.resolved_model,
-            prompt=completion.prompt_tokens,
-            completion=completion.completion_tokens,
-            cached=completion.cached_tokens,
-        )
 
     def _committed(self, rows: Sequence[ResultRow], ids: Sequence[int | None]) -> None:
         """Count rows once they are durable."""
@@ -404,9 +399,9 @@ class Scheduler:
                 latency_s=outcome.latency_s,
                 cost_usd=None,
             )
-        c = outcome.completion
+        c = outcome.completion  # vetted by _send
         try:
-            cost = self._cost(self.endpoints[cell.endpoint], cell.request, c)
+            cost = charged_cost(self.endpoints[cell.endpoint].pricing, cell.request, c)
             answer = stored_answer(cell.request, c, outcome.latency_s, cost)
         except Exception as exc:  # a value no check foresaw: this row's error, not the run's
             unsent = self._row(cell, "ok", attempts=attempts, cached=False,

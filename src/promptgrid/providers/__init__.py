@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..spec.schema import DEFAULT_MAX_RESPONSE_BYTES
 from .base import Completion, Provider, Request
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def open_provider(endpoint: EndpointConfig) -> Provider:
         # insists on one.
         api_key=endpoint.api_key() or "not-needed",
         timeout_s=endpoint.limits.timeout_s or 60.0,
+        max_response_bytes=endpoint.limits.max_response_bytes,
         azure_api_version=endpoint.api_version,
     )
 
@@ -39,6 +41,7 @@ def open_batch_client(endpoint: EndpointConfig) -> BatchClient:
         base_url=endpoint.base_url,
         api_key=endpoint.api_key() or "not-needed",
         azure_api_version=endpoint.api_version,
+        max_response_bytes=endpoint.limits.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES,
     )
 
 

@@ -40,7 +40,9 @@ from ..errors import (
     MalformedResponse,
     ProviderError,
 )
+from ..spec.schema import DEFAULT_MAX_RESPONSE_BYTES
 from .base import Completion
+from .bounded import BoundedResponses
 from .chat import completion as chat_completion
 from .responses import completion as responses_completion
 from .translate import GARBLED, scrub, scrub_completion, scrub_error, status_error, translate
@@ -97,7 +99,8 @@ def _remote(batch: Batch) -> RemoteBatch:
 class BatchClient:
     """Files and batches of one endpoint (``base_url``, ``api_key``; ``azure_api_version``
     makes it an Azure client). Create it inside the running loop; close it with
-    :meth:`aclose`. Each method raises only :mod:`promptgrid.errors` classes."""
+    :meth:`aclose`. Each method raises only :mod:`promptgrid.errors` classes. No answer is read
+    past ``max_response_bytes`` (a file's content, streamed to disk, excepted)."""
 
     def __init__(
         self,
@@ -107,15 +110,22 @@ class BatchClient:
         timeout_s: float = 600.0,
         azure_api_version: str | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._key = api_key
+        # Answers about files and batches are small; a file's content is streamed to disk.
+        bounded = BoundedResponses(max_response_bytes, exempt=_file_content)
+        if http_client is None:
+            http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [bounded]})
+        else:
+            hooks = http_client.event_hooks
+            http_client.event_hooks = {**hooks, "response": [*hooks["response"], bounded]}
         common: dict[str, Any] = {
             "api_key": api_key,
             "max_retries": 0,  # a retried create could make a second batch: the caller retries
             "timeout": timeout_s,
+            "http_client": http_client,
         }
-        if http_client is not None:
-            common["http_client"] = http_client
         self._client: openai.AsyncOpenAI
         if azure_api_version is not None:
             self._client = openai.AsyncAzureOpenAI(
@@ -215,6 +225,11 @@ class BatchClient:
 
     def _error(self, exc: openai.OpenAIError) -> ProviderError:
         return scrub_error(translate(exc), self._key)
+
+
+def _file_content(request: httpx2.Request) -> bool:
+    """A file's content (``GET /files/{id}/content``): streamed to disk, as large as it is."""
+    return request.url.path.endswith("/content")
 
 
 def custom_id_of(line: bytes) -> str | None:

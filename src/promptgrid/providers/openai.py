@@ -5,7 +5,8 @@ deployment-based API (an ``api_version``) gets ``AsyncAzureOpenAI``. The SDK's o
 off (``max_retries=0``): promptgrid retries, taking fresh limiter capacity for each attempt.
 
 A request goes to Chat Completions (:mod:`.chat`) or the Responses API (:mod:`.responses`), as
-its ``api`` says, whole or streamed (:mod:`.streaming`). Every failure leaves this module as a
+its ``api`` says, whole or streamed (:mod:`.streaming`). No answer is read past
+``max_response_bytes`` (:mod:`.bounded`). Every failure leaves this module as a
 :mod:`promptgrid.errors` class (the table is in :mod:`.translate`); nothing else escapes: a
 foreign exception from a response is a ``MalformedResponse``. Every string a server sends back
 (message, request id, headers, the answer) is scrubbed of the key. Only the provider modules
@@ -22,7 +23,9 @@ import httpx2
 import openai
 
 from ..errors import MalformedResponse, ProviderError, RequestTimeout
+from ..spec.schema import DEFAULT_MAX_RESPONSE_BYTES
 from .base import Completion, Request
+from .bounded import BoundedResponses
 from .chat import ChatStream
 from .chat import completion as chat_completion
 from .payload import arguments
@@ -50,9 +53,10 @@ class OpenAIProvider:
     ``api_key`` is the key itself (``promptgrid.config`` decides where it comes from); it never
     leaves this object: every value a server sends back is scrubbed of it. ``azure_api_version``
     makes it an Azure client (``base_url`` is then the resource's URL, and each request's model
-    its deployment). ``http_client`` replaces the transport (tests pass
-    ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``); the provider owns it and
-    closes it in :meth:`aclose`. Create it inside the running loop.
+    its deployment). ``max_response_bytes`` bounds every answer, decompressed (a stream: all
+    of it). ``http_client`` replaces the transport (tests pass
+    ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``); the provider owns it, bounds
+    its answers too, and closes it in :meth:`aclose`. Create it inside the running loop.
     """
 
     def __init__(
@@ -61,12 +65,14 @@ class OpenAIProvider:
         base_url: str,
         api_key: str,
         timeout_s: float = 60.0,
+        max_response_bytes: int | None = None,
         http_client: httpx2.AsyncClient | None = None,
         azure_api_version: str | None = None,
     ) -> None:
         self.endpoint = base_url.rstrip("/")
         self._key = api_key
         self._timeout_s = timeout_s
+        bounded = BoundedResponses(max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES)
         if http_client is None:
             # aiohttp measured about twice httpx's calls per second under concurrency here.
             http_client = openai.DefaultAioHttpClient(
@@ -74,7 +80,11 @@ class OpenAIProvider:
                 limits=httpx2.Limits(
                     max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
                 ),
+                event_hooks={"response": [bounded]},
             )
+        else:
+            hooks = http_client.event_hooks
+            http_client.event_hooks = {**hooks, "response": [*hooks["response"], bounded]}
         common: dict[str, Any] = {
             "api_key": api_key,
             "max_retries": 0,  # promptgrid owns retries

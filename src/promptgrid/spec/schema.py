@@ -22,6 +22,8 @@ BUILTIN_PROVIDERS = ("echo", "openai")
 ROLES = ("system", "developer", "user", "assistant", "tool")
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT_S = 60.0
+#: The most an answer may be, in bytes after decompression (a stream: all its events together).
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class _Model(BaseModel):
@@ -145,6 +147,9 @@ class Limits(_Model):
     tpm: int | None = Field(None, gt=0, description="tokens per minute")
     max_concurrency: int | None = Field(None, gt=0, description="calls in flight at most")
     timeout_s: float | None = Field(None, gt=0, description="seconds before one call times out")
+    max_response_bytes: int | None = Field(
+        None, ge=1024, description="bytes an answer may have, decompressed (default 32 MiB)"
+    )
 
 
 class RetryPolicy(_Model):
@@ -160,11 +165,18 @@ ApiKind = Literal["chat", "responses"]
 class PriceSpec(_Model):
     """A model's price, USD per million tokens."""
 
-    input: float = Field(ge=0, description="USD per 1M input tokens")
-    output: float = Field(ge=0, description="USD per 1M output tokens")
-    cached_input: float | None = Field(None, ge=0, description="default: as input")
-    batch_input: float | None = Field(None, ge=0, description="default: half of input")
-    batch_output: float | None = Field(None, ge=0, description="default: half of output")
+    # Finite: an infinite or NaN price would turn every budget check into "no cap".
+    input: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M input tokens")
+    output: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M output tokens")
+    cached_input: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="default: as input"
+    )
+    batch_input: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="default: half of input"
+    )
+    batch_output: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="default: half of output"
+    )
     max_output_tokens: int | None = Field(
         None, ge=1, description="the model's own output limit: the worst case when unbounded"
     )
@@ -173,7 +185,9 @@ class PriceSpec(_Model):
 class Budget(_Model):
     """A hard cap on what a run may spend."""
 
-    max_cost_usd: float = Field(gt=0, description="the run never spends more (USD)")
+    max_cost_usd: float = Field(
+        gt=0, allow_inf_nan=False, description="the run never spends more (USD)"
+    )
 
 
 #: OpenAI's limits of one Batch API input file (``batch: {max_requests, max_bytes}`` lowers

@@ -25,11 +25,14 @@ to end:
   ``"malformed"`` (JSON cut short), ``"bad_utf8"``, ``"garbage"`` (JSON of the wrong shape),
   ``"empty"`` and ``"deep_body"`` (JSON nested 2,000 deep); ``"error_surrogate"`` (a 400 whose
   message holds a lone surrogate); for streams ``"stream_cut"`` (the connection closed after the
-  first output); and answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``, and the hostile
-  ``"surrogates"`` (lone and split UTF-16 surrogates in the text and tool-call ids) and
-  ``"bad_usage"`` (usage numbers that are not counts: the ``bad_usage`` setting). Injected
-  faults and answer kinds replace normal processing: they neither check nor charge buckets;
+  first output); answers too large to hold (:mod:`.floods`): ``"huge"`` (a text of
+  ``huge_bytes``), ``"gzip_bomb"`` (the same, gzip-compressed: ~1 KB on the wire per MiB) and
+  ``"endless"``; and answer kinds ``"tool_call"``, ``"bad_json"``, ``"refusal"``, and the
+  hostile ``"surrogates"`` (lone and split UTF-16 surrogates in the text and tool-call ids) and
+  ``"bad_usage"`` (every usage number is the ``bad_usage`` setting). Injected faults and answer
+  kinds replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
+  ``usage={...}`` sends the given usage fields in every answer (a server that misreports);
 * the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batches`), whose batches
   move only as a test says (:attr:`FaultServer.batches`: ``progress``, ``complete``,
   ``expire``, ``fail``; a client's cancel; ``batch_complete_after`` polls), each request of a
@@ -46,8 +49,8 @@ promptgrid.testing`` in a child process and steers it through a :class:`RemoteFa
 
 Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (requests, error bodies
 and the fault catalogue), :mod:`.made` (the answer a request gets), :mod:`.shapes` (its JSON and
-stream shapes), :mod:`.batches` (files and batches), :mod:`.settings`, :mod:`.core` (state and
-request handlers), :mod:`.server`
+stream shapes), :mod:`.floods` (answers too large to hold), :mod:`.batches` (files and
+batches), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
 (in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
 aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.tokens`,
 :mod:`promptgrid.synthetic`, :mod:`promptgrid.apis`) only.

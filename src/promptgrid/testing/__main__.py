@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk-delay", type=float, dest="chunk_delay_s", help="seconds between stream events"
     )
     p.add_argument(
+        "--huge-bytes", type=int, dest="huge_bytes", help="text bytes of huge and gzip_bomb"
+    )
+    p.add_argument(
         "--answer",
         type=lambda s: tuple(s.split("=", 1)),
         action="append",

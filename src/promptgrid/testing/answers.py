@@ -66,8 +66,16 @@ FAULTS: Mapping[str, str] = MappingProxyType(
             'answer kind: every usage number is the bad_usage setting ("n/a", NaN, Infinity, '
             "-1, 2.5, 1e12: any JSON value)"
         ),
+        "huge": "200, a good answer (whole or streamed) whose text is huge_bytes of 'x'",
+        "gzip_bomb": (
+            "200, the huge answer gzip-compressed (Content-Encoding: gzip): about 1 KB on the "
+            "wire per MiB it inflates to"
+        ),
+        "endless": "200, a good answer (whole or streamed) whose text never ends",
     }
 )
+#: Faults whose answer is too large to hold (:mod:`.floods`).
+FLOODS = frozenset({"huge", "gzip_bomb", "endless"})
 #: Scripted kinds of good answer (200s a client must accept); like faults, they bypass the
 #: rate-limit buckets.
 ANSWER_KINDS = frozenset({"tool_call", "bad_json", "refusal", "surrogates", "bad_usage"})

@@ -19,6 +19,7 @@ finish.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import threading
@@ -33,6 +34,7 @@ from .answers import (
     BROKEN,
     DEEP_JSON,
     ERROR_STATUS,
+    FLOODS,
     Ask,
     broken_body,
     check_fault,
@@ -44,9 +46,10 @@ from .answers import (
 )
 from .batches import Batches
 from .buckets import _KeyBuckets
+from .floods import MARK, gzipped, pieces
 from .made import make
 from .settings import DEFAULTS, validate
-from .shapes import chat_completion, chat_stream, response, response_stream
+from .shapes import chat_completion, chat_stream, every_usage_field, response, response_stream
 
 _FIVE_XX = ("500", "502", "503")  # what a "5xx" rate draws from
 
@@ -239,6 +242,8 @@ class _Core:
             except asyncio.CancelledError:  # client went away, or the server is stopping
                 self._record("stall" if fault == "stall" else "cancelled")
                 raise
+        if fault in FLOODS:
+            return await self._flood(request, ask, fault, h, echo, number)
         if ask.stream and (fault not in BROKEN or fault == "deep_body"):
             return await self._stream(request, ask, fault, h, echo, number)
         return self._answer(ask, fault, h, echo, number)
@@ -249,8 +254,11 @@ class _Core:
         made = make(
             ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, kind, number, echo, scripted
         )
-        if fault == "bad_usage":
-            made.bad_usage = self.cfg["bad_usage"]
+        made.usage = (
+            every_usage_field(ask.api, self.cfg["bad_usage"])
+            if fault == "bad_usage"
+            else self.cfg["usage"]
+        )
         return made
 
     def answer_body(
@@ -336,6 +344,53 @@ class _Core:
         broken = fault in ("truncated", "deep_body")
         self._record(*((fault, None) if broken and fault else ("200", ask.last)))
         return response
+
+    async def _flood(
+        self,
+        request: web.Request,
+        ask: Ask,
+        fault: str,
+        h: dict[str, str],
+        echo: str | None,
+        number: int,
+    ) -> web.StreamResponse:
+        """A 200 too large to hold (:mod:`.floods`): written piece by piece until it ends, or
+        until the client goes away."""
+        made = make(ask.body, ask.api, ask.last, ask.n, ask.prompt_tokens, None, number, None,
+                    MARK)  # fmt: skip
+        made.usage = self.cfg["usage"]
+        model, request_id = ask.model + self.cfg["model_suffix"], h["x-request-id"]
+        if not ask.stream:
+            shaped: Any = json.dumps(
+                response(made, request_id=request_id, model=model) if ask.api == "responses"
+                else chat_completion(made, request_id=request_id, model=model)
+            ).encode()  # fmt: skip
+        elif ask.api == "responses":
+            shaped = [data for data, _ in response_stream(made, request_id=request_id,
+                                                          model=model)]  # fmt: skip
+        else:
+            shaped = [data for data, _ in chat_stream(made, request_id=request_id, model=model,
+                                                      usage=True)]  # fmt: skip
+        parts = pieces(shaped, None if fault == "endless" else self.cfg["huge_bytes"])
+        plant_key(h, echo)
+        response_ = web.StreamResponse(status=200, headers=h)
+        response_.content_type = "text/event-stream" if ask.stream else "application/json"
+        if fault == "gzip_bomb":
+            parts = gzipped(parts)
+            response_.headers["Content-Encoding"] = "gzip"
+        await response_.prepare(request)
+        try:
+            for part in parts:
+                await response_.write(part)
+            await response_.write_eof()
+        except (ConnectionError, RuntimeError):  # the client stopped reading: as it should
+            self._record(f"{fault}_cut")
+            return response_
+        except asyncio.CancelledError:  # the client left (or the server is stopping)
+            self._record(f"{fault}_cut")
+            raise
+        self._record(fault)
+        return response_
 
     async def control(self, request: web.Request) -> web.StreamResponse:
         """``GET /_pg/stats``, ``GET|POST /_pg/config``, ``POST /_pg/script|reset``."""

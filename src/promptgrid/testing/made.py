@@ -18,7 +18,7 @@ same ones:
   (``"\\ud83d\\ude00"``: whole, JSON joins them; streamed, a chunk ends after the first),
   then a lone surrogate ``"\\ud800"``; every tool call's id ends in ``"\\ud800"`` too;
 - ``"bad_usage"``: every usage number is the server's ``bad_usage`` setting
-  (:attr:`Made.bad_usage`);
+  (:attr:`Made.usage`, filled by :func:`.shapes.every_usage_field`);
 - logprobs when asked for (chat ``logprobs: true``; Responses ``include:
   [message.output_text.logprobs]``), ``top_logprobs`` alternatives each;
 - reasoning tokens by effort (``reasoning_effort`` or ``reasoning.effort``) and, on the
@@ -69,8 +69,8 @@ class Made:
     prompt_tokens: int
     reasoning_tokens: int = 0
     summary: str | None = None
-    #: What every usage number says instead of the real count (``"bad_usage"``); None: the count.
-    bad_usage: Any = None
+    #: Usage fields sent instead of the made ones (the ``usage`` setting), whatever they are.
+    usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def completion_tokens(self) -> int:

@@ -118,8 +118,11 @@ class FaultServer(_Controls):
     whose last user message contains a key (the first that matches, in order) is answered
     with its text instead of the echo (e.g. a judge's verdict ``'{"verdict": "pass"}'``),
     every time, after any scripted fault; ``batch_complete_after``: a batch in progress
-    completes at its N-th poll (None: only when :attr:`batches` says so); ``port``: 0 picks a
-    free port.
+    completes at its N-th poll (None: only when :attr:`batches` says so); ``usage``: fields
+    sent in every answer's ``usage`` instead of the made ones, whatever their value (e.g.
+    ``{"prompt_tokens": -10**9}``, ``{"output_tokens": 10**12}`` for the Responses API): a
+    server that misreports; ``huge_bytes``: the size of the text of ``"huge"`` and
+    ``"gzip_bomb"`` answers (48 MiB); ``port``: 0 picks a free port.
 
     It answers Chat Completions and the Responses API, whole or streamed (``stream: true``), with
     every kind of answer: ``n`` distinct choices, tool calls (forced by ``tool_choice``, or
@@ -148,6 +151,8 @@ class FaultServer(_Controls):
         chunk_delay_s: float = 0.0,
         answers: dict[str, str] | None = None,
         batch_complete_after: int | None = None,
+        usage: dict[str, Any] | None = None,
+        huge_bytes: int = 48 * 1024 * 1024,
         port: int = 0,
     ) -> None:
         self._core = _Core(
@@ -166,6 +171,8 @@ class FaultServer(_Controls):
             chunk_delay_s=chunk_delay_s,
             answers=answers or {},
             batch_complete_after=batch_complete_after,
+            usage=usage or {},
+            huge_bytes=huge_bytes,
         )
         self.port = port
         self._thread: threading.Thread | None = None

@@ -16,7 +16,7 @@ DEFAULTS: dict[str, Any] = dict(
     rpm=None, tpm=None, latency_s=0.0, fault_rates={}, seed=0, api_keys=None,
     retry_after_s=1.0, stall_s=30.0, model_suffix="", bad_retry_after="-5", echo_key=False,
     chunk_delay_s=0.0, bad_usage="n/a",
-    answers={}, batch_complete_after=None,
+    answers={}, batch_complete_after=None, usage={}, huge_bytes=48 * 1024 * 1024,
 )  # fmt: skip
 
 
@@ -57,4 +57,14 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         ):
             raise ValueError(f"answers must map non-empty substrings to texts: {answers!r}")
         changes["answers"] = dict(answers)
+    if "huge_bytes" in changes:
+        size = int(changes["huge_bytes"])
+        if size < 0:
+            raise ValueError(f"huge_bytes must be 0 or more: {size}")
+        changes["huge_bytes"] = size
+    if "usage" in changes:
+        usage = changes["usage"] or {}
+        if not isinstance(usage, dict) or not all(isinstance(k, str) for k in usage):
+            raise ValueError(f"usage must map usage fields to values: {usage!r}")
+        changes["usage"] = dict(usage)
     return changes

@@ -24,19 +24,29 @@ from typing import Any
 
 from .made import Made, MadeChoice
 
-__all__ = ["Event", "chat_completion", "chat_stream", "response", "response_stream"]
+__all__ = [
+    "Event", "chat_completion", "chat_stream", "every_usage_field", "response",
+    "response_stream",
+]  # fmt: skip
 
 _WORDS = re.compile(r"\s*\S+|\s+")
 #: One event of a stream: its bytes, and whether it carries output (text, a refusal, a call).
 Event = tuple[bytes, bool]
 
 
+def every_usage_field(api: str, value: Any) -> dict[str, Any]:
+    """Usage in ``api``'s shape with every number replaced by ``value`` (the ``bad_usage``
+    answer kind: a server whose counts are not counts)."""
+    if api == "responses":
+        return {"input_tokens": value, "input_tokens_details": {"cached_tokens": value},
+                "output_tokens": value, "output_tokens_details": {"reasoning_tokens": value},
+                "total_tokens": value}  # fmt: skip
+    return {"prompt_tokens": value, "completion_tokens": value, "total_tokens": value,
+            "prompt_tokens_details": {"cached_tokens": value},
+            "completion_tokens_details": {"reasoning_tokens": value}}  # fmt: skip
+
+
 def _usage_chat(made: Made) -> dict[str, Any]:
-    if made.bad_usage is not None:
-        bad = made.bad_usage
-        return {"prompt_tokens": bad, "completion_tokens": bad, "total_tokens": bad,
-                "prompt_tokens_details": {"cached_tokens": bad},
-                "completion_tokens_details": {"reasoning_tokens": bad}}  # fmt: skip
     completion = made.completion_tokens
     return {
         "prompt_tokens": made.prompt_tokens,
@@ -44,15 +54,11 @@ def _usage_chat(made: Made) -> dict[str, Any]:
         "total_tokens": made.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": made.reasoning_tokens},
+        **made.usage,
     }
 
 
 def _usage_responses(made: Made) -> dict[str, Any]:
-    if made.bad_usage is not None:
-        bad = made.bad_usage
-        return {"input_tokens": bad, "input_tokens_details": {"cached_tokens": bad},
-                "output_tokens": bad, "output_tokens_details": {"reasoning_tokens": bad},
-                "total_tokens": bad}  # fmt: skip
     output = made.completion_tokens
     return {
         "input_tokens": made.prompt_tokens,
@@ -60,6 +66,7 @@ def _usage_responses(made: Made) -> dict[str, Any]:
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": made.reasoning_tokens},
         "total_tokens": made.prompt_tokens + output,
+        **made.usage,
     }
 
 
