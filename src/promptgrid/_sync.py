@@ -26,7 +26,8 @@ T = TypeVar("T")
 
 
 class Stoppable(Protocol):
-    """What a stop reaches: the scheduler, or the batches being submitted or waited for."""
+    """What a stop reaches: the scheduler, the batches being submitted or waited for, or the
+    scoring worker (killed at once: a scorer may never return by itself)."""
 
     def stop(self) -> None:
         """Stop at the next safe point."""

@@ -515,7 +515,10 @@ def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
     _report_scores(outcome)
     for path in outcome.files:
         click.echo(f"  {path}")
-    if outcome.status in ("stopped", "interrupted"):
+    # The run keeps its status (an interrupted run stays one until resumed): what counts here
+    # is whether this scoring was stopped.
+    stopped = handle.stops > 0 or outcome.summary.stopped_by is not None
+    if stopped and outcome.status in ("stopped", "interrupted"):
         if outcome.summary.stopped_by is not None:
             _err(f"stopped: {outcome.summary.stopped_by}")
         _err(f"finish with: promptgrid score {outcome.run_id}"

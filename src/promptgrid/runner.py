@@ -28,12 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
@@ -54,9 +54,11 @@ from .table import resolve_run, to_dataframe, with_score_columns
 if TYPE_CHECKING:
     from .batching import BatchPhase
     from .engine.batches import BatchSummary
-    from .scoring.apply import Redo
+    from .scoring.apply import JudgeRoute, Redo
 
 __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -372,8 +374,8 @@ async def _judge_and_score(
     redo: Redo,
 ) -> Summary | None:
     """The judges' calls (a second scheduler over the same endpoints, store and budget), then
-    every score, chunk by chunk on the store's thread, until done or stopped."""
-    from .scoring.apply import JudgeRoute, judge_cells, score_chunk  # only runs with scores
+    every score, chunk by chunk, until done or stopped."""
+    from .scoring.apply import JudgeRoute, judge_cells  # only runs with scores
 
     scores = config.experiment.scores
     routes = {name: JudgeRoute(endpoint, config.endpoints[endpoint].endpoint_id)
@@ -406,16 +408,9 @@ async def _judge_and_score(
         if judged.interrupted or handle.stops:
             judged.interrupted = True
             return judged
-    after: int | None = -1
-    beat = time.monotonic()
-    while after is not None and not handle.stops:
-        after = await io.call(score_chunk, run.run_id, scores, routes, after, redo)
-        if time.monotonic() - beat > HEARTBEAT_S:  # scoring may take a while: keep the lease
-            await io.call(Store.heartbeat, io.owner)
-            beat = time.monotonic()
-    if after is not None:  # stopped before every row was scored: a resume scores the rest
-        judged = judged or Summary()
-        judged.interrupted = True
+    if not await _score(io, config, run, routes, handle, redo):
+        judged = judged or Summary()  # stopped before every row was scored: a resume scores
+        judged.interrupted = True  # the rest
     return judged
 
 
@@ -435,6 +430,48 @@ def _warn_unbelievable(*summaries: Summary | BatchSummary | None) -> None:
             PromptgridWarning,
             stacklevel=2,
         )
+
+
+async def _score(
+    io: StoreIO,
+    config: RunConfig,
+    run: RunInfo,
+    routes: dict[str, JudgeRoute],
+    handle: RunHandle,
+    redo: Redo,
+) -> bool:
+    """Every score of every answered row, chunk by chunk: read and written on the store's
+    thread, computed in the scoring worker (killed by a stop); whether all were done."""
+    from .scoring.apply import read_chunk, write_chunk
+    from .scoring.worker import ScoringWorker
+
+    scores = config.experiment.scores
+    worker = ScoringWorker(scores, config.experiment.scores_dir)
+    handle.scheduler = worker
+    try:
+        after = -1
+        while not handle.stops:
+            chunk = await io.call(read_chunk, run.run_id, scores, routes, after, redo)
+            if chunk is None:
+                return True
+            results = await _keeping_lease(io, worker.score(chunk.rows, chunk.jobs))
+            await io.call(write_chunk, run.run_id, scores, chunk, results)
+            after = chunk.last
+        return False
+    finally:
+        await worker.aclose()
+
+
+async def _keeping_lease(io: StoreIO, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, with a heartbeat every ``HEARTBEAT_S`` meanwhile (slow scorers may
+    take a chunk many minutes: the run stays ours)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not (await asyncio.wait({task}, timeout=HEARTBEAT_S))[0]:
+            await io.call(Store.heartbeat, io.owner)
+        return task.result()
+    finally:
+        task.cancel()
 
 
 def _create(store: Store, config: RunConfig) -> RunInfo:

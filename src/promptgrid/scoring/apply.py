@@ -1,10 +1,11 @@
 """Scoring a run's stored rows, chunk by chunk, and the judge cells it still needs.
 
-A run's rows are read from the store in cell order, a chunk at a time; each answered row gets
-every score it is missing, and each chunk's scores are written in one transaction — so a run of
-any size scores in bounded memory, an interrupted scoring resumes where it stopped, and a chunk
-is never half-written. Error rows get no score (``NA``): a call that failed is not an answer that
-failed.
+A run's rows are read from the store in cell order, a chunk at a time (:func:`read_chunk`); each
+answered row gets every score it is missing — a judge's read here from its stored verdict, the
+others computed in the scoring worker (:mod:`.worker`) — and each chunk's scores are written in
+one transaction (:func:`write_chunk`): a run of any size scores in bounded memory, and an
+interrupted scoring (a stop writes what the worker had answered) resumes where it stopped.
+Error rows get no score (``NA``): a call that failed is not an answer that failed.
 
 Which stored scores are redone (``Redo``): ``missing`` — none yet, or made by another definition
 (the digest differs: an edited ``scores:`` on resume); ``errors`` — those too, and the ones that
@@ -22,15 +23,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .. import untrusted
 from ..grid import Cell, request_key
 from ..spec.scores import ScoreDef
 from ..spec.templates import RenderError
+from ..spec.yamlmarks import shorten
 from ..store import ScoreRecord, Store
-from . import custom
-from .checks import ScoreFailure, evaluate
+from .checks import ScoreFailure
 from .judge import judge_context, judge_request, parse_verdict
+from .worker import Job, Result, RowData
 
-__all__ = ["CHUNK", "GradedRow", "JudgeRoute", "Redo", "judge_cells", "score_chunk"]
+__all__ = [
+    "CHUNK", "Chunk", "GradedRow", "JudgeRoute", "Redo", "judge_cells", "read_chunk",
+    "write_chunk",
+]  # fmt: skip
 
 Redo = Literal["missing", "errors", "all"]
 #: Rows scored per transaction.
@@ -104,7 +110,20 @@ def _due(
     return digest != score.digest or (redo == "errors" and failed)
 
 
-def score_chunk(
+@dataclass(frozen=True)
+class Chunk:
+    """The scoring work of up to ``CHUNK`` rows: judges' verdicts read already (``records``),
+    the other scores still to compute in the worker (``rows``, ``jobs``)."""
+
+    last: int  #: the last cell read
+    records: list[ScoreRecord]
+    rows: list[RowData]
+    jobs: list[Job]
+    idx: list[int]  #: the cell of each row in ``rows``
+    done: list[tuple[int, str]]  #: (cell, score) of ``records``
+
+
+def read_chunk(
     store: Store,
     run_id: str,
     scores: Sequence[ScoreDef],
@@ -112,54 +131,68 @@ def score_chunk(
     after: int,
     redo: Redo,
     limit: int = CHUNK,
-) -> int | None:
-    """Score the rows after cell ``after`` (at most ``limit``); the last cell read, or None
-    when there are no more rows."""
+) -> Chunk | None:
+    """The scoring work of the rows after cell ``after`` (at most ``limit``); None when there
+    are no more rows."""
     rows = read_rows(store, run_id, after, limit)
     if not rows:
         return None
     lo, hi = rows[0].idx, rows[-1].idx
     state = store.score_state(run_id, lo, hi)
     verdicts = store.judge_answers(run_id, lo, hi) if judges else {}
-    records: list[ScoreRecord] = []
-    replace: list[tuple[int, str]] = []
+    chunk = Chunk(hi, [], [], [], [], [])
     for row in rows:
-        if not row.ok:
-            continue
-        for score in scores:
-            if not _due(state, score, row.idx, redo):
-                continue
-            made = _score(score, row, judges, verdicts)
+        due = [s for s in scores if row.ok and _due(state, s, row.idx, redo)]
+        computed = [s.name for s in due if s.judge is None]
+        if computed:
+            python = any(s.kind == "python" for s in due)
+            chunk.jobs.extend((len(chunk.rows), name) for name in computed)
+            chunk.rows.append((row.response, row.values, row.for_python() if python else None))
+            chunk.idx.append(row.idx)
+        for score in (s for s in due if s.judge is not None):
+            made = _verdict(score, row, judges[score.name], verdicts)
             if made is not None:
-                replace.append((row.idx, score.name))
-                records += made
-    if replace:
-        store.write_scores(run_id, records, {s.name: s.digest for s in scores}, replace)
-    return hi
+                chunk.done.append((row.idx, score.name))
+                chunk.records.extend(made)
+    return chunk
 
 
-def _score(
-    score: ScoreDef,
-    row: GradedRow,
-    judges: Mapping[str, JudgeRoute],
-    verdicts: Mapping[tuple[int, str, str], tuple[str, str | None, str | None, str | None]],
-) -> list[ScoreRecord] | None:
-    """One score of one row (None: its judge has not been called yet)."""
-    name, kind, idx = score.name, score.column_kind, row.idx
-    if score.judge is not None:
-        return _verdict(score, row, judges[name], verdicts)
-    try:
-        if score.kind == "python":
-            outputs = custom.call(score, row.response, row.for_python())
-            return [ScoreRecord(idx, name, n, k, v) for n, k, v in outputs]
-        return [
-            ScoreRecord(idx, name, name, kind, float(evaluate(score, row.response, row.values)))
-        ]
-    except ScoreFailure as exc:
-        return [ScoreRecord(idx, name, name, kind, None, error=str(exc))]
+def write_chunk(
+    store: Store, run_id: str, scores: Sequence[ScoreDef], chunk: Chunk, results: list[Result]
+) -> None:
+    """Store the chunk's verdicts and the worker's ``results`` (one per job, in order; fewer
+    when scoring was stopped: the rest stay missing), in one transaction."""
+    kinds = {s.name: s.column_kind for s in scores}
+    records, done = list(chunk.records), list(chunk.done)
+    for (row, name), (outputs, error) in zip(chunk.jobs, results, strict=False):
+        idx = chunk.idx[row]
+        done.append((idx, name))
+        if error is not None:
+            records.append(ScoreRecord(idx, name, name, kinds[name], None, untrusted.text(error)))
+        else:
+            records += [ScoreRecord(idx, name, n, k, v) for n, k, v in outputs or ()]
+    if done:
+        store.write_scores(run_id, records, {s.name: s.digest for s in scores}, done)
 
 
 def _verdict(
+    score: ScoreDef,
+    row: GradedRow,
+    route: JudgeRoute,
+    verdicts: Mapping[tuple[int, str, str], tuple[str, str | None, str | None, str | None]],
+) -> list[ScoreRecord] | None:
+    """A judge's score of one row (None: the judge has not been called yet): whatever goes
+    wrong with this one verdict is this row's score error, never the phase's."""
+    try:
+        return _read_verdict(score, row, route, verdicts)
+    except Exception as exc:  # an answer or a verdict no rule here foresaw
+        why = untrusted.text(
+            f"verdict could not be read: {type(exc).__name__}: {shorten(str(exc))}"
+        )
+        return [ScoreRecord(row.idx, score.name, score.name, score.column_kind, None, why)]
+
+
+def _read_verdict(
     score: ScoreDef,
     row: GradedRow,
     route: JudgeRoute,
@@ -177,7 +210,7 @@ def _verdict(
         return None
     status, text, error_type, error = found
     if status != "ok":
-        why = f"judge call failed: [{error_type}] {error}"
+        why = untrusted.text(f"judge call failed: [{error_type}] {error}")
         return [ScoreRecord(idx, name, name, kind, None, why, judge_cell_id=cell_id)]
     try:
         value, reason = parse_verdict(text, score.judge.scale)
@@ -218,7 +251,7 @@ def judge_cells(
                 route = judges[score.name]
                 try:
                     request = judge_request(score.judge, route.endpoint_id, _context(row))
-                except RenderError:
+                except Exception:  # RenderError, or worse: scoring records it for the row
                     continue
                 params = {"model": score.judge.model, **request.params}
                 yield Cell(

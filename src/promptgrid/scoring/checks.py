@@ -3,9 +3,11 @@
 Expected values are the score's templates rendered with the row (vars, case columns, params).
 ``strip`` (default on) ignores whitespace around the answer — and around a rendered expected
 value; ``ignore_case`` compares text with ``str.casefold``. An answer that is not what a check
-needs (not JSON for ``json_schema``, not a number for ``close_to``) fails the check; only a
+needs (not JSON for ``json_schema``, not a number for ``close_to``) fails the check; a
 problem of the score itself for this row (an expected value that does not render, a templated
-regex that does not compile) is an error, raised as :class:`ScoreFailure`.
+regex that does not compile), or an answer it cannot read at all (JSON nested deeper than
+Python's parser goes), is an error, raised as :class:`ScoreFailure`. A ``regex`` is searched by
+re2 or ``re`` (:mod:`.patterns`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from typing import Any
 
 from ..spec.scores import ScoreDef
 from ..spec.templates import RenderError, Template
+from .patterns import Matcher, matcher
 
-__all__ = ["ScoreFailure", "evaluate"]
+__all__ = ["NESTED", "ScoreFailure", "evaluate"]
 
 _MISSING = object()
+#: The error of an answer whose JSON nests deeper than Python's parser can go.
+NESTED = "the answer's JSON is nested too deeply to read"
 
 
 class ScoreFailure(Exception):
@@ -38,6 +43,13 @@ def _render(template: Template, context: Mapping[str, Any], strip: bool) -> str:
 
 def evaluate(score: ScoreDef, answer: str | None, context: Mapping[str, Any]) -> bool:
     """Whether ``answer`` passes ``score`` for a row with these values."""
+    try:
+        return _evaluate(score, answer, context)
+    except RecursionError:  # parsed, but too deep for a check that walks it (a schema)
+        raise ScoreFailure(NESTED) from None
+
+
+def _evaluate(score: ScoreDef, answer: str | None, context: Mapping[str, Any]) -> bool:
     spec = score.spec
     text = answer or ""
     if spec.strip:
@@ -55,7 +67,7 @@ def evaluate(score: ScoreDef, answer: str | None, context: Mapping[str, Any]) ->
             return got.startswith(want)
         return (want in got) == (kind == "contains")
     if kind == "regex":
-        return _pattern(score, context).search(text) is not None
+        return _pattern(score, context).matches(text)
     if kind == "one_of":
         labels = {fold(_render(t, context, spec.strip)) for t in score.expected}
         return fold(text) in labels
@@ -76,12 +88,12 @@ def evaluate(score: ScoreDef, answer: str | None, context: Mapping[str, Any]) ->
     raise ScoreFailure(f"{kind!r} is not a deterministic score")  # a bug: spec lets none through
 
 
-def _pattern(score: ScoreDef, context: Mapping[str, Any]) -> re.Pattern[str]:
+def _pattern(score: ScoreDef, context: Mapping[str, Any]) -> Matcher:
     if score.pattern is not None:
-        return score.pattern
+        return matcher(score.pattern.pattern, score.pattern.flags)
     source = _render(score.expected[0], context, strip=False)
     try:
-        return re.compile(source, re.IGNORECASE if score.spec.ignore_case else 0)
+        return matcher(source, re.IGNORECASE if score.spec.ignore_case else 0)
     except re.error as exc:
         raise ScoreFailure(f"the regex {source!r} does not compile for this row: {exc}") from None
 
@@ -91,6 +103,8 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return _MISSING
+    except RecursionError:  # valid or not, Python cannot read it: say so rather than guess
+        raise ScoreFailure(NESTED) from None
 
 
 def _json_path(score: ScoreDef, value: Any, context: Mapping[str, Any], fold: Any) -> bool:

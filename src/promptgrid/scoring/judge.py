@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import untrusted
 from ..providers.base import Request
 from ..spec.scores import JudgeDef
 from ..spec.yamlmarks import shorten
@@ -93,10 +94,12 @@ def parse_verdict(text: str | None, scale: int | None) -> tuple[float, str | Non
         data = json.loads(fenced.group(1) if fenced else raw)
     except ValueError:
         data = None
+    except RecursionError:
+        raise _unparseable(raw, "nested too deeply to read") from None
     if not isinstance(data, dict):
         raise _unparseable(raw, "not a JSON object")
     reason = data.get("reason")
-    reason = reason if isinstance(reason, str) else None
+    reason = untrusted.text(reason) if isinstance(reason, str) else None
     if scale is None:
         verdict = data.get("verdict")
         if isinstance(verdict, bool):
@@ -106,6 +109,8 @@ def parse_verdict(text: str | None, scale: int | None) -> tuple[float, str | Non
         raise _unparseable(raw, 'no "verdict" of pass or fail')
     score = data.get("score")
     number = not isinstance(score, bool)
+    if isinstance(score, int) and number and not 1 <= score <= scale:  # 10**400 is no float
+        raise _unparseable(raw, f"score {shorten(str(score), 20)} is outside 1..{scale}")
     if isinstance(score, int | float) and number and math.isfinite(score) and score % 1 == 0:
         if 1 <= score <= scale:
             return float(score), reason

@@ -329,6 +329,10 @@ class CloseTo(_Model):
     relative: float = Field(0.0, ge=0, description="relative tolerance")
 
 
+#: A score's time limit on one answer unless it says (``timeout_s``).
+DEFAULT_SCORE_TIMEOUT_S = 5.0
+
+
 class ScoreSpec(_Model):
     """One named check of each answer: exactly one kind, and options."""
 
@@ -337,7 +341,9 @@ class ScoreSpec(_Model):
     not_contains: str | None = None
     icontains: str | None = None
     starts_with: str | None = None
-    regex: str | None = Field(None, description="re.search; anchor with ^ and $")
+    regex: str | None = Field(
+        None, description="a Python regex, searched (anchor with ^ and $); re2 runs it if it can"
+    )
     one_of: list[str] | None = Field(None, min_length=1, description="a set of labels")
     is_json: Literal[True] | None = None
     json_schema: dict[str, Any] | None = None
@@ -349,6 +355,10 @@ class ScoreSpec(_Model):
     judge: JudgeSpec | None = None
     strip: bool = Field(True, description="ignore whitespace around the answer")
     ignore_case: bool = Field(False, description="compare text case-insensitively")
+    timeout_s: float = Field(
+        DEFAULT_SCORE_TIMEOUT_S, gt=0, le=3600,
+        description="seconds this score may take on one answer; longer is that row's error",
+    )  # fmt: skip
 
 
 #: The kinds of score, in the order the README lists them; the rest of ScoreSpec are options.

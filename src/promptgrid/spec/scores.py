@@ -44,6 +44,7 @@ __all__ = [
     "compile_scores",
     "definition_digest",
     "parse_json_path",
+    "recompile",
 ]
 
 #: Names a rubric sees besides the row's values.
@@ -91,6 +92,12 @@ class ScoreDef:
         return f"score_{self.name}"
 
     @property
+    def timeout_s(self) -> float:
+        """Seconds this score may take on one answer (``timeout_s``; a judge's calls have the
+        provider's time limits instead)."""
+        return self.spec.timeout_s
+
+    @property
     def column_kind(self) -> str:
         """bool, int (a judge's 1..N scale) or float (a python scorer's number)."""
         if self.judge is not None:
@@ -99,8 +106,10 @@ class ScoreDef:
 
 
 def definition_digest(spec: ScoreSpec) -> str:
-    """A short hash of a score's definition, as canonical JSON."""
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """A short hash of a score's definition, as canonical JSON. The time limit is not part of
+    it: a longer one changes no value (``retry`` and ``score`` redo the rows that ran out)."""
+    dumped = spec.model_dump(mode="json", exclude={"timeout_s"})
+    text = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -125,7 +134,7 @@ class _Checker:
     """Compiles the scores, collecting problems (one per mistake, each at its line)."""
 
     where: Where
-    known: frozenset[str]  # vars, case columns, params
+    known: frozenset[str] | None  # vars, case columns, params; None: checked already
     context: Mapping[str, Any] | None  # the first row (None: unknown, a broken case file)
     providers: frozenset[str]
     scores_dir: Path
@@ -146,6 +155,8 @@ class _Checker:
                 "fix the Jinja2 syntax: variables are written {{ name }}",
             )
             return None
+        if self.known is None:
+            return template
         known = self.known | extra
         missing = sorted(template.variables - known)
         for name in missing if self.context is not None else ():
@@ -184,15 +195,16 @@ def compile_scores(
     specs: Mapping[str, ScoreSpec],
     *,
     where: Where,
-    known: frozenset[str],
+    known: frozenset[str] | None,
     context: Mapping[str, Any] | None,
     providers: frozenset[str],
     scores_dir: Path,
     taken: Mapping[str, str],
 ) -> tuple[tuple[ScoreDef, ...], list[Problem]]:
-    """Validate and compile ``scores:``. ``known``: the names expected values may use;
-    ``context``: the first row, to render each template once (None when unknown); ``taken``:
-    column names already used (vars, case columns, params) and what they are."""
+    """Validate and compile ``scores:``. ``known``: the names expected values may use (None:
+    validated already, see :func:`recompile`); ``context``: the first row, to render each
+    template once (None when unknown); ``taken``: column names already used (vars, case
+    columns, params) and what they are."""
     checker = _Checker(where, known, context, providers, scores_dir)
     out = []
     for name, spec in specs.items():
@@ -219,17 +231,41 @@ def compile_scores(
         if getattr(spec, kind) is None:
             checker.problem((*path, kind), f"{kind}: needs a value", "see `promptgrid schema`")
             continue
+        if kind == "judge" and "timeout_s" in spec.model_fields_set:
+            checker.problem(
+                (*path, "timeout_s"),
+                "a judge has no timeout_s: its calls have the provider's time limits",
+                "set limits.timeout_s (or the provider's) instead",
+            )
+            continue
         problems_before = len(checker.problems)
         score = _compile(checker, name, kind, spec, (*path, kind))
         if score is not None and len(checker.problems) == problems_before:
             out.append(score)
-    if any(s.judge is not None for s in out) and "answer" in known:
+    if any(s.judge is not None for s in out) and "answer" in (known or ()):
         checker.problem(
             ("scores",),
             "'answer' is both a var or case column and the judged answer a rubric sees",
             "rename the var or column",
         )
     return tuple(out), checker.problems
+
+
+def recompile(
+    specs: Mapping[str, ScoreSpec], scores_dir: Path
+) -> tuple[tuple[ScoreDef, ...], dict[str, str]]:
+    """Compile scores validated already (in another process: the scoring worker); the names
+    of those that fail now, and why (a ``python:`` module that is not there any more)."""
+    scores, problems = compile_scores(
+        specs,
+        where=lambda path, message, hint: Problem(message, path=str(path[1])),
+        known=None,
+        context=None,
+        providers=frozenset(),
+        scores_dir=scores_dir,
+        taken={},
+    )
+    return scores, {p.path: p.message for p in problems}
 
 
 def _compile(c: _Checker, name: str, kind: str, spec: ScoreSpec, path: KeyPath) -> ScoreDef | None:
@@ -329,6 +365,13 @@ def _import(c: _Checker, target: str, path: KeyPath) -> Callable[..., Any] | Non
         c.problem(path, f"{target!r} is not module:function", "e.g. python: my_scores:exact")
         return None
     module_name, _, attr = target.partition(":")
+    if module_name == "__main__":
+        c.problem(
+            path,
+            "python scorers run in a worker process, where __main__ is not this program",
+            f"put {attr} in a module, e.g. my_scores.py beside the experiment file",
+        )
+        return None
     folder = str(c.scores_dir.resolve())
     added = folder not in sys.path
     if added:
