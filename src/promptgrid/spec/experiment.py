@@ -25,7 +25,13 @@ from ..columns import RESERVED, kind_of
 from ..errors import Problem, SpecError
 from ..presets import PRESETS, vendor_problem
 from .cases import CaseSource
-from .messages import MessageTemplate, check_image, compile_message, literal_images
+from .messages import (
+    ImageFolders,
+    MessageTemplate,
+    check_image,
+    compile_message,
+    literal_images,
+)
 from .schema import (
     BUILTIN_PROVIDERS,
     LIST_VALUED_PARAMS,
@@ -131,6 +137,8 @@ class Experiment:
         self.param_axes: dict[str, tuple[Any, ...]] = self._check_params(problems)
         self.vars: dict[str, tuple[Any, ...]] = {k: tuple(v) for k, v in spec.vars.items()}
         self.cases = self._check_cases(problems)
+        #: Where image files may be read from (the experiment's folder and ``files.allow``).
+        self.image_folders = self._check_files(problems)
         self._check_names(problems)
         self.templates: dict[str, tuple[MessageTemplate, ...]] = self._check_templates(problems)
         self.routes: dict[str, str] = self._check_providers(problems)
@@ -276,6 +284,20 @@ class Experiment:
                 )
         return source
 
+    def _check_files(self, problems: list[Problem]) -> ImageFolders:
+        """The folders image files may come from: each of ``files.allow`` must be one."""
+        allowed = [Path(p) for p in self.file.files.allow]
+        for i, folder in enumerate(allowed):
+            if not (self.base_dir / folder).is_dir():
+                problems.append(
+                    self.where(
+                        ("files", "allow", i),
+                        f"no such folder: {self.base_dir / folder}",
+                        "name a folder (relative to the experiment file, or absolute)",
+                    )
+                )
+        return ImageFolders.of(self.base_dir, allowed)
+
     def _check_names(self, problems: list[Problem]) -> None:
         params = set(self.param_axes)
         for section, names in (("vars", self.vars), ("cases", self.cases.columns)):
@@ -340,7 +362,7 @@ class Experiment:
                     path = self.content_path(name, i)
                     problems.append(self.where(path, f"undefined template variable {var!r}", hint))
                 for part, image in literal_images(template):
-                    problem = check_image(self.base_dir / image)
+                    problem = check_image(image, self.image_folders)
                     if problem is not None:
                         self._unrenderable.add(name)
                         where = ("prompts", name, i, "content", part, "path")
@@ -410,7 +432,7 @@ class Experiment:
                 continue  # a syntax error or an undefined variable: reported already
             for i, message in enumerate(messages):
                 try:
-                    message.render(context, self.base_dir)
+                    message.render(context, self.image_folders)
                 except RenderError as exc:
                     problems.append(self.render_problem(prompt, i, exc, context))
 
