@@ -318,7 +318,9 @@ def _handle(progress: bool | None) -> RunHandle:
 def _note(text: str) -> None:
     import sys
 
-    print(text, file=sys.stderr, flush=True)
+    from .terminal import visible
+
+    print(visible(text), file=sys.stderr, flush=True)
 
 
 def _blocking(
