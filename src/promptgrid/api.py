@@ -301,8 +301,7 @@ def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, 
                 raise UsageError(f"no run in {store.path} has batches")
             run_id = found[0].run_id
         info = resolve_run(store, run_id)
-    base = Path(info.source).parent if info.source else Path.cwd()
-    experiment = Experiment.from_dict(info.spec, base_dir=base)
+    experiment = _rebuilt(info)
     config = resolve(experiment, RunOptions(results_dir=Path(results_dir)), recorded=info.options)
     return config, info
 
@@ -507,8 +506,27 @@ def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experi
 
     with Store.in_dir(results_dir, readonly=True) as store:
         info = resolve_run(store, run_id)
+    return _rebuilt(info), info
+
+
+def _rebuilt(info: RunInfo) -> spec.Experiment:
+    """The experiment of a run, from the store's copy; the credentials of its base URLs (not
+    stored) come from its file, when that is still there."""
+    import json
+
+    from .credentials import HIDDEN, restore_spec
+    from .errors import PromptgridError
+    from .spec.yamlmarks import load_yaml, read_text
+
+    data = info.spec
+    if info.source and HIDDEN in json.dumps(data.get("providers") or {}):
+        try:
+            current = load_yaml(read_text(Path(info.source)), info.source)[0]
+        except (OSError, PromptgridError):
+            current = {}
+        data = restore_spec(data, current if isinstance(current, dict) else {})
     base = Path(info.source).parent if info.source else Path.cwd()
-    return Experiment.from_dict(info.spec, base_dir=base), info
+    return Experiment.from_dict(data, base_dir=base)
 
 
 def _selection(resume: bool, run_id: str | None) -> Selection:

@@ -63,6 +63,7 @@ from .storeio import StoreIO
 
 if TYPE_CHECKING:
     from ..config import RunConfig
+    from ..providers.translate import Secrets
     from ..store import RunInfo
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "BatchSummary", "Batcher"]
@@ -123,7 +124,7 @@ class Batcher:
         run: RunInfo,
         clients: Mapping[str, BatchClient],
         *,
-        keys: Mapping[str, str] | None = None,
+        keys: Mapping[str, Secrets] | None = None,
         sleep: Sleep | None = None,
         note: Callable[[str], None] | None = None,
         spent: float = 0.0,

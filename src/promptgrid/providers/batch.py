@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 from pydantic import BaseModel
 
+from ..credentials import secrets_of
 from ..errors import (
     BadRequest,
     BatchCancelled,
@@ -42,7 +43,7 @@ from ..errors import (
 from .base import Completion
 from .chat import completion as chat_completion
 from .responses import completion as responses_completion
-from .translate import scrub, scrub_completion, scrub_error, status_error, translate
+from .translate import Secrets, scrub, scrub_completion, scrub_error, status_error, translate
 
 __all__ = ["BatchClient", "RemoteBatch", "read_line"]
 
@@ -106,7 +107,7 @@ class BatchClient:
         azure_api_version: str | None = None,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
-        self._key = api_key
+        self._key: Secrets = secrets_of(api_key, base_url)  # scrubbed from what comes back
         common: dict[str, Any] = {
             "api_key": api_key,
             "max_retries": 0,  # a retried create could make a second batch: the caller retries
@@ -226,7 +227,7 @@ def custom_id_of(line: bytes) -> str | None:
     return text
 
 
-def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | ProviderError]:
+def read_line(line: bytes, api: str, key: Secrets = "") -> tuple[str, Completion | ProviderError]:
     """One line of a batch's output or error file: its ``custom_id`` and the completion, or
     the error that stands for it (an HTTP error status, a request that never ran: expired or
     cancelled, an answer that is not a complete one). ``ValueError`` if the line is not a
@@ -332,6 +333,6 @@ def _parse(model: type[ChatCompletion] | type[Response], body: Mapping[str, Any]
         return construct_type(type_=model, value=dict(body))
 
 
-def scrub_text(text: str, key: str) -> str:
+def scrub_text(text: str, key: Secrets) -> str:
     """``text`` without the key (for messages built from a server's words)."""
     return str(scrub(text, key))

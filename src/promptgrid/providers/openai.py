@@ -21,6 +21,7 @@ from typing import Any
 import httpx2
 import openai
 
+from ..credentials import secrets_of
 from ..errors import MalformedResponse, ProviderError, RequestTimeout
 from .base import Completion, Request
 from .chat import ChatStream
@@ -29,7 +30,7 @@ from .payload import arguments
 from .responses import ResponsesStream
 from .responses import completion as responses_completion
 from .streaming import Accumulator, consume
-from .translate import retry_after, scrub_completion, scrub_error, translate, within
+from .translate import Secrets, retry_after, scrub_completion, scrub_error, translate, within
 
 __all__ = ["OpenAIProvider", "retry_after", "translate"]
 
@@ -41,7 +42,8 @@ class OpenAIProvider:
     """Chat Completions and Responses through ``openai.AsyncOpenAI`` (aiohttp transport).
 
     ``api_key`` is the key itself (``promptgrid.config`` decides where it comes from); it never
-    leaves this object: every value a server sends back is scrubbed of it. ``azure_api_version``
+    leaves this object: every value a server sends back is scrubbed of it, and of the
+    credentials ``base_url`` may carry. ``azure_api_version``
     makes it an Azure client (``base_url`` is then the resource's URL, and each request's model
     its deployment). ``http_client`` replaces the transport (tests pass
     ``httpx2.AsyncClient(transport=httpx2.MockTransport(...))``); the provider owns it and
@@ -58,7 +60,7 @@ class OpenAIProvider:
         azure_api_version: str | None = None,
     ) -> None:
         self.endpoint = base_url.rstrip("/")
-        self._key = api_key
+        self._key: Secrets = secrets_of(api_key, base_url)  # scrubbed from every answer
         self._timeout_s = timeout_s
         if http_client is None:
             # aiohttp measured about twice httpx's calls per second under concurrency here.

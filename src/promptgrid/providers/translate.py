@@ -181,16 +181,32 @@ def truncated(what: str, request_id: str | None) -> MalformedResponse:
 
 # ------------------------------------------------------------------ the key
 
+#: What a provider scrubs: its key, or its key and the credentials its URL carries (see
+#: ``promptgrid.credentials``).
+Secrets = str | tuple[str, ...]
 
-def scrub(value: Any, secret: str) -> Any:
-    """A value with the key replaced by ``***`` (some servers echo it back, in messages, ids or
-    headers); anything else unchanged."""
-    if secret and isinstance(value, str) and secret in value:
-        return value.replace(secret, "***")
+
+def scrub(value: Any, secret: Secrets) -> Any:
+    """A value with the key (and the URL's credentials) replaced by ``***`` (some servers echo
+    them back, in messages, ids or headers); anything else unchanged."""
+    if isinstance(value, str):
+        for one in _each(secret):
+            if one in value:
+                value = value.replace(one, "***")
     return value
 
 
-def scrub_error(error: ProviderError, secret: str) -> ProviderError:
+def _each(secret: Secrets) -> tuple[str, ...]:
+    """The secrets to look for, longest first (``user:pass`` before ``pass``)."""
+    found = (secret,) if isinstance(secret, str) else secret
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
+def _found(text: str, secret: Secrets) -> bool:
+    return any(one in text for one in _each(secret))
+
+
+def scrub_error(error: ProviderError, secret: Secrets) -> ProviderError:
     """``error`` with the key removed from its message, request id and headers."""
     error.message = scrub(error.message, secret)
     error.args = (error.message,)
@@ -199,10 +215,10 @@ def scrub_error(error: ProviderError, secret: str) -> ProviderError:
     return error
 
 
-def scrub_completion(completion: Completion, secret: str) -> Completion:
+def scrub_completion(completion: Completion, secret: Secrets) -> Completion:
     """``completion`` with the key removed from every text a server sent. The key is almost
     never there: one search of each text decides, and only then is a copy made."""
-    if not secret or not _holds(completion, secret):
+    if not _each(secret) or not _holds(completion, secret):
         return completion
     fields = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
               "reasoning_summary")  # fmt: skip
@@ -226,12 +242,12 @@ def scrub_completion(completion: Completion, secret: str) -> Completion:
     )
 
 
-def _holds(completion: Completion, secret: str) -> bool:
+def _holds(completion: Completion, secret: Secrets) -> bool:
     """Whether the key appears anywhere in what the server sent."""
     texts = (completion.text, completion.finish_reason, completion.resolved_model,
              completion.request_id, completion.refusal, completion.reasoning_summary)  # fmt: skip
-    if any(secret in t for t in texts if t) or any(
-        secret in v for v in completion.rate_limits.values()
+    if any(_found(t, secret) for t in texts if t) or any(
+        _found(v, secret) for v in completion.rate_limits.values()
     ):
         return True
     if not (completion.tool_calls or completion.logprobs or completion.more_choices):
@@ -240,9 +256,9 @@ def _holds(completion: Completion, secret: str) -> bool:
     return _contains((completion.tool_calls, completion.logprobs, more), secret)
 
 
-def _contains(value: Any, secret: str) -> bool:
+def _contains(value: Any, secret: Secrets) -> bool:
     if isinstance(value, str):
-        return secret in value
+        return _found(value, secret)
     if isinstance(value, Mapping):
         return any(_contains(v, secret) for v in value.values())
     if isinstance(value, list | tuple):
@@ -250,7 +266,7 @@ def _contains(value: Any, secret: str) -> bool:
     return False
 
 
-def _scrub_deep(value: Any, secret: str) -> Any:
+def _scrub_deep(value: Any, secret: Secrets) -> Any:
     if isinstance(value, str):
         return scrub(value, secret)
     if isinstance(value, Mapping):
