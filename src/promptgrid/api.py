@@ -78,7 +78,13 @@ def run_options(
     *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
 ) -> RunOptions:
     """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
+    from .spec.yamlmarks import not_utf8
+
     parsed = None if formats is None else parse_formats(formats)
+    shown = not_utf8(Path(results_dir))
+    if shown is not None:
+        raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
+                         "another --results-dir")  # fmt: skip
     return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
 
 

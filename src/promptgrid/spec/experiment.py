@@ -47,6 +47,7 @@ from .yamlmarks import (
     format_path,
     line_of,
     load_yaml,
+    not_utf8,
     quote_hint,
     read_text,
     shorten,
@@ -72,6 +73,14 @@ class Experiment:
     def from_yaml(cls, path: str | Path) -> Experiment:
         """Load and validate an experiment file."""
         path = Path(path)
+        shown = not_utf8(path)
+        if shown is not None:
+            raise SpecError(
+                Problem(
+                    f"the file name {shown} is not valid UTF-8",
+                    hint="rename it (or its folder): a run records where its experiment is",
+                )
+            )
         try:
             text = read_text(path)
         except FileNotFoundError:
