@@ -163,8 +163,9 @@ def test_plan_names_every_host_and_where_its_key_comes_from(
                                      timeout=60).stdout)  # fmt: skip
     assert data["hosts"] == [
         {"provider": "aws", "url": "http://***@llm.test/v1?api-key=***",
-         "key_env": "AWS_SECRET_ACCESS_KEY"},
-        {"provider": "offline", "url": None, "key_env": None},
-        {"provider": "openai", "url": "https://api.openai.com/v1", "key_env": "OPENAI_API_KEY"},
+         "key_env": "AWS_SECRET_ACCESS_KEY", "key_required": True},
+        {"provider": "offline", "url": None, "key_env": None, "key_required": False},
+        {"provider": "openai", "url": "https://api.openai.com/v1", "key_env": "OPENAI_API_KEY",
+         "key_required": True},
     ]  # fmt: skip
     assert data["python_scorers"] == ["my_scores:exact"]

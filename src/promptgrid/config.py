@@ -94,17 +94,21 @@ class RunOptions:
 class Host:
     """Where one endpoint's calls go: its provider name, URL (credentials shown as ``***``;
     ``None`` for the offline echo provider) and the environment variable its key is read
-    from (``None``: it sends none)."""
+    from (``None``: it sends none; sent whenever it is set, unless ``key_required``, when a
+    missing key stops the run instead)."""
 
     provider: str
     url: str | None
     key_env: str | None
+    key_required: bool = False  #: no key is an error (else it is sent when it is set)
 
     def __str__(self) -> str:
         if self.url is None:
             return f"{self.provider} echo (offline: nothing is sent)"
-        key = f"key from ${self.key_env}" if self.key_env else "no key"
-        return f"{self.provider} {self.url} ({key})"
+        if self.key_env is None:
+            return f"{self.provider} {self.url} (no key)"
+        when = "" if self.key_required else ", if set"
+        return f"{self.provider} {self.url} (key from ${self.key_env}{when})"
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class EndpointConfig:
     def host(self) -> Host:
         """Where its calls go and where their key comes from (for plans and run starts)."""
         url = None if self.kind == "echo" else self.endpoint_id
-        return Host(self.name, url, self.key_env)
+        return Host(self.name, url, self.key_env, self.key_required and url is not None)
 
     def model_sent(self, model: str) -> str:
         """The model name a request sends for ``model`` (an Azure deployment, when mapped)."""
