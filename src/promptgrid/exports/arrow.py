@@ -69,15 +69,18 @@ def as_text(table: pa.Table) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    starts = pa.array([c.encode() for c in "=+-@\t\r"], pa.binary())
     for i, column in enumerate(table.columns):
         if not pa.types.is_string(column.type):
+            continue
+        # First a cheap look at each cell's first byte: most columns have no such cell.
+        first = pc.binary_slice(column.cast(pa.binary()), 0, 1)
+        if not pc.any(pc.is_in(first, value_set=starts)).as_py():
             continue
         risky = pc.and_kleene(
             pc.match_substring_regex(column, FORMULA_START),
             pc.invert(pc.match_substring_regex(column, _NUMBER)),
         )
-        if not pc.any(risky).as_py():  # the usual case: the column is kept as it is
-            continue
         quoted = pc.binary_join_element_wise("'", column, "")
         table = table.set_column(i, table.field(i), pc.if_else(risky, quoted, column))
     return table
