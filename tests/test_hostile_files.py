@@ -241,6 +241,7 @@ GROWING = {
     "join-method": "{{ ''.join(['x' * 1000000] * 1000) }}",
     "indent": "{{ ('x\\n' * 100000)|indent(100000, true) }}",
     "wordwrap": "{{ ('x ' * 500000)|wordwrap(1, true, 'y' * 1000) }}",
+    "wordwrap-keywords": "{{ ('x ' * 500000)|wordwrap(1, wrapstring='y' * 1000) }}",
     "tojson-indent": "{{ {'a': [1, 2, 3]}|tojson(999999999) }}",
     "expandtabs": "{{ ('\\t' * 100000).expandtabs(100000) }}",
     "translate": "{{ ('a' * 100000).translate({97: 'b' * 100000}) }}",

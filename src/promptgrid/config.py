@@ -11,6 +11,10 @@ from that record (``resolve(..., recorded=...)``): the same endpoints (the recor
 whatever ``OPENAI_BASE_URL`` says today), the same overrides, the same formats. An explicit
 option that would send the run elsewhere (another provider or base URL) is refused; limits,
 concurrency and formats may be changed for the rest of the run.
+
+Credentials a base URL carries (``user:pass@``, ``?api-key=``) are never recorded: an
+endpoint's ``endpoint_id`` (hashed, recorded, shown) is the URL's public form, and the URL
+called (``credentialed``) comes from the file or the options at hand (see ``credentials``).
 """
 
 from __future__ import annotations
@@ -178,7 +182,8 @@ class EndpointConfig:
             raise UsageError(
                 f"provider {self.name!r} called {self.endpoint_id} with credentials in its URL, "
                 "which are not recorded: give the same base URL again (in the file, "
-                "OPENAI_BASE_URL or --base-url)"
+                "OPENAI_BASE_URL or --base-url; retry, score and batch collect read the run's "
+                "experiment file, which has moved or changed)"
             )
         env = self.key_env
         if env is None:  # echo, or a local server's preset: no key, never OpenAI's sent to it

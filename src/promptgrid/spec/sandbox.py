@@ -180,15 +180,15 @@ def _join_size(items: list[Any], separator: Any) -> int:
     return total
 
 
-#: What a filter may build, estimated before it runs from its value and arguments (as the
-#: filter takes them, after the context Jinja passes some). ``None``: it raises instead.
+#: What a filter may build, estimated before it runs from its value and arguments (named as
+#: the filter names them, after the context Jinja passes some). ``None``: it raises instead.
 _FILTERS: dict[str, Callable[..., int | None]] = {
     "center": lambda value, width=80: max(size(value), _number(width)),
     "indent": lambda s, width=4, *_, **__: _indented(s, width),
     "format": lambda value, *args, **kwargs: printf_size(_text(value), kwargs or args),
     "replace": lambda s, old, new, count=None: _replaced(_text(s), old, new, count),
     "join": lambda value, d="", attribute=None: _join_size(list(value), d),
-    "wordwrap": lambda s, width=79, _long=True, wrapstring=None, *_: (
+    "wordwrap": lambda s, width=79, break_long_words=True, wrapstring=None, **_: (
         size(s) + (size(s) // max(1, _number(width)) + 1) * size(wrapstring or "\n")
     ),
     "tojson": lambda value, indent=None: size(value) * (1 + _indent_of(indent)),
