@@ -124,6 +124,7 @@ def test_plan_json_for_scripts(tmp_path: Path, write_yaml) -> None:
     assert data["output_tokens_max"] == 10 and data["fits_budget"] is None
 
 
+@pytest.mark.slow
 def test_plan_names_every_host_and_where_its_key_comes_from(
     tmp_path: Path, write_yaml, monkeypatch: pytest.MonkeyPatch
 ) -> None:
