@@ -150,6 +150,11 @@ def test_a_base_url_option_with_credentials_is_recorded_without_them(tmp_path: P
                    recorded=record)  # fmt: skip
     with pytest.raises(UsageError, match=r"credentials .* not recorded"):
         lost.check_keys()
+    # Another URL is refused, and the refusal shows neither URL's credentials.
+    other = RunOptions(results_dir=tmp_path, base_url="http://me:hunter33pw@third.test/v1")
+    with pytest.raises(UsageError, match="this run was made with --base-url") as caught:
+        resolve(with_url("http://other.test/v1"), other, recorded=record)
+    assert "hunter" not in str(caught.value) and "topsecret" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -419,11 +419,11 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
     merged = {k: recorded.get(k) for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")}
     for key in (*_ROUTING, "use_cache"):
         if key in given and _public(given[key]) != _public(recorded.get(key)):
-            was = recorded.get(key)
+            was = _public(recorded.get(key))
             flag = {"use_cache": "--no-cache"}.get(key, "--" + key.replace("_", "-"))
             raise UsageError(
                 f"this run was made with {flag} {'(not given)' if was is None else was!r}, "
-                f"not {given[key]!r}: resume and retry reuse the run's settings, so leave "
+                f"not {_public(given[key])!r}: resume and retry reuse the run's settings, so leave "
                 f"{flag} out (or start a new run: answers already paid for come from the cache)"
             )
     merged.update({k: v for k, v in given.items() if k in (*_ADJUSTABLE, "base_url")})
