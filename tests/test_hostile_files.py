@@ -246,6 +246,7 @@ GROWING = {
     "expandtabs": "{{ ('\\t' * 100000).expandtabs(100000) }}",
     "translate": "{{ ('a' * 100000).translate({97: 'b' * 100000}) }}",
     "batch": "{{ [1]|batch(999999999, 0)|list }}",
+    "string-to-list": "{{ ('x' * 1000000 ~ 'x' * 1000000 ~ 'x' * 1000000)|list|length }}",
     "lipsum": "{{ lipsum(100000, false, 100000, 100000) }}",
     "concat-loop": "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
                    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",

@@ -192,6 +192,8 @@ _FILTERS: dict[str, Callable[..., int | None]] = {
         size(s) + (size(s) // max(1, _number(width)) + 1) * size(wrapstring or "\n")
     ),
     "tojson": lambda value, indent=None: size(value) * (1 + _indent_of(indent)),
+    "string": lambda value: size(value),
+    "list": lambda value: _items(len(value) if isinstance(value, str) else 0, "list"),
     "batch": lambda value, linecount, fill_with=None: _items(linecount, "batch"),
     "slice": lambda value, slices, fill_with=None: _items(slices, "slice"),
     "sum": lambda iterable, attribute=None, start=0: _summed(iterable),
