@@ -226,6 +226,16 @@ def test_an_image_path_from_a_row_must_stay_in_the_experiment_folder(
     assert "files: {allow: [...]}" in str(info.value)
 
 
+@pytest.mark.parametrize("kind", ["loop", "nul"])
+def test_a_path_that_cannot_be_looked_up_is_one_problem(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    path = "a.png" if kind == "loop" else "x\0.png"
+    content = [{"type": "image_file", "path": path}]
+    with pytest.raises(SpecError, match="image file"):
+        exp([{"role": "user", "content": content}], tmp_path)
+
+
 def test_a_literal_path_outside_is_refused_at_validation(
     tmp_path: Path, write_yaml: Callable[[str, str], Path]
 ) -> None:

@@ -77,7 +77,10 @@ class ImageFolders:
     def locate(self, text: str) -> Path:
         """The file ``text`` names, symlinks resolved; :class:`ImageError` if it lies outside
         every root (``../``, an absolute path, a symlink pointing out)."""
-        path = (self.base / text).resolve()
+        try:
+            path = (self.base / text).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL in the path
+            raise ImageError(f"image file {text!r} cannot be looked up: {exc}") from None
         if any(path.is_relative_to(root) for root in self.roots):
             return path
         raise ImageError(
