@@ -69,13 +69,11 @@ def as_text(table: pa.Table) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    starts = pa.array([c.encode() for c in "=+-@\t\r"], pa.binary())
     for i, column in enumerate(table.columns):
         if not pa.types.is_string(column.type):
             continue
-        # First a cheap look at each cell's first byte: most columns have no such cell.
-        first = pc.binary_slice(column.cast(pa.binary()), 0, 1)
-        if not pc.any(pc.is_in(first, value_set=starts)).as_py():
+        # A cheap look first (no copy of the column): most columns have no such cell.
+        if not any(pc.any(pc.starts_with(column, c)).as_py() for c in "=+-@\t\r"):
             continue
         risky = pc.and_kleene(
             pc.match_substring_regex(column, FORMULA_START),
