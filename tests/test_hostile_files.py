@@ -13,6 +13,7 @@ import pytest
 
 import promptgrid
 from promptgrid import grid
+from promptgrid.config import RunOptions, resolve
 from promptgrid.errors import SpecError
 from promptgrid.spec import Experiment
 from promptgrid.spec.yamlmarks import MAX_FILE_BYTES, MAX_NODES
@@ -245,6 +246,76 @@ def test_template_failing_at_validation(write_yaml, template: str, message: str)
     assert shown.startswith(f"{path}:6 prompts.p[0].content: failed to render")
     assert message in shown and "first value of each var" in shown
     assert ("(who='world')" in shown) == ("who" in template)  # the values it was given
+
+
+#: Templates that grow a string without ``*`` or ``range``: each would build a gigabyte or more.
+GROWING = {
+    "printf-width": "{{ '%999999999d' % 1 }}",
+    "printf-precision": "{{ '%.999999999f' % 1.5 }}",
+    "printf-star": "{{ '%*d' % (999999999, 1) }}",
+    "printf-copies": "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+                     "{% set ns.s = '%s%s' % (ns.s, ns.s) %}{% endfor %}{{ ns.s|length }}",
+    "center-filter": "{{ 'a'|center(999999999) }}",
+    "center": "{{ 'a'.center(999999999) }}",
+    "ljust": "{{ 'a'.ljust(999999999) }}",
+    "rjust": "{{ 'a'.rjust(999999999, '-') }}",
+    "zfill": "{{ '1'.zfill(999999999) }}",
+    "format-width": "{{ '{:>999999999}'.format(1) }}",
+    "format-nested": "{{ '{:{w}}'.format(1, w=999999999) }}",
+    "format-map": "{{ '{x:^999999999}'.format_map({'x': 1}) }}",
+    "format-filter": "{{ '%-999999999s'|format('x') }}",
+    "replace": "{{ ('x' * 1000000).replace('x', 'abcdefghijklmnopqrstuvwxyz') }}",
+    "replace-filter": "{{ ('x' * 1000000)|replace('x', 'abcdefghijklmnopqrstuvwxyz') }}",
+    "join": "{{ (['x' * 1000000] * 1000) | join }}",
+    "join-method": "{{ ''.join(['x' * 1000000] * 1000) }}",
+    "indent": "{{ ('x\\n' * 100000)|indent(100000, true) }}",
+    "wordwrap": "{{ ('x ' * 500000)|wordwrap(1, true, 'y' * 1000) }}",
+    "wordwrap-keywords": "{{ ('x ' * 500000)|wordwrap(1, wrapstring='y' * 1000) }}",
+    "tojson-indent": "{{ {'a': [1, 2, 3]}|tojson(999999999) }}",
+    "expandtabs": "{{ ('\\t' * 100000).expandtabs(100000) }}",
+    "translate": "{{ ('a' * 100000).translate({97: 'b' * 100000}) }}",
+    "batch": "{{ [1]|batch(999999999, 0)|list }}",
+    "string-to-list": "{{ ('x' * 1000000 ~ 'x' * 1000000 ~ 'x' * 1000000)|list|length }}",
+    "lipsum": "{{ lipsum(100000, false, 100000, 100000) }}",
+    "concat-loop": "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+                   "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    "plus-loop": "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+                 "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
+    "list-extend-loop": "{% set ns = namespace(s=['a']) %}{% for i in range(40) %}"
+                        "{% set _ = ns.s.extend(ns.s) %}{% endfor %}{{ ns.s|length }}",
+    "macro-recursion": "{% macro grow(s, n) %}{% if n %}{{ grow(s ~ s, n - 1) }}{% else %}"
+                       "{{ s|length }}{% endif %}{% endmacro %}{{ grow('ab', 40) }}",
+    "int-squaring": "{% set ns = namespace(n=3) %}{% for i in range(40) %}"
+                    "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n > 0 }}",
+    "output": "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+    "list-in-output": "{{ [['x' * 1000000] * 100000] }}",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("template", list(GROWING.values()), ids=list(GROWING))
+def test_no_template_grows_a_string_past_the_limit(template: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError) as info:
+            Experiment(provider="echo", prompts={"p": template}, params={"model": "m"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    shown = str(info.value)
+    assert "prompts.p[0].content: failed to render" in shown, shown
+    assert "a template may build at most" in shown or "too large to compute" in shown, shown
+    assert peak < 64_000_000, f"{peak:,} bytes"
+
+
+def test_strings_under_the_limit_still_render() -> None:
+    template = ("{{ '%5d|%-4s|' % (42, 'ab') }}{{ 'a'|center(5) }}{{ 'x'.ljust(3, '.') }}"
+                "{{ '{:>4}'.format(7) }}{{ ['a', 'b']|join(',') }}{{ 'abc'.replace('b', 'BB') }}"
+                "{{ {'k': [1]}|tojson }}{{ 'v' ~ 1 }}{{ [1, 2] + [3] }}")  # fmt: skip
+    exp = Experiment(provider="echo", prompts={"p": template}, params={"model": "m"})
+    [cell] = grid.expand(resolve(exp, RunOptions()))
+    assert cell.request.messages[0]["content"] == (
+        '   42|ab  |  a  x..   7a,baBBc{"k": [1]}v1[1, 2, 3]'
+    )
 
 
 def test_render_error_names_the_line_inside_a_literal_block(write_yaml) -> None:

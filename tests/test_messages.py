@@ -154,7 +154,7 @@ def test_image_paths_from_a_dataset_are_checked_per_cell(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("name", "data", "says"),
     [
-        ("a.bmp", b"BM", "not an image file this tool sends"),
+        ("a.bmp", b"BM", "is not a PNG, JPEG, GIF or WebP image"),
         ("missing.png", None, "image file not found"),
         ("big.png", b"x" * 101, "has 101 bytes; at most 100 are sent"),
     ],
@@ -184,3 +184,168 @@ def test_a_literal_image_path_is_checked_at_validation(
     with pytest.raises(SpecError, match=says) as caught:
         Experiment.from_yaml(path)
     assert "exp.yaml:7 prompts.p[0].content[1].path" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- files stay inside
+
+
+def _outside(tmp_path: Path) -> tuple[Path, Path]:
+    """An experiment folder ``tmp_path/exp/sub`` and a real PNG outside it."""
+    folder = tmp_path / "exp" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "inside.png").write_bytes(PNG)
+    (tmp_path / "outside").mkdir()
+    secret = tmp_path / "outside" / "secret.png"
+    secret.write_bytes(PNG + b"secret")
+    return folder, secret
+
+
+@pytest.mark.parametrize("kind", ["dot-dot", "absolute", "symlink-out", "symlinked-folder"])
+def test_an_image_path_from_a_row_must_stay_in_the_experiment_folder(
+    tmp_path: Path, kind: str
+) -> None:
+    folder, secret = _outside(tmp_path)
+    picture = {"dot-dot": "../../outside/secret.png", "absolute": str(secret)}.get(kind)
+    if kind == "symlink-out":
+        (folder / "link.png").symlink_to(secret)
+        picture = "link.png"
+    if kind == "symlinked-folder":
+        (folder / "linked").symlink_to(secret.parent, target_is_directory=True)
+        picture = "linked/secret.png"
+    content = [{"type": "image_file", "path": "{{ picture }}"}]
+    experiment = exp([{"role": "user", "content": content}], folder,
+                     cases=[{"picture": "inside.png"}, {"picture": picture}])  # fmt: skip
+    cells = expand(resolve(experiment, RunOptions()))
+    assert (
+        next(cells)
+        .request.messages[0]["content"][0]["image_url"]["url"]
+        .startswith("data:image/png;base64,")
+    )
+    with pytest.raises(SpecError, match=r"for cell 1 .*outside the experiment's folder") as info:
+        next(cells)
+    assert "files: {allow: [...]}" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["loop", "nul"])
+def test_a_path_that_cannot_be_looked_up_is_one_problem(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    path = "a.png" if kind == "loop" else "x\0.png"
+    content = [{"type": "image_file", "path": path}]
+    with pytest.raises(SpecError, match="image file"):
+        exp([{"role": "user", "content": content}], tmp_path)
+
+
+def test_a_literal_path_outside_is_refused_at_validation(
+    tmp_path: Path, write_yaml: Callable[[str, str], Path]
+) -> None:
+    path = write_yaml(
+        """\
+        provider: echo
+        prompts:
+          p:
+            - role: user
+              content:
+                - {type: image_file, path: ../outside/secret.png}
+        params: {model: m}
+        """
+    )
+    (tmp_path.parent / "outside").mkdir(exist_ok=True)
+    (tmp_path.parent / "outside" / "secret.png").write_bytes(PNG)
+    with pytest.raises(SpecError, match="outside the experiment's folder") as caught:
+        Experiment.from_yaml(path)
+    assert "exp.yaml:6 prompts.p[0].content[0].path" in str(caught.value)
+
+
+def test_files_allow_names_more_folders(tmp_path: Path) -> None:
+    folder, _ = _outside(tmp_path)
+    content = [{"type": "image_file", "path": "{{ picture }}"}]
+    allowed = exp([{"role": "user", "content": content}], folder,
+                  cases=[{"picture": "../../outside/secret.png"}],
+                  files={"allow": ["../../outside"]})  # fmt: skip
+    [sent] = rendered(allowed)
+    assert sent[0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+    with pytest.raises(SpecError, match=r"files\.allow\[0\]: no such folder"):
+        exp("hi", folder, files={"allow": ["missing"]})
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        pytest.param(b"#!/bin/sh\necho hi\n", "is not a PNG, JPEG, GIF or WebP image", id="text"),
+        pytest.param(b"", "is not a PNG, JPEG, GIF or WebP image", id="empty"),
+        pytest.param(b"RIFF\0\0\0\0WAVE", "is not a PNG, JPEG, GIF or WebP image", id="wav"),
+    ],
+)
+def test_an_image_file_must_be_an_image_by_its_bytes(
+    tmp_path: Path, data: bytes, says: str
+) -> None:
+    (tmp_path / "a.png").write_bytes(data)
+    content = [{"type": "image_file", "path": "{{ p }}"}]
+    with pytest.raises(SpecError, match=says):
+        exp([{"role": "user", "content": content}], tmp_path, vars={"p": ["a.png"]})
+
+
+def test_the_media_type_comes_from_the_bytes(tmp_path: Path) -> None:
+    gif = b"GIF89a" + bytes(10)
+    (tmp_path / "really-a-gif.png").write_bytes(gif)
+    content = [{"type": "image_file", "path": "really-a-gif.png"}]
+    [sent] = rendered(exp([{"role": "user", "content": content}], tmp_path))
+    url = sent[0]["content"][0]["image_url"]["url"]
+    assert url == f"data:image/gif;base64,{base64.b64encode(gif).decode()}"
+
+
+def test_every_image_is_recorded_by_size_and_hash_whatever_its_size(tmp_path: Path) -> None:
+    import hashlib
+
+    import promptgrid
+
+    tiny = b"\x89PNG\r\n\x1a\n\0\0"  # 10 bytes: its base64 is shorter than 64 characters
+    (tmp_path / "tiny.png").write_bytes(tiny)
+    written = "data:image/gif;base64," + base64.b64encode(b"GIF89a").decode()
+    content = [{"type": "image_file", "path": "tiny.png"},
+               {"type": "image_url", "image_url": written}]  # fmt: skip
+    df = promptgrid.run(exp([{"role": "user", "content": content}], tmp_path),
+                        results_dir=tmp_path / "r", progress=False)  # fmt: skip
+    shown = df["messages"].iloc[0]
+    assert base64.b64encode(tiny).decode() not in shown
+    for media, data in (("png", tiny), ("gif", b"GIF89a")):
+        digest = hashlib.sha256(data).hexdigest()
+        assert f"data:image/{media};base64,<{len(data)} bytes, sha256:{digest}>" in shown
+
+
+def test_the_cli_stops_at_a_row_whose_image_lies_outside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import sqlite3
+
+    from promptgrid.cli import main
+
+    folder, secret = _outside(tmp_path)
+    (folder / "rows.csv").write_text("picture\ninside.png\n../../outside/secret.png\n")
+    path = folder / "exp.yaml"
+    path.write_text(
+        "provider: echo\n"
+        "prompts:\n"
+        "  p:\n"
+        "    - role: user\n"
+        "      content:\n"
+        "        - {type: image_file, path: '{{ picture }}'}\n"
+        "cases_file: rows.csv\n"
+        "params: {model: m}\n"
+    )
+    results = tmp_path / "r"
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path), "--results-dir", str(results), "--no-progress"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert f"{path}:6 prompts.p[0].content[0].path: failed to render for cell 1" in err
+    assert "outside the experiment's folder" in err
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    db = sqlite3.connect(results / "promptgrid.sqlite")
+    try:
+        stored = [row[0] for row in db.execute("SELECT request_json FROM requests")]
+    finally:
+        db.close()
+    assert len(stored) <= 1 and not any(digest in text for text in stored)

@@ -598,3 +598,67 @@ def test_each_answer_belongs_to_its_own_request(tmp_path: Path, results: Path) -
     assert_own_answers(df)
     assert len(set(df["response"])) == 200  # two temperatures ask the same question
     assert sum(answered.values()) == 400 and set(answered.values()) == {2}
+
+
+# --------------------------------------------------------------------------- what a file can do
+
+
+def test_credentials_in_a_base_url_reach_no_file_and_no_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptgrid.cli import main
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
+    secrets = ("hunter22pw", "topsecret123")
+    results = tmp_path / "r"
+    with FaultServer() as server:
+        for url in (server.base_url.replace("http://", "http://user:hunter22pw@"),
+                    server.base_url + "?api-key=topsecret123"):  # fmt: skip
+            path = tmp_path / "leaky.yaml"
+            path.write_text(
+                "provider: aws\n"
+                f"providers: {{aws: {{base_url: '{url}', api_key_env: AWS_SECRET_ACCESS_KEY}}}}\n"
+                "prompts: {p: hi}\nparams: {model: gpt-4o-mini, max_tokens: 5}\n"
+                "retry: {max_attempts: 1}\n"
+            )
+            with pytest.raises(SystemExit):
+                main(["run", str(path), "--results-dir", str(results),
+                      "--format", "parquet,csv,xlsx,jsonl,html"])  # fmt: skip
+            out = capsys.readouterr()
+            public = url.replace("hunter22pw", "***").replace("topsecret123", "***")
+            public = public.replace("user:***", "***")
+            # The start of the run names the host and the variable the key comes from.
+            assert f"calls go to: aws {public} (key from $AWS_SECRET_ACCESS_KEY)" in out.err
+            for secret in (*secrets, KEY):
+                assert secret not in out.out + out.err
+    main(["report", "--results-dir", str(results)])
+    files = [p for p in results.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".sqlite", ".csv", ".xlsx", ".jsonl", ".html"}
+    for file in files:
+        data = file.read_bytes()
+        assert not [s for s in (*secrets, KEY) if s.encode() in data], file
+
+
+def test_a_retry_takes_the_url_credentials_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptgrid.api import stored_experiment
+    from promptgrid.errors import UsageError
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
+    url = "http://user:hunter22pw@127.0.0.1:9/v1"  # nothing listens: every call fails at once
+    path = tmp_path / "leaky.yaml"
+    path.write_text(
+        "provider: aws\n"
+        f"providers: {{aws: {{base_url: '{url}', api_key_env: AWS_SECRET_ACCESS_KEY}}}}\n"
+        "prompts: {p: hi}\nparams: {model: gpt-4o-mini, max_tokens: 5}\n"
+        "retry: {max_attempts: 1}\n"
+    )
+    results = tmp_path / "r"
+    run_id = promptgrid.run(path, results_dir=results, progress=False).attrs["run_id"]
+    experiment, _ = stored_experiment(run_id, results)
+    assert experiment.file.providers["aws"].base_url == url  # from the file, not the store
+    assert promptgrid.retry(run_id, results_dir=results, progress=False)["status"].eq("error").all()
+    path.unlink()  # without the file, the credentials are nowhere: the retry says so
+    with pytest.raises(UsageError, match="credentials in its URL, which are not recorded"):
+        promptgrid.retry(run_id, results_dir=results, progress=False)

@@ -576,3 +576,17 @@ def test_engine_and_runner_do_not_import_openai() -> None:
         "assert 'openai' not in sys.modules, 'openai imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_server_echoing_the_url_credentials_is_scrubbed() -> None:
+    url = "http://user:hunter22pw@llm.test/v1?api-key=topsecret123"
+    said = "seen user:hunter22pw, hunter22pw and topsecret123"
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(reply(200, body(
+        choices=[{"index": 0, "finish_reason": "stop",
+                  "message": {"role": "assistant", "content": said}}]))))  # fmt: skip
+    provider = OpenAIProvider(base_url=url, api_key=KEY, http_client=client)
+    try:
+        completion = await provider.complete(REQUEST)
+    finally:
+        await provider.aclose()
+    assert completion.text == "seen ***, *** and ***"

@@ -124,3 +124,51 @@ def test_plan_json_for_scripts(tmp_path: Path, write_yaml) -> None:
     data = json.loads(out.stdout)
     assert data["total"] == 2 and data["to_send"] == 2 and data["cost_worst_usd"] == 0.0
     assert data["output_tokens_max"] == 10 and data["fits_budget"] is None
+
+
+@pytest.mark.slow
+def test_plan_names_every_host_and_where_its_key_comes_from(
+    tmp_path: Path, write_yaml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_scores.py").write_text("def exact(answer, **_):\n    return 1.0\n")
+    path = write_yaml(
+        """\
+        provider: openai
+        providers:
+          openai: {models: [gpt-4o-mini]}
+          aws:
+            base_url: "http://user:hunter22pw@llm.test/v1?api-key=topsecret123"
+            api_key_env: AWS_SECRET_ACCESS_KEY
+            models: [llama]
+          offline: {type: echo, models: [fake]}
+        prompts: {p: hi}
+        params: {model: [gpt-4o-mini, llama, fake], max_tokens: 5}
+        pricing: {llama: {input: 0, output: 0}, fake: {input: 0, output: 0}}
+        scores:
+          mine: {python: "my_scores:exact"}
+        """
+    )
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    command = [sys.executable, "-c", "from promptgrid.cli import main; main()", "plan",
+               str(path), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    text = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    shown = text.stdout
+    assert "hunter22pw" not in shown + text.stderr and "topsecret123" not in shown + text.stderr
+    assert shown.splitlines()[-5:] == [
+        "  calls go to:",
+        "    aws http://***@llm.test/v1?api-key=*** (key from $AWS_SECRET_ACCESS_KEY)",
+        "    offline echo (offline: nothing is sent)",
+        "    openai https://api.openai.com/v1 (key from $OPENAI_API_KEY)",
+        "  python scorers run as code here: my_scores:exact",
+    ]
+    data = json.loads(subprocess.run([*command, "--json"], capture_output=True, text=True,
+                                     timeout=60).stdout)  # fmt: skip
+    assert data["hosts"] == [
+        {"provider": "aws", "url": "http://***@llm.test/v1?api-key=***",
+         "key_env": "AWS_SECRET_ACCESS_KEY", "key_required": True},
+        {"provider": "offline", "url": None, "key_env": None, "key_required": False},
+        {"provider": "openai", "url": "https://api.openai.com/v1", "key_env": "OPENAI_API_KEY",
+         "key_required": True},
+    ]  # fmt: skip
+    assert data["python_scorers"] == ["my_scores:exact"]

@@ -262,3 +262,22 @@ def test_pass_rates_of_scores_are_charted_with_their_interval(tmp_path: Path) ->
     (a_name, a_rate, a_low, a_high), (b_name, b_rate, *_) = chart["bars"]
     assert (a_name, b_name) == ("a · m", "b · m")
     assert (a_rate, b_rate) == (0.5, 0.0) and 0 < a_low < a_rate < a_high < 1
+
+
+def test_a_report_into_a_read_only_folder_exits_5_saying_what_to_do(
+    first: pd.DataFrame, results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+    from unittest import mock
+
+    from promptgrid.cli import main
+
+    denied = PermissionError(errno.EACCES, "Permission denied")
+    out = results / "locked" / "page.html"
+    with mock.patch.object(Path, "write_text", side_effect=denied), \
+            pytest.raises(SystemExit) as done:  # fmt: skip
+        main(["report", str(first["run_id"][0]), "--results-dir", str(results), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert done.value.code == 5 and "Traceback" not in err, err
+    assert f"error: {out} cannot be written" in err and "make it and its folder writable" in err
+    assert not list(out.parent.glob("*.tmp"))

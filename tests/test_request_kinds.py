@@ -333,7 +333,7 @@ def test_images_from_a_dataset_are_sent_as_data_urls(server: Recorder, tmp_path:
 def test_an_image_a_row_names_that_is_missing_stops_the_run_naming_the_cell(
     server: Recorder, tmp_path: Path
 ) -> None:
-    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     path = write(
         tmp_path,
         prompts={
@@ -598,7 +598,7 @@ def test_a_vendor_that_refuses_a_parameter_is_named_before_anything_runs(
 
 
 def test_every_kind_runs_offline_on_echo(tmp_path: Path) -> None:
-    (tmp_path / "cat.png").write_bytes(b"\x89PNG" + b"x" * 10)
+    (tmp_path / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 10)
     path = write(
         tmp_path,
         provider="echo",

@@ -79,7 +79,13 @@ def run_options(
     *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
 ) -> RunOptions:
     """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
+    from .spec.yamlmarks import not_utf8
+
     parsed = None if formats is None else parse_formats(formats)
+    shown = not_utf8(Path(results_dir))
+    if shown is not None:
+        raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
+                         "another --results-dir")  # fmt: skip
     return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
 
 
@@ -302,8 +308,7 @@ def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, 
                 raise UsageError(f"no run in {store.path} has batches")
             run_id = found[0].run_id
         info = resolve_run(store, run_id)
-    base = Path(info.source).parent if info.source else Path.cwd()
-    experiment = Experiment.from_dict(info.spec, base_dir=base)
+    experiment = _rebuilt(info)
     config = resolve(experiment, RunOptions(results_dir=Path(results_dir)), recorded=info.options)
     return config, info
 
@@ -319,7 +324,9 @@ def _handle(progress: bool | None) -> RunHandle:
 def _note(text: str) -> None:
     import sys
 
-    print(text, file=sys.stderr, flush=True)
+    from .terminal import visible
+
+    print(visible(text), file=sys.stderr, flush=True)
 
 
 def _blocking(
@@ -545,8 +552,27 @@ def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experi
 
     with Store.in_dir(results_dir, readonly=True) as store:
         info = resolve_run(store, run_id)
+    return _rebuilt(info), info
+
+
+def _rebuilt(info: RunInfo) -> spec.Experiment:
+    """The experiment of a run, from the store's copy; the credentials of its base URLs (not
+    stored) come from its file, when that is still there."""
+    import json
+
+    from .credentials import HIDDEN, restore_spec
+    from .errors import PromptgridError
+    from .spec.yamlmarks import load_yaml, read_text
+
+    data = info.spec
+    if info.source and HIDDEN in json.dumps(data.get("providers") or {}):
+        try:
+            current = load_yaml(read_text(Path(info.source)), info.source)[0]
+        except (OSError, PromptgridError):
+            current = {}
+        data = restore_spec(data, current if isinstance(current, dict) else {})
     base = Path(info.source).parent if info.source else Path.cwd()
-    return Experiment.from_dict(info.spec, base_dir=base), info
+    return Experiment.from_dict(data, base_dir=base)
 
 
 def _selection(resume: bool, run_id: str | None) -> Selection:

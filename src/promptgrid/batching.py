@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .credentials import secrets_of
 from .engine.batches import Batcher, BatchSummary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ProviderError, RetryableError, UsageError
@@ -63,7 +64,10 @@ class BatchPhase:
         if not names:
             return None
         clients = {name: open_batch_client(config.endpoints[name]) for name in sorted(names)}
-        keys = {name: config.endpoints[name].api_key() or "" for name in names}
+        keys = {
+            name: secrets_of(config.endpoints[name].api_key(), config.endpoints[name].base_url)
+            for name in names
+        }
         batcher = Batcher(io, config, run, clients, keys=keys, note=note, spent=spent)
         return cls(batcher, clients)
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .terminal import visible
+
 if TYPE_CHECKING:
     from .exports import Repeats
     from .runner import RunOutcome
@@ -93,8 +95,14 @@ def progress_option(f: F) -> F:
     )(f)
 
 
+def _out(message: str) -> None:
+    """Print a line on stdout; data in it is shown, never obeyed (see ``terminal.visible``)."""
+    click.echo(visible(message))
+
+
 def _err(message: str) -> None:
-    click.echo(message, err=True)
+    """Print a line on stderr, as :func:`_out` does."""
+    click.echo(visible(message), err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,7 +138,7 @@ def validate(files: tuple[Path, ...]) -> None:
             continue
         for warning in experiment.warnings:
             _err(f"warning: {warning}")
-        click.echo(f"{file}: ok ({experiment.total:,} calls)")
+        _out(f"{file}: ok ({experiment.total:,} calls)")
     if failed:
         sys.exit(ExitCode.BAD_INPUT)
 
@@ -159,7 +167,7 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
     from .api import plan as make_plan
 
     made = make_plan(file, use_cache=False if no_cache else None, **options)
-    click.echo(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
+    _out(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
 @cli.command()
@@ -252,7 +260,7 @@ def runs(results_dir: Path, experiment: str | None) -> None:
         for info in found:
             counts = store.counts(info.run_id)
             live = batches.get(info.run_id, (0, 0))[1]
-            click.echo(
+            _out(
                 f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
                 f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
                 f"  ${store.spend(info.run_id):.4f}"
@@ -286,12 +294,12 @@ def batch_status(run_id: str | None, results_dir: Path) -> None:
     from .api import batch_rows
 
     rows = batch_rows(run_id, results_dir)
-    click.echo(f"run {rows[0].run_id}")
+    _out(f"run {rows[0].run_id}")
     for row in rows:
         counts = "" if row.total is None else (
             f"  {row.completed or 0:,}/{row.total:,} done, {row.failed or 0:,} failed"
         )  # fmt: skip
-        click.echo(
+        _out(
             f"  chunk {row.chunk:<4} {row.endpoint:<12} {row.batch_id or '-':<30} "
             f"{row.status or row.state:<11} {row.requests:>7,} requests{counts}"
         )
@@ -336,11 +344,11 @@ def batch_cancel(run_id: str, results_dir: Path) -> None:
 
     rows = cancel_rows(run_id, results_dir)
     for row in rows:
-        click.echo(f"  chunk {row.chunk:<4} {row.batch_id or '-':<30} {row.status or row.state}")
+        _out(f"  chunk {row.chunk:<4} {row.batch_id or '-':<30} {row.status or row.state}")
     if all(row.state == "collected" for row in rows):
-        click.echo("nothing to cancel: every batch of this run is collected")
+        _out("nothing to cancel: every batch of this run is collected")
     else:
-        click.echo(f"collect with: {_collect_command(rows[0].run_id, results_dir)}")
+        _out(f"collect with: {_collect_command(rows[0].run_id, results_dir)}")
 
 
 @cli.command()
@@ -365,7 +373,7 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
     _console_frame(table, index=False, max_rows=limit)
     verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
     if verdicts:
-        click.echo("\n" + _visible("\n".join(verdicts)))
+        _out("\n" + "\n".join(verdicts))
 
 
 @cli.command("compare")
@@ -406,7 +414,7 @@ def compare_command(
         changed = "; ".join(f"{k}: {' -> '.join(', '.join(map(str, v)) or '(absent)' for v in vs)}"
                             for k, vs in table.attrs.get("changed", {}).items())  # fmt: skip
         if changed:
-            click.echo(f"changed: {changed}")
+            _out(f"changed: {changed}")
         _console_frame(table, title=f"{run_ids[0]} vs {run_ids[1]}", max_rows=limit)
         return
     if changed_only:
@@ -447,7 +455,7 @@ def report(
         output = results_dir / first.experiment / first.run_id / "report.html"
         if len(runs) > 1:
             output = results_dir / "reports" / ("_vs_".join(r.run_id for r in runs) + ".html")
-    click.echo(str(write(frames, output, results_dir=results_dir, title=title)))
+    _out(str(write(frames, output, results_dir=results_dir, title=title)))
 
 
 @cli.command()
@@ -459,15 +467,23 @@ def report(
 @click.option("--repeats", type=click.Choice(["stack", "columns"]), default="stack",
               show_default=True, help="XLSX compare sheet: samples of a cell stacked in it, "
               "or a column each.")  # fmt: skip
+@click.option(
+    "--csv-verbatim",
+    is_flag=True,
+    help="CSV: write text exactly as stored, even "
+    "cells a spreadsheet would run as formulas (=, +, -, @): default, a ' in front.",
+)
 def export(
-    run_id: str | None, results_dir: Path, formats: str, output: Path | None, repeats: str
-) -> None:
+    run_id: str | None, results_dir: Path, formats: str, output: Path | None, repeats: str,
+    csv_verbatim: bool,
+) -> None:  # fmt: skip
     """Write a run's table to files.
 
     \b
     Examples:
       promptgrid export 20261124-105530.123-4f3a --format xlsx -o animals.xlsx
       promptgrid export --format html                 # the newest run's report.html
+      promptgrid export --format csv --csv-verbatim -o raw.csv   # formulas not neutralised
     """
     from .exports import export as write
     from .exports import parse_formats
@@ -478,8 +494,9 @@ def export(
         info = resolve_run(store, run_id)
         target = output or results_dir / info.experiment / info.run_id
         layout: Repeats = "columns" if repeats == "columns" else "stack"
-        for path in write(store, info, target, parse_formats(formats), repeats=layout):
-            click.echo(str(path))
+        for path in write(store, info, target, parse_formats(formats), repeats=layout,
+                          csv_verbatim=csv_verbatim):  # fmt: skip
+            _out(str(path))
 
 
 @cli.command()
@@ -511,10 +528,10 @@ def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
     opts = run_options(grace_s=5.0, **options)
     handle = RunHandle()
     outcome = run_sync(rescore(experiment, info, opts, handle), handle)
-    click.echo(f"run {outcome.run_id}: scored {outcome.counts.get('ok', 0):,} answers")
+    _out(f"run {outcome.run_id}: scored {outcome.counts.get('ok', 0):,} answers")
     _report_scores(outcome)
     for path in outcome.files:
-        click.echo(f"  {path}")
+        _out(f"  {path}")
     # The run keeps its status (an interrupted run stays one until resumed): what counts here
     # is whether this scoring was stopped.
     stopped = handle.stops > 0 or outcome.summary.stopped_by is not None
@@ -575,7 +592,7 @@ def contrast(
     factor = factor or ("run_id" if len(frames) > 1 else "prompt")
     reports = [compute(df, factor=factor, score=s, on=_names(on), against=against,
                        confidence=confidence).report() for s in scores]  # fmt: skip
-    click.echo(_visible("\n\n".join(reports)))
+    _out("\n\n".join(reports))
 
 
 @cli.command()
@@ -608,7 +625,7 @@ def replay(run_id: str | None, score_name: str | None, factor: str | None,
     race = {"score": score_name, "factor": factor, "confidence": confidence,
             "min_cases": min_cases, "keep": keep, "seed": seed,
             "bounds": _bounds(bounds)}  # fmt: skip
-    click.echo(compute(run_id, race=race, results_dir=results_dir).report())
+    _out(compute(run_id, race=race, results_dir=results_dir).report())
 
 
 @cli.command()
@@ -623,16 +640,10 @@ def schema() -> None:
 
     from .spec import json_schema
 
-    click.echo(json.dumps(json_schema(), indent=2))
+    _out(json.dumps(json_schema(), indent=2))
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _visible(text: str) -> str:
-    """Text for the terminal with its control characters (an ESC from a dataset's value in a
-    level's name, say) shown as escapes instead of acting; line breaks kept."""
-    return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -735,12 +746,12 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
     counts = outcome.counts
     judges = outcome.judge_totals
     apart = f" (judges ${judges[4]:.4f})" if judges else ""
-    click.echo(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
+    _out(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
                f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
     _report_scores(outcome)
     for path in outcome.files:
-        click.echo(f"  {path}")
+        _out(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
         _err(f"  {n:>6} x {kind}")
     stopped_by = outcome.summary.stopped_by
@@ -765,12 +776,10 @@ def _report_batches(outcome: RunOutcome, batched: Any) -> None:
     """What batch mode did in this session, and what stands."""
     if batched.submitted:
         cached = f", {batched.cached:,} cells from the cache" if batched.cached else ""
-        click.echo(
-            f"batches: {batched.submitted:,} submitted ({batched.requests:,} requests){cached}"
-        )
+        _out(f"batches: {batched.submitted:,} submitted ({batched.requests:,} requests){cached}")
     if batched.collected:
         rows = batched.ok + batched.errors
-        click.echo(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
+        _out(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
                    f"{batched.errors:,} errors, ${batched.spent:.4f}; {rows:,} rows in "
                    f"{batched.collect_s:.1f} s)")  # fmt: skip
         for kind, n in sorted(batched.error_types.items(), key=lambda kv: -kv[1]):
@@ -778,7 +787,7 @@ def _report_batches(outcome: RunOutcome, batched: Any) -> None:
     if batched.unreadable:
         _err(f"warning: {batched.unreadable:,} lines of the batches' files named no request")
     if batched.live:
-        click.echo(f"batches: {batched.live:,} not yet collected (run {outcome.status})")
+        _out(f"batches: {batched.live:,} not yet collected (run {outcome.status})")
 
 
 def _report_scores(outcome: RunOutcome) -> None:
@@ -789,10 +798,10 @@ def _report_scores(outcome: RunOutcome) -> None:
             if mean is not None else f"{name} - ({errors:,} errors)"
             for name, n, mean, errors in outcome.scores
         ]  # fmt: skip
-        click.echo("scores: " + ", ".join(parts))
+        _out("scores: " + ", ".join(parts))
     if outcome.judge_totals is not None:
         calls, cached, failed, tokens, cost = outcome.judge_totals
-        click.echo(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
+        _out(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
                    f"{tokens:,} tokens, ${cost:.4f}")  # fmt: skip
 
 

@@ -11,6 +11,10 @@ from that record (``resolve(..., recorded=...)``): the same endpoints (the recor
 whatever ``OPENAI_BASE_URL`` says today), the same overrides, the same formats. An explicit
 option that would send the run elsewhere (another provider or base URL) is refused; limits,
 concurrency and formats may be changed for the rest of the run.
+
+Credentials a base URL carries (``user:pass@``, ``?api-key=``) are never recorded: an
+endpoint's ``endpoint_id`` (hashed, recorded, shown) is the URL's public form, and the URL
+called (``credentialed``) comes from the file or the options at hand (see ``credentials``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .apis import batch_url
+from .credentials import HIDDEN, public_url
 from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
 from .presets import PRESETS
@@ -42,7 +47,7 @@ from .spec.schema import (
 )
 from .tokens import max_output_tokens
 
-__all__ = ["DEFAULT_BASE_URL", "EndpointConfig", "RunConfig", "RunOptions", "resolve"]
+__all__ = ["DEFAULT_BASE_URL", "EndpointConfig", "Host", "RunConfig", "RunOptions", "resolve"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -107,13 +112,35 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Host:
+    """Where one endpoint's calls go: its provider name, URL (credentials shown as ``***``;
+    ``None`` for the offline echo provider) and the environment variable its key is read
+    from (``None``: it sends none; sent whenever it is set, unless ``key_required``, when a
+    missing key stops the run instead)."""
+
+    provider: str
+    url: str | None
+    key_env: str | None
+    key_required: bool = False  #: no key is an error (else it is sent when it is set)
+
+    def __str__(self) -> str:
+        if self.url is None:
+            return f"{self.provider} echo (offline: nothing is sent)"
+        if self.key_env is None:
+            return f"{self.provider} {self.url} (no key)"
+        when = "" if self.key_required else ", if set"
+        return f"{self.provider} {self.url} (key from ${self.key_env}{when})"
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """One endpoint as a run uses it."""
 
     name: str  #: the provider name (``echo``, ``openai``, or one under ``providers:``)
     kind: str  #: ``echo`` or ``openai``
-    #: ``echo`` or the base URL (Azure's deployment-based API: ``<resource>?api-version=...``);
-    #: part of every request's hash
+    #: ``echo`` or the base URL (Azure's deployment-based API: ``<resource>?api-version=...``),
+    #: credentials replaced by ``***`` (see ``promptgrid.credentials``); part of every
+    #: request's hash, recorded and shown
     endpoint_id: str
     api_key_env: str | None  #: where the key is read from (never the key itself)
     key_required: bool  #: no key is an error (OpenAI's own URL, a preset's, an explicit one)
@@ -126,6 +153,8 @@ class EndpointConfig:
     #: Batch mode: its calls go through the Batch API, in files split at these limits (None:
     #: online).
     batch: BatchSpec | None = None
+    #: The endpoint id with the credentials its URL carries: what is called, never written.
+    credentialed: str | None = field(default=None, repr=False)
 
     @property
     def batch_url(self) -> str:
@@ -139,8 +168,23 @@ class EndpointConfig:
 
     @property
     def base_url(self) -> str | None:
-        """The URL to call (``None`` for echo)."""
-        return None if self.kind == "echo" else self.endpoint_id.split("?api-version=")[0]
+        """The URL to call, credentials included (``None`` for echo)."""
+        if self.kind == "echo":
+            return None
+        return (self.credentialed or self.endpoint_id).split("?api-version=")[0]
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable its key is read from (``None``: it takes no key)."""
+        if self.kind == "echo":
+            return None
+        return self.api_key_env or (None if self.preset else DEFAULT_KEY_ENV)
+
+    @property
+    def host(self) -> Host:
+        """Where its calls go and where their key comes from (for plans and run starts)."""
+        url = None if self.kind == "echo" else self.endpoint_id
+        return Host(self.name, url, self.key_env, self.key_required and url is not None)
 
     def model_sent(self, model: str) -> str:
         """The model name a request sends for ``model`` (an Azure deployment, when mapped)."""
@@ -149,11 +193,17 @@ class EndpointConfig:
     def api_key(self) -> str | None:
         """The key from the environment; ``None`` where the server needs none.
 
-        Raises :class:`UsageError` (nothing is written) when a required key is missing."""
-        if self.kind == "echo":
-            return None
-        env = self.api_key_env or (None if self.preset else DEFAULT_KEY_ENV)
-        if env is None:  # a local server's preset: no key, and never OpenAI's sent to it
+        Raises :class:`UsageError` (nothing is written) when a required key is missing, or
+        when the URL's credentials are not at hand (a resumed run's, which are not recorded)."""
+        if self.kind != "echo" and self.credentialed is None and HIDDEN in self.endpoint_id:
+            raise UsageError(
+                f"provider {self.name!r} called {self.endpoint_id} with credentials in its URL, "
+                "which are not recorded: give the same base URL again (in the file, "
+                "OPENAI_BASE_URL or --base-url; retry, score and batch collect read the run's "
+                "experiment file, which has moved or changed)"
+            )
+        env = self.key_env
+        if env is None:  # echo, or a local server's preset: no key, never OpenAI's sent to it
             return None
         key = os.environ.get(env, "").strip()
         if key:
@@ -277,13 +327,34 @@ class RunConfig:
         for endpoint in self.endpoints.values():
             endpoint.api_key()
 
+    @property
+    def hosts(self) -> list[Host]:
+        """Every endpoint the run calls (judges' too), by provider name."""
+        return [self.endpoints[name].host for name in sorted(self.endpoints)]
+
+    @property
+    def python_scorers(self) -> list[str]:
+        """The ``python:`` scorers (``module:function``) the run imports and calls."""
+        return [str(s.spec.python) for s in self.experiment.scores if s.kind == "python"]
+
+    def disclosure(self) -> list[str]:
+        """What the run does beyond the grid, said at its start: the hosts it sends requests
+        (and keys) to, and the code it runs. Nothing to say for echo alone without code."""
+        lines = []
+        if any(host.url is not None for host in self.hosts):
+            lines += [f"calls go to: {host}" for host in self.hosts]
+        if self.python_scorers:
+            lines.append(f"python scorers run as code here: {', '.join(self.python_scorers)}")
+        return lines
+
     def endpoint_for(self, model: str) -> EndpointConfig:
         """The endpoint a cell with this model is sent to."""
         return self.endpoints[self.routes[model]]
 
     def record(self) -> dict[str, Any]:
-        """What the store keeps to resume or retry this run exactly (JSON; never a key)."""
-        given = {k: list(v) if isinstance(v, tuple) else v for k, v in self.given.items()}
+        """What the store keeps to resume or retry this run exactly (JSON; never a key, nor
+        the credentials of a URL)."""
+        given = {k: list(v) if isinstance(v, tuple) else _public(v) for k, v in self.given.items()}
         return {**given, "endpoints": {n: e.endpoint_id for n, e in self.endpoints.items()}}
 
     def with_output(self, *, formats: tuple[str, ...] | None = None) -> RunConfig:
@@ -367,18 +438,23 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
         return given
     merged = {k: recorded.get(k) for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")}
     for key in (*_ROUTING, "use_cache"):
-        if key in given and given[key] != recorded.get(key):
-            was = recorded.get(key)
+        if key in given and _public(given[key]) != _public(recorded.get(key)):
+            was = _public(recorded.get(key))
             flag = {"use_cache": "--no-cache"}.get(key, "--" + key.replace("_", "-"))
             raise UsageError(
                 f"this run was made with {flag} {'(not given)' if was is None else was!r}, "
-                f"not {given[key]!r}: resume and retry reuse the run's settings, so leave "
+                f"not {_public(given[key])!r}: resume and retry reuse the run's settings, so leave "
                 f"{flag} out (or start a new run: answers already paid for come from the cache)"
             )
-    merged.update({k: v for k, v in given.items() if k in _ADJUSTABLE})
+    merged.update({k: v for k, v in given.items() if k in (*_ADJUSTABLE, "base_url")})
     if (formats := merged.get("formats")) is not None:
         merged["formats"] = tuple(formats)
     return merged
+
+
+def _public(value: Any) -> Any:
+    """An option as the record holds it: a URL without its credentials."""
+    return public_url(value) if isinstance(value, str) else value
 
 
 def _endpoint(
@@ -407,17 +483,24 @@ def _endpoint(
     base_url = overrides.get("base_url") or config.base_url or (preset.base_url if preset else None)
     if config.type == "echo":
         endpoint_id = "echo"
-    elif pinned:
-        endpoint_id = pinned
     elif config.preset == "azure":
         endpoint_id = _azure_endpoint(str(base_url), config.api_version)
     else:
         endpoint_id = resolve_base_url(base_url)
+    called = endpoint_id  # with the credentials its URL carries, if any
+    if pinned and config.type != "echo":  # a resume goes where the run went
+        endpoint_id = public_url(pinned)
+        # The recorded URL is called, unless it is the public form of the one at hand; one an
+        # earlier version recorded holds its credentials; one without them fails in api_key().
+        if pinned != endpoint_id or public_url(called) != endpoint_id:
+            called = pinned
+    endpoint_id = public_url(endpoint_id)
     key_env = config.api_key_env or (preset.key_env if preset else None)
     return EndpointConfig(
         name=name,
         kind=config.type,
         endpoint_id=endpoint_id,
+        credentialed=called if called != endpoint_id else None,
         api_key_env=key_env,
         key_required=key_env is not None or endpoint_id == DEFAULT_BASE_URL,
         limits=Limits(**merged),

@@ -28,6 +28,7 @@
             │   ├── BatchCancelled  its batch was cancelled before the request ran
             │   ├── BatchFailed     its batch failed validation: nothing in it ran
             │   └── BatchMissing    its batch completed with no line for it
+            ├── BatchUnknown        a batch may exist, and the server cannot list its batches
             └── RunStopper          no other cell can succeed: stop the run, keep it resumable
                 ├── AuthenticationFailed   HTTP 401 / 403, or no API key
                 └── QuotaExceeded          HTTP 429 with code insufficient_quota
@@ -298,6 +299,14 @@ class BatchMissing(BatchUnanswered):
     code = "batch_missing"
 
 
+class BatchUnknown(FatalError):
+    """A batch creation was interrupted and the server cannot list its batches: whether the
+    batch exists is unknown, and creating another could pay for its requests twice. The run
+    stops; the message says how to find out and the ways on."""
+
+    code = "batch_unknown"
+
+
 class RunStopper(FatalError):
     """No other call can succeed either; the run stops at once and stays resumable."""
 
@@ -325,6 +334,7 @@ __all__ = [
     "BatchFailed",
     "BatchMissing",
     "BatchUnanswered",
+    "BatchUnknown",
     "BudgetExceeded",
     "ConnectionFailed",
     "ExitCode",

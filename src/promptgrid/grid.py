@@ -175,10 +175,10 @@ def render(
     ``SpecError`` naming the file, the line of the message's content, its key path, the cell
     and the values."""
     out = []
-    base_dir = experiment.base_dir
+    folders = experiment.image_folders
     for i, message in enumerate(templates):
         try:
-            out.append(message.render(context, base_dir))
+            out.append(message.render(context, folders))
         except Exception as exc:  # anything a template raises is the template's problem
             problem = experiment.render_problem(prompt, i, exc, context, cell=index)
             raise SpecError(problem) from None

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import RunConfig, RunOptions, resolve
+from .config import Host, RunConfig, RunOptions, resolve
 from .errors import Problem, SpecError
 from .grid import cell_ids, render
 from .spec import Experiment
@@ -88,6 +88,10 @@ class Plan:
     #: Providers whose calls go through their Batch API: priced at batch prices, and left out
     #: of ``seconds`` (a batch answers within 24 h, whatever the limits).
     batch: list[str] = field(default_factory=list)
+    #: Where the calls go: each endpoint's URL and the environment variable of its key.
+    hosts: list[Host] = field(default_factory=list)
+    #: The ``python:`` scorers the run imports and calls (code run in this process).
+    python_scorers: list[str] = field(default_factory=list)
 
     @property
     def to_send(self) -> int:
@@ -106,7 +110,9 @@ class Plan:
         return {**asdict(self), "to_send": self.to_send, "fits_budget": self.fits_budget}
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))  # IPython and Jupyter show the table, not the dataclass
+        from .terminal import visible
+
+        printer.text(visible(str(self)))  # IPython and Jupyter show the table, not the dataclass
 
     def __str__(self) -> str:
         def row(name: str, value: str) -> str:
@@ -154,6 +160,10 @@ class Plan:
             if self.binding:
                 lines.append(f"  (bound by {self.binding})")
         lines.append(f"  providers: {', '.join(self.providers)}")
+        lines.append("  calls go to:")
+        lines += [f"    {host}" for host in self.hosts]
+        if self.python_scorers:
+            lines.append(f"  python scorers run as code here: {', '.join(self.python_scorers)}")
         return "\n".join(lines)
 
 
@@ -243,6 +253,8 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
         max_cost_usd=config.max_cost,
         warnings=config.warnings,
         batch=config.batch_endpoints,
+        hosts=config.hosts,
+        python_scorers=config.python_scorers,
     )
 
 

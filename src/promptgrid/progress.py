@@ -12,6 +12,8 @@ import html
 import time
 from typing import Any, Protocol
 
+from .terminal import visible
+
 
 class Progress(Protocol):
     """What the scheduler reports to; ``advance`` is called after results are committed."""
@@ -66,7 +68,9 @@ class RichProgress:
             transient=False,
             refresh_per_second=4,
         )
-        self._description = description
+        from rich.markup import escape
+
+        self._description = escape(visible(description))  # shown as written, never obeyed
         self._task: Any = None
         self._errors = 0
         self._cached = 0
@@ -175,7 +179,7 @@ class NotebookProgress:
         bar = "█" * filled + "░" * (20 - filled)
         name = html.escape(self._description)
         return {
-            "text/plain": f"{self._description} {bar} {stats}",
+            "text/plain": f"{visible(self._description)} {bar} {stats}",
             "text/html": (
                 '<div style="font-family:monospace;white-space:nowrap">'
                 f"<b>{name}</b> "

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._sync import RunHandle
 from .config import RunConfig, RunOptions, resolve
+from .credentials import public_spec
 from .engine.budget import Budget
 from .engine.limiter import EndpointLimiter
 from .engine.scheduler import Endpoint, Scheduler, Summary
@@ -159,6 +160,7 @@ async def execute(
             config.check_keys()
             config.check_budget()
         config.warn()
+        _disclose(config, handle)
         store.acquire(run.run_id, owner)  # one process executes a run: RunOwned otherwise
         handle.run_id = run.run_id
         status = "failed"
@@ -474,6 +476,14 @@ async def _keeping_lease(io: StoreIO, work: Coroutine[Any, Any, T]) -> T:
         task.cancel()
 
 
+def _disclose(config: RunConfig, handle: RunHandle) -> None:
+    """Say, as the run starts, where its calls (and keys) go and what code it runs."""
+    note = handle.note
+    if note is not None:
+        for line in config.disclosure():
+            note(line)
+
+
 def _create(store: Store, config: RunConfig) -> RunInfo:
     experiment = config.experiment
     run_id = new_run_id()
@@ -481,7 +491,8 @@ def _create(store: Store, config: RunConfig) -> RunInfo:
     if not config.use_cache:  # answers made after this one are this run's own: those count
         record["cache_floor"] = store.newest_response()
     store.create_run(
-        run_id, experiment.name, experiment.source, experiment.to_dict(), experiment.columns(),
+        run_id, experiment.name, experiment.source, public_spec(experiment.to_dict()),
+        experiment.columns(),
         experiment.total, record,
     )  # fmt: skip
     info = store.run(run_id)
@@ -528,7 +539,7 @@ def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo
         run = unfinished[0]
     else:
         run = resolve_run(store, selection.run_id)
-    if Experiment.requests_of(run.spec) != experiment.requests_dict() or (
+    if Experiment.requests_of(run.spec) != public_spec(experiment.requests_dict()) or (
         run.experiment != experiment.name
     ):
         raise UsageError(

@@ -1,4 +1,12 @@
-"""Tables in the terminal: side by side, fitted to the width, answers wrapped (rich).
+"""The terminal: what may reach it (:func:`visible`), and tables side by side, fitted to the
+width, answers wrapped (rich).
+
+Everything printed from data — answers, datasets, a store's values, a server's messages — goes
+through :func:`visible` first, the one rule for the terminal: control characters and the escape
+sequences they start (OSC 52 writes the clipboard, OSC 8 makes links, ``ESC[2J`` clears the
+screen), C1 controls, carriage returns and bidirectional overrides are shown as escapes
+(``\\x1b``), never obeyed. Tables hand rich ``Text`` only, so markup in data (``[bold]``) is
+printed as written.
 
 A table's labels (its index: the vars of a compare table, the inputs of a run-vs-run table)
 come first and keep their width; short value columns keep theirs and long ones (answers)
@@ -16,7 +24,23 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-__all__ = ["MIN_WIDTH", "print_frame"]
+__all__ = ["MIN_WIDTH", "print_frame", "visible"]
+
+#: Shown as escapes: C0 controls but tab and line feed, DEL, C1 controls, the bidirectional
+#: marks, embeddings, overrides and isolates (they reorder what is shown), and lone surrogates
+#: (a terminal cannot be written them).
+_SHOWN = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                    *range(0x2066, 0x206A), *range(0xD800, 0xE000))},
+}  # fmt: skip
+
+
+def visible(text: str) -> str:
+    """``text`` as it may be printed: a ``\\r\\n`` line break is a line break; every other
+    character a terminal would act on is shown as its escape (ESC as ``\\x1b``)."""
+    return text.replace("\r\n", "\n").translate(_SHOWN)
+
 
 #: The narrowest a value column gets before the table is split into groups of columns.
 MIN_WIDTH = 24
@@ -38,7 +62,7 @@ def print_frame(
 
     rows = frame if max_rows is None else frame.iloc[:max_rows]
     labels = _labels(rows) if index else []
-    label_names = [str(n) if n is not None else "" for n in frame.index.names] if index else []
+    label_names = [_text(n) for n in frame.index.names] if index else []
     headers = [_header(c, frame.columns.names) for c in frame.columns]
     label_widths = [
         min(_LABEL_CAP, max([len(label_names[k]), *(len(r[k]) for r in labels)], default=1))
@@ -55,14 +79,18 @@ def print_frame(
         if len(groups) > 1:
             span = f"columns {group[0] + 1}–{group[-1] + 1} of {len(headers)}"
             heading = f"{title} ({span})" if title else span
-        table = Table(title=heading, show_lines=True, expand=False, title_justify="left")
+        caption = Text(visible(heading)) if heading else None
+        table = Table(title=caption, show_lines=True, expand=False, title_justify="left")
         for name, width in zip(label_names, label_widths, strict=True):
-            table.add_column(name, style="bold", overflow="fold", max_width=width, no_wrap=False)
+            table.add_column(
+                Text(name), style="bold", overflow="fold", max_width=width, no_wrap=False
+            )
         for j in group:
+            header = Text(headers[j])
             if longest[j] <= MIN_WIDTH:  # short values keep their width; long ones share the rest
-                table.add_column(headers[j], no_wrap=True, min_width=longest[j])
+                table.add_column(header, no_wrap=True, min_width=longest[j])
             else:
-                table.add_column(headers[j], overflow="fold", ratio=1, min_width=MIN_WIDTH)
+                table.add_column(header, overflow="fold", ratio=1, min_width=MIN_WIDTH)
         for r, values in enumerate(cells):
             row_labels = [Text(v) for v in labels[r]] if labels else []
             table.add_row(*row_labels, *(Text(values[j]) for j in group))
@@ -101,7 +129,7 @@ def _header(column: Any, names: Sequence[Any]) -> str:
     lines = []
     for name, value in zip(names, parts, strict=False):
         bare = name is None or name in ("prompt", "run_id")
-        lines.append(_text(value) if bare else f"{name} = {_text(value)}")
+        lines.append(_text(value) if bare else f"{_text(name)} = {_text(value)}")
     return "\n".join(lines) or _text(column)
 
 
@@ -112,4 +140,4 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "≠" if value else ""
-    return str(value)
+    return visible(str(value))

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BudgetExceeded, FatalError, ProviderError, RetryableError
+from ..errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
 from ..grid import Cell, expand
 from ..providers.base import Completion
 from ..providers.batch import BatchClient, RemoteBatch
@@ -64,6 +64,7 @@ from .storeio import StoreIO
 
 if TYPE_CHECKING:
     from ..config import RunConfig
+    from ..providers.translate import Secrets
     from ..store import RunInfo
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "BatchSummary", "Batcher"]
@@ -125,7 +126,7 @@ class Batcher:
         run: RunInfo,
         clients: Mapping[str, BatchClient],
         *,
-        keys: Mapping[str, str] | None = None,
+        keys: Mapping[str, Secrets] | None = None,
         sleep: Sleep | None = None,
         note: Callable[[str], None] | None = None,
         spent: float = 0.0,
@@ -318,6 +319,8 @@ class Batcher:
                 if failures >= self.config.retry.max_attempts:
                     raise _during(exc, chunk) from None
                 await self.sleep(self._backoff(failures, exc.retry_after))
+            except BatchUnknown:
+                raise  # it says what happened and the ways on already
             except ProviderError as exc:
                 raise _during(exc, chunk) from None
         if chunk.state == "submitted":
@@ -337,7 +340,7 @@ class Batcher:
         if chunk.state == "planned":
             return await self._set(chunk, state="uploading")
         if chunk.state == "uploading":
-            found = None if fresh else await client.find_file(chunk.filename, chunk.step_at)
+            found = None if fresh else await self._find_file(client, chunk)
             if found is None:
                 path = await self._file_of(chunk)
                 found = await client.upload(path, chunk.filename)
@@ -345,12 +348,29 @@ class Batcher:
         if chunk.state == "uploaded":
             return await self._set(chunk, state="creating")
         meta = metadata(run_id, number, self.run.experiment)
-        batch = None if fresh else await client.find_batch(meta, chunk.step_at)
+        batch = None if fresh else await _find_batch(client, chunk, meta)
         if batch is None:
             assert chunk.file_id is not None
             batch = await client.create(chunk.file_id, chunk.url, meta)
         self._files.pop(number, None)
         return await self._set(chunk, state="submitted", batch_id=batch.id, **_status(batch))
+
+    async def _find_file(self, client: BatchClient, chunk: Chunk) -> str | None:
+        """The file an interrupted upload may have made. A server that cannot list its files
+        cannot say: the file is uploaded again (a copy that did arrive stays unused there;
+        files cost nothing, and no batch is made from it), and the run goes on."""
+        try:
+            return await client.find_file(chunk.filename, chunk.step_at)
+        except ProviderError as exc:
+            if exc.http_status not in _NO_LISTING:
+                raise
+            status = exc.http_status
+        self.note(
+            f"the server cannot list its files (HTTP {status}): whether request file "
+            f"{chunk.filename} arrived before is unknown, so it is uploaded again (a copy that "
+            "did arrive stays unused at the provider)"
+        )
+        return None
 
     async def _set(self, chunk: Chunk, **fields: Any) -> Chunk:
         update = functools.partial(batchstore.update_chunk, **fields)
@@ -620,6 +640,34 @@ _DOING = {
     "planned": "uploading", "uploading": "uploading", "uploaded": "creating the batch of",
     "creating": "creating the batch of",
 }  # fmt: skip
+
+
+#: What a server without a listing of its files or batches answers ``GET /files``,
+#: ``GET /batches``: no such route, no such method, not implemented.
+_NO_LISTING = (404, 405, 501)
+
+
+async def _find_batch(
+    client: BatchClient, chunk: Chunk, meta: Mapping[str, str]
+) -> RemoteBatch | None:
+    """The batch an interrupted creation may have made. A server that cannot list its batches
+    cannot say, and creating another could pay for every request twice: the run stops, saying
+    how to find out and the ways on."""
+    try:
+        return await client.find_batch(meta, chunk.step_at)
+    except ProviderError as exc:
+        if exc.http_status not in _NO_LISTING:
+            raise
+        labels = ", ".join(f"{k}={v}" for k, v in meta.items() if k != "promptgrid_experiment")
+        raise BatchUnknown(
+            f"the server cannot list its batches (HTTP {exc.http_status}): whether the batch of "
+            f"request file {chunk.filename} was created before is unknown, and creating another "
+            f"could pay for its {chunk.requests:,} requests twice. Look for a batch with "
+            f"metadata {labels} at the provider: if there is one, wait for it there; if there "
+            f"is none, `promptgrid batch cancel {chunk.run_id}` drops the chunk and "
+            f"`promptgrid retry {chunk.run_id}` sends its requests again",
+            http_status=exc.http_status,
+        ) from None
 
 
 def _during(error: ProviderError, chunk: Chunk) -> ProviderError:

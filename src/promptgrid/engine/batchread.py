@@ -15,7 +15,7 @@ import mmap
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchCancelled, BatchExpired, BatchFailed, BatchMissing, ProviderError
 from ..grid import Cell
@@ -26,6 +26,9 @@ from ..store import ResultRow
 from ..store.batches import First
 from .answers import stored_answer, unstorable
 from .budget import charged_cost
+
+if TYPE_CHECKING:
+    from ..providers.translate import Secrets
 
 __all__ = ["Outputs", "answer_row", "copy_row", "unanswered"]
 
@@ -41,7 +44,7 @@ class Outputs:
     """The lines of a batch's downloaded output and error files, by custom_id. Use as a
     context manager (the files are memory-mapped while it is open)."""
 
-    def __init__(self, paths: Sequence[Path], api: str, key: str) -> None:
+    def __init__(self, paths: Sequence[Path], api: str, key: Secrets) -> None:
         self.api = api
         self.key = key
         self.unreadable = 0  #: lines without a custom_id (nothing to join them to)

@@ -12,9 +12,11 @@ folder) are translated into promptgrid's store errors for that message. A failur
 store stops every format and leaves no file half-written.
 
 XLSX keeps text as text and escapes characters it cannot hold (see ``xlsx``); JSONL is strict
-JSON (NaN and infinities are ``null``); parquet and CSV are written as stored. The files are
-``results.<format>``, except the report: ``report.html``. XLSX's compare/summary sheets and the
-report aggregate, so they keep the columns they need until the end (not ``messages``).
+JSON (NaN and infinities are ``null``); parquet is written as stored, and so is CSV except for
+text a spreadsheet would evaluate as a formula, which gets a ``'`` in front (see ``arrow``).
+The files are ``results.<format>``, except the report: ``report.html``. XLSX's
+compare/summary sheets and the report aggregate, so they keep the columns they need until the
+end (not ``messages``).
 """
 
 from __future__ import annotations
@@ -78,12 +80,15 @@ def export(
     keep: list[pa.Table] | None = None,
     *,
     repeats: Repeats = "stack",
+    csv_verbatim: bool = False,
 ) -> list[Path]:
     """Write the run's table in each format, streaming batch by batch; the files written.
 
     ``target`` is a directory (files named ``results.<format>``, and ``report.html``) or, with
     one format, a file. ``keep``, a list, also receives the batches, so a caller that wants the
     DataFrame too does not read the store twice. ``repeats`` lays out the XLSX compare sheet.
+    ``csv_verbatim`` writes CSV text as stored, even cells a spreadsheet would evaluate as
+    formulas (by default they get a ``'`` in front: see ``exports.arrow``).
     Raises :class:`~promptgrid.errors.ExportFailed` after writing the other formats if any
     format failed.
     """
@@ -92,7 +97,7 @@ def export(
         return []
     run = with_score_columns(store, run)
     outputs = [_Output(fmt, path) for fmt, path in paths.items()]
-    _open(outputs, run, repeats)
+    _open(outputs, run, repeats, csv_verbatim)
     try:
         if keep is not None or any(out.writer for out in outputs):
             for table in batches(store, run):
@@ -130,11 +135,11 @@ class _Writer(Protocol):
     def abort(self) -> None: ...
 
 
-def _writer(fmt: str, path: Path, run: RunInfo, repeats: Repeats) -> _Writer:
+def _writer(fmt: str, path: Path, run: RunInfo, repeats: Repeats, verbatim: bool) -> _Writer:
     if fmt in ("parquet", "csv"):
         from .arrow import ArrowWriter
 
-        return ArrowWriter(fmt, path, run)
+        return ArrowWriter(fmt, path, run, verbatim=verbatim)
     if fmt == "jsonl":
         from .jsonl import JsonlWriter
 
@@ -148,7 +153,7 @@ def _writer(fmt: str, path: Path, run: RunInfo, repeats: Repeats) -> _Writer:
     return XlsxWriter(path, run, repeats=repeats)
 
 
-def _open(outputs: list[_Output], run: RunInfo, repeats: Repeats) -> None:
+def _open(outputs: list[_Output], run: RunInfo, repeats: Repeats, verbatim: bool) -> None:
     """Create each folder (once), clear it of dead processes' temp files, open the writers."""
     ready: dict[Path, BaseException | None] = {}
     for out in outputs:
@@ -164,7 +169,7 @@ def _open(outputs: list[_Output], run: RunInfo, repeats: Repeats) -> None:
         if problem is not None:
             out.fail(problem)
         else:
-            out.open(run, repeats)
+            out.open(run, repeats, verbatim)
 
 
 @dataclass
@@ -182,9 +187,9 @@ class _Output:
     def __post_init__(self) -> None:
         self.tmp = temp_path(self.path)
 
-    def open(self, run: RunInfo, repeats: Repeats) -> None:
+    def open(self, run: RunInfo, repeats: Repeats, verbatim: bool) -> None:
         try:
-            self.writer = _writer(self.fmt, self.tmp, run, repeats)
+            self.writer = _writer(self.fmt, self.tmp, run, repeats, verbatim)
         except Exception as exc:  # one format's failure must not stop the others
             self.fail(exc)
 

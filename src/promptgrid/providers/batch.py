@@ -33,6 +33,7 @@ from openai.types.responses import Response
 from pydantic import BaseModel
 
 from .. import untrusted
+from ..credentials import secrets_of
 from ..errors import (
     BadRequest,
     BatchCancelled,
@@ -45,7 +46,15 @@ from .base import Completion
 from .bounded import BoundedResponses
 from .chat import completion as chat_completion
 from .responses import completion as responses_completion
-from .translate import GARBLED, scrub, scrub_completion, scrub_error, status_error, translate
+from .translate import (
+    GARBLED,
+    Secrets,
+    scrub,
+    scrub_completion,
+    scrub_error,
+    status_error,
+    translate,
+)
 
 __all__ = ["BatchClient", "RemoteBatch", "read_line"]
 
@@ -112,7 +121,7 @@ class BatchClient:
         http_client: httpx2.AsyncClient | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._key = api_key
+        self._key: Secrets = secrets_of(api_key, base_url)  # scrubbed from what comes back
         # Answers about files and batches are small; a file's content is streamed to disk.
         bounded = BoundedResponses(max_response_bytes, exempt=_file_content)
         if http_client is None:
@@ -246,7 +255,7 @@ def custom_id_of(line: bytes) -> str | None:
     return text
 
 
-def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | ProviderError]:
+def read_line(line: bytes, api: str, key: Secrets = "") -> tuple[str, Completion | ProviderError]:
     """One line of a batch's output or error file: its ``custom_id`` and the completion, or
     the error that stands for it (an HTTP error status, a request that never ran: expired or
     cancelled, an answer that is not a complete one). ``ValueError`` if the line is not a
@@ -277,7 +286,7 @@ def read_line(line: bytes, api: str, key: str = "") -> tuple[str, Completion | P
         return custom_id, _garbled(exc, what, key)
 
 
-def _garbled(exc: BaseException, what: str, key: str) -> ProviderError:
+def _garbled(exc: BaseException, what: str, key: Secrets) -> ProviderError:
     """The error that stands for a line's answer: its own, or a MalformedResponse."""
     if not isinstance(exc, ProviderError):
         exc = MalformedResponse(f"not a {what}: {type(exc).__name__}: {exc}")
@@ -365,6 +374,6 @@ def _parse(model: type[ChatCompletion] | type[Response], body: Mapping[str, Any]
         return model.model_construct(**body)
 
 
-def scrub_text(text: str, key: str) -> str:
+def scrub_text(text: str, key: Secrets) -> str:
     """``text`` without the key (for messages built from a server's words)."""
     return str(scrub(text, key))

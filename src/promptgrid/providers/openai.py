@@ -22,6 +22,7 @@ from typing import Any
 import httpx2
 import openai
 
+from ..credentials import secrets_of
 from ..errors import MalformedResponse, ProviderError, RequestTimeout
 from ..spec.schema import DEFAULT_MAX_RESPONSE_BYTES
 from .base import Completion, Request
@@ -34,6 +35,7 @@ from .responses import completion as responses_completion
 from .streaming import Accumulator, consume
 from .translate import (
     GARBLED,
+    Secrets,
     retry_after,
     scrub_completion,
     scrub_error,
@@ -51,7 +53,8 @@ class OpenAIProvider:
     """Chat Completions and Responses through ``openai.AsyncOpenAI`` (aiohttp transport).
 
     ``api_key`` is the key itself (``promptgrid.config`` decides where it comes from); it never
-    leaves this object: every value a server sends back is scrubbed of it. ``azure_api_version``
+    leaves this object: every value a server sends back is scrubbed of it, and of the
+    credentials ``base_url`` may carry. ``azure_api_version``
     makes it an Azure client (``base_url`` is then the resource's URL, and each request's model
     its deployment). ``max_response_bytes`` bounds every answer, decompressed (a stream: all
     of it). ``http_client`` replaces the transport (tests pass
@@ -70,7 +73,7 @@ class OpenAIProvider:
         azure_api_version: str | None = None,
     ) -> None:
         self.endpoint = base_url.rstrip("/")
-        self._key = api_key
+        self._key: Secrets = secrets_of(api_key, base_url)  # scrubbed from every answer
         self._timeout_s = timeout_s
         bounded = BoundedResponses(max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES)
         if http_client is None:

@@ -197,18 +197,36 @@ def truncated(what: str, request_id: str | None) -> MalformedResponse:
 
 # ------------------------------------------------------------------ what is kept
 
+#: What a provider scrubs: its key, or its key and the credentials its URL carries (see
+#: ``promptgrid.credentials``).
+Secrets = str | tuple[str, ...]
 
-def scrub(value: Any, secret: str) -> Any:
+
+def scrub(value: Any, secret: Secrets) -> Any:
     """A text as promptgrid keeps it: surrogates resolved (:func:`promptgrid.untrusted.text`)
-    and the key replaced by ``***`` (some servers echo it back, in messages, ids or headers);
-    anything but a string unchanged."""
+    and the key (and the URL's credentials) replaced by ``***`` (some servers echo them back,
+    in messages, ids or headers); anything but a string unchanged."""
     if not isinstance(value, str):
         return value
     value = untrusted.text(value)
-    return value.replace(secret, "***") if secret and secret in value else value
+    for one in _each(secret):
+        if one in value:
+            value = value.replace(one, "***")
+    return value
 
 
-def scrub_error(error: ProviderError, secret: str) -> ProviderError:
+def _each(secret: Secrets) -> tuple[str, ...]:
+    """The secrets to look for (a tuple from ``credentials.secrets_of`` is longest first)."""
+    if isinstance(secret, str):
+        return (secret,) if secret else ()
+    return secret
+
+
+def _found(text: str, secret: Secrets) -> bool:
+    return any(one in text for one in _each(secret))
+
+
+def scrub_error(error: ProviderError, secret: Secrets) -> ProviderError:
     """``error`` with its message, request id and headers scrubbed (:func:`scrub`)."""
     error.message = scrub(error.message, secret)
     error.args = (error.message,)
@@ -222,7 +240,7 @@ _TEXTS = ("text", "finish_reason", "resolved_model", "request_id", "refusal",
           "reasoning_summary")  # fmt: skip
 
 
-def scrub_completion(completion: Completion, secret: str) -> Completion:
+def scrub_completion(completion: Completion, secret: Secrets) -> Completion:
     """``completion`` as promptgrid keeps it: every text a server sent scrubbed (:func:`scrub`),
     and every non-finite number in its JSON values (tool calls, logprobs) null. Almost always
     nothing needs it: one search of each text decides, and only then is a copy made. A text
@@ -249,7 +267,7 @@ def scrub_completion(completion: Completion, secret: str) -> Completion:
     )
 
 
-def _dirty(completion: Completion, secret: str) -> bool:
+def _dirty(completion: Completion, secret: Secrets) -> bool:
     """Whether anything the server sent needs scrubbing; raises ``MalformedResponse`` for a
     text field that is not a string (a compatible server's list of parts, a number, ...)."""
     c = completion
@@ -257,12 +275,12 @@ def _dirty(completion: Completion, secret: str) -> bool:
              c.reasoning_summary, *c.rate_limits.values()]  # fmt: skip
     # The common answer, checked in one pass: ASCII text only, no key, no JSON values.
     for t in texts:
-        if t is not None and (type(t) is not str or not t.isascii() or (secret and secret in t)):
+        if t is not None and (type(t) is not str or not t.isascii() or _found(t, secret)):
             return _needs_scrub(completion, secret)
     return bool(c.tool_calls or c.logprobs or c.more_choices) and _needs_scrub(c, secret)
 
 
-def _needs_scrub(completion: Completion, secret: str) -> bool:
+def _needs_scrub(completion: Completion, secret: Secrets) -> bool:
     """:func:`_dirty`, field by field."""
     dirty = False
     for name in _TEXTS:
@@ -279,18 +297,18 @@ def _needs_scrub(completion: Completion, secret: str) -> bool:
     return _contains((completion.tool_calls, completion.logprobs, more), secret)
 
 
-def _needs(text: Any, name: str, secret: str) -> bool:
+def _needs(text: Any, name: str, secret: Secrets) -> bool:
     """Whether ``text`` (a string or None) needs scrubbing."""
     if text is None:
         return False
     if type(text) is not str:
         raise MalformedResponse(f"{name} is not text: {type(text).__name__}")
-    return bool(secret and secret in text) or untrusted.has_surrogate(text)
+    return _found(text, secret) or untrusted.has_surrogate(text)
 
 
-def _contains(value: Any, secret: str) -> bool:
+def _contains(value: Any, secret: Secrets) -> bool:
     if isinstance(value, str):
-        return bool(secret and secret in value) or untrusted.has_surrogate(value)
+        return _found(value, secret) or untrusted.has_surrogate(value)
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, Mapping):
@@ -300,16 +318,16 @@ def _contains(value: Any, secret: str) -> bool:
     return False
 
 
-def _scrub_deep(value: Any, secret: str) -> Any:
+def _scrub_deep(value: Any, secret: Secrets) -> Any:
     value = untrusted.json_value(value)
-    if not secret:
+    if not _each(secret):
         return value
     return _unkeyed(value, secret)
 
 
-def _unkeyed(value: Any, secret: str) -> Any:
+def _unkeyed(value: Any, secret: Secrets) -> Any:
     if isinstance(value, str):
-        return value.replace(secret, "***") if secret in value else value
+        return scrub(value, secret)
     if isinstance(value, Mapping):
         return {k: _unkeyed(v, secret) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -27,7 +27,13 @@ from ..columns import RESERVED, kind_of
 from ..errors import Problem, SpecError
 from ..presets import PRESETS, vendor_problem
 from .cases import CaseSource
-from .messages import MessageTemplate, check_image, compile_message, literal_images
+from .messages import (
+    ImageFolders,
+    MessageTemplate,
+    check_image,
+    compile_message,
+    literal_images,
+)
 from .schema import (
     BUILTIN_PROVIDERS,
     LIST_VALUED_PARAMS,
@@ -43,6 +49,7 @@ from .yamlmarks import (
     format_path,
     line_of,
     load_yaml,
+    not_utf8,
     quote_hint,
     read_text,
     shorten,
@@ -68,6 +75,14 @@ class Experiment:
     def from_yaml(cls, path: str | Path) -> Experiment:
         """Load and validate an experiment file."""
         path = Path(path)
+        shown = not_utf8(path)
+        if shown is not None:
+            raise SpecError(
+                Problem(
+                    f"the file name {shown} is not valid UTF-8",
+                    hint="rename it (or its folder): a run records where its experiment is",
+                )
+            )
         try:
             text = read_text(path)
         except FileNotFoundError:
@@ -135,6 +150,8 @@ class Experiment:
         self.param_axes: dict[str, tuple[Any, ...]] = self._check_params(problems)
         self.vars: dict[str, tuple[Any, ...]] = {k: tuple(v) for k, v in spec.vars.items()}
         self.cases = self._check_cases(problems)
+        #: Where image files may be read from (the experiment's folder and ``files.allow``).
+        self.image_folders = self._check_files(problems)
         self._check_names(problems)
         self.templates: dict[str, tuple[MessageTemplate, ...]] = self._check_templates(problems)
         self.routes: dict[str, str] = self._check_providers(problems)
@@ -302,6 +319,20 @@ class Experiment:
                 )
         return source
 
+    def _check_files(self, problems: list[Problem]) -> ImageFolders:
+        """The folders image files may come from: each of ``files.allow`` must be one."""
+        allowed = [Path(p) for p in self.file.files.allow]
+        for i, folder in enumerate(allowed):
+            if not (self.base_dir / folder).is_dir():
+                problems.append(
+                    self.where(
+                        ("files", "allow", i),
+                        f"no such folder: {self.base_dir / folder}",
+                        "name a folder (relative to the experiment file, or absolute)",
+                    )
+                )
+        return ImageFolders.of(self.base_dir, allowed)
+
     def _check_names(self, problems: list[Problem]) -> None:
         params = set(self.param_axes)
         for section, names in (("vars", self.vars), ("cases", self.cases.columns)):
@@ -366,7 +397,7 @@ class Experiment:
                     path = self.content_path(name, i)
                     problems.append(self.where(path, f"undefined template variable {var!r}", hint))
                 for part, image in literal_images(template):
-                    problem = check_image(self.base_dir / image)
+                    problem = check_image(image, self.image_folders)
                     if problem is not None:
                         self._unrenderable.add(name)
                         where = ("prompts", name, i, "content", part, "path")
@@ -436,7 +467,7 @@ class Experiment:
                 continue  # a syntax error or an undefined variable: reported already
             for i, message in enumerate(messages):
                 try:
-                    message.render(context, self.base_dir)
+                    message.render(context, self.image_folders)
                 except RenderError as exc:
                     problems.append(self.render_problem(prompt, i, exc, context))
 

@@ -11,8 +11,11 @@ Templates: the content string, each text part, an image URL and an image path ar
 templates; tool calls and their ids are sent as written.
 
 Images: an ``image_file`` part reads a local file (relative to the experiment file) into a
-``data:`` URL, so the image itself is part of the request and of its hash. A file must be a PNG,
-JPEG, GIF or WebP (by its extension) of at most ``MAX_IMAGE_BYTES``. A literal path is checked
+``data:`` URL, so the image itself is part of the request and of its hash. A path may come from
+a dataset, so where it leads is checked (:class:`ImageFolders`): symlinks followed, the file
+must lie in the experiment's folder or in a folder ``files: {allow: [...]}`` names. Its bytes
+must be a PNG, JPEG, GIF or WebP image (by their first bytes, which also give the media type
+sent; the extension does not matter) of at most ``MAX_IMAGE_BYTES``. A literal path is checked
 when the experiment is validated; a path from a var or a case column when its cell is rendered
 (an error naming the cell, as for any template). Files are cached by path, size and
 modification time, so a dataset that shows one image to many prompts reads it once.
@@ -23,7 +26,8 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,19 +35,58 @@ from typing import Any
 from .schema import ImageFilePart, ImageUrlPart, Message, TextPart
 from .templates import RenderError, Template, compile_template
 
-__all__ = ["IMAGE_TYPES", "MAX_IMAGE_BYTES", "MessageTemplate", "Part", "check_image"]
+__all__ = ["MAX_IMAGE_BYTES", "ImageFolders", "MessageTemplate", "Part", "check_image",
+           "media_type"]  # fmt: skip
 
 #: The largest image file sent (OpenAI's limit per image: 20 MB).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-#: Image file extensions and their media types.
-IMAGE_TYPES: Mapping[str, str] = {
-    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-    ".webp": "image/webp",
-}  # fmt: skip
+#: The image types sent, by the bytes a file starts with (WebP: ``RIFF`` .... ``WEBP``).
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+          (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))  # fmt: skip
+_KINDS = "a PNG, JPEG, GIF or WebP image"
 
 
 class ImageError(ValueError):
-    """An image file that cannot be sent: missing, too large, or of an unknown type."""
+    """An image file that cannot be sent: outside the allowed folders, missing, too large, or
+    not an image of a supported type."""
+
+
+def media_type(head: bytes) -> str | None:
+    """The media type of an image whose file starts with ``head`` (12 bytes are enough), or
+    ``None`` if it is not a PNG, JPEG, GIF or WebP image."""
+    for magic, media in _MAGIC:
+        if head.startswith(magic):
+            return media
+    return "image/webp" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else None
+
+
+@dataclass(frozen=True)
+class ImageFolders:
+    """Where image files may be read from: relative paths start at ``base`` (the experiment's
+    folder), and a file, symlinks followed, must lie under one of ``roots`` (``base`` and the
+    folders of ``files: {allow: [...]}``, resolved)."""
+
+    base: Path
+    roots: tuple[Path, ...]
+
+    @classmethod
+    def of(cls, base: Path, allowed: Sequence[Path] = ()) -> ImageFolders:
+        """``base`` and the ``allowed`` folders (relative ones are relative to ``base``)."""
+        return cls(base, tuple(dict.fromkeys((base / p).resolve() for p in (Path(), *allowed))))
+
+    def locate(self, text: str) -> Path:
+        """The file ``text`` names, symlinks resolved; :class:`ImageError` if it lies outside
+        every root (``../``, an absolute path, a symlink pointing out)."""
+        try:
+            path = (self.base / text).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL in the path
+            raise ImageError(f"image file {text!r} cannot be looked up: {exc}") from None
+        if any(path.is_relative_to(root) for root in self.roots):
+            return path
+        raise ImageError(
+            f"image file {text!r} is outside the experiment's folder (it is {path}): images "
+            "are read only from that folder and from the folders under files: {allow: [...]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,16 +114,17 @@ class MessageTemplate:
     fixed: Mapping[str, Any]
     variables: frozenset[str]
 
-    def render(self, context: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-        """The message for one cell. Raises :class:`RenderError` (with ``where``, the key path
-        under the message, for a part) whatever fails."""
+    def render(self, context: Mapping[str, Any], folders: ImageFolders) -> dict[str, Any]:
+        """The message for one cell (image files read from ``folders``). Raises
+        :class:`RenderError` (with ``where``, the key path under the message, for a part)
+        whatever fails."""
         content = self.content
         if isinstance(content, Template):
             out: dict[str, Any] = {"role": self.role, "content": content.render(context)}
         elif content is None:
             out = {"role": self.role, "content": None}
         else:
-            out = {"role": self.role, "content": [_render_part(p, i, context, base_dir)
+            out = {"role": self.role, "content": [_render_part(p, i, context, folders)
                                                   for i, p in enumerate(content)]}  # fmt: skip
         if self.fixed:
             out.update(self.fixed)
@@ -147,22 +191,35 @@ def literal_images(message: MessageTemplate) -> list[tuple[int, str]]:
     ]
 
 
-def check_image(path: Path) -> str | None:
-    """Why the image file at ``path`` cannot be sent, or ``None`` if it can."""
+def check_image(text: str, folders: ImageFolders) -> str | None:
+    """Why the image file ``text`` names cannot be sent, or ``None`` if it can."""
     try:
-        _media_type(path)
-        size = path.stat().st_size
+        _checked(text, folders)
     except ImageError as exc:
         return str(exc)
-    except FileNotFoundError:
-        return f"image file not found: {path}"
-    except OSError as exc:
-        return f"cannot read image file {path}: {exc.strerror or exc}"
-    if not path.is_file():
-        return f"not a file: {path}"
-    if size > MAX_IMAGE_BYTES:
-        return f"image file {path} has {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are sent"
     return None
+
+
+def _checked(text: str, folders: ImageFolders) -> tuple[Path, os.stat_result]:
+    """The image file ``text`` names and its stat, once it is known to be sendable."""
+    try:
+        path = folders.locate(text)
+        stat = path.stat()
+        if not path.is_file():
+            raise ImageError(f"not a file: {path}")
+        with path.open("rb") as file:
+            head = file.read(12)
+    except FileNotFoundError:
+        raise ImageError(f"image file not found: {folders.base / text}") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read image file {text}: {exc.strerror or exc}") from None
+    if stat.st_size > MAX_IMAGE_BYTES:
+        raise ImageError(
+            f"image file {path} has {stat.st_size:,} bytes; at most {MAX_IMAGE_BYTES:,} are sent"
+        )
+    if media_type(head) is None:
+        raise ImageError(f"image file {text!r} is not {_KINDS} (by its first bytes)")
+    return path, stat
 
 
 # ------------------------------------------------------------------ rendering
@@ -178,7 +235,7 @@ def _part_fields(raw: TextPart | ImageUrlPart | ImageFilePart) -> tuple[str, str
 
 
 def _render_part(
-    part: Part, index: int, context: Mapping[str, Any], base_dir: Path
+    part: Part, index: int, context: Mapping[str, Any], folders: ImageFolders
 ) -> dict[str, Any]:
     where = ("content", index, part.field)
     try:
@@ -189,7 +246,7 @@ def _render_part(
         return {"type": "text", "text": value}
     if part.kind == "image_file":
         try:
-            value = _data_url(base_dir / value)
+            value = _data_url(value, folders)
         except ImageError as exc:
             raise RenderError(str(exc), None, where) from None
     image: dict[str, Any] = {"url": value}
@@ -198,29 +255,22 @@ def _render_part(
     return {"type": "image_url", "image_url": image}
 
 
-def _media_type(path: Path) -> str:
-    media = IMAGE_TYPES.get(path.suffix.lower())
-    if media is None:
-        kinds = ", ".join(sorted(IMAGE_TYPES))
-        raise ImageError(f"{path.name}: not an image file this tool sends (use {kinds})")
-    return media
-
-
-def _data_url(path: Path) -> str:
-    problem = check_image(path)
-    if problem is not None:
-        raise ImageError(problem)
-    stat = path.stat()
-    return _read_data_url(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+def _data_url(text: str, folders: ImageFolders) -> str:
+    path, stat = _checked(text, folders)
+    return _read_data_url(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=8)
 def _read_data_url(path: str, size: int, mtime_ns: int) -> str:
     """The file as a data URL; cached by path, size and modification time (at most 8 files,
-    so at most 8 × 27 MB of base64 stay in memory)."""
+    so at most 8 × 27 MB of base64 stay in memory). The bytes read are checked again: the
+    file may have changed since it was looked at."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
         raise ImageError(f"cannot read image file {path}: {exc.strerror or exc}") from None
-    encoded = base64.b64encode(data).decode("ascii")
-    return f"data:{_media_type(Path(path))};base64,{encoded}"
+    media = media_type(data[:12])
+    if media is None or len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"image file {path} changed while it was read: it is no longer sent")
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"

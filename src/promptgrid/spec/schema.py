@@ -182,6 +182,16 @@ class PriceSpec(_Model):
     )
 
 
+class Files(_Model):
+    """Where local files (``image_file`` paths) may be read from, besides the experiment's
+    folder."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="more folders image files may come from (relative to this file, or absolute)",
+    )
+
+
 class Budget(_Model):
     """A hard cap on what a run may spend."""
 
@@ -412,6 +422,10 @@ class ExperimentFile(_Model):
     vars: Annotated[dict[str, list[Any]], EmptyOk] = Field(default_factory=dict)
     cases: list[dict[str, Any]] | None = None
     cases_file: str | None = Field(None, description="CSV or JSONL, relative to this file")
+    files: Files = Field(
+        default_factory=Files, description="allow: folders image files may come from, besides "
+        "the experiment's own",
+    )  # fmt: skip
     params: Annotated[dict[str, Any], EmptyOk] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=10_000)
     limits: Limits = Field(default_factory=Limits)
@@ -472,6 +486,8 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
         model = Budget
     elif parents[:1] == ["race"]:
         model = RaceSpec
+    elif parents[:1] == ["files"]:
+        model = Files
     elif parents[-1:] == ["batch"]:
         model = BatchSpec
     elif "pricing" in parents:

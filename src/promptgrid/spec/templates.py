@@ -4,12 +4,14 @@ Templates are compiled once, at validation, and rendered once per cell. The sand
 experiment file from reaching Python internals; ``StrictUndefined`` turns a misspelt variable
 into an error instead of an empty string.
 
-What a template may build in one step is capped, so a typo such as ``range(10**8)`` or
-``"-" * 10**9`` is an error instead of a gigabyte: ``range()`` yields at most ``MAX_RANGE``
-numbers (Jinja's own sandbox limit), ``*`` builds at most ``MAX_REPEAT`` characters or items,
-and ``**`` at most a ``MAX_POWER_BITS``-bit integer. (The sandbox does not bound loops; a
-template is code its author runs.) Whatever a template raises while rendering comes out as one
-:class:`RenderError` saying what failed and on which line of the template.
+What a template may build is capped (see ``sandbox``), so a typo such as ``range(10**8)`` or
+``"-" * 10**9``, or a hostile ``'%999999999d' % 1``, is an error instead of a gigabyte:
+``range()`` yields at most ``MAX_RANGE`` numbers, ``*`` builds at most ``MAX_REPEAT`` characters
+or items, ``**`` at most a ``MAX_POWER_BITS``-bit integer, and any other way of building a
+string (``%``, ``~``, ``+``, ``format``, ``center``, ``join``, ``replace``...) and the whole
+output at most ``MAX_TEXT`` characters, each checked before it is built. (The sandbox does not
+bound loops; a template is code its author runs.) Whatever a template raises while rendering
+comes out as one :class:`RenderError` saying what failed and on which line of the template.
 """
 
 from __future__ import annotations
@@ -22,63 +24,12 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import MAX_RANGE, SandboxedEnvironment
 
+from .sandbox import Sandbox, TooLarge, safe_range
 from .yamlmarks import shorten
 
-#: Characters or items one ``*`` may build (``"-" * 80`` is fine; a whole book is not).
-MAX_REPEAT = 1_000_000
-#: Size of an integer ``**`` may compute (``2 ** 64`` is fine; ``10 ** 10**8`` would hang).
-MAX_POWER_BITS = 10_000
-
-
-class _TooLarge(Exception):
-    """A template asked for more than the sandbox lets it build."""
-
-
-class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > MAX_REPEAT
-                ):
-                    unit = "characters" if isinstance(seq, str) else "items"
-                    raise _TooLarge(
-                        f"* would build {len(seq) * times:,} {unit}; "
-                        f"a template may build at most {MAX_REPEAT:,}"
-                    )
-        elif (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and abs(left) > 1
-            and right * (abs(left).bit_length() - 1) > MAX_POWER_BITS  # log2, rounded down
-        ):
-            raise _TooLarge(
-                f"{left} ** {right} is too large to compute in a template "
-                f"(more than {MAX_POWER_BITS:,} bits)"
-            )
-        return super().call_binop(context, operator, left, right)
-
-
-def _range(*args: int) -> range:
-    numbers = range(*args)
-    try:
-        too_many = f"{len(numbers):,}" if len(numbers) > MAX_RANGE else ""
-    except OverflowError:  # len() of more than 2**63 numbers
-        too_many = "more than 2**63"
-    if too_many:
-        raise _TooLarge(f"range() of {too_many} numbers; the sandbox allows at most {MAX_RANGE:,}")
-    return numbers
-
-
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_ENV.globals["range"] = _range
+_ENV = Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV.globals["range"] = safe_range
 
 
 class RenderError(Exception):
@@ -113,7 +64,7 @@ class Template:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, jinja2.UndefinedError | _TooLarge):
+    if isinstance(exc, jinja2.UndefinedError | TooLarge):
         return str(exc)
     if isinstance(exc, SecurityError):
         return f"not allowed in the sandbox: {exc}"

@@ -56,6 +56,17 @@ _BIG_HINT = (
 )
 
 
+def not_utf8(path: Path) -> str | None:
+    """``path`` as it can be shown (``\\udcff`` for a byte that is not UTF-8), when its name is
+    not valid UTF-8 (Python keeps such bytes as lone surrogates, which no store, file or
+    terminal can hold); ``None`` when it is."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    return None
+
+
 def read_text(path: Path) -> str:
     """The text of an experiment file: refused unread when larger than ``MAX_FILE_BYTES``, and
     located when it is not UTF-8. ``OSError`` (missing, unreadable) is the caller's."""

@@ -4,6 +4,7 @@ read and write of runs, results, claims, leases and scores (see the package's do
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import itertools
@@ -721,22 +722,31 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-#: A data URL's payload, as the ``requests`` table records it: (media type, base64 text).
-_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]{64,})")
+#: An image sent as a data URL (an ``image_url``'s ``url``), as the ``requests`` table holds it:
+#: (media type, base64 text). Only a JSON key ``"url"`` matches: the same characters inside a
+#: text are escaped (``\\"url\\"``), so a prompt that quotes a data URL is recorded as written.
+_DATA_URL = re.compile(r'"url":"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]*)"')
 
 
 def _recorded(request_json: str) -> str:
-    """A request as ``requests`` records it: an image sent as a data URL is recorded by its
-    media type, size and SHA-256 (``sha256sum`` of the file), not its megabytes of base64. The
-    request's hash (the ``cell_id``) covered the image itself; the file is where the experiment
-    points, and the ``messages`` column shows this record."""
+    """A request as ``requests`` records it: every image sent as a data URL, whatever its size,
+    is recorded by its media type, size and SHA-256 (``sha256sum`` of the file), not its
+    base64. The request's hash (the ``cell_id``) covered the image itself; the file is where
+    the experiment points, and the ``messages`` column shows this record."""
     if ";base64," not in request_json:
         return request_json
 
     def short(match: re.Match[str]) -> str:
-        data = base64.b64decode(match.group(2))
-        digest = hashlib.sha256(data).hexdigest()
-        return f"data:{match.group(1)};base64,<{len(data):,} bytes, sha256:{digest}>"
+        media, text = match.groups()
+        try:
+            data = base64.b64decode(text, validate=True)
+        except binascii.Error:  # a data URL written in the file, and not valid base64
+            digest = hashlib.sha256(text.encode("ascii")).hexdigest()
+            size = f"{len(text):,} characters, not base64"
+        else:
+            digest = hashlib.sha256(data).hexdigest()
+            size = f"{len(data):,} bytes"
+        return f'"url":"data:{media};base64,<{size}, sha256:{digest}>"'
 
     return _DATA_URL.sub(short, request_json)
 

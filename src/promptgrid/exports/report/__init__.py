@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...store import RunInfo
+from ...store import RunInfo, translate
 from .._atomic import temp_path
 from .data import build, to_json
 
@@ -60,13 +60,16 @@ def write_report(
     title: str | None = None,
 ) -> Path:
     """Write the report of ``frames`` (one table, or several to align run against run) to
-    ``path``, atomically; ``runs`` gives each run's settings (by run id) where known."""
+    ``path``, atomically; ``runs`` gives each run's settings (by run id) where known. A folder
+    that cannot be written (read-only, full) raises the store error an export would."""
     text = page(build(frames, runs or {}, title=title))
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+    except OSError as exc:
+        raise translate(exc, path, "writing the report") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
