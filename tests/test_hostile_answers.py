@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,7 @@ def test_a_mixed_grid_keeps_every_good_answer_and_errs_each_hostile_one(
     assert df.attrs.get("status", "finished") == "finished"
     # Resuming and retrying the run go on without a crash: the hostile cells stay hostile.
     run_id = str(df["run_id"].iloc[0])
-    with sqlite3.connect(results / "promptgrid.sqlite") as db:  # as if it had been killed
+    with closing(sqlite3.connect(results / "promptgrid.sqlite")) as db, db:  # as if killed
         db.execute("DELETE FROM results WHERE idx % 3 = 0")
         db.execute("UPDATE runs SET status = 'interrupted'")
     again = runner.invoke(cli, ["run", str(path), *base, "--resume"])
@@ -378,7 +379,7 @@ def test_a_store_holding_bad_values_reads_with_nulls_and_a_warning(
 ) -> None:
     results = tmp_path / "r"
     promptgrid.run(animals, results_dir=results, progress=False, formats="jsonl")
-    with sqlite3.connect(results / "promptgrid.sqlite") as db:
+    with closing(sqlite3.connect(results / "promptgrid.sqlite")) as db, db:
         for statement in CORRUPTION:
             db.execute(statement)
     with pytest.warns(promptgrid.errors.PromptgridWarning, match="not valid"):

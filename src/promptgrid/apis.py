@@ -203,7 +203,7 @@ def parse_structured(text: str | None) -> tuple[str | None, str | None]:
     if text is None:
         return None, "no text to parse (the answer was a refusal or a tool call)"
     try:
-        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        value = untrusted.loads(text, parse_constant=_not_json, parse_float=_finite)
         out = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     except ValueError as exc:
         return None, f"not JSON: {exc}"

@@ -268,7 +268,7 @@ def read_line(line: bytes, api: str, key: Secrets = "") -> tuple[str, Completion
         except (ProviderError, *GARBLED) as exc:
             return fast[0], _garbled(exc, what, key)
     try:
-        data = json.loads(line)
+        data = untrusted.loads(line)
     except RecursionError as exc:  # nested too deep to read: still the answer of its custom_id
         found = custom_id_of(line)
         if found is None:

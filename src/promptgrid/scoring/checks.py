@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import untrusted
 from ..spec.scores import ScoreDef
 from ..spec.templates import RenderError, Template
 from .patterns import Matcher, matcher
@@ -100,7 +101,7 @@ def _pattern(score: ScoreDef, context: Mapping[str, Any]) -> Matcher:
 
 def _json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return untrusted.loads(text)
     except ValueError:
         return _MISSING
     except RecursionError:  # valid or not, Python cannot read it: say so rather than guess

@@ -17,7 +17,6 @@ verdict is never guessed from prose.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -91,7 +90,7 @@ def parse_verdict(text: str | None, scale: int | None) -> tuple[float, str | Non
     raw = (text or "").strip()
     fenced = _FENCE.match(raw)
     try:
-        data = json.loads(fenced.group(1) if fenced else raw)
+        data = untrusted.loads(fenced.group(1) if fenced else raw)
     except ValueError:
         data = None
     except RecursionError:

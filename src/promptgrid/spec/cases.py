@@ -121,7 +121,7 @@ class CaseSource:
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = untrusted.loads(line)
                 except ValueError as exc:  # JSONDecodeError, or an integer of 5,000 digits
                     message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                     raise CaseFileError(

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 
+from .. import untrusted
 from ..errors import Problem, SpecError
 
 KeyPath = tuple[str | int, ...]
@@ -43,7 +44,7 @@ MAX_NODES = 1_000_000
 #: Characters of scalar values once every alias is expanded (5x the largest file).
 MAX_CHARS = 50_000_000
 #: Nesting of mappings and lists; JSON schemas under ``params`` need a dozen or so.
-MAX_DEPTH = 100
+MAX_DEPTH = untrusted.MAX_DEPTH
 
 _ALIAS_HINT = (
     "anchors and aliases (&name / *name) that expand this much are refused; "
