@@ -151,7 +151,9 @@ def run(
         provider: send every cell to this provider (``"echo"`` runs offline).
         base_url: the OpenAI-compatible URL of that provider (default: the file's, else
             ``OPENAI_BASE_URL``, else OpenAI's).
-        rpm, tpm, concurrency: override the limits of that provider.
+        rpm: override the requests-per-minute limit of that provider.
+        tpm: override its tokens-per-minute limit.
+        concurrency: override its limit on calls in flight.
         formats: files to write, e.g. ``"parquet,csv"`` (any of parquet, csv, xlsx, jsonl).
         resume: continue the latest unfinished run of this experiment instead of a new one.
         run_id: continue this run (implies ``resume``).
@@ -490,7 +492,8 @@ def score(
             the run's own (recomputed: a ``python:`` scorer's code may have changed).
         results_dir: where the run's store is.
         max_cost: a hard budget for the judges' calls (else the run's).
-        progress, grace_s: as for :func:`run`.
+        progress: as for :func:`run`.
+        grace_s: as for :func:`run`.
 
     Example::
 

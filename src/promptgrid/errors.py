@@ -51,7 +51,7 @@ from pathlib import Path
 
 
 class ExitCode(IntEnum):
-    """The exit codes of the ``promptgrid`` command (the README's table is this one)."""
+    """The exit codes of the ``promptgrid`` command (docs/errors.md's table is this one)."""
 
     OK = 0  #: every call succeeded
     STOPPED = 1  #: an authentication or quota failure stopped the run (resumable)

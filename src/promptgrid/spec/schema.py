@@ -371,7 +371,7 @@ class ScoreSpec(_Model):
     )  # fmt: skip
 
 
-#: The kinds of score, in the order the README lists them; the rest of ScoreSpec are options.
+#: The kinds of score, in the order docs/scores.md lists them; the rest of ScoreSpec are options.
 SCORE_KINDS = (
     "equals", "contains", "not_contains", "icontains", "starts_with", "regex", "one_of",
     "is_json", "json_schema", "json_path", "min_length", "max_length", "close_to", "python",
@@ -447,7 +447,7 @@ class ExperimentFile(_Model):
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the experiment file (for editors: see the README)."""
+    """The JSON Schema of the experiment file (for editors: see docs/experiment-file.md)."""
     schema = ExperimentFile.model_json_schema()
     value_schema = ParamValues.model_json_schema()
     defs = schema.setdefault("$defs", {})
