@@ -148,6 +148,7 @@ def test_a_full_grid_replay_reaches_the_decisions_the_live_race_made(
     assert (live.table["calls"] == repeats * live.table["cases"]).all()
 
 
+@pytest.mark.slow  # a fault server
 def test_error_rows_are_skipped_and_the_race_follows_its_scores(tmp_path: Path) -> None:
     first = block_order(80, 0)[:10]  # the first round's cases
     with FaultServer() as server:
@@ -189,6 +190,7 @@ def core_drops(df: pd.DataFrame) -> list[tuple[str, int, int]]:
     return [(e.variant, e.round, e.blocks) for e in core.eliminations]
 
 
+@pytest.mark.slow  # a fault server
 def test_a_judge_can_decide_the_race(tmp_path: Path) -> None:
     scores = """\
 scores:
@@ -220,6 +222,7 @@ scores:
 # ------------------------------------------------------------------ stops and resumes
 
 
+@pytest.mark.slow  # a fault server
 def test_the_budget_stops_a_race_mid_way_and_a_resume_finishes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
