@@ -41,7 +41,8 @@ def grid(write_yaml: Callable[..., Path], tmp_path: Path, *, cases: int = 120, r
     ]
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     text = RACED.replace("REPEATS", str(repeats)).replace("RACE", race)
-    return promptgrid.run(write_yaml(text), results_dir=tmp_path, progress=False)
+    # The full grid (race=False): what a replay replays.
+    return promptgrid.run(write_yaml(text), results_dir=tmp_path, progress=False, race=False)
 
 
 def test_replay_of_a_stored_run_names_the_best_and_counts_the_calls_it_saves(

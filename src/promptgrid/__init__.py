@@ -33,6 +33,8 @@ _EXPORTS = {
     "retry": "api",
     "run": "api",
     "score": "api",
+    "Standings": "race.standings",
+    "standings": "api",
     "summary": "analysis",
     "varying": "analysis",
     "AuthenticationFailed": "errors",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
         retry,
         run,
         score,
+        standings,
     )
     from .errors import (
         AuthenticationFailed,
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
     )  # fmt: skip
     from .planning import Plan
     from .race.replay import Replay
+    from .race.standings import Standings
 
 
 def __getattr__(name: str) -> object:

@@ -17,6 +17,7 @@ from ._sync import RunHandle, run_sync
 from .config import RunConfig, RunOptions
 from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
 from .exports import parse_formats
+from .race.options import check_option
 from .runner import RunOutcome, Selection, execute, rescore
 
 if TYPE_CHECKING:
@@ -25,11 +26,12 @@ if TYPE_CHECKING:
     from .batching import BatchRow
     from .planning import Plan
     from .race.replay import Replay
+    from .race.standings import Standings
     from .store import RunInfo
 
 __all__ = [
     "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
-    "load", "plan", "replay", "report", "retry", "run", "score",
+    "load", "plan", "replay", "report", "retry", "run", "score", "standings",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -82,6 +84,8 @@ def run_options(
     from .spec.yamlmarks import not_utf8
 
     parsed = None if formats is None else parse_formats(formats)
+    if "race" in given:
+        given["race"] = check_option(given["race"])
     shown = not_utf8(Path(results_dir))
     if shown is not None:
         raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
@@ -107,6 +111,7 @@ async def arun(
     grace_s: float = 5.0,
     batch: bool | None = None,
     wait: bool = False,
+    race: Mapping[str, Any] | bool | None = None,
 ) -> pd.DataFrame:
     """Run an experiment in the current event loop and return its result table.
 
@@ -116,7 +121,7 @@ async def arun(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race,
     )  # fmt: skip
     handle = _handle(progress)
     selection = _selection(resume, run_id)
@@ -142,6 +147,7 @@ def run(
     grace_s: float = 5.0,
     batch: bool | None = None,
     wait: bool = False,
+    race: Mapping[str, Any] | bool | None = None,
 ) -> pd.DataFrame:
     """Run an experiment and return its result table, from a script, IPython or Jupyter.
 
@@ -170,6 +176,12 @@ def run(
         wait: in batch mode, poll until every batch is in and collected (seconds to a minute
             apart); else return at once with what is in (the run is ``submitted``:
             :func:`collect` gets the rest).
+        race: with a ``race:`` (in the file or here), the variants are raced: rounds of cases,
+            and a variant confidently worse than another stops being run (see the README's
+            "Racing"). ``None`` races as the file says, ``False`` runs the full grid, a mapping
+            gives settings over the file's (``{"confidence": 0.99}``; ``score``, ``factor``,
+            ``confidence``, ``min_cases``, ``keep``, ``seed``, ``bounds``). A resumed run races
+            as it started. :func:`standings` reads the race's result.
 
     A resumed run keeps the settings it was started with (provider, base URL, limits, formats);
     giving another provider or base URL is an error, new limits apply to the rest of the run.
@@ -183,7 +195,7 @@ def run(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race,
     )  # fmt: skip
     return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
@@ -354,17 +366,20 @@ def plan(
     use_cache: bool | None = None,
     max_cost: float | None = None,
     batch: bool | None = None,
+    race: Mapping[str, Any] | bool | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
     Nothing is sent and nothing is written. Options as for :func:`run`; with ``batch``, the
-    calls of providers that have a Batch API are priced at batch prices.
+    calls of providers that have a Batch API are priced at batch prices. With a race
+    (``race``, as for :func:`run`), the plan also gives the race's calls and cost: at least
+    its first round's, at most the full grid's.
     """
     from .planning import make_plan
 
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch,
+        concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch, race=race,
     )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
@@ -382,6 +397,31 @@ def load(
 
     with Store.in_dir(results_dir, readonly=True) as store:
         return load_run(store, resolve_run(store, run_id, experiment))
+
+
+def standings(
+    run_id: str | None = None, *, results_dir: str | Path = "results"
+) -> Standings | None:
+    """The race of a raced run (default: the newest run), or None if it did not race: the
+    winner, the ties, each elimination (round, blocks run, cases scored, against whom, that
+    rival's lead and its anytime-valid interval) and the calls saved against the full grid,
+    as the engine recorded them round by round.
+
+    Example::
+
+        race = promptgrid.standings(run_id)
+        print(race)          # winner, calls saved, one row per variant
+        race.winner, race.tied, race.calls, race.grid_calls
+        race.table           # rank, status, mean, cases, calls, dropped_round, against, ...
+    """
+    from .race.standings import Standings
+    from .store import Store
+    from .store import races as racebook
+    from .table import resolve_run
+
+    with Store.in_dir(results_dir, readonly=True) as store:
+        record = racebook.load(store, resolve_run(store, run_id).run_id)
+    return None if record is None else Standings(record)
 
 
 def replay(
@@ -459,14 +499,15 @@ def report(
 
 
 def _stored_runs(run_ids: set[str], results_dir: str | Path) -> dict[str, RunInfo]:
-    """The runs of ``run_ids`` that the store in ``results_dir`` holds (none if no store)."""
-    from .store import STORE_NAME, Store
+    """The runs of ``run_ids`` that the store in ``results_dir`` holds (none if no store),
+    with their races."""
+    from .store import STORE_NAME, Store, races
 
     if not (Path(results_dir) / STORE_NAME).is_file():
         return {}
     with Store.in_dir(results_dir, readonly=True) as store:
         found = {run_id: store.run(run_id) for run_id in run_ids}
-    return {run_id: info for run_id, info in found.items() if info is not None}
+        return {run_id: races.attach(store, info) for run_id, info in found.items() if info}
 
 
 def score(

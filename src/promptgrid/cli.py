@@ -88,6 +88,40 @@ def batch_options(f: F) -> F:
     )(f)  # fmt: skip
 
 
+def race_options(f: F) -> F:
+    """``--race-score``, ``--race-factor``, ... over the file's ``race:``; ``--no-race``."""
+    f = click.option("--no-race", is_flag=True,
+                     help="Run the full grid, even with a race: in the file.")(f)  # fmt: skip
+    f = click.option("--race-bounds", metavar="LOW,HIGH",
+                     help="Race: a python scorer's range (default 0,1).")(f)  # fmt: skip
+    f = click.option("--race-seed", type=click.IntRange(min=0),
+                     help="Race: of the order the cases are run in.")(f)  # fmt: skip
+    f = click.option("--race-keep", type=click.IntRange(min=1),
+                     help="Race: stop when this many variants survive.")(f)  # fmt: skip
+    f = click.option("--race-min-cases", type=click.IntRange(min=1),
+                     help="Race: cases every variant runs before any is dropped.")(f)  # fmt: skip
+    confidence = click.FloatRange(0, 1, min_open=True, max_open=True)
+    f = click.option("--race-confidence", type=confidence,
+                     help="Race: the chance that the best is never dropped.")(f)  # fmt: skip
+    f = click.option("--race-factor", help="Race: what competes (prompt, model, a var, ...).")(f)
+    return click.option(
+        "--race-score", help="Race the variants on this score (over the file's race:)."
+    )(f)
+
+
+def _race_option(options: dict[str, Any]) -> dict[str, Any] | bool | None:
+    """Take the race options out of ``options``: settings over the file's race:, False
+    (--no-race), or None (as the file says)."""
+    off = options.pop("no_race")
+    given = {key: options.pop(f"race_{key}") for key in
+             ("score", "factor", "confidence", "min_cases", "keep", "seed", "bounds")}  # fmt: skip
+    given["bounds"] = _bounds(given["bounds"], "--race-bounds")
+    given = {k: v for k, v in given.items() if v is not None}
+    if off and given:
+        raise click.UsageError("--no-race runs the full grid: leave out the --race-* options")
+    return False if off else (given or None)
+
+
 def progress_option(f: F) -> F:
     """``--progress/--no-progress``."""
     return click.option(
@@ -154,19 +188,23 @@ def validate(files: tuple[Path, ...]) -> None:
     "--batch/--no-batch", default=None, help="Price the calls as batches (default: the file's)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
+@race_options
 def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
-    """Show calls per axis, in total, already cached, tokens, cost and time.
+    """Show calls per axis, in total, already cached, tokens, cost and time; with a race,
+    also the race's calls and cost (at least its first round, at most the full grid).
 
     \b
     Examples:
       promptgrid plan experiments/animal_names.yaml
       promptgrid plan experiments/animal_names.yaml --provider openai --max-cost 2 --json
+      promptgrid plan experiments/racing.yaml --race-min-cases 30
     """
     import json
 
     from .api import plan as make_plan
 
-    made = make_plan(file, use_cache=False if no_cache else None, **options)
+    race = _race_option(options)
+    made = make_plan(file, use_cache=False if no_cache else None, race=race, **options)
     _out(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
@@ -184,6 +222,7 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
 @max_cost_option
 @batch_options
 @progress_option
+@race_options
 def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     """Run an experiment: every call, concurrently, saved as it arrives.
 
@@ -197,6 +236,10 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     collect it later with `promptgrid batch collect RUN_ID`, or wait with --wait. The same
     command again continues it (it never submits a request twice).
 
+    With a race: in the file (or --race-score), the variants are raced: round by round,
+    those confidently worse than another stop being run (--race-* over the file's settings;
+    --no-race runs the full grid). A resumed run races as it started.
+
     \b
     Examples:
       promptgrid run experiments/animal_names.yaml --provider echo
@@ -204,6 +247,7 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
       promptgrid run experiments/animal_names.yaml --resume
       promptgrid run experiments/animal_names.yaml --provider openai --max-cost 0.50
       promptgrid run experiments/animal_names.yaml --provider openai --batch --wait
+      promptgrid run experiments/racing.yaml --race-confidence 0.99
     """
     from .api import experiment_of, run_options
     from .runner import Selection
@@ -212,7 +256,8 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
     selection = Selection()
     if resume is not None:
         selection = Selection("resume", None if resume == "latest" else resume)
-    opts = run_options(use_cache=False if no_cache else None, grace_s=5.0, **options)
+    race = _race_option(options)
+    opts = run_options(use_cache=False if no_cache else None, grace_s=5.0, race=race, **options)
     _run_and_report(experiment, opts, selection, file)
 
 
@@ -366,11 +411,14 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
       promptgrid show RUN_ID --columns prompt,animal,response,latency_s
     """
     from .analysis import decide, varying
-    from .api import load
+    from .api import load, standings
 
     df = load(run_id, results_dir=results_dir)
     table = df[_columns(df, columns)] if columns else varying(df)
     _console_frame(table, index=False, max_rows=limit)
+    race = standings(str(df["run_id"].iloc[0]), results_dir=results_dir) if len(df) else None
+    if race is not None:  # what the engine recorded round by round
+        _out("\n" + race.report())
     verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
     if verdicts:
         _out("\n" + "\n".join(verdicts))
@@ -597,15 +645,20 @@ def contrast(
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option("--score", "score_name", help="The score that decides (default: the run's race:).")
-@click.option("--factor", help="What competes: prompt (default), model, a var, ...")
-@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--score", "--race-score", "score_name",
+              help="The score that decides (default: the run's race:).")  # fmt: skip
+@click.option("--factor", "--race-factor", help="What competes: prompt (default), model, ...")
+@click.option("--confidence", "--race-confidence",
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="The chance that the best is never dropped (default 0.95).")  # fmt: skip
-@click.option("--min-cases", type=click.IntRange(min=1),
+@click.option("--min-cases", "--race-min-cases", type=click.IntRange(min=1),
               help="Blocks every variant runs before any drop (default 20).")  # fmt: skip
-@click.option("--keep", type=click.IntRange(min=1), help="Stop when this many survive (1).")
-@click.option("--seed", type=click.IntRange(min=0), help="Of the block order (default 0).")
-@click.option("--bounds", metavar="LOW,HIGH", help="A python scorer's range (default 0,1).")
+@click.option("--keep", "--race-keep", type=click.IntRange(min=1),
+              help="Stop when this many survive (1).")  # fmt: skip
+@click.option("--seed", "--race-seed", type=click.IntRange(min=0),
+              help="Of the block order (default 0).")  # fmt: skip
+@click.option("--bounds", "--race-bounds", metavar="LOW,HIGH",
+              help="A python scorer's range (default 0,1).")  # fmt: skip
 @results_dir_option
 def replay(run_id: str | None, score_name: str | None, factor: str | None,
            confidence: float | None, min_cases: int | None, keep: int | None,
@@ -614,7 +667,8 @@ def replay(run_id: str | None, score_name: str | None, factor: str | None,
 
     Which variant the race would name, when it would have dropped each of the others
     (against whom, the lead and its anytime-valid interval), and the calls it would have
-    used against the full grid. Settings default to the run's race: (else the defaults).
+    used against the full grid. Settings default to the run's race: (else the defaults);
+    each option may also be spelt as run spells it (--race-confidence, ...).
 
     \b
     Example:
@@ -650,7 +704,7 @@ def _names(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
-def _bounds(text: str | None) -> list[float] | None:
+def _bounds(text: str | None, flag: str = "--bounds") -> list[float] | None:
     """``--bounds LOW,HIGH``."""
     if text is None:
         return None
@@ -658,7 +712,7 @@ def _bounds(text: str | None) -> list[float] | None:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         hint = f"{text!r} is not LOW,HIGH (e.g. 1,5)"
-        raise click.BadParameter(hint, param_hint="--bounds") from None
+        raise click.BadParameter(hint, param_hint=flag) from None
     return [low, high]
 
 
@@ -750,6 +804,11 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
                f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
     _report_scores(outcome)
+    if outcome.race is not None:
+        from .race.standings import Standings
+
+        for line in Standings(outcome.race).summary()[1:]:
+            _out(f"race: {line}")
     for path in outcome.files:
         _out(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):

@@ -43,6 +43,7 @@ from .spec.schema import (
     Limits,
     PriceSpec,
     ProviderConfig,
+    RaceSpec,
     RetryPolicy,
 )
 from .tokens import max_output_tokens
@@ -98,6 +99,9 @@ class RunOptions:
     #: online; None: as the file says (``batch:``). Not recorded: a resume or retry chooses.
     batch: bool | None = None
     wait: bool = False  # batch mode: wait for the batches and collect them before returning
+    #: The race: None as the file says, False none (the full grid), or settings over the
+    #: file's ``race:`` (see ``race.options``). Recorded: a resume races as the run started.
+    race: Mapping[str, Any] | bool | None = None
 
     def __post_init__(self) -> None:
         check_max_cost(self.max_cost)  # the door every caller (run, plan, score, the CLI) takes
@@ -106,7 +110,7 @@ class RunOptions:
         """The recordable options the caller set (routing and adjustable ones)."""
         return {
             k: getattr(self, k)
-            for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")
+            for k in (*_ROUTING, *_ADJUSTABLE, "use_cache", "race")
             if getattr(self, k) is not None
         }
 
@@ -236,6 +240,12 @@ class RunConfig:
     wait: bool = False  #: batch mode: wait for the batches and collect them
     #: Endpoints batch mode was asked of that have no Batch API, and why: they answer online.
     online_anyway: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def race(self) -> RaceSpec | None:
+        """The race the run runs: the experiment's ``race:``, unless the run was told not to
+        race (``race=False``, ``--no-race``: the full grid)."""
+        return None if self.given.get("race") is False else self.experiment.file.race
 
     @property
     def batch_endpoints(self) -> list[str]:
@@ -436,7 +446,7 @@ def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[st
     """The caller's options over a recorded run's: routing ones must agree."""
     if recorded is None:
         return given
-    merged = {k: recorded.get(k) for k in (*_ROUTING, *_ADJUSTABLE, "use_cache")}
+    merged = {k: recorded.get(k) for k in (*_ROUTING, *_ADJUSTABLE, "use_cache", "race")}
     for key in (*_ROUTING, "use_cache"):
         if key in given and _public(given[key]) != _public(recorded.get(key)):
             was = _public(recorded.get(key))

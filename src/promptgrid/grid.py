@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,13 +102,51 @@ def expand(
     ``endpoint``: only the cells routed to that endpoint. ``skip``: cell indexes to leave out
     (done already); a block of cells all skipped is not even rendered.
     """
-    endpoint_ids = {name: e.endpoint_id for name, e in config.endpoints.items()}
-    apis = {name: e.api for name, e in config.endpoints.items()}
     for index, prompt, context, messages, combo, repeat, cell_id in _walk(config, endpoint, skip):
-        request = Request(
-            endpoint_ids[combo.endpoint], combo.model, messages, combo.sent, apis[combo.endpoint]
-        )
-        yield Cell(index, prompt, context, combo.params, repeat, combo.endpoint, request, cell_id)
+        yield _cell(config, index, prompt, context, messages, combo, repeat, cell_id)
+
+
+def _cell(
+    config: RunConfig,
+    index: int,
+    prompt: str,
+    context: Mapping[str, Any],
+    messages: tuple[dict[str, Any], ...],
+    combo: _Combo,
+    repeat: int,
+    cell_id: str,
+) -> Cell:
+    endpoint = config.endpoints[combo.endpoint]
+    request = Request(endpoint.endpoint_id, combo.model, messages, combo.sent, endpoint.api)
+    return Cell(index, prompt, context, combo.params, repeat, combo.endpoint, request, cell_id)
+
+
+def expand_only(config: RunConfig, endpoint: str | None, cells: Collection[int]) -> Iterator[Cell]:
+    """Yield only ``cells`` (indexes) of the grid, in grid order; the case rows they need are
+    read in one pass first, and the others are not read again per prompt (a race's round
+    wants a few cells spread over the whole grid)."""
+    wanted = set(cells)
+    if not wanted:
+        return
+    experiment = config.experiment
+    per_case = math.prod(len(v) for v in experiment.vars.values())
+    per_case *= math.prod(len(v) for v in experiment.param_axes.values()) * experiment.file.repeats
+    numbers = {(index // per_case) % experiment.cases.count for index in wanted}
+    rows = {n: row for n, row in enumerate(experiment.iter_cases()) if n in numbers}
+    for index, prompt, context, messages, combo, repeat, cell_id in _walk(
+        config, endpoint, _NotIn(wanted), rows
+    ):
+        yield _cell(config, index, prompt, context, messages, combo, repeat, cell_id)
+
+
+class _NotIn:
+    """Every cell index but ``wanted`` (a ``skip``)."""
+
+    def __init__(self, wanted: Container[int]) -> None:
+        self.wanted = wanted
+
+    def __contains__(self, index: object) -> bool:
+        return index not in self.wanted
 
 
 def cell_ids(config: RunConfig, endpoint: str | None = None) -> Iterator[str]:
@@ -120,10 +158,17 @@ def cell_ids(config: RunConfig, endpoint: str | None = None) -> Iterator[str]:
 _Walked = tuple[int, str, dict[str, Any], tuple[dict[str, Any], ...], _Combo, int, str]
 
 
-def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iterator[_Walked]:
+def _walk(
+    config: RunConfig,
+    endpoint: str | None,
+    skip: Container[int],
+    rows: Mapping[int, dict[str, Any]] | None = None,
+) -> Iterator[_Walked]:
     """The grid, in order: (index, prompt, context, messages, combo, repeat, cell_id). Each
     block (a prompt and one row of case and var values) is rendered once; each cell's hash
-    continues the block's hashed prefix (the same bytes :func:`request_key` hashes)."""
+    continues the block's hashed prefix (the same bytes :func:`request_key` hashes).
+    ``rows``: the only case rows (by number) that have cells not in ``skip``; the case file
+    is then not read."""
     experiment = config.experiment
     combos = _combos(config)
     if endpoint is not None:
@@ -136,11 +181,20 @@ def _walk(config: RunConfig, endpoint: str | None, skip: Container[int]) -> Iter
     repeats = experiment.file.repeats
     block = math.prod(len(v) for v in experiment.param_axes.values()) * repeats
     var_names = list(experiment.vars)
-    blocks = itertools.count()
+    number = 0  # of the block: a prompt, a case row and a combination of var values
+    per_case = math.prod(len(v) for v in experiment.vars.values())
     for prompt, templates in experiment.templates.items():
-        for case in experiment.iter_cases():
+        cases = (
+            experiment.iter_cases() if rows is None
+            else (rows.get(n) for n in range(experiment.cases.count))
+        )  # fmt: skip
+        for case in cases:
+            if case is None:  # a row none of whose cells is wanted
+                number += per_case
+                continue
             for var_values in itertools.product(*experiment.vars.values()):
-                base = next(blocks) * block
+                base = number * block
+                number += 1
                 context: dict[str, Any] | None = None
                 messages: tuple[dict[str, Any], ...] = ()
                 prefixes: dict[str, Any] = {}

@@ -37,6 +37,9 @@ from typing import Any
 from .config import Host, RunConfig, RunOptions, resolve
 from .errors import Problem, SpecError
 from .grid import cell_ids, render
+from .race.layout import Layout
+from .race.options import raced, refuse_batches
+from .race.plan import RacePlan
 from .spec import Experiment
 from .store import STORE_NAME, Store
 from .tokens import (
@@ -92,6 +95,9 @@ class Plan:
     hosts: list[Host] = field(default_factory=list)
     #: The ``python:`` scorers the run imports and calls (code run in this process).
     python_scorers: list[str] = field(default_factory=list)
+    #: With a race: its calls and cost, at least and at most (the figures above are the full
+    #: grid's: a race's worst case).
+    race: RacePlan | None = None
 
     @property
     def to_send(self) -> int:
@@ -155,6 +161,8 @@ class Plan:
                        None: "the worst case is unknown"}[self.fits_budget]  # fmt: skip
             lines.append(row("budget", usd(self.max_cost_usd)))
             lines.append(f"  ({verdict})")
+        if self.race is not None:
+            lines += self.race.lines(row)
         if self.seconds is not None:
             lines.append(row("time at the limits", _duration(self.seconds)))
             if self.binding:
@@ -169,7 +177,9 @@ class Plan:
 
 def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
     """The plan of ``experiment`` run with ``options`` (nothing is sent or written)."""
+    experiment = raced(experiment, options.race)
     config = resolve(experiment, options)
+    refuse_batches(config)
     config.warn()
     repeats = experiment.file.repeats
     blocks = len(experiment.templates) * experiment.cases.count
@@ -255,7 +265,11 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
         batch=config.batch_endpoints,
         hosts=config.hosts,
         python_scorers=config.python_scorers,
-    )
+        race=None if config.race is None else RacePlan.of(
+            config.race, Layout.of(experiment, config.race.factor), totals.cost_expected,
+            totals.cost_worst,
+        ),
+    )  # fmt: skip
 
 
 @dataclass

@@ -44,18 +44,22 @@ from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ExitCode, PromptgridWarning, StoreError, UsageError
 from .exports import export, formats_present
-from .grid import expand
+from .grid import expand, expand_only
 from .progress import make_progress
 from .providers import open_provider
+from .race.options import RaceOption, raced, refuse_batches, same_option
 from .spec import Experiment
-from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
+from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, races
 from .store import batches as batchstore
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:
     from .batching import BatchPhase
     from .engine.batches import BatchSummary
+    from .progress import Progress
     from .scoring.apply import JudgeRoute, Redo
+    from .scoring.worker import ScoringWorker
+    from .store.races import RaceRecord
 
 __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
 
@@ -96,10 +100,13 @@ class RunOutcome:
     batch: BatchSummary | None = None  # what batch mode did in this session
     mode: str = "new"  # the Selection's
     signalled: bool = False  # a signal (Ctrl-C, SIGTERM, SIGHUP) stopped this session
+    race: RaceRecord | None = None  # the run's race, if it raced
 
     @property
     def pending(self) -> int:
-        """Cells without a result row."""
+        """Cells without a result row (none once a race is over: it ran what it needed)."""
+        if self.race is not None and self.race.finished:
+            return 0
         return self.total - self.counts.get("ok", 0) - self.counts.get("error", 0)
 
     @property
@@ -138,7 +145,9 @@ async def execute(
     handle = handle or RunHandle()
     owner = Owner.me()
     if selection.mode == "new":
+        experiment = raced(experiment, options.race)
         config = resolve(experiment, options)
+        refuse_batches(config)
         config.check_keys()  # a missing key is bad input: found before the store is touched
         config.check_budget()
         store = Store.in_dir(config.results_dir)
@@ -155,8 +164,9 @@ async def execute(
         if selection.mode == "new":
             run = _create(store, config)
         else:
-            run = _find(store, experiment, selection)
+            run, experiment = _find(store, experiment, selection, options.race)
             config = resolve(experiment, options, recorded=run.options)
+            refuse_batches(config)
             config.check_keys()
             config.check_budget()
         config.warn()
@@ -248,6 +258,8 @@ def _finish(
     """Export the run's files (and the DataFrame, with ``frame``); the status they earn."""
     counts = store.counts(run.run_id)
     done = counts.get("ok", 0) + counts.get("error", 0)
+    race = races.load(store, run.run_id)
+    complete = done >= run.total or (race is not None and race.finished)
     if judged is not None:  # a judge phase stopped by the budget or a stop stops the run
         summary.stopped_by = summary.stopped_by or judged.stopped_by
         summary.interrupted = summary.interrupted or judged.interrupted
@@ -259,7 +271,7 @@ def _finish(
     status = (
         "stopped" if summary.stopped_by
         else "submitted" if live and status is None
-        else "interrupted" if summary.interrupted or (status is None and done < run.total)
+        else "interrupted" if summary.interrupted or (status is None and not complete)
         else status or "finished"
     )  # fmt: skip
     out_dir = config.results_dir / run.experiment / run.run_id
@@ -274,7 +286,7 @@ def _finish(
         table, handle.exit_code, store.spend(run.run_id), judged,
         store.score_summary(run.run_id) if scored else [],
         store.judge_totals(run.run_id) if config.judges else None, batched,
-        signalled=handle.stops > 0,
+        signalled=handle.stops > 0, race=race,
     )  # fmt: skip
 
 
@@ -335,7 +347,15 @@ async def _schedule(
             budget=budget,
         )
         summary = Summary()
-        if graded and online and mode != "collect":
+        judged = None
+        racing = graded and mode != "collect" and config.race is not None
+        if racing:  # scored round by round (see race.walk)
+            progress.start(run.total, len(skip), spent)
+            summary, judged = await _race(
+                store, config, run, skip, io, endpoints, budget, handle, progress, redo
+            )
+            progress.close()
+        elif graded and online and mode != "collect":
             handle.scheduler = scheduler
             if handle.stops:
                 scheduler.stop()
@@ -348,10 +368,11 @@ async def _schedule(
             summary.interrupted = summary.interrupted or phase.summary.interrupted
             if budget is not None:  # the judges' budget knows what the batches cost as collected
                 budget.charge(await io.call(_committed_spend, run.run_id))
-        judged = None
-        if config.experiment.scores and (handle.stops or summary.interrupted):
+        if racing or not config.experiment.scores:
+            pass
+        elif handle.stops or summary.interrupted:
             summary.interrupted = True  # stopped before scoring: a resume scores
-        elif config.experiment.scores:
+        else:
             judged = await _judge_and_score(store, config, run, io, endpoints, budget, handle,
                                             redo)  # fmt: skip
         return summary, judged, phase.summary if phase is not None else None
@@ -365,6 +386,82 @@ async def _schedule(
                 await opened.provider.aclose()
 
 
+async def _race(
+    store: Store,
+    config: RunConfig,
+    run: RunInfo,
+    skip: set[int],
+    io: StoreIO,
+    endpoints: dict[str, Endpoint],
+    budget: Budget | None,
+    handle: RunHandle,
+    progress: Progress,
+    redo: Redo,
+) -> tuple[Summary, Summary | None]:
+    """The grid walked as a race (:mod:`promptgrid.race.walk`): each round's cells through a
+    scheduler over the same endpoints, store, progress and budget, then the judges and the
+    scores; what the graded calls and the judges did, over every round."""
+    from .race.walk import walk
+
+    graded, judged = Summary(), Summary()
+    judging = False
+    worker = _scoring_worker(config)  # one for every round: a process started once
+
+    async def send(cells: frozenset[int]) -> str | None:
+        scheduler = Scheduler(
+            io, run.run_id, endpoints, concurrency=config.concurrency, retry=config.retry,
+            progress=progress, grace_s=config.grace_s, budget=budget,
+        )  # fmt: skip
+        handle.scheduler = scheduler
+        if handle.stops:
+            scheduler.stop()
+        endpoints_of_grid = set(config.routes.values())
+        part = await scheduler.execute(
+            {name: expand_only(config, name, cells) for name in endpoints_of_grid}
+        )
+        _add(graded, part)
+        return _why_stopped(part, handle)
+
+    async def score(again: str) -> str | None:
+        nonlocal judging
+        part = await _judge_and_score(store, config, run, io, endpoints, budget, handle,
+                                      "errors" if again == "errors" else "missing",
+                                      worker)  # fmt: skip
+        if part is not None:
+            judging = True
+            _add(judged, part)
+        return _why_stopped(part, handle)
+
+    try:
+        await walk(io, run.run_id, config.experiment, skip, send, score, redo)
+    finally:
+        await worker.aclose()
+    return graded, judged if judging else None
+
+
+def _why_stopped(part: Summary | None, handle: RunHandle) -> str | None:
+    """Why a phase stopped before its end: ``budget``, ``stopped`` (a signal, auth, quota), or
+    None (it did not)."""
+    if isinstance(part.stopped_by if part else None, BudgetExceeded):
+        return "budget"
+    if handle.stops or (part is not None and (part.stopped_by or part.interrupted)):
+        return "stopped"
+    return None
+
+
+def _add(total: Summary, part: Summary) -> None:
+    """Count ``part`` (one phase's summary) into ``total``."""
+    total.ok += part.ok
+    total.errors += part.errors
+    total.cached += part.cached
+    total.spent += part.spent
+    total.stopped_by = total.stopped_by or part.stopped_by
+    total.interrupted = total.interrupted or part.interrupted
+    for kind, n in part.error_types.items():
+        total.error_types[kind] = total.error_types.get(kind, 0) + n
+    total.unbelievable_usage += part.unbelievable_usage
+
+
 async def _judge_and_score(
     store: Store,
     config: RunConfig,
@@ -374,9 +471,11 @@ async def _judge_and_score(
     budget: Budget | None,
     handle: RunHandle,
     redo: Redo,
+    worker: ScoringWorker | None = None,
 ) -> Summary | None:
     """The judges' calls (a second scheduler over the same endpoints, store and budget), then
-    every score, chunk by chunk, until done or stopped."""
+    every score, chunk by chunk, until done or stopped (in ``worker``, else a worker of its
+    own)."""
     from .scoring.apply import JudgeRoute, judge_cells  # only runs with scores
 
     scores = config.experiment.scores
@@ -410,7 +509,7 @@ async def _judge_and_score(
         if judged.interrupted or handle.stops:
             judged.interrupted = True
             return judged
-    if not await _score(io, config, run, routes, handle, redo):
+    if not await _score(io, config, run, routes, handle, redo, worker):
         judged = judged or Summary()  # stopped before every row was scored: a resume scores
         judged.interrupted = True  # the rest
     return judged
@@ -441,14 +540,16 @@ async def _score(
     routes: dict[str, JudgeRoute],
     handle: RunHandle,
     redo: Redo,
+    worker: ScoringWorker | None = None,
 ) -> bool:
     """Every score of every answered row, chunk by chunk: read and written on the store's
-    thread, computed in the scoring worker (killed by a stop); whether all were done."""
+    thread, computed in the scoring worker (killed by a stop; ``worker``, when given, is
+    kept open for the caller's next call); whether all were done."""
     from .scoring.apply import read_chunk, write_chunk
-    from .scoring.worker import ScoringWorker
 
     scores = config.experiment.scores
-    worker = ScoringWorker(scores, config.experiment.scores_dir)
+    own = worker is None
+    worker = worker or _scoring_worker(config)
     handle.scheduler = worker
     try:
         after = -1
@@ -461,7 +562,14 @@ async def _score(
             after = chunk.last
         return False
     finally:
-        await worker.aclose()
+        if own:
+            await worker.aclose()
+
+
+def _scoring_worker(config: RunConfig) -> ScoringWorker:
+    from .scoring.worker import ScoringWorker
+
+    return ScoringWorker(config.experiment.scores, config.experiment.scores_dir)
 
 
 async def _keeping_lease(io: StoreIO, work: Coroutine[Any, Any, T]) -> T:
@@ -527,8 +635,11 @@ def _continue_batches(store: Store, experiment: Experiment, selection: Selection
     return selection
 
 
-def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo:
-    """The run to resume or retry."""
+def _find(
+    store: Store, experiment: Experiment, selection: Selection, race: RaceOption
+) -> tuple[RunInfo, Experiment]:
+    """The run to resume or retry, and the experiment as it runs it (with the race option
+    the run recorded: ``race`` may only repeat it)."""
     if selection.run_id is None:
         unfinished = [r for r in store.runs(experiment.name) if r.status != "finished"]
         if not unfinished:
@@ -539,11 +650,17 @@ def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo
         run = unfinished[0]
     else:
         run = resolve_run(store, selection.run_id)
-    if Experiment.requests_of(run.spec) != public_spec(experiment.requests_dict()) or (
-        run.experiment != experiment.name
-    ):
+    experiment = raced(experiment, same_option(race, run.options.get("race"), run.run_id))
+    stored, now = Experiment.requests_of(run.spec), public_spec(experiment.requests_dict())
+    if stored != now or run.experiment != experiment.name:
+        if {**stored, "race": None} == {**now, "race": None}:
+            raise UsageError(
+                f"run {run.run_id} raced with race: {stored.get('race')}, and the experiment "
+                f"now says {now.get('race')}: a race keeps its settings to the end; restore "
+                "them, or start a new run (answers already stored come from the cache)"
+            )
         raise UsageError(
             f"run {run.run_id} was made from a different version of this experiment; "
             "start a new run instead (unchanged cells come from the cache and cost nothing)"
         )
-    return run
+    return run, experiment

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..errors import ExportFailed, UsageError
-from ..store import RunInfo, Store, translate
+from ..store import RunInfo, Store, races, translate
 from ..table import batches, with_score_columns
 from ._atomic import remove_stale, temp_path
 
@@ -95,7 +95,7 @@ def export(
     paths = _targets(target, formats) if formats else {}
     if not paths and keep is None:
         return []
-    run = with_score_columns(store, run)
+    run = races.attach(store, with_score_columns(store, run))
     outputs = [_Output(fmt, path) for fmt, path in paths.items()]
     _open(outputs, run, repeats, csv_verbatim)
     try:

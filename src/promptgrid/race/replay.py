@@ -25,7 +25,7 @@ from ..errors import UsageError
 from ..spec.schema import RaceSpec, ScoreSpec
 from .core import Outcome, Race, Round, Rules, Scale, drive
 
-__all__ = ["Replay", "race_settings", "replay_table"]
+__all__ = ["Replay", "race_settings", "readable", "replay_table"]
 
 
 def race_settings(stored: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> RaceSpec:
@@ -90,36 +90,41 @@ class Replay:
             f"{self.grid_calls - self.calls:,} saved)",
             f"full grid's best by mean: {self.grid_best} ({agree})",
             "",
-            self._shown().to_string(index=False),
+            readable(self.table, s.factor),
         ]
         return "\n".join(lines)
-
-    def _shown(self) -> pd.DataFrame:
-        """The table for reading: one column for the drop and one for the lead."""
-        t = self.table
-
-        def num(value: Any, sign: str = "") -> str:
-            return "" if value is None or pd.isna(value) else f"{value:{sign}.3g}"
-
-        dropped = [
-            "" if pd.isna(r) else f"round {r}, after {b:,} blocks, by {who}"
-            for r, b, who in zip(t["dropped_round"], t["after_blocks"], t["against"], strict=True)
-        ]
-        lead = [
-            "" if pd.isna(x) else f"{num(x, '+')} [{num(lo, '+')}, {num(hi, '+')}]"
-            for x, lo, hi in zip(t["lead"], t["lead_low"], t["lead_high"], strict=True)
-        ]
-        shown: pd.DataFrame = pd.DataFrame({
-            "rank": t["rank"], self.settings.factor: t[self.settings.factor],
-            "status": t["status"], "mean": t["mean"].map(num),
-            "full grid": t["grid_mean"].map(num), "cases": t["cases"], "calls": t["calls"],
-            "dropped": dropped, "its lead [interval]": lead,
-        })  # fmt: skip
-        return shown
 
     def _repr_html_(self) -> str:
         text = html.escape("\n".join(self.report().splitlines()[:4]))
         return f"<pre>{text}</pre>{self.table.to_html(index=False, na_rep='')}"
+
+
+def readable(table: pd.DataFrame, factor: str) -> str:
+    """A standings table (a replay's, or a run's race: ``race.standings``) as text: one
+    column for the drop and one for the lead with its interval."""
+
+    def num(value: Any, sign: str = "") -> str:
+        return "" if value is None or pd.isna(value) else f"{value:{sign}.3g}"
+
+    dropped = [
+        "" if pd.isna(r) else f"round {r}, after {b:,} blocks, by {who}"
+        for r, b, who in zip(table["dropped_round"], table["after_blocks"], table["against"],
+                             strict=True)
+    ]  # fmt: skip
+    lead = [
+        "" if pd.isna(x) else f"{num(x, '+')} [{num(lo, '+')}, {num(hi, '+')}]"
+        for x, lo, hi in zip(table["lead"], table["lead_low"], table["lead_high"], strict=True)
+    ]
+    shown: dict[str, Any] = {
+        "rank": table["rank"], factor: table[factor], "status": table["status"],
+        "mean": table["mean"].map(num),
+    }  # fmt: skip
+    if "grid_mean" in table.columns:
+        shown["full grid"] = table["grid_mean"].map(num)
+    shown.update({"cases": table["cases"], "calls": table["calls"], "dropped": dropped,
+                  "its lead [interval]": lead})  # fmt: skip
+    text: str = pd.DataFrame(shown).to_string(index=False)
+    return text
 
 
 def replay_table(

@@ -580,6 +580,21 @@ class Experiment:
         )  # fmt: skip
         return other
 
+    def with_race(self, race: Mapping[str, Any] | None) -> Experiment:
+        """The same experiment with another ``race:`` (None: none), checked like the file's
+        (its problems name the key path, ``race.factor``, without a line: it is not in the
+        file)."""
+        data = self.to_dict()
+        data.pop("race", None)
+        if race is not None:
+            data["race"] = dict(race)
+        other = type(self).__new__(type(self))
+        other._setup(
+            data, source=self.source, lines={}, base_dir=self.base_dir,
+            scores_dir=self.scores_dir,
+        )  # fmt: skip
+        return other
+
     @property
     def score_specs(self) -> dict[str, ScoreSpec]:
         """The file's ``scores:`` as written (name -> definition)."""

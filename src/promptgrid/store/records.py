@@ -7,7 +7,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .races import RaceRecord
 
 
 def now() -> str:
@@ -41,6 +44,8 @@ class RunInfo:
     owner: str | None = None  #: the live process executing it (pid@host), if any
     #: The score columns of its table (``table.with_score_columns`` fills them in).
     score_columns: tuple[tuple[str, str], ...] = ()
+    #: Its race, if it raced (``store.races.attach`` fills it in, for the views).
+    race: RaceRecord | None = None
 
 
 # StoredChoice and Answer are built for every answer: plain slotted dataclasses (a frozen one

@@ -190,6 +190,54 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "006_races",
+        """
+        CREATE TABLE races (
+            run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+            settings_json TEXT NOT NULL,
+            variants_json TEXT NOT NULL,
+            n_blocks INTEGER NOT NULL,
+            repeats INTEGER NOT NULL,
+            low REAL NOT NULL,
+            high REAL NOT NULL,
+            rounds INTEGER NOT NULL,
+            blocks INTEGER NOT NULL,
+            stopped TEXT,
+            winner TEXT,
+            standings_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE race_rounds (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            round INTEGER NOT NULL,
+            variant TEXT NOT NULL,
+            blocks INTEGER NOT NULL,
+            cases INTEGER NOT NULL,
+            mean REAL,
+            leader TEXT NOT NULL,
+            lead REAL,
+            lead_low REAL,
+            lead_high REAL,
+            dropped INTEGER NOT NULL,
+            PRIMARY KEY (run_id, round, variant)
+        );
+        CREATE TABLE race_eliminations (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            variant TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            blocks INTEGER NOT NULL,
+            cases INTEGER NOT NULL,
+            mean REAL,
+            against TEXT NOT NULL,
+            pairs INTEGER NOT NULL,
+            estimate REAL NOT NULL,
+            low REAL NOT NULL,
+            high REAL NOT NULL,
+            PRIMARY KEY (run_id, variant)
+        );
+        """,
+    ),
 )
 #: The columns of one choice, as ``responses`` (its first choice) and ``choices`` name them,
 #: with their names in the result table.

@@ -41,7 +41,9 @@ def page(data: Mapping[str, Any]) -> str:
     template = (files / "template.html").read_text(encoding="utf-8")
     parts = {
         "/*CSS*/": (files / "report.css").read_text(encoding="utf-8"),
-        "/*JS*/": (files / "report.js").read_text(encoding="utf-8"),
+        # race.js draws the race tab (a raced run); its functions are hoisted into the script.
+        "/*JS*/": (files / "report.js").read_text(encoding="utf-8")
+        + (files / "race.js").read_text(encoding="utf-8"),
         "/*DATA*/": to_json(data),
         "<!--TITLE-->": html.escape(str(data["title"])),
     }

@@ -82,6 +82,7 @@ def build(
             _run(run_id, runs.get(run_id), every[every["run_id"] == run_id]) for run_id in run_ids
         ],
         "charts": _charts(every, labels, frames),
+        "race": _race(runs, run_ids) if len(frames) == 1 else None,
     }
 
 
@@ -194,6 +195,16 @@ def _charts(
         label = f"Pass rate of {column.removeprefix('score_')} (95% interval)"
         charts.append({"label": label, "kind": "rate", "bars": bars})
     return charts
+
+
+def _race(runs: Mapping[str, RunInfo], run_ids: list[str]) -> dict[str, Any] | None:
+    """The race tab's data, for one raced run (see ``.race``)."""
+    info = runs.get(run_ids[0]) if len(run_ids) == 1 else None
+    if info is None or info.race is None:
+        return None
+    from .race import race_data
+
+    return race_data(info.race)
 
 
 def _title(frames: Sequence[pd.DataFrame], runs: Mapping[str, RunInfo]) -> str:

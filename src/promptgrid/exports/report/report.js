@@ -363,7 +363,7 @@ function drawSettings() {
 }
 
 function draw() {
-  for (const view of ["grid", "long", "charts", "settings"]) $(view + "-view").hidden = view !== state.view;
+  for (const view of ["grid", "long", "charts", "settings", "race"]) $(view + "-view").hidden = view !== state.view;
   for (const b of document.querySelectorAll("#views button")) b.setAttribute("aria-pressed", String(b.dataset.view === state.view));
   const table = state.view === "grid" || state.view === "long";
   $("sidebar").hidden = !table;
@@ -372,6 +372,7 @@ function draw() {
   if (state.view === "grid") drawGrid(filtered());
   else if (state.view === "long") drawLong(filtered());
   else if (state.view === "charts") drawCharts();
+  else if (state.view === "race") drawRace();  // race.js
   else drawSettings();
 }
 

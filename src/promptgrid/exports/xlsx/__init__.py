@@ -3,7 +3,8 @@
 - ``results`` (:mod:`.results`): one row per call, inputs first, then the answer, errors,
   tokens, latency, cost and ids; streamed batch by batch, so a large run is never held whole.
 - ``compare`` and ``summary`` (:mod:`.views`): the side-by-side table and the totals per
-  prompt and param, built at the end from the columns they need (they aggregate).
+  prompt and param, built at the end from the columns they need (they aggregate); a raced
+  run's summary opens with its race (:mod:`.race`).
 - ``run`` (:mod:`.runsheet`): the run's settings, totals and experiment file.
 
 Text stays text and characters a workbook cannot hold are escaped (:mod:`.cells`). The
@@ -98,6 +99,10 @@ class XlsxWriter:
             self._kept = []
             _, compare, summary, run = self._sheets
             write_compare(compare, frame, self._styles, repeats=self._repeats)
+            if self._run.race is not None:  # a raced run: who won, before the totals
+                from .race import write_race
+
+                write_race(summary, self._run.race, self._styles)
             write_summary(summary, frame, self._styles)
             write_run(run, self._run, frame, self._styles)
             self._closing = True
