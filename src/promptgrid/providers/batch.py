@@ -49,7 +49,6 @@ from .responses import completion as responses_completion
 from .translate import (
     GARBLED,
     Secrets,
-    scrub,
     scrub_completion,
     scrub_error,
     status_error,
@@ -372,8 +371,3 @@ def _parse(model: type[ChatCompletion] | type[Response], body: Mapping[str, Any]
         return model.model_validate(body)
     except ValueError:
         return model.model_construct(**body)
-
-
-def scrub_text(text: str, key: Secrets) -> str:
-    """``text`` without the key (for messages built from a server's words)."""
-    return str(scrub(text, key))

@@ -235,16 +235,6 @@ class Store:
             self.db.execute("DELETE FROM claims WHERE owner = ?", (owner.id,))
             self.db.execute("DELETE FROM owners WHERE owner = ?", (owner.id,))
 
-    @guarded("recording the run's status")
-    def set_status(self, run_id: str, status: str) -> None:
-        """Mark a run running, finished, interrupted, stopped or failed."""
-        finished = None if status == "running" else now()
-        with self.transaction():
-            self.db.execute(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                (status, finished, run_id),
-            )
-
     @guarded("reading the runs")
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
         """All runs, newest first (optionally of one experiment). A run whose owner died shows
@@ -297,15 +287,6 @@ class Store:
         ).fetchone()
         return float(row[0])
 
-    @guarded("counting errors")
-    def error_summary(self, run_id: str) -> list[tuple[str, int]]:
-        """Error rows of a run by error type, most frequent first."""
-        return self.db.execute(
-            "SELECT error_type, COUNT(*) AS n FROM results WHERE run_id = ? AND status = 'error' "
-            "GROUP BY error_type ORDER BY n DESC",
-            (run_id,),
-        ).fetchall()
-
     # ------------------------------------------------------------------ cells
 
     @guarded("reading which cells are done")
@@ -320,15 +301,6 @@ class Store:
     def newest_response(self) -> int:
         """The id of the newest stored answer (0 if none): answers after it are new."""
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0])
-
-    @guarded("reading the cache")
-    def cached_answer(self, cell_id: str, after: int = 0) -> int | None:
-        """The id of the newest stored answer to this request (newer than ``after``), if any."""
-        row = self.db.execute(
-            "SELECT id FROM responses WHERE cell_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-            (cell_id, after),
-        ).fetchone()
-        return row[0] if row else None
 
     @guarded("reading the cache")
     def count_answered(self, cell_ids: Iterable[str]) -> int:
