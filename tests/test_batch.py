@@ -612,13 +612,13 @@ def test_an_old_store_gains_the_batch_tables(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     from promptgrid.store import MIGRATIONS
+    from promptgrid.store.schema import statements
 
     for name, sql in MIGRATIONS:
         if name == "004_batches":
             continue
-        for statement in sql.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        for statement in statements(sql):
+            db.execute(statement)
         db.execute("INSERT INTO migrations VALUES (?, '2026')", (name,))
     db.commit()
     db.close()

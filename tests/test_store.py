@@ -220,6 +220,55 @@ def test_a_dead_owners_claims_are_taken_over(tmp_path: Path) -> None:
         assert store.claim(["x"], Owner.me(), after=0) == [True]
 
 
+#: A migration whose ``;`` are not all statement ends: in a string literal, a quoted name, a
+#: comment and a trigger's body.
+TRICKY = """
+    CREATE TABLE notes (body TEXT NOT NULL DEFAULT 'a; b', "odd;name" INTEGER DEFAULT 0);
+    -- a comment; with a semicolon
+    CREATE TABLE note_log (body TEXT);
+    CREATE TRIGGER note_logged AFTER INSERT ON notes BEGIN
+        INSERT INTO note_log VALUES (new.body || '; logged');
+        UPDATE notes SET "odd;name" = 1 WHERE rowid = new.rowid;
+    END;
+    INSERT INTO notes (body) VALUES ('first; of all')
+"""
+
+
+def test_a_migration_runs_statement_by_statement_whatever_its_strings_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promptgrid.store.core
+
+    monkeypatch.setattr(promptgrid.store.core, "MIGRATIONS", (*MIGRATIONS, ("999_notes", TRICKY)))
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.db.execute('SELECT body, "odd;name" FROM notes').fetchall() == [
+            ("first; of all", 1)
+        ]
+        assert store.db.execute("SELECT body FROM note_log").fetchall() == [
+            ("first; of all; logged",)
+        ]
+
+
+def test_a_failing_migration_leaves_nothing_of_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promptgrid.store.core
+
+    broken = (
+        "999_broken",
+        "CREATE TABLE half (x TEXT DEFAULT ';'); INSERT INTO nowhere VALUES (1)",
+    )
+    monkeypatch.setattr(promptgrid.store.core, "MIGRATIONS", (*MIGRATIONS, broken))
+    with pytest.raises(StoreError, match="no such table: nowhere"):
+        Store(tmp_path / "s.sqlite")
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    try:  # the whole upgrade is one transaction: not even the first migration stayed
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        db.close()
+    assert "half" not in tables and "runs" not in tables
+
+
 # ------------------------------------------------------------------ upgrades
 
 

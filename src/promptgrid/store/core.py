@@ -22,7 +22,7 @@ from . import failures
 from .failures import guarded, translate
 from .owners import Owner, alive
 from .records import ResultRow, RunInfo, ScoreRecord, dumps, now
-from .schema import MIGRATIONS, ONE_CHOICE_SQL, RESULTS_SQL, SEVERAL_SQL
+from .schema import MIGRATIONS, ONE_CHOICE_SQL, RESULTS_SQL, SEVERAL_SQL, statements
 
 STORE_NAME = "promptgrid.sqlite"
 
@@ -137,9 +137,8 @@ class Store:
             for name, sql in MIGRATIONS:
                 if name in done:
                     continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(sql):
+                    self.db.execute(statement)
                 self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
         except BaseException:
             self.db.execute("ROLLBACK")
