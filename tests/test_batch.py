@@ -25,6 +25,7 @@ from click.testing import CliRunner
 import promptgrid
 import promptgrid.engine.attempts
 import promptgrid.engine.batches
+import promptgrid.store.leases
 import promptgrid.store.owners
 from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
@@ -697,18 +698,18 @@ def test_the_lease_is_kept_while_waiting_for_batches(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     beats: list[str] = []
-    real = Store.heartbeat
+    real = promptgrid.store.leases.heartbeat
 
-    def heartbeat(self: Store, owner: Any) -> None:
+    def heartbeat(store: Store, owner: Any) -> None:
         beats.append(owner.id)
-        real(self, owner)
+        real(store, owner)
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(0.02)  # a poll every 20 ms: the lease is renewed every 10 ms
 
     monkeypatch.setattr(promptgrid.store.owners, "HEARTBEAT_S", 0.01)
     monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
-    monkeypatch.setattr(Store, "heartbeat", heartbeat)
+    monkeypatch.setattr(promptgrid.store.leases, "heartbeat", heartbeat)
     server.configure(batch_complete_after=10)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
     assert df.attrs["status"] == "finished" and len(beats) >= 5

@@ -27,7 +27,7 @@ from .engine.batches import Batcher, BatchSummary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ProviderError, RetryableError, UsageError
 from .providers import open_batch_client
-from .store import Owner, Store, owners
+from .store import Owner, Store, leases, owners
 from .store import batches as batchstore
 from .store.batches import Chunk
 
@@ -115,7 +115,7 @@ class BatchPhase:
         io = self.batcher.io
         while True:
             await asyncio.sleep(owners.HEARTBEAT_S)
-            await io.call(Store.heartbeat, io.owner)
+            await io.call(leases.heartbeat, io.owner)
 
     async def aclose(self) -> None:
         """Close the clients and drop this session's files."""
@@ -199,7 +199,7 @@ async def cancel(config: RunConfig, run: RunInfo, owner: Owner) -> list[BatchRow
         chunks = batchstore.chunks(store, run.run_id)
         if not chunks:
             raise UsageError(f"run {run.run_id} has no batches (it was not run with --batch)")
-        store.acquire(run.run_id, owner)
+        leases.acquire(store, run.run_id, owner)
         before = run.status if run.status != "running" else "interrupted"
         io = StoreIO(Path(store.path), owner, after=0)
         names = {c.endpoint for c in chunks if c.live}
@@ -214,4 +214,4 @@ async def cancel(config: RunConfig, run: RunInfo, owner: Owner) -> list[BatchRow
                     await client.aclose()
             io.close()
             with contextlib.suppress(Exception):
-                store.release(run.run_id, owner, before)
+                leases.release(store, run.run_id, owner, before)

@@ -48,8 +48,9 @@ from .grid import expand
 from .progress import make_progress
 from .providers import open_provider
 from .spec import Experiment
-from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
+from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, leases
 from .store import batches as batchstore
+from .store import scores as scorestore
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ async def execute(
             config.check_budget()
         config.warn()
         _disclose(config, handle)
-        store.acquire(run.run_id, owner)  # one process executes a run: RunOwned otherwise
+        leases.acquire(store, run.run_id, owner)  # one process executes a run: RunOwned otherwise
         handle.run_id = run.run_id
         status = "failed"
         try:
@@ -182,7 +183,7 @@ async def execute(
             raise
         finally:
             with contextlib.suppress(StoreError):  # a store that failed may refuse this too
-                store.release(run.run_id, owner, status)
+                leases.release(store, run.run_id, owner, status)
 
 
 async def rescore(
@@ -208,10 +209,10 @@ async def rescore(
         config.endpoints[name].api_key()
     with Store.in_dir(options.results_dir, create=False) as store:
         before = run.status if run.status != "running" else "interrupted"
-        store.acquire(run.run_id, owner)
+        leases.acquire(store, run.run_id, owner)
         handle.run_id = run.run_id
         try:  # the run keeps its status: scoring it again does not change its calls
-            store.set_scores(run.run_id, experiment.to_dict().get("scores", {}))
+            scorestore.set_scores(store, run.run_id, experiment.to_dict().get("scores", {}))
             run = store.run(run.run_id) or run
             summary, judged, _ = await _schedule(
                 store, config, run, set(), owner, handle, "all", graded=False
@@ -220,7 +221,7 @@ async def rescore(
                            judged, status=before)  # fmt: skip
         finally:
             with contextlib.suppress(StoreError):
-                store.release(run.run_id, owner, before)
+                leases.release(store, run.run_id, owner, before)
 
 
 def _adopt_scores(store: Store, run: RunInfo, experiment: Experiment) -> RunInfo:
@@ -229,7 +230,7 @@ def _adopt_scores(store: Store, run: RunInfo, experiment: Experiment) -> RunInfo
     scores = experiment.to_dict().get("scores", {})
     if run.spec.get("scores", {}) == scores:
         return run
-    store.set_scores(run.run_id, scores)
+    scorestore.set_scores(store, run.run_id, scores)
     return store.run(run.run_id) or run
 
 
@@ -272,8 +273,8 @@ def _finish(
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,
         table, handle.exit_code, store.spend(run.run_id), judged,
-        store.score_summary(run.run_id) if scored else [],
-        store.judge_totals(run.run_id) if config.judges else None, batched,
+        scorestore.score_summary(store, run.run_id) if scored else [],
+        scorestore.judge_totals(store, run.run_id) if config.judges else None, batched,
         signalled=handle.stops > 0,
     )  # fmt: skip
 
@@ -470,7 +471,7 @@ async def _keeping_lease(io: StoreIO, work: Coroutine[Any, Any, T]) -> T:
     task = asyncio.ensure_future(work)
     try:
         while not (await asyncio.wait({task}, timeout=HEARTBEAT_S))[0]:
-            await io.call(Store.heartbeat, io.owner)
+            await io.call(leases.heartbeat, io.owner)
         return task.result()
     finally:
         task.cancel()
