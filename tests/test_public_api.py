@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 import promptgrid
+from promptgrid import errors
 
 SRC = Path(promptgrid.__file__).parent
 
@@ -37,6 +39,48 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
     names = ("run", "arun", "plan", "retry", "load", "compare", "varying", "summary", "score")
     for name in (*names, "contrast", "decide", "report"):
         assert inspect.isfunction(getattr(promptgrid, name)), name
+
+
+def _error_classes() -> list[type]:
+    return [value for value in vars(errors).values()
+            if isinstance(value, type) and value.__module__ == errors.__name__]  # fmt: skip
+
+
+def test_every_class_of_errors_is_public() -> None:
+    # What the API raises (and warns, and the values they carry) is importable from promptgrid.
+    missing = {cls.__name__ for cls in _error_classes()} - set(promptgrid.__all__)
+    assert not missing, f"add to promptgrid.__all__ (src/promptgrid/__init__.py): {missing}"
+    for cls in _error_classes():
+        assert getattr(promptgrid, cls.__name__) is cls
+
+
+def _drawn_tree() -> dict[str, str | None]:
+    """Class name -> its parent's name, as the tree in errors.py's docstring draws them."""
+    assert errors.__doc__ is not None
+    drawn: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []  # (column, name) of the branch being drawn
+    for line in errors.__doc__.split("::", 1)[1].splitlines()[1:]:
+        if line and not line[0].isspace():
+            break  # the end of the drawing
+        match = re.match(r"([\s│├└─]*)([A-Z]\w+)", line)
+        if match is None:
+            continue
+        column = len(match.group(1))
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        drawn[match.group(2)] = stack[-1][1] if stack else None
+        stack.append((column, match.group(2)))
+    return drawn
+
+
+def test_the_errors_docstring_draws_the_whole_tree() -> None:
+    # The docs' errors page is made from this drawing: each error under its own parent.
+    drawn = _drawn_tree()
+    for cls in _error_classes():
+        if issubclass(cls, errors.PromptgridError):
+            parent = None if cls is errors.PromptgridError else cls.__bases__[0].__name__
+            assert drawn.get(cls.__name__, "missing") == parent, cls.__name__
+    assert "PromptgridWarning" in (errors.__doc__ or "")
 
 
 @pytest.mark.parametrize(
