@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 import promptgrid
 import promptgrid.engine.attempts
-import promptgrid.engine.batches
+import promptgrid.engine.batch.driver
 import promptgrid.store.leases
 import promptgrid.store.owners
 from promptgrid._sync import RunHandle
@@ -43,7 +43,7 @@ from promptgrid.pricing import Price, table_price
 from promptgrid.providers.batch import custom_id_of, read_line
 from promptgrid.runner import Selection, execute
 from promptgrid.store import Store
-from promptgrid.store import batches as batchstore
+from promptgrid.store import batch as batchstore
 from promptgrid.testing import FaultServer
 
 KEY = "sk-test-batches-0123456789"
@@ -77,7 +77,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setattr(promptgrid.engine.attempts, "BACKOFF_MULTIPLIER_S", 0.001)
-    monkeypatch.setattr(promptgrid.engine.batches, "POLL_MIN_S", 0.0)  # waits never wait
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "POLL_MIN_S", 0.0)  # waits never wait
 
 
 @pytest.fixture
@@ -264,7 +264,7 @@ def test_wait_polls_until_every_batch_is_in(server: Recorder, tmp_path: Path) ->
 def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(promptgrid.engine.batches, "POLL_MIN_S", 5.0)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "POLL_MIN_S", 5.0)
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -272,7 +272,7 @@ def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
         if len(waits) == 12:
             server.batches.complete()
 
-    monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
     assert df.attrs["status"] == "finished"
     assert waits[:5] == [5.0, 7.5, 11.25, 16.875, 25.3125]
@@ -633,7 +633,9 @@ def test_everything_is_awaited_in_one_loop() -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        batcher: Any = promptgrid.engine.batches.Batcher.__new__(promptgrid.engine.batches.Batcher)
+        batcher: Any = promptgrid.engine.batch.driver.Batcher.__new__(
+            promptgrid.engine.batch.driver.Batcher
+        )
         batcher._stopping = asyncio.Event()
         batcher.sleep = asyncio.sleep
         loop.call_later(0.01, batcher._stopping.set)
@@ -647,7 +649,7 @@ def test_a_collection_cut_short_goes_on_without_duplicates(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results = tmp_path / "r"
-    monkeypatch.setattr(promptgrid.engine.batches, "COMMIT_ROWS", 2)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "COMMIT_ROWS", 2)
     run_id = run(write(tmp_path), server, results, batch=True).attrs["run_id"]
     server.batches.complete()
 
@@ -708,7 +710,7 @@ def test_the_lease_is_kept_while_waiting_for_batches(
         await asyncio.sleep(0.02)  # a poll every 20 ms: the lease is renewed every 10 ms
 
     monkeypatch.setattr(promptgrid.store.owners, "HEARTBEAT_S", 0.01)
-    monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
     monkeypatch.setattr(promptgrid.store.leases, "heartbeat", heartbeat)
     server.configure(batch_complete_after=10)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)

@@ -191,7 +191,7 @@ def test_imports_have_no_cycle() -> None:
 
 
 def test_the_fault_servers_parts_import_one_way_even_for_types() -> None:
-    # The test server's parts meet through Protocols (testing.batches.Answerer), not through
+    # The test server's parts meet through Protocols (testing.batch.Answerer), not through
     # each other's classes: no cycle, not even among the imports made for the type checker.
     assert not _cycle(list((SRC / "testing").rglob("*.py")), typing=True)
 

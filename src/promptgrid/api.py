@@ -22,7 +22,7 @@ from .runner import RunOutcome, Selection, execute, rescore
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .batching import BatchRow
+    from .engine.batch.session import BatchRow
     from .planning import Plan
     from .race.replay import Replay
     from .store import RunInfo
@@ -244,7 +244,7 @@ def collect(
 def require_batches(info: RunInfo, results_dir: str | Path) -> None:
     """A run to collect must have batches (``UsageError`` otherwise)."""
     from .store import Store
-    from .store import batches as batchstore
+    from .store import batch as batchstore
 
     with Store.in_dir(results_dir, readonly=True) as store:
         if info.run_id not in batchstore.batch_counts(store, [info.run_id]):
@@ -276,16 +276,16 @@ def cancel_batches(run_id: str, *, results_dir: str | Path = "results") -> pd.Da
 
 
 def batch_rows(run_id: str | None, results_dir: str | Path) -> list[BatchRow]:
-    """:func:`batch_status`, as :class:`~promptgrid.batching.BatchRow` values."""
-    from . import batching
+    """:func:`batch_status`, as :class:`~promptgrid.engine.batch.session.BatchRow` values."""
+    from .engine.batch import session as batching
 
     config, info = _batch_run(run_id, results_dir)
     return run_sync(batching.status(config, info))
 
 
 def cancel_rows(run_id: str, results_dir: str | Path) -> list[BatchRow]:
-    """:func:`cancel_batches`, as :class:`~promptgrid.batching.BatchRow` values."""
-    from . import batching
+    """:func:`cancel_batches`, as :class:`~promptgrid.engine.batch.session.BatchRow` values."""
+    from .engine.batch import session as batching
     from .store import Owner
 
     config, info = _batch_run(run_id, results_dir)
@@ -296,7 +296,7 @@ def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, 
     """A run with batches (default: the newest) and its configuration, as recorded."""
     from .config import resolve
     from .store import Store
-    from .store import batches as batchstore
+    from .store import batch as batchstore
     from .table import resolve_run
 
     with Store.in_dir(results_dir, readonly=True) as store:

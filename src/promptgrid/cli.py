@@ -252,7 +252,7 @@ def runs(results_dir: Path, experiment: str | None) -> None:
       promptgrid runs --experiment animal-names
     """
     from .store import Store
-    from .store.batches import batch_counts
+    from .store.batch import batch_counts
 
     with Store.in_dir(results_dir, readonly=True) as store:
         found = store.runs(experiment)

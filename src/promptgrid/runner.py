@@ -15,7 +15,7 @@ code serves ``promptgrid score``, and a resumed run scores exactly what is missi
 ``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
 
 A run in batch mode (``--batch``, ``batch:``) sends its batch endpoints' cells through their
-Batch APIs instead (:mod:`promptgrid.batching`), first in the session: chunks an earlier session
+Batch APIs instead (:mod:`.engine.batch`), first in the session: chunks an earlier session
 left between two steps are driven on, new ones submitted; the online endpoints run next, without
 the cells the batches carry; then the batches are polled and collected — once, or until all are
 in (``wait``). A run with batches still at the provider ends the session ``submitted``. The same
@@ -49,13 +49,13 @@ from .progress import make_progress
 from .providers import open_provider
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, leases
-from .store import batches as batchstore
+from .store import batch as batchstore
 from .store import scores as scorestore
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:
-    from .batching import BatchPhase
-    from .engine.batches import BatchSummary
+    from .engine.batch.driver import BatchSummary
+    from .engine.batch.session import BatchPhase
     from .scoring.apply import JudgeRoute, Redo
 
 __all__ = ["RunOutcome", "Selection", "execute", "new_run_id", "rescore"]
@@ -303,7 +303,9 @@ async def _schedule(
     wanted = {*config.judges.values(), *(config.routes.values() if graded else ())}
     phase: BatchPhase | None = None
     if graded and (config.batch_endpoints or _live_batches(store, run.run_id)):
-        from .batching import BatchPhase  # the openai SDK: only when batches are involved
+        from .engine.batch.session import (
+            BatchPhase,  # the openai SDK: only when batches are involved
+        )
 
         phase = BatchPhase.open(store, config, run, io, spent=spent, note=handle.note)
     try:

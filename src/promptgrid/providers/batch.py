@@ -3,7 +3,7 @@
 
 :class:`BatchClient` makes one remote step per call — upload a file, create a batch, look one
 up, poll, cancel, download, delete — and keeps no state: what was done is recorded by the
-caller (:mod:`promptgrid.engine.batches`) before and after each step. Two lookups make a step
+caller (:mod:`promptgrid.engine.batch.driver`) before and after each step. Two lookups make a step
 that may or may not have happened safe to repeat: :meth:`BatchClient.find_file` (by its unique file
 name) and :meth:`BatchClient.find_batch` (by its metadata). The SDK's own retries are off: a
 ``POST /batches`` retried after a lost answer would create a second batch; the caller retries,

@@ -38,7 +38,7 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 The package: :mod:`.core` (the :class:`Store`: opening, migrating, runs, results, claims),
 :mod:`.schema` (migrations and the result table's query), :mod:`.records` (the values it reads
 and writes), :mod:`.owners` (who executes a run), :mod:`.leases` (a run's lease),
-:mod:`.scores` (scores and judge calls), :mod:`.batches` (batch mode's chunks), :mod:`.failures`
+:mod:`.scores` (scores and judge calls), :mod:`.batch` (batch mode's chunks), :mod:`.failures`
 (error translation). Leases, scores and batches are functions over a :class:`Store`.
 """
 

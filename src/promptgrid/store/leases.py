@@ -1,4 +1,4 @@
-"""A run's lease, as functions over a :class:`~.core.Store` (as :mod:`.batches` is for batch
+"""A run's lease, as functions over a :class:`~.core.Store` (as :mod:`.batch` is for batch
 mode): one process executes a run. Its owner (:class:`~.owners.Owner`) takes the lease
 (``runs.owner``), renews it with its heartbeat every ``HEARTBEAT_S`` and gives it up with the
 run's status; an owner whose heartbeat is older than ``LEASE_TTL_S``, or whose pid is gone on

@@ -1,5 +1,5 @@
 """A run's scores and its judges' calls, as functions over a :class:`~.core.Store` (as
-:mod:`.batches` is for batch mode): the ``scores`` table (one row per run x cell x score
+:mod:`.batch` is for batch mode): the ``scores`` table (one row per run x cell x score
 column, with the digest of the definition that made it) and the ``judge_calls`` table (a
 judge's call for one score of one cell). The scoring phase runs them on the store's thread
 (``StoreIO.call``); each write is one transaction."""

@@ -1,7 +1,7 @@
 """Batch mode in a run's session, and the batch commands: status and cancel.
 
 A session of a run (``runner.execute``) that has batch endpoints, or chunks left by an earlier
-session, opens a :class:`BatchPhase`: one :class:`~promptgrid.engine.batches.Batcher` over a
+session, opens a :class:`BatchPhase`: one :class:`~promptgrid.engine.batch.driver.Batcher` over a
 Batch API client per endpoint concerned. ``before`` goes first — chunks left between two
 steps are driven on, then the batch endpoints' new cells are planned and submitted — so the
 cells spoken for are known before the online endpoints run; ``after`` polls and collects
@@ -22,20 +22,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .credentials import secrets_of
-from .engine.batches import Batcher, BatchSummary
-from .engine.storeio import StoreIO
-from .errors import BudgetExceeded, ProviderError, RetryableError, UsageError
-from .providers import open_batch_client
-from .store import Owner, Store, leases, owners
-from .store import batches as batchstore
-from .store.batches import Chunk
+from ...credentials import secrets_of
+from ...errors import BudgetExceeded, ProviderError, RetryableError, UsageError
+from ...providers import open_batch_client
+from ...store import Owner, Store, leases, owners
+from ...store import batch as batchstore
+from ...store.batch import Chunk
+from ..storeio import StoreIO
+from .driver import Batcher, BatchSummary
 
 if TYPE_CHECKING:
-    from ._sync import RunHandle
-    from .config import RunConfig
-    from .providers.batch import BatchClient
-    from .store import RunInfo
+    from ..._sync import RunHandle
+    from ...config import RunConfig
+    from ...providers.batch import BatchClient
+    from ...store import RunInfo
 
 __all__ = ["BatchPhase", "BatchRow", "cancel", "status"]
 
@@ -132,7 +132,7 @@ class BatchRow:
     run_id: str
     chunk: int
     endpoint: str
-    state: str  #: the local state (see :mod:`promptgrid.store.batches`)
+    state: str  #: the local state (see :mod:`promptgrid.store.batch`)
     batch_id: str | None
     status: str | None  #: the provider's status
     requests: int

@@ -6,9 +6,9 @@ same store tables), in four moves, each safe to interrupt at any moment:
 **Plan and submit** (:meth:`Batcher.submit`). The batch endpoints' share of the grid is walked
 lazily; a cell already answered in the store is a cached row at once (as online), a cell whose
 request another cell of the run already carries joins that request's chunk, and the rest
-become lines of a request file on disk (:mod:`.batchfiles`), cut at ``max_requests`` and
+become lines of a request file on disk (:mod:`.files`), cut at ``max_requests`` and
 ``max_bytes``. Each full file is recorded as a chunk with its cells, then driven through its
-remote steps, each written ahead and after (:mod:`promptgrid.store.batches`):
+remote steps, each written ahead and after (:mod:`promptgrid.store.batch`):
 ``planned -> uploading -> uploaded (file id) -> creating -> submitted (batch id)``.
 
 **Recover.** A chunk found between steps by a later process goes on from where it stands; one
@@ -49,23 +49,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
-from ..grid import Cell, expand
-from ..providers.base import Completion
-from ..providers.batch import BatchClient, RemoteBatch
-from ..store import Owner, ResultRow, Store
-from ..store import batches as batchstore
-from ..store.batches import Chunk
-from .attempts import Sleep
-from .batchfiles import ChunkFile, NotIn, encode, rebuild
-from .batchread import Outputs, answer_row, copy_row, unanswered
-from .budget import vet, worst_cost
-from .storeio import StoreIO
+from ...errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
+from ...grid import Cell, expand
+from ...providers.base import Completion
+from ...providers.batch import BatchClient, RemoteBatch
+from ...store import Owner, ResultRow, Store
+from ...store import batch as batchstore
+from ...store.batch import Chunk
+from ..attempts import Sleep
+from ..budget import vet, worst_cost
+from ..storeio import StoreIO
+from .files import ChunkFile, NotIn, encode, rebuild
+from .outputs import Outputs, answer_row, copy_row, unanswered
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
-    from ..providers.translate import Secrets
-    from ..store import RunInfo
+    from ...config import RunConfig
+    from ...providers.translate import Secrets
+    from ...store import RunInfo
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "BatchSummary", "Batcher"]
 
