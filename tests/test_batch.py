@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -753,6 +754,60 @@ def test_a_failed_upload_goes_on_against_a_server_that_cannot_list_files(
     assert sum(server.batches.stats()["uploads"].values()) == 1
     server.batches.complete()
     assert collect(run_id, results)["status"].eq("ok").all()
+
+
+def test_a_remote_step_is_retried_as_an_online_call_is(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver's retries are the online calls' (engine.attempts.retrying): the server's
+    # retry-after when it sends one, else the same backoff. The waits are recorded, not waited.
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the backoff's upper end
+    server.configure(retry_after_s=7.0)
+    server.batches.script(["429", "429"], op="upload")  # a rate limit, twice
+    server.batches.script(["503", "500"], op="create")  # server errors: no retry-after
+    path = write(tmp_path, retry={"max_attempts": 3, "max_wait_s": 30.0})
+    submitted = run(path, server, tmp_path / "r", batch=True)
+    # 7 s as the server asked, twice; then the backoff: BACKOFF_MULTIPLIER_S (1 ms in these
+    # tests) x 1, x 2, as online.
+    assert submitted.attrs["status"] == "submitted" and waits == [7.0, 7.0, 0.001, 0.002]
+    server.batches.complete()
+    server.batches.script(["429"], op="content")  # downloads are retried the same way
+    assert collect(submitted.attrs["run_id"], tmp_path / "r")["status"].eq("ok").all()
+    assert waits[4:] == [7.0]
+
+
+async def test_a_stop_during_a_retry_wait_ends_the_step_there(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = RunHandle()
+    waits: list[float] = []
+    woken: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # Ctrl-C while waiting to retry the upload
+        waits.append(seconds)
+        handle.stop()
+        try:
+            await asyncio.sleep(5)  # never over: the stop wakes it
+        except asyncio.CancelledError:
+            woken.append(seconds)
+            raise
+
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
+    server.configure(retry_after_s=30.0)
+    server.batches.script(["429"] * 3, op="upload")
+    options = RunOptions(results_dir=tmp_path / "r", base_url=server.base_url, batch=True,
+                         progress=False)  # fmt: skip
+    path = write(tmp_path, retry={"max_attempts": 3, "max_wait_s": 60.0})
+    outcome = await execute(promptgrid.Experiment.from_yaml(path), options, Selection(), handle)
+    assert waits == woken == [30.0] and outcome.exit_code == ExitCode.SIGINT  # resumable
+    assert server.batches.stats()["calls"]["upload"] == 1  # no attempt after the stop
+    assert [c.state for c in chunks(tmp_path / "r", outcome.run_id)] == ["uploading"]
 
 
 def test_an_unknown_batch_creation_is_not_repeated_blindly(

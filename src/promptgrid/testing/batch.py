@@ -34,7 +34,8 @@ in the error file (so do ``quota`` and ``error_surrogate``), an answer kind (``t
 lines are ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``.
 
 For crash tests, ``script(faults, op=...)`` fails the next Files/Batch API calls (an HTTP
-status, or ``drop``: the connection closed), and ``hook(op, info)`` is called before each call
+status, a 429 with the ``retry_after_s`` setting's ``retry-after`` as online; or ``drop``: the
+connection closed), and ``hook(op, info)`` is called before each call
 (``op``: ``upload``, ``files.list``, ``content``, ``delete``, ``create``, ``list``,
 ``retrieve``, ``cancel``) and after it took effect (``op + ":done"``), on the server's thread;
 returning ``"abort"`` closes the connection there — before: the call never happened; after:
@@ -216,8 +217,9 @@ class Batches:
             return None
         if fault == "drop":
             return _abort(request)
-        status = int(fault) if fault.isdigit() else 500
-        return respond(status, error_body(status), {})
+        status = fault if fault.isdigit() else "500"
+        headers: dict[str, str] = {}
+        return respond(int(status), injected_error(status, op, self.core.cfg, headers), headers)
 
     def _done(self, request: web.Request, op: str, info: Mapping[str, Any]) -> bool:
         return self._call_hook(f"{op}:done", info)

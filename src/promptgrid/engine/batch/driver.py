@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import random
 import tempfile
 import time
 from collections import Counter
@@ -49,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tenacity import AsyncRetrying
+
 from ...errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
 from ...grid import Cell, expand
 from ...providers.base import Completion
@@ -56,7 +57,7 @@ from ...providers.batch import BatchClient, RemoteBatch
 from ...store import Owner, ResultRow, Store
 from ...store import batch as batchstore
 from ...store.batch import Chunk
-from ..attempts import Sleep
+from ..attempts import Sleep, retrying
 from ..budget import vet, worst_cost
 from ..storeio import StoreIO
 from .files import ChunkFile, NotIn, encode, rebuild
@@ -305,20 +306,16 @@ class Batcher:
 
     async def _advance(self, chunk: Chunk) -> Chunk:
         """Take a chunk through its remote steps to ``submitted``, retrying transient failures
-        (each retry looks before it redoes: the failed attempt may have happened)."""
+        as online calls are retried (each retry looks before it redoes: the failed attempt may
+        have happened)."""
         client = self.clients[chunk.endpoint]
-        failures = 0
         while chunk.state in ("planned", "uploading", "uploaded", "creating"):
-            if self.stopping:  # between two steps: the next session goes on from here
-                return chunk
             try:
-                chunk = await self._step(client, chunk)
-                failures = 0
-            except RetryableError as exc:
-                failures += 1
-                if failures >= self.config.retry.max_attempts:
-                    raise _during(exc, chunk) from None
-                await self.sleep(self._backoff(failures, exc.retry_after))
+                async for attempt in self._retrying(self._pause):  # a stop wakes its waits
+                    if self.stopping:  # between two steps: the next session goes on from here
+                        return chunk
+                    with attempt:
+                        chunk = await self._step(client, chunk)
             except BatchUnknown:
                 raise  # it says what happened and the ways on already
             except ProviderError as exc:
@@ -397,11 +394,11 @@ class Batcher:
         self._files[chunk.chunk] = path
         return path
 
-    def _backoff(self, failures: int, retry_after: float | None) -> float:
-        cap = self.config.retry.max_wait_s
-        if retry_after is not None:
-            return min(retry_after, cap)
-        return min(cap, random.uniform(0, 2.0**failures))
+    def _retrying(self, sleep: Sleep) -> AsyncRetrying:
+        """The online calls' retry policy (:func:`..attempts.retrying`) for one remote step:
+        the server's ``retry_after``, else backoff with jitter; waits through ``sleep``."""
+        retry = self.config.retry
+        return retrying(max_attempts=retry.max_attempts, max_wait_s=retry.max_wait_s, sleep=sleep)
 
     # ------------------------------------------------------------------ poll
 
@@ -536,16 +533,9 @@ class Batcher:
             if not file_id:
                 continue
             path = folder / f"{name}.jsonl"
-            failures = 0
-            while True:
-                try:
+            async for attempt in self._retrying(self.sleep):
+                with attempt:
                     await client.download(file_id, path)
-                    break
-                except RetryableError as exc:
-                    failures += 1
-                    if failures >= self.config.retry.max_attempts:
-                        raise
-                    await self.sleep(self._backoff(failures, exc.retry_after))
             paths.append(path)
         return paths
 
