@@ -109,6 +109,77 @@ def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:
     assert getattr(promptgrid, name).__doc__
 
 
+@pytest.mark.parametrize("name", ["run", "arun", "plan"])
+def test_experiment_methods_spell_the_keywords_of_their_functions(name: str) -> None:
+    # Experiment(...).run(max_cost=1) takes what promptgrid.run(experiment, max_cost=1) does:
+    # the same names, kinds, defaults and types (no **options for an IDE to guess at).
+    method = list(inspect.signature(getattr(promptgrid.Experiment, name)).parameters.values())
+    function = list(inspect.signature(getattr(promptgrid, name)).parameters.values())
+    assert method[0].name == "self" and method[1:] == function[1:]
+    assert inspect.iscoroutinefunction(getattr(promptgrid.Experiment, name)) == (name == "arun")
+
+
+def test_every_error_names_its_exit_code() -> None:
+    # The docs' errors page lists each error with its exit code, read from its docstring.
+    for cls in _error_classes():
+        if not issubclass(cls, errors.PromptgridError):
+            continue
+        doc = " ".join((cls.__doc__ or "").split())
+        if not issubclass(cls, errors.ProviderError):
+            expected = {cls.exit_code}  # raised: the command exits with it
+        elif cls.stops_run or cls is errors.BatchUnknown:
+            expected = {errors.ExitCode.STOPPED}  # stops the run
+        elif cls in (errors.ProviderError, errors.FatalError):
+            expected = {errors.ExitCode.ERROR_ROWS, errors.ExitCode.STOPPED}  # either, by kind
+        else:
+            expected = {errors.ExitCode.ERROR_ROWS}  # its cell's error row
+        for code in expected:
+            assert f"Exit code {int(code)}" in doc or f"exit code {int(code)}" in doc, cls
+
+
+#: What the CLI may import of the library: the public API's modules (their public names), the
+#: operations layer made for it, and the terminal it prints to.
+CLI_MAY_IMPORT = {
+    "promptgrid.api": set(promptgrid.__all__),
+    "promptgrid.analysis": set(promptgrid.__all__),
+    "promptgrid.errors": set(promptgrid.__all__),
+    "promptgrid.operations": None,  # its __all__
+    "promptgrid.terminal": {"print_frame", "visible"},
+}
+
+
+def test_the_cli_calls_only_the_public_api_and_the_operations_layer() -> None:
+    from promptgrid import operations
+
+    allowed = dict(CLI_MAY_IMPORT, **{"promptgrid.operations": set(operations.__all__)})
+    tree = ast.parse((SRC / "cli.py").read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or "promptgrid" in (node.module or "")):
+            module = "promptgrid." + (node.module or "") if node.level else node.module or ""
+            names = {alias.name for alias in node.names}
+            found.append(module)
+            assert module in allowed, f"cli.py imports {module}: use the API or operations"
+            assert names <= allowed[module], f"cli.py imports {names - allowed[module]}"
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("promptgrid") for a in node.names)
+    assert "promptgrid.operations" in found  # the check looked at the real imports
+
+
+def test_what_the_cli_calls_has_an_explicit_signature() -> None:
+    # No **options and no untyped parameter in the operations the CLI calls.
+    from promptgrid import operations
+
+    for name in operations.__all__:
+        value = getattr(operations, name)
+        if not inspect.isfunction(value):
+            continue
+        parameters = inspect.signature(value).parameters.values()
+        assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters), name
+        assert all(p.annotation is not inspect.Parameter.empty for p in parameters), name
+        assert value.__doc__, name
+
+
 def test_run_accepts_a_mapping(tmp_path: Path) -> None:
     df = promptgrid.run(
         {"name": "m", "provider": "echo", "prompts": {"p": "hi"}, "params": {"model": "x"}},

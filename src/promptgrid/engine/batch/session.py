@@ -1,4 +1,4 @@
-"""Batch mode in a run's session, and the batch commands: status and cancel.
+"""Batch mode in a run's session.
 
 A session of a run (``runner.execute``) that has batch endpoints, or chunks left by an earlier
 session, opens a :class:`BatchPhase`: one :class:`~promptgrid.engine.batch.driver.Batcher` over a
@@ -8,9 +8,8 @@ cells spoken for are known before the online endpoints run; ``after`` polls and 
 (once, or until every batch is in with ``wait``).
 
 A run with batches in flight is ``submitted``: not finished, collectable
-(``promptgrid batch collect``), resumable by the same ``run`` command. :func:`status` reads a
-run's chunks and asks the provider how each batch stands without writing anything (it needs
-no lease); :func:`cancel` asks the provider to stop them.
+(``promptgrid batch collect``), resumable by the same ``run`` command. The ``batch status``
+and ``batch cancel`` commands are in :mod:`promptgrid.operations`.
 """
 
 from __future__ import annotations
@@ -18,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Container
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...credentials import secrets_of
-from ...errors import BudgetExceeded, ProviderError, RetryableError, UsageError
+from ...errors import BudgetExceeded, ProviderError
 from ...providers import open_batch_client
-from ...store import Owner, Store, leases, owners
+from ...store import Store, leases, owners
 from ...store import batch as batchstore
-from ...store.batch import Chunk
 from ..storeio import StoreIO
 from .driver import Batcher, BatchSummary
 
@@ -37,7 +33,7 @@ if TYPE_CHECKING:
     from ...providers.batch import BatchClient
     from ...store import RunInfo
 
-__all__ = ["BatchPhase", "BatchRow", "cancel", "status"]
+__all__ = ["BatchPhase"]
 
 
 class BatchPhase:
@@ -123,95 +119,3 @@ class BatchPhase:
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 await client.aclose()
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    """One batch of a run, as ``promptgrid batch status`` shows it."""
-
-    run_id: str
-    chunk: int
-    endpoint: str
-    state: str  #: the local state (see :mod:`promptgrid.store.batch`)
-    batch_id: str | None
-    status: str | None  #: the provider's status
-    requests: int
-    cells: int
-    completed: int | None
-    failed: int | None
-    total: int | None
-    bytes: int
-    file_id: str | None
-    output_file_id: str | None
-    error_file_id: str | None
-    planned_at: str
-    updated_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """As a mapping (a DataFrame row)."""
-        return asdict(self)
-
-
-def _row(chunk: Chunk) -> BatchRow:
-    return BatchRow(
-        chunk.run_id, chunk.chunk, chunk.endpoint, chunk.state, chunk.batch_id,
-        chunk.batch_status, chunk.requests, chunk.cells, chunk.completed, chunk.failed,
-        chunk.total, chunk.bytes, chunk.file_id, chunk.output_file_id, chunk.error_file_id,
-        chunk.planned_at, chunk.updated_at,
-    )  # fmt: skip
-
-
-async def status(config: RunConfig, run: RunInfo, *, poll: bool = True) -> list[BatchRow]:
-    """Each batch of a run: as recorded, and (``poll``) as the provider says it stands now.
-    Writes nothing (the run's owner, if any, records what it sees)."""
-    with Store.in_dir(config.results_dir, readonly=True) as store:
-        chunks = batchstore.chunks(store, run.run_id)
-    if not chunks:
-        raise UsageError(f"run {run.run_id} has no batches (it was not run with --batch)")
-    rows = [_row(c) for c in chunks]
-    if not poll:
-        return rows
-    wanted = {c.endpoint for c in chunks if c.state == "submitted" and c.batch_id}
-    clients = {name: open_batch_client(config.endpoints[name]) for name in sorted(wanted)}
-    try:
-        for i, chunk in enumerate(chunks):
-            if chunk.endpoint not in clients or chunk.batch_id is None:
-                continue
-            if chunk.state != "submitted" or chunk.batch_status in batchstore.TERMINAL:
-                continue
-            with contextlib.suppress(RetryableError):  # a flaky poll shows the recorded state
-                now = await clients[chunk.endpoint].retrieve(chunk.batch_id)
-                rows[i] = BatchRow(**{
-                    **rows[i].to_dict(), "status": now.status, "completed": now.completed,
-                    "failed": now.failed, "total": now.total,
-                })  # fmt: skip
-    finally:
-        for client in clients.values():
-            with contextlib.suppress(Exception):
-                await client.aclose()
-    return rows
-
-
-async def cancel(config: RunConfig, run: RunInfo, owner: Owner) -> list[BatchRow]:
-    """Cancel a run's batches (the run's lease is held meanwhile); see
-    :meth:`Batcher.cancel`. Collect afterwards: what ran is kept."""
-    with Store.in_dir(config.results_dir, create=False) as store:
-        chunks = batchstore.chunks(store, run.run_id)
-        if not chunks:
-            raise UsageError(f"run {run.run_id} has no batches (it was not run with --batch)")
-        leases.acquire(store, run.run_id, owner)
-        before = run.status if run.status != "running" else "interrupted"
-        io = StoreIO(Path(store.path), owner, after=0)
-        names = {c.endpoint for c in chunks if c.live}
-        clients = {name: open_batch_client(config.endpoints[name]) for name in sorted(names)}
-        batcher = Batcher(io, config, run, clients)
-        try:
-            return [_row(c) for c in await batcher.cancel()]
-        finally:
-            batcher.close()
-            for client in clients.values():
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            io.close()
-            with contextlib.suppress(Exception):
-                leases.release(store, run.run_id, owner, before)
