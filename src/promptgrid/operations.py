@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import spec
 from ._sync import RunHandle, run_sync
-from .analysis.comparison import score_columns
 from .config import RunConfig, RunOptions
 from .errors import Problem, RetryableError, SpecError, UsageError
 from .exports import Repeats, parse_formats
@@ -40,6 +39,8 @@ from .store import batch as batchstore
 from .table import resolve_run
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .store.batch import Chunk
 
 __all__ = [
@@ -307,6 +308,14 @@ def export_run(
         target = output or Path(results_dir) / info.experiment / info.run_id
         return export(store, info, target, parse_formats(formats), repeats=repeats,
                       csv_verbatim=csv_verbatim)  # fmt: skip
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """The score columns of a result table (what ``promptgrid contrast`` compares by default).
+    Imported when called: importing this module (and the API) does not import pandas."""
+    from .analysis.comparison import score_columns as found
+
+    return found(df)
 
 
 # --------------------------------------------------------------------------- batches
