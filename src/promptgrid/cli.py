@@ -156,7 +156,11 @@ def validate(files: tuple[Path, ...]) -> None:
     "--batch/--no-batch", default=None, help="Price the calls as batches (default: the file's)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
-def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
+def plan(
+    file: Path, no_cache: bool, as_json: bool, results_dir: Path, provider: str | None,
+    base_url: str | None, rpm: float | None, tpm: int | None, concurrency: int | None,
+    max_cost: float | None, batch: bool | None,
+) -> None:  # fmt: skip
     """Show calls per axis, in total, already cached, tokens, cost and time.
 
     \b
@@ -168,7 +172,11 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
 
     from .api import plan as make_plan
 
-    made = make_plan(file, use_cache=False if no_cache else None, **options)
+    made = make_plan(
+        file, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, use_cache=False if no_cache else None, max_cost=max_cost,
+        batch=batch,
+    )  # fmt: skip
     _out(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
