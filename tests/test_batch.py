@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ from click.testing import CliRunner
 
 import promptgrid
 import promptgrid.engine.attempts
-import promptgrid.engine.batches
+import promptgrid.engine.batch.driver
+import promptgrid.store.leases
 import promptgrid.store.owners
 from promptgrid._sync import RunHandle
 from promptgrid.cli import cli
@@ -42,7 +44,7 @@ from promptgrid.pricing import Price, table_price
 from promptgrid.providers.batch import custom_id_of, read_line
 from promptgrid.runner import Selection, execute
 from promptgrid.store import Store
-from promptgrid.store import batches as batchstore
+from promptgrid.store import batch as batchstore
 from promptgrid.testing import FaultServer
 
 KEY = "sk-test-batches-0123456789"
@@ -76,7 +78,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setattr(promptgrid.engine.attempts, "BACKOFF_MULTIPLIER_S", 0.001)
-    monkeypatch.setattr(promptgrid.engine.batches, "POLL_MIN_S", 0.0)  # waits never wait
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "POLL_MIN_S", 0.0)  # waits never wait
 
 
 @pytest.fixture
@@ -263,7 +265,7 @@ def test_wait_polls_until_every_batch_is_in(server: Recorder, tmp_path: Path) ->
 def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(promptgrid.engine.batches, "POLL_MIN_S", 5.0)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "POLL_MIN_S", 5.0)
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -271,7 +273,7 @@ def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
         if len(waits) == 12:
             server.batches.complete()
 
-    monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
     assert df.attrs["status"] == "finished"
     assert waits[:5] == [5.0, 7.5, 11.25, 16.875, 25.3125]
@@ -612,13 +614,13 @@ def test_an_old_store_gains_the_batch_tables(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     from promptgrid.store import MIGRATIONS
+    from promptgrid.store.schema import statements
 
     for name, sql in MIGRATIONS:
         if name == "004_batches":
             continue
-        for statement in sql.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        for statement in statements(sql):
+            db.execute(statement)
         db.execute("INSERT INTO migrations VALUES (?, '2026')", (name,))
     db.commit()
     db.close()
@@ -632,7 +634,9 @@ def test_everything_is_awaited_in_one_loop() -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        batcher: Any = promptgrid.engine.batches.Batcher.__new__(promptgrid.engine.batches.Batcher)
+        batcher: Any = promptgrid.engine.batch.driver.Batcher.__new__(
+            promptgrid.engine.batch.driver.Batcher
+        )
         batcher._stopping = asyncio.Event()
         batcher.sleep = asyncio.sleep
         loop.call_later(0.01, batcher._stopping.set)
@@ -646,7 +650,7 @@ def test_a_collection_cut_short_goes_on_without_duplicates(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results = tmp_path / "r"
-    monkeypatch.setattr(promptgrid.engine.batches, "COMMIT_ROWS", 2)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "COMMIT_ROWS", 2)
     run_id = run(write(tmp_path), server, results, batch=True).attrs["run_id"]
     server.batches.complete()
 
@@ -697,18 +701,18 @@ def test_the_lease_is_kept_while_waiting_for_batches(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     beats: list[str] = []
-    real = Store.heartbeat
+    real = promptgrid.store.leases.heartbeat
 
-    def heartbeat(self: Store, owner: Any) -> None:
+    def heartbeat(store: Store, owner: Any) -> None:
         beats.append(owner.id)
-        real(self, owner)
+        real(store, owner)
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(0.02)  # a poll every 20 ms: the lease is renewed every 10 ms
 
     monkeypatch.setattr(promptgrid.store.owners, "HEARTBEAT_S", 0.01)
-    monkeypatch.setattr(promptgrid.engine.batches, "SLEEP", sleep)
-    monkeypatch.setattr(Store, "heartbeat", heartbeat)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
+    monkeypatch.setattr(promptgrid.store.leases, "heartbeat", heartbeat)
     server.configure(batch_complete_after=10)
     df = run(write(tmp_path), server, tmp_path / "r", batch=True, wait=True)
     assert df.attrs["status"] == "finished" and len(beats) >= 5
@@ -750,6 +754,60 @@ def test_a_failed_upload_goes_on_against_a_server_that_cannot_list_files(
     assert sum(server.batches.stats()["uploads"].values()) == 1
     server.batches.complete()
     assert collect(run_id, results)["status"].eq("ok").all()
+
+
+def test_a_remote_step_is_retried_as_an_online_call_is(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver's retries are the online calls' (engine.attempts.retrying): the server's
+    # retry-after when it sends one, else the same backoff. The waits are recorded, not waited.
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the backoff's upper end
+    server.configure(retry_after_s=7.0)
+    server.batches.script(["429", "429"], op="upload")  # a rate limit, twice
+    server.batches.script(["503", "500"], op="create")  # server errors: no retry-after
+    path = write(tmp_path, retry={"max_attempts": 3, "max_wait_s": 30.0})
+    submitted = run(path, server, tmp_path / "r", batch=True)
+    # 7 s as the server asked, twice; then the backoff: BACKOFF_MULTIPLIER_S (1 ms in these
+    # tests) x 1, x 2, as online.
+    assert submitted.attrs["status"] == "submitted" and waits == [7.0, 7.0, 0.001, 0.002]
+    server.batches.complete()
+    server.batches.script(["429"], op="content")  # downloads are retried the same way
+    assert collect(submitted.attrs["run_id"], tmp_path / "r")["status"].eq("ok").all()
+    assert waits[4:] == [7.0]
+
+
+async def test_a_stop_during_a_retry_wait_ends_the_step_there(
+    server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = RunHandle()
+    waits: list[float] = []
+    woken: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # Ctrl-C while waiting to retry the upload
+        waits.append(seconds)
+        handle.stop()
+        try:
+            await asyncio.sleep(5)  # never over: the stop wakes it
+        except asyncio.CancelledError:
+            woken.append(seconds)
+            raise
+
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "SLEEP", sleep)
+    server.configure(retry_after_s=30.0)
+    server.batches.script(["429"] * 3, op="upload")
+    options = RunOptions(results_dir=tmp_path / "r", base_url=server.base_url, batch=True,
+                         progress=False)  # fmt: skip
+    path = write(tmp_path, retry={"max_attempts": 3, "max_wait_s": 60.0})
+    outcome = await execute(promptgrid.Experiment.from_yaml(path), options, Selection(), handle)
+    assert waits == woken == [30.0] and outcome.exit_code == ExitCode.SIGINT  # resumable
+    assert server.batches.stats()["calls"]["upload"] == 1  # no attempt after the stop
+    assert [c.state for c in chunks(tmp_path / "r", outcome.run_id)] == ["uploading"]
 
 
 def test_an_unknown_batch_creation_is_not_repeated_blindly(

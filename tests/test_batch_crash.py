@@ -28,7 +28,7 @@ import yaml
 import promptgrid
 from processes import KEY, integrity, start
 from promptgrid.store import Store
-from promptgrid.store import batches as batchstore
+from promptgrid.store import batch as batchstore
 from promptgrid.testing import FaultServer
 
 pytestmark = pytest.mark.slow

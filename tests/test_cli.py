@@ -123,6 +123,18 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert out.stdout.strip().endswith("[]"), out.stdout
 
 
+@pytest.mark.slow
+def test_the_api_and_its_operations_import_no_table_library() -> None:
+    # `promptgrid validate`, `plan` and `import promptgrid; promptgrid.Experiment` need no
+    # pandas or pyarrow: the operations layer under the CLI imports them only when called.
+    code = (
+        "import sys, promptgrid.api, promptgrid.operations\n"
+        "print([m for m in ('pandas', 'pyarrow', 'openai') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+
+
 def test_main_turns_errors_into_exit_codes(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["show", "--results-dir", str(tmp_path)])

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 import promptgrid
 import promptgrid.engine.attempts
-import promptgrid.engine.batches
+import promptgrid.engine.batch.driver
 from promptgrid import untrusted
 from promptgrid.apis import parse_structured
 from promptgrid.cli import cli
@@ -47,7 +47,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setattr(promptgrid.engine.attempts, "BACKOFF_MULTIPLIER_S", 0.001)
-    monkeypatch.setattr(promptgrid.engine.batches, "POLL_MIN_S", 0.0)
+    monkeypatch.setattr(promptgrid.engine.batch.driver, "POLL_MIN_S", 0.0)
 
 
 @pytest.fixture

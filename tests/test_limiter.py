@@ -23,7 +23,6 @@ from promptgrid.engine.limiter import (
     Admission,
     Bucket,
     EndpointLimiter,
-    parse_duration,
 )
 from promptgrid.errors import BadRequest, RateLimited
 from promptgrid.providers.base import Completion, Request
@@ -104,32 +103,6 @@ def spawn(limiter: EndpointLimiter, tokens: int, **kw: int) -> asyncio.Task[Admi
 
 
 # ------------------------------------------------------------------ pure functions
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        pytest.param("6m0s", 360.0, id="minutes-seconds"),
-        pytest.param("1m30.5s", 90.5, id="fractional"),
-        pytest.param("120ms", 0.12, id="milliseconds"),
-        pytest.param("1s", 1.0, id="second"),
-        pytest.param("0s", 0.0, id="zero"),
-        pytest.param("1h2m3s", 3723.0, id="hours"),
-        pytest.param("12", 12.0, id="plain-seconds"),
-        pytest.param(" 0.5 ", 0.5, id="plain-fraction"),
-        pytest.param("250us", 0.00025, id="microseconds"),
-        pytest.param("", None, id="empty"),
-        pytest.param("soon", None, id="words"),
-        pytest.param("-1s", None, id="negative-go"),
-        pytest.param("-3", None, id="negative"),
-        pytest.param("5x", None, id="unknown-unit"),
-        pytest.param("1m 30s", None, id="space-inside"),
-        pytest.param("nan", None, id="nan"),
-        pytest.param("inf", None, id="inf"),
-    ],
-)
-def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
 
 
 def test_estimate_prompt_tokens() -> None:

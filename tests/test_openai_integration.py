@@ -642,8 +642,8 @@ def test_credentials_in_a_base_url_reach_no_file_and_no_message(
 def test_a_retry_takes_the_url_credentials_from_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from promptgrid.api import stored_experiment
     from promptgrid.errors import UsageError
+    from promptgrid.operations import stored_experiment
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
     url = "http://user:hunter22pw@127.0.0.1:9/v1"  # nothing listens: every call fails at once
@@ -656,7 +656,7 @@ def test_a_retry_takes_the_url_credentials_from_the_file(
     )
     results = tmp_path / "r"
     run_id = promptgrid.run(path, results_dir=results, progress=False).attrs["run_id"]
-    experiment, _ = stored_experiment(run_id, results)
+    experiment, _ = stored_experiment(run_id, results_dir=results)
     assert experiment.file.providers["aws"].base_url == url  # from the file, not the store
     assert promptgrid.retry(run_id, results_dir=results, progress=False)["status"].eq("error").all()
     path.unlink()  # without the file, the credentials are nowhere: the retry says so

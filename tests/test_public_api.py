@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 import promptgrid
+from promptgrid import errors
 
 SRC = Path(promptgrid.__file__).parent
 
@@ -39,6 +41,48 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
         assert inspect.isfunction(getattr(promptgrid, name)), name
 
 
+def _error_classes() -> list[type]:
+    return [value for value in vars(errors).values()
+            if isinstance(value, type) and value.__module__ == errors.__name__]  # fmt: skip
+
+
+def test_every_class_of_errors_is_public() -> None:
+    # What the API raises (and warns, and the values they carry) is importable from promptgrid.
+    missing = {cls.__name__ for cls in _error_classes()} - set(promptgrid.__all__)
+    assert not missing, f"add to promptgrid.__all__ (src/promptgrid/__init__.py): {missing}"
+    for cls in _error_classes():
+        assert getattr(promptgrid, cls.__name__) is cls
+
+
+def _drawn_tree() -> dict[str, str | None]:
+    """Class name -> its parent's name, as the tree in errors.py's docstring draws them."""
+    assert errors.__doc__ is not None
+    drawn: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []  # (column, name) of the branch being drawn
+    for line in errors.__doc__.split("::", 1)[1].splitlines()[1:]:
+        if line and not line[0].isspace():
+            break  # the end of the drawing
+        match = re.match(r"([\s│├└─]*)([A-Z]\w+)", line)
+        if match is None:
+            continue
+        column = len(match.group(1))
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        drawn[match.group(2)] = stack[-1][1] if stack else None
+        stack.append((column, match.group(2)))
+    return drawn
+
+
+def test_the_errors_docstring_draws_the_whole_tree() -> None:
+    # The docs' errors page is made from this drawing: each error under its own parent.
+    drawn = _drawn_tree()
+    for cls in _error_classes():
+        if issubclass(cls, errors.PromptgridError):
+            parent = None if cls is errors.PromptgridError else cls.__bases__[0].__name__
+            assert drawn.get(cls.__name__, "missing") == parent, cls.__name__
+    assert "PromptgridWarning" in (errors.__doc__ or "")
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -65,6 +109,77 @@ def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:
     assert getattr(promptgrid, name).__doc__
 
 
+@pytest.mark.parametrize("name", ["run", "arun", "plan"])
+def test_experiment_methods_spell_the_keywords_of_their_functions(name: str) -> None:
+    # Experiment(...).run(max_cost=1) takes what promptgrid.run(experiment, max_cost=1) does:
+    # the same names, kinds, defaults and types (no **options for an IDE to guess at).
+    method = list(inspect.signature(getattr(promptgrid.Experiment, name)).parameters.values())
+    function = list(inspect.signature(getattr(promptgrid, name)).parameters.values())
+    assert method[0].name == "self" and method[1:] == function[1:]
+    assert inspect.iscoroutinefunction(getattr(promptgrid.Experiment, name)) == (name == "arun")
+
+
+def test_every_error_names_its_exit_code() -> None:
+    # The docs' errors page lists each error with its exit code, read from its docstring.
+    for cls in _error_classes():
+        if not issubclass(cls, errors.PromptgridError):
+            continue
+        doc = " ".join((cls.__doc__ or "").split())
+        if not issubclass(cls, errors.ProviderError):
+            expected = {cls.exit_code}  # raised: the command exits with it
+        elif cls.stops_run or cls is errors.BatchUnknown:
+            expected = {errors.ExitCode.STOPPED}  # stops the run
+        elif cls in (errors.ProviderError, errors.FatalError):
+            expected = {errors.ExitCode.ERROR_ROWS, errors.ExitCode.STOPPED}  # either, by kind
+        else:
+            expected = {errors.ExitCode.ERROR_ROWS}  # its cell's error row
+        for code in expected:
+            assert f"Exit code {int(code)}" in doc or f"exit code {int(code)}" in doc, cls
+
+
+#: What the CLI may import of the library: the public API's modules (their public names), the
+#: operations layer made for it, and the terminal it prints to.
+CLI_MAY_IMPORT = {
+    "promptgrid.api": set(promptgrid.__all__),
+    "promptgrid.analysis": set(promptgrid.__all__),
+    "promptgrid.errors": set(promptgrid.__all__),
+    "promptgrid.operations": None,  # its __all__
+    "promptgrid.terminal": {"print_frame", "visible"},
+}
+
+
+def test_the_cli_calls_only_the_public_api_and_the_operations_layer() -> None:
+    from promptgrid import operations
+
+    allowed = dict(CLI_MAY_IMPORT, **{"promptgrid.operations": set(operations.__all__)})
+    tree = ast.parse((SRC / "cli.py").read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or "promptgrid" in (node.module or "")):
+            module = "promptgrid." + (node.module or "") if node.level else node.module or ""
+            names = {alias.name for alias in node.names}
+            found.append(module)
+            assert module in allowed, f"cli.py imports {module}: use the API or operations"
+            assert names <= allowed[module], f"cli.py imports {names - allowed[module]}"
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("promptgrid") for a in node.names)
+    assert "promptgrid.operations" in found  # the check looked at the real imports
+
+
+def test_what_the_cli_calls_has_an_explicit_signature() -> None:
+    # No **options and no untyped parameter in the operations the CLI calls.
+    from promptgrid import operations
+
+    for name in operations.__all__:
+        value = getattr(operations, name)
+        if not inspect.isfunction(value):
+            continue
+        parameters = inspect.signature(value).parameters.values()
+        assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters), name
+        assert all(p.annotation is not inspect.Parameter.empty for p in parameters), name
+        assert value.__doc__, name
+
+
 def test_run_accepts_a_mapping(tmp_path: Path) -> None:
     df = promptgrid.run(
         {"name": "m", "provider": "echo", "prompts": {"p": "hi"}, "params": {"model": "x"}},
@@ -87,15 +202,15 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, typing: bool = False) -> set[str]:
     """promptgrid modules ``path`` imports at run time (anywhere in the file, lazy imports
-    included; ``if TYPE_CHECKING:`` blocks left out)."""
+    included; ``if TYPE_CHECKING:`` blocks left out unless ``typing``)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) and not typing:
             typing_only |= {id(n) for child in node.body for n in ast.walk(child)}
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -118,9 +233,10 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_imports_have_no_cycle() -> None:
-    files = {_module_name(p): p for p in SRC.rglob("*.py")}
-    graph = {name: {m for m in _imports(path) if m in files and m != name}
+def _cycle(paths: list[Path], *, typing: bool = False) -> str:
+    """An import cycle among the modules of ``paths`` (``a -> b -> a``), or ``""``."""
+    files = {_module_name(p): p for p in paths}
+    graph = {name: {m for m in _imports(path, typing=typing) if m in files and m != name}
              for name, path in files.items()}  # fmt: skip
     cycle: list[str] = []
 
@@ -137,7 +253,24 @@ def test_imports_have_no_cycle() -> None:
         return found
 
     done: set[str] = set()
-    assert not any(visit(n, [], done) for n in sorted(graph)), " -> ".join(cycle)
+    any(visit(n, [], done) for n in sorted(graph))
+    return " -> ".join(cycle)
+
+
+def test_imports_have_no_cycle() -> None:
+    assert not _cycle(list(SRC.rglob("*.py")))
+
+
+def test_imports_have_no_cycle_even_for_types() -> None:
+    # The package root imports every public module for the type checker: a module importing
+    # the root (for __version__, say) closed a cycle mypy and a reader had to untangle.
+    assert not _cycle(list(SRC.rglob("*.py")), typing=True)
+
+
+def test_the_fault_servers_parts_import_one_way_even_for_types() -> None:
+    # The test server's parts meet through Protocols (testing.batch.Answerer), not through
+    # each other's classes: no cycle, not even among the imports made for the type checker.
+    assert not _cycle(list((SRC / "testing").rglob("*.py")), typing=True)
 
 
 def test_spec_imports_nothing_from_run_time() -> None:

@@ -22,7 +22,7 @@ from promptgrid.errors import (
     StoreReadOnly,
     UsageError,
 )
-from promptgrid.store import MIGRATIONS, Owner, Store, translate
+from promptgrid.store import MIGRATIONS, Owner, Store, leases, translate
 from promptgrid.table import load_run
 
 
@@ -154,11 +154,11 @@ def test_a_live_owner_keeps_the_run(tmp_path: Path) -> None:
     with Store.in_dir(tmp_path) as store:
         new_run(store)
         me = Owner.me()
-        store.acquire("r1", me)
-        store.acquire("r1", me)  # the owner itself may take it again
+        leases.acquire(store, "r1", me)
+        leases.acquire(store, "r1", me)  # the owner itself may take it again
         other = Owner(os.getpid(), me.host, "other-token")  # alive: this very process
         with pytest.raises(RunOwned) as caught:
-            store.acquire("r1", other)
+            leases.acquire(store, "r1", other)
         assert f"process {os.getpid()}" in str(caught.value) and "kill" in str(caught.value)
         assert store.run("r1").status == "running"  # type: ignore[union-attr]
 
@@ -167,10 +167,10 @@ def test_a_dead_owner_shows_interrupted_and_can_be_replaced(tmp_path: Path) -> N
     with Store.in_dir(tmp_path) as store:
         new_run(store)
         ghost = Owner(dead_pid(), Owner.me().host, "ghost")
-        store.acquire("r1", ghost)  # then killed with -9: nobody released the run
+        leases.acquire(store, "r1", ghost)  # then killed with -9: nobody released the run
         info = store.run("r1")
         assert info is not None and info.status == "interrupted" and info.owner is None
-        store.acquire("r1", Owner.me())
+        leases.acquire(store, "r1", Owner.me())
         assert store.run("r1").status == "running"  # type: ignore[union-attr]
 
 
@@ -178,7 +178,7 @@ def test_a_silent_owner_on_another_host_expires(tmp_path: Path) -> None:
     with Store.in_dir(tmp_path) as store:
         new_run(store)
         remote = Owner(1, "elsewhere.example", "remote")
-        store.acquire("r1", remote)
+        leases.acquire(store, "r1", remote)
         assert store.run("r1").status == "running"  # type: ignore[union-attr]
         store.db.execute("UPDATE owners SET heartbeat = heartbeat - 3600")
         assert store.run("r1").status == "interrupted"  # type: ignore[union-attr]
@@ -188,9 +188,9 @@ def test_release_records_the_end_and_drops_claims(tmp_path: Path) -> None:
     with Store.in_dir(tmp_path) as store:
         new_run(store)
         me = Owner.me()
-        store.acquire("r1", me)
+        leases.acquire(store, "r1", me)
         assert store.claim(["a", "b"], me, after=0) == [True, True]
-        store.release("r1", me, "interrupted")
+        leases.release(store, "r1", me, "interrupted")
         assert store.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
         info = store.run("r1")
         assert info is not None and info.status == "interrupted" and info.finished_at
@@ -218,6 +218,55 @@ def test_a_dead_owners_claims_are_taken_over(tmp_path: Path) -> None:
         ghost = Owner(dead_pid(), Owner.me().host, "ghost")
         assert store.claim(["x"], ghost, after=0) == [True]
         assert store.claim(["x"], Owner.me(), after=0) == [True]
+
+
+#: A migration whose ``;`` are not all statement ends: in a string literal, a quoted name, a
+#: comment and a trigger's body.
+TRICKY = """
+    CREATE TABLE notes (body TEXT NOT NULL DEFAULT 'a; b', "odd;name" INTEGER DEFAULT 0);
+    -- a comment; with a semicolon
+    CREATE TABLE note_log (body TEXT);
+    CREATE TRIGGER note_logged AFTER INSERT ON notes BEGIN
+        INSERT INTO note_log VALUES (new.body || '; logged');
+        UPDATE notes SET "odd;name" = 1 WHERE rowid = new.rowid;
+    END;
+    INSERT INTO notes (body) VALUES ('first; of all')
+"""
+
+
+def test_a_migration_runs_statement_by_statement_whatever_its_strings_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promptgrid.store.core
+
+    monkeypatch.setattr(promptgrid.store.core, "MIGRATIONS", (*MIGRATIONS, ("999_notes", TRICKY)))
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.db.execute('SELECT body, "odd;name" FROM notes').fetchall() == [
+            ("first; of all", 1)
+        ]
+        assert store.db.execute("SELECT body FROM note_log").fetchall() == [
+            ("first; of all; logged",)
+        ]
+
+
+def test_a_failing_migration_leaves_nothing_of_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promptgrid.store.core
+
+    broken = (
+        "999_broken",
+        "CREATE TABLE half (x TEXT DEFAULT ';'); INSERT INTO nowhere VALUES (1)",
+    )
+    monkeypatch.setattr(promptgrid.store.core, "MIGRATIONS", (*MIGRATIONS, broken))
+    with pytest.raises(StoreError, match="no such table: nowhere"):
+        Store(tmp_path / "s.sqlite")
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    try:  # the whole upgrade is one transaction: not even the first migration stayed
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        db.close()
+    assert "half" not in tables and "runs" not in tables
 
 
 # ------------------------------------------------------------------ upgrades

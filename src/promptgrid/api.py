@@ -12,18 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import spec
-from ._sync import RunHandle, run_sync
-from .config import RunConfig, RunOptions
-from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
-from .exports import parse_formats
-from .race.options import check_option
-from .runner import RunOutcome, Selection, execute, rescore
+from . import operations, spec
+from ._sync import RunHandle
+from .errors import BudgetExceeded, ProviderError, UsageError
+from .operations import Job, ScoresSource
+from .runner import RunOutcome, execute
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .batching import BatchRow
     from .planning import Plan
     from .race.replay import Replay
     from .race.standings import Standings
@@ -33,10 +30,6 @@ __all__ = [
     "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
     "load", "plan", "replay", "report", "retry", "run", "score", "standings",
 ]  # fmt: skip
-
-#: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
-#: mapping shaped like the file's ``scores:``.
-ScoresSource = str | Path | Mapping[str, Any]
 
 
 class Experiment(spec.Experiment):
@@ -50,17 +43,82 @@ class Experiment(spec.Experiment):
     functions of the same name.
     """
 
-    def plan(self, **options: Any) -> Plan:
+    def plan(
+        self,
+        *,
+        results_dir: str | Path = "results",
+        provider: str | None = None,
+        base_url: str | None = None,
+        rpm: float | None = None,
+        tpm: int | None = None,
+        concurrency: int | None = None,
+        use_cache: bool | None = None,
+        max_cost: float | None = None,
+        batch: bool | None = None,
+        race: Mapping[str, Any] | bool | None = None,
+    ) -> Plan:
         """Calls per axis, in total and already cached, tokens, cost, time (``promptgrid.plan``)."""
-        return plan(self, **options)
+        return plan(
+            self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
+            tpm=tpm, concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
+            batch=batch, race=race,
+        )  # fmt: skip
 
-    def run(self, **options: Any) -> pd.DataFrame:
+    def run(
+        self,
+        *,
+        results_dir: str | Path = "results",
+        provider: str | None = None,
+        base_url: str | None = None,
+        rpm: float | None = None,
+        tpm: int | None = None,
+        concurrency: int | None = None,
+        formats: str | Sequence[str] | None = None,
+        resume: bool = False,
+        run_id: str | None = None,
+        use_cache: bool | None = None,
+        max_cost: float | None = None,
+        progress: bool | None = None,
+        grace_s: float = 5.0,
+        batch: bool | None = None,
+        wait: bool = False,
+        race: Mapping[str, Any] | bool | None = None,
+    ) -> pd.DataFrame:
         """Run the grid and return the DataFrame (``promptgrid.run``)."""
-        return run(self, **options)
+        return run(
+            self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
+            tpm=tpm, concurrency=concurrency, formats=formats, resume=resume, run_id=run_id,
+            use_cache=use_cache, max_cost=max_cost, progress=progress, grace_s=grace_s,
+            batch=batch, wait=wait, race=race,
+        )  # fmt: skip
 
-    async def arun(self, **options: Any) -> pd.DataFrame:
+    async def arun(
+        self,
+        *,
+        results_dir: str | Path = "results",
+        provider: str | None = None,
+        base_url: str | None = None,
+        rpm: float | None = None,
+        tpm: int | None = None,
+        concurrency: int | None = None,
+        formats: str | Sequence[str] | None = None,
+        resume: bool = False,
+        run_id: str | None = None,
+        use_cache: bool | None = None,
+        max_cost: float | None = None,
+        progress: bool | None = None,
+        grace_s: float = 5.0,
+        batch: bool | None = None,
+        wait: bool = False,
+        race: Mapping[str, Any] | bool | None = None,
+    ) -> pd.DataFrame:
         """Run the grid in the current event loop (``promptgrid.arun``)."""
-        return await arun(self, **options)
+        return await arun(
+            self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
+            tpm=tpm, concurrency=concurrency, formats=formats, resume=resume, run_id=run_id,
+            use_cache=use_cache, max_cost=max_cost, progress=progress, grace_s=grace_s,
+            batch=batch, wait=wait, race=race,
+        )  # fmt: skip
 
 
 #: What ``run``, ``arun`` and ``plan`` take: an Experiment, a YAML path, or a mapping shaped
@@ -75,22 +133,6 @@ def experiment_of(source: ExperimentSource) -> spec.Experiment:
     if isinstance(source, Mapping):
         return Experiment.from_dict(source)
     return Experiment.from_yaml(source)
-
-
-def run_options(
-    *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
-) -> RunOptions:
-    """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
-    from .spec.yamlmarks import not_utf8
-
-    parsed = None if formats is None else parse_formats(formats)
-    if "race" in given:
-        given["race"] = check_option(given["race"])
-    shown = not_utf8(Path(results_dir))
-    if shown is not None:
-        raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
-                         "another --results-dir")  # fmt: skip
-    return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
 
 
 async def arun(
@@ -118,14 +160,14 @@ async def arun(
     Same options as :func:`run`. In a notebook, ``await arun(...)`` runs in the kernel's loop;
     the stop button cancels the calls in flight (every answer already back is saved).
     """
-    options = run_options(
-        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race,
+    job = operations.run_job(
+        experiment_of(source), resume=resume, run_id=run_id, results_dir=results_dir,
+        provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=formats, use_cache=use_cache, max_cost=max_cost, progress=progress,
+        grace_s=grace_s, batch=batch, wait=wait, race=race,
     )  # fmt: skip
     handle = _handle(progress)
-    selection = _selection(resume, run_id)
-    outcome = await execute(experiment_of(source), options, selection, handle, frame=True)
+    outcome = await execute(job.experiment, job.options, job.selection, handle, frame=True)
     return _frame(outcome)
 
 
@@ -192,12 +234,12 @@ def run(
     ``interrupted``): ``load(run_id)`` shows them, ``run(..., resume=True)`` finishes the run.
     An authentication or quota failure raises its error, naming the run to resume.
     """
-    options = run_options(
-        results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race,
-    )  # fmt: skip
-    return _blocking(experiment_of(source), options, _selection(resume, run_id))
+    return _blocking(operations.run_job(
+        experiment_of(source), resume=resume, run_id=run_id, results_dir=results_dir,
+        provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=formats, use_cache=use_cache, max_cost=max_cost, progress=progress,
+        grace_s=grace_s, batch=batch, wait=wait, race=race,
+    ))  # fmt: skip
 
 
 def retry(
@@ -222,12 +264,11 @@ def retry(
     changed. ``batch=True`` sends them as new batches (``wait`` as for :func:`run`),
     ``False`` online; ``None``: as the file says.
     """
-    experiment, info = stored_experiment(run_id, results_dir)
-    options = run_options(
-        results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency, formats=formats,
-        max_cost=max_cost, progress=progress, grace_s=grace_s, batch=batch, wait=wait,
-    )  # fmt: skip
-    return _blocking(experiment, options, Selection("retry", info.run_id))
+    return _blocking(operations.retry_job(
+        run_id, results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=formats, max_cost=max_cost, progress=progress, grace_s=grace_s, batch=batch,
+        wait=wait,
+    ))  # fmt: skip
 
 
 def collect(
@@ -247,25 +288,9 @@ def collect(
 
         df = promptgrid.collect("20261124-105530.123-4f3a", wait=True)
     """
-    experiment, info = stored_experiment(run_id, results_dir)
-    require_batches(info, results_dir)
-    options = run_options(
-        results_dir=results_dir, formats=formats, progress=progress, wait=wait,
-    )  # fmt: skip
-    return _blocking(experiment, options, Selection("collect", info.run_id))
-
-
-def require_batches(info: RunInfo, results_dir: str | Path) -> None:
-    """A run to collect must have batches (``UsageError`` otherwise)."""
-    from .store import Store
-    from .store import batches as batchstore
-
-    with Store.in_dir(results_dir, readonly=True) as store:
-        if info.run_id not in batchstore.batch_counts(store, [info.run_id]):
-            raise UsageError(
-                f"run {info.run_id} has no batches (it was not run with --batch): nothing to "
-                "collect"
-            )
+    return _blocking(operations.collect_job(
+        run_id, results_dir=results_dir, wait=wait, formats=formats, progress=progress
+    ))  # fmt: skip
 
 
 def batch_status(run_id: str | None = None, *, results_dir: str | Path = "results") -> pd.DataFrame:
@@ -274,7 +299,9 @@ def batch_status(run_id: str | None = None, *, results_dir: str | Path = "result
     provider now), sizes and file ids. Writes nothing."""
     import pandas as pd
 
-    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in batch_rows(run_id, results_dir)])
+    frame: pd.DataFrame = pd.DataFrame(
+        [r.to_dict() for r in operations.batch_rows(run_id, results_dir=results_dir)]
+    )
     return frame
 
 
@@ -285,46 +312,9 @@ def cancel_batches(run_id: str, *, results_dir: str | Path = "results") -> pd.Da
     as :func:`batch_status` does."""
     import pandas as pd
 
-    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in cancel_rows(run_id, results_dir)])
+    rows = operations.cancel_rows(run_id, results_dir=results_dir)
+    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in rows])
     return frame
-
-
-def batch_rows(run_id: str | None, results_dir: str | Path) -> list[BatchRow]:
-    """:func:`batch_status`, as :class:`~promptgrid.batching.BatchRow` values."""
-    from . import batching
-
-    config, info = _batch_run(run_id, results_dir)
-    return run_sync(batching.status(config, info))
-
-
-def cancel_rows(run_id: str, results_dir: str | Path) -> list[BatchRow]:
-    """:func:`cancel_batches`, as :class:`~promptgrid.batching.BatchRow` values."""
-    from . import batching
-    from .store import Owner
-
-    config, info = _batch_run(run_id, results_dir)
-    return run_sync(batching.cancel(config, info, Owner.me()))
-
-
-def _batch_run(run_id: str | None, results_dir: str | Path) -> tuple[RunConfig, RunInfo]:
-    """A run with batches (default: the newest) and its configuration, as recorded."""
-    from .config import resolve
-    from .store import Store
-    from .store import batches as batchstore
-    from .table import resolve_run
-
-    with Store.in_dir(results_dir, readonly=True) as store:
-        if run_id is None:
-            runs = store.runs()
-            counts = batchstore.batch_counts(store, [r.run_id for r in runs])
-            found = [r for r in runs if r.run_id in counts]
-            if not found:
-                raise UsageError(f"no run in {store.path} has batches")
-            run_id = found[0].run_id
-        info = resolve_run(store, run_id)
-    experiment = _rebuilt(info)
-    config = resolve(experiment, RunOptions(results_dir=Path(results_dir)), recorded=info.options)
-    return config, info
 
 
 def _handle(progress: bool | None) -> RunHandle:
@@ -343,12 +333,10 @@ def _note(text: str) -> None:
     print(visible(text), file=sys.stderr, flush=True)
 
 
-def _blocking(
-    experiment: spec.Experiment, options: RunOptions, selection: Selection
-) -> pd.DataFrame:
+def _blocking(job: Job) -> pd.DataFrame:
     """Execute from synchronous code; a stop raises ``KeyboardInterrupt`` naming the run."""
-    handle = _handle(options.progress)
-    outcome = run_sync(execute(experiment, options, selection, handle, frame=True), handle)
+    handle = _handle(job.options.progress)
+    outcome = operations.execute(job, handle, frame=True)
     if handle.stops and outcome.status in ("interrupted", "submitted"):
         raise KeyboardInterrupt(_interrupted(outcome))
     return _frame(outcome)
@@ -377,7 +365,7 @@ def plan(
     """
     from .planning import make_plan
 
-    options = run_options(
+    options = operations.run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch, race=race,
     )  # fmt: skip
@@ -551,76 +539,16 @@ def score(
         run_ids = [str(r) for r in dict.fromkeys(source["run_id"].tolist())]
     frames = []
     for run_id in run_ids:
-        experiment, info = stored_experiment(run_id, results_dir)
-        if scores is not None:
-            experiment = _with_scores(experiment, scores)
-        options = run_options(
-            results_dir=results_dir, max_cost=max_cost, progress=progress, grace_s=grace_s
-        )
         handle = RunHandle()
-        outcome = run_sync(rescore(experiment, info, options, handle, frame=True), handle)
+        outcome = operations.score_run(
+            run_id, scores=scores, results_dir=results_dir, max_cost=max_cost,
+            progress=progress, grace_s=grace_s, handle=handle, frame=True,
+        )  # fmt: skip
         if handle.stops and outcome.status == "interrupted":
-            raise KeyboardInterrupt(f"scoring of run {info.run_id} interrupted; its scores so "
+            raise KeyboardInterrupt(f"scoring of run {outcome.run_id} interrupted; its scores so "
                                     "far are saved, score() again finishes them")  # fmt: skip
         frames.append(_frame(outcome))
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
-def _with_scores(experiment: spec.Experiment, scores: ScoresSource) -> spec.Experiment:
-    """The experiment with the scores of a YAML file or a mapping."""
-    if isinstance(scores, Mapping):
-        return experiment.with_scores(scores)
-    from .spec.yamlmarks import load_yaml, read_text
-
-    path = Path(scores)
-    try:
-        text = read_text(path)
-    except OSError as exc:
-        raise SpecError(Problem(f"cannot read {path}: {exc}")) from None
-    data, lines, _ = load_yaml(text, str(path))
-    if isinstance(data, dict) and "scores" in data:
-        data = data["scores"]  # a file with scores: (an experiment file, say)
-    else:  # the mapping alone: its keys are scores
-        lines = {("scores", *k): v for k, v in lines.items()}
-    if not isinstance(data, dict):
-        example = 'e.g. correct: {icontains: "{{ expected }}"}'
-        problem = Problem("a scores file maps score names to checks", str(path), 1, hint=example)
-        raise SpecError(problem)
-    return experiment.with_scores(data, source=str(path), lines=lines, scores_dir=path.parent)
-
-
-def stored_experiment(run_id: str, results_dir: str | Path) -> tuple[spec.Experiment, RunInfo]:
-    """The experiment a run was made from, rebuilt from the store's copy, and the run."""
-    from .store import Store
-    from .table import resolve_run
-
-    with Store.in_dir(results_dir, readonly=True) as store:
-        info = resolve_run(store, run_id)
-    return _rebuilt(info), info
-
-
-def _rebuilt(info: RunInfo) -> spec.Experiment:
-    """The experiment of a run, from the store's copy; the credentials of its base URLs (not
-    stored) come from its file, when that is still there."""
-    import json
-
-    from .credentials import HIDDEN, restore_spec
-    from .errors import PromptgridError
-    from .spec.yamlmarks import load_yaml, read_text
-
-    data = info.spec
-    if info.source and HIDDEN in json.dumps(data.get("providers") or {}):
-        try:
-            current = load_yaml(read_text(Path(info.source)), info.source)[0]
-        except (OSError, PromptgridError):
-            current = {}
-        data = restore_spec(data, current if isinstance(current, dict) else {})
-    base = Path(info.source).parent if info.source else Path.cwd()
-    return Experiment.from_dict(data, base_dir=base)
-
-
-def _selection(resume: bool, run_id: str | None) -> Selection:
-    return Selection("resume", run_id) if resume or run_id else Selection()
 
 
 def _frame(outcome: RunOutcome) -> pd.DataFrame:

@@ -1,7 +1,10 @@
 """The ``promptgrid`` command: a thin layer over the library.
 
-Each command parses its options, calls one library function and prints the result. Errors become
-one message and an exit code in one place (``main``); the codes are
+Each command parses its options, calls one library function and prints the result: a public
+name (``promptgrid.api``, ``promptgrid.analysis``, ``promptgrid.errors``) or, for what the CLI
+alone needs (a run's outcome to print and exit with, the runs' list, the batch commands),
+:mod:`promptgrid.operations`; nothing else of the library but ``terminal``, for printing.
+Errors become one message and an exit code in one place (``main``); the codes are
 :class:`promptgrid.errors.ExitCode`. Only click is imported at start-up; the library is imported
 inside the commands.
 """
@@ -19,8 +22,7 @@ import click
 from .terminal import visible
 
 if TYPE_CHECKING:
-    from .exports import Repeats
-    from .runner import RunOutcome
+    from .operations import Job, Repeats, RunOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,13 +111,23 @@ def race_options(f: F) -> F:
     )(f)
 
 
-def _race_option(options: dict[str, Any]) -> dict[str, Any] | bool | None:
-    """Take the race options out of ``options``: settings over the file's race:, False
-    (--no-race), or None (as the file says)."""
-    off = options.pop("no_race")
-    given = {key: options.pop(f"race_{key}") for key in
-             ("score", "factor", "confidence", "min_cases", "keep", "seed", "bounds")}  # fmt: skip
-    given["bounds"] = _bounds(given["bounds"], "--race-bounds")
+def _race_option(
+    off: bool,
+    *,
+    score: str | None,
+    factor: str | None,
+    confidence: float | None,
+    min_cases: int | None,
+    keep: int | None,
+    seed: int | None,
+    bounds: str | None,
+) -> dict[str, Any] | bool | None:
+    """The race options: settings over the file's race:, False (--no-race), or None (as
+    the file says)."""
+    given = {
+        "score": score, "factor": factor, "confidence": confidence, "min_cases": min_cases,
+        "keep": keep, "seed": seed, "bounds": _bounds(bounds, "--race-bounds"),
+    }  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}
     if off and given:
         raise click.UsageError("--no-race runs the full grid: leave out the --race-* options")
@@ -189,7 +201,14 @@ def validate(files: tuple[Path, ...]) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
 @race_options
-def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
+def plan(
+    file: Path, no_cache: bool, as_json: bool, results_dir: Path, provider: str | None,
+    base_url: str | None, rpm: float | None, tpm: int | None, concurrency: int | None,
+    max_cost: float | None, batch: bool | None,
+    race_score: str | None, race_factor: str | None, race_confidence: float | None,
+    race_min_cases: int | None, race_keep: int | None, race_seed: int | None,
+    race_bounds: str | None, no_race: bool,
+) -> None:  # fmt: skip
     """Show calls per axis, in total, already cached, tokens, cost and time; with a race,
     also the race's calls and cost (at least its first round, at most the full grid).
 
@@ -203,8 +222,21 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
 
     from .api import plan as make_plan
 
-    race = _race_option(options)
-    made = make_plan(file, use_cache=False if no_cache else None, race=race, **options)
+    race = _race_option(
+        no_race,
+        score=race_score,
+        factor=race_factor,
+        confidence=race_confidence,
+        min_cases=race_min_cases,
+        keep=race_keep,
+        seed=race_seed,
+        bounds=race_bounds,
+    )
+    made = make_plan(
+        file, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
+        concurrency=concurrency, use_cache=False if no_cache else None, max_cost=max_cost,
+        batch=batch, race=race,
+    )  # fmt: skip
     _out(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
 
@@ -223,7 +255,15 @@ def plan(file: Path, no_cache: bool, as_json: bool, **options: Any) -> None:
 @batch_options
 @progress_option
 @race_options
-def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
+def run(
+    file: Path, resume: str | None, no_cache: bool, results_dir: Path, formats: str | None,
+    provider: str | None, base_url: str | None, rpm: float | None, tpm: int | None,
+    concurrency: int | None, max_cost: float | None, batch: bool | None, wait: bool,
+    progress: bool | None,
+    race_score: str | None, race_factor: str | None, race_confidence: float | None,
+    race_min_cases: int | None, race_keep: int | None, race_seed: int | None,
+    race_bounds: str | None, no_race: bool,
+) -> None:  # fmt: skip
     """Run an experiment: every call, concurrently, saved as it arrives.
 
     Prints the run id and where the files are. Exit codes: 0 every call succeeded (or, with
@@ -249,16 +289,27 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
       promptgrid run experiments/animal_names.yaml --provider openai --batch --wait
       promptgrid run experiments/racing.yaml --race-confidence 0.99
     """
-    from .api import experiment_of, run_options
-    from .runner import Selection
+    from .api import Experiment
+    from .operations import run_job
 
-    experiment = experiment_of(file)
-    selection = Selection()
-    if resume is not None:
-        selection = Selection("resume", None if resume == "latest" else resume)
-    race = _race_option(options)
-    opts = run_options(use_cache=False if no_cache else None, grace_s=5.0, race=race, **options)
-    _run_and_report(experiment, opts, selection, file)
+    race = _race_option(
+        no_race,
+        score=race_score,
+        factor=race_factor,
+        confidence=race_confidence,
+        min_cases=race_min_cases,
+        keep=race_keep,
+        seed=race_seed,
+        bounds=race_bounds,
+    )
+    job = run_job(
+        Experiment.from_yaml(file), resume=resume is not None,
+        run_id=None if resume in (None, "latest") else resume, results_dir=results_dir,
+        provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=formats, use_cache=False if no_cache else None, max_cost=max_cost,
+        progress=progress, batch=batch, wait=wait, race=race,
+    )  # fmt: skip
+    _run_and_report(job, file)
 
 
 @cli.command()
@@ -269,7 +320,11 @@ def run(file: Path, resume: str | None, no_cache: bool, **options: Any) -> None:
 @max_cost_option
 @batch_options
 @progress_option
-def retry(run_id: str, **options: Any) -> None:
+def retry(
+    run_id: str, results_dir: Path, rpm: float | None, tpm: int | None,
+    concurrency: int | None, formats: str | None, max_cost: float | None, batch: bool | None,
+    wait: bool, progress: bool | None,
+) -> None:  # fmt: skip
     """Re-run only the cells of a run that ended as error rows, where the run went: online,
     or with --batch as new batches (error rows of expired or cancelled batches included).
 
@@ -278,12 +333,13 @@ def retry(run_id: str, **options: Any) -> None:
       promptgrid retry 20261124-105530.123-4f3a
       promptgrid retry 20261124-105530.123-4f3a --batch --wait
     """
-    from .api import run_options, stored_experiment
-    from .runner import Selection
+    from .operations import retry_job
 
-    experiment, info = stored_experiment(run_id, options["results_dir"])
-    opts = run_options(provider=None, base_url=None, use_cache=None, grace_s=5.0, **options)
-    _run_and_report(experiment, opts, Selection("retry", info.run_id), None)
+    job = retry_job(
+        run_id, results_dir=results_dir, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=formats, max_cost=max_cost, progress=progress, batch=batch, wait=wait,
+    )  # fmt: skip
+    _run_and_report(job, None)
 
 
 @cli.command()
@@ -296,21 +352,15 @@ def runs(results_dir: Path, experiment: str | None) -> None:
     Example:
       promptgrid runs --experiment animal-names
     """
-    from .store import Store
-    from .store.batches import batch_counts
+    from .operations import run_lines
 
-    with Store.in_dir(results_dir, readonly=True) as store:
-        found = store.runs(experiment)
-        batches = batch_counts(store, [info.run_id for info in found])
-        for info in found:
-            counts = store.counts(info.run_id)
-            live = batches.get(info.run_id, (0, 0))[1]
-            _out(
-                f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
-                f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
-                f"  ${store.spend(info.run_id):.4f}"
-                + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
-            )
+    for line in run_lines(results_dir=results_dir, experiment=experiment):
+        info, live = line.info, line.live
+        _out(
+            f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
+            f"{line.ok:>6}/{info.total:<6} ok  {line.errors:>5} errors  ${line.spent:.4f}"
+            + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
+        )
 
 
 @cli.group()
@@ -336,9 +386,9 @@ def batch_status(run_id: str | None, results_dir: Path) -> None:
     Example:
       promptgrid batch status 20261124-105530.123-4f3a
     """
-    from .api import batch_rows
+    from .operations import batch_rows
 
-    rows = batch_rows(run_id, results_dir)
+    rows = batch_rows(run_id, results_dir=results_dir)
     _out(f"run {rows[0].run_id}")
     for row in rows:
         counts = "" if row.total is None else (
@@ -356,7 +406,9 @@ def batch_status(run_id: str | None, results_dir: Path) -> None:
 @click.option("--wait", is_flag=True, help="Poll until every batch is in (Ctrl-C stops waiting).")
 @format_option(None)
 @progress_option
-def batch_collect(run_id: str, wait: bool, **options: Any) -> None:
+def batch_collect(
+    run_id: str, wait: bool, results_dir: Path, formats: str | None, progress: bool | None
+) -> None:
     """Merge a run's ended batches (completed, failed, expired, cancelled) into its table.
 
     Exit codes as for run, and 6 when batches are still running (collect again later).
@@ -366,13 +418,12 @@ def batch_collect(run_id: str, wait: bool, **options: Any) -> None:
       promptgrid batch collect 20261124-105530.123-4f3a
       promptgrid batch collect 20261124-105530.123-4f3a --wait
     """
-    from .api import require_batches, run_options, stored_experiment
-    from .runner import Selection
+    from .operations import collect_job
 
-    experiment, info = stored_experiment(run_id, options["results_dir"])
-    require_batches(info, options["results_dir"])
-    opts = run_options(wait=wait, grace_s=5.0, **options)
-    _run_and_report(experiment, opts, Selection("collect", info.run_id), None)
+    job = collect_job(
+        run_id, results_dir=results_dir, wait=wait, formats=formats, progress=progress
+    )
+    _run_and_report(job, None)
 
 
 @batch.command("cancel")
@@ -385,9 +436,9 @@ def batch_cancel(run_id: str, results_dir: Path) -> None:
     Example:
       promptgrid batch cancel 20261124-105530.123-4f3a
     """
-    from .api import cancel_rows
+    from .operations import cancel_rows
 
-    rows = cancel_rows(run_id, results_dir)
+    rows = cancel_rows(run_id, results_dir=results_dir)
     for row in rows:
         _out(f"  chunk {row.chunk:<4} {row.batch_id or '-':<30} {row.status or row.state}")
     if all(row.state == "collected" for row in rows):
@@ -492,11 +543,9 @@ def report(
     """
     from .api import load
     from .api import report as write
-    from .store import Store
-    from .table import resolve_run
+    from .operations import find_runs
 
-    with Store.in_dir(results_dir, readonly=True) as store:
-        runs = [resolve_run(store, r) for r in (run_ids or (None,))]
+    runs = find_runs(run_ids or (None,), results_dir=results_dir)
     frames = [load(info.run_id, results_dir=results_dir) for info in runs]
     if output is None:
         first = runs[0]
@@ -533,18 +582,12 @@ def export(
       promptgrid export --format html                 # the newest run's report.html
       promptgrid export --format csv --csv-verbatim -o raw.csv   # formulas not neutralised
     """
-    from .exports import export as write
-    from .exports import parse_formats
-    from .store import Store
-    from .table import resolve_run
+    from .operations import export_run
 
-    with Store.in_dir(results_dir, readonly=True) as store:
-        info = resolve_run(store, run_id)
-        target = output or results_dir / info.experiment / info.run_id
-        layout: Repeats = "columns" if repeats == "columns" else "stack"
-        for path in write(store, info, target, parse_formats(formats), repeats=layout,
-                          csv_verbatim=csv_verbatim):  # fmt: skip
-            _out(str(path))
+    layout: Repeats = "columns" if repeats == "columns" else "stack"
+    for path in export_run(run_id, results_dir=results_dir, formats=formats, output=output,
+                           repeats=layout, csv_verbatim=csv_verbatim):  # fmt: skip
+        _out(str(path))
 
 
 @cli.command()
@@ -554,7 +597,13 @@ def export(
 @results_dir_option
 @max_cost_option
 @progress_option
-def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
+def score(
+    run_id: str,
+    scores_file: Path | None,
+    results_dir: Path,
+    max_cost: float | None,
+    progress: bool | None,
+) -> None:
     """(Re)compute a run's scores from its stored answers; rewrite its files.
 
     The graded model is not called; judges only where the store holds no verdict for their
@@ -565,17 +614,14 @@ def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
       promptgrid score 20261124-105530.123-4f3a
       promptgrid score 20261124-105530.123-4f3a --scores scores.yaml
     """
-    from ._sync import RunHandle, run_sync
-    from .api import _with_scores, run_options, stored_experiment
     from .errors import ExitCode
-    from .runner import rescore
+    from .operations import RunHandle, score_run
 
-    experiment, info = stored_experiment(run_id, options["results_dir"])
-    if scores_file is not None:
-        experiment = _with_scores(experiment, scores_file)
-    opts = run_options(grace_s=5.0, **options)
     handle = RunHandle()
-    outcome = run_sync(rescore(experiment, info, opts, handle), handle)
+    outcome = score_run(
+        run_id, scores=scores_file, results_dir=results_dir, max_cost=max_cost,
+        progress=progress, handle=handle,
+    )  # fmt: skip
     _out(f"run {outcome.run_id}: scored {outcome.counts.get('ok', 0):,} answers")
     _report_scores(outcome)
     for path in outcome.files:
@@ -587,7 +633,7 @@ def score(run_id: str, scores_file: Path | None, **options: Any) -> None:
         if outcome.summary.stopped_by is not None:
             _err(f"stopped: {outcome.summary.stopped_by}")
         _err(f"finish with: promptgrid score {outcome.run_id}"
-             + (f" --results-dir {opts.results_dir}" if opts.results_dir != Path("results")
+             + (f" --results-dir {results_dir}" if results_dir != Path("results")
                 else ""))  # fmt: skip
         sys.exit(outcome.exit_code)
     sys.exit(ExitCode.OK)
@@ -625,9 +671,9 @@ def contrast(
     import pandas as pd
 
     from .analysis import contrast as compute
-    from .analysis.comparison import score_columns
     from .api import load
     from .errors import UsageError
+    from .operations import score_columns
 
     if len(run_ids) > 2 or (len(run_ids) == 2 and run_ids[0] == run_ids[1]):
         raise UsageError("contrast takes one run, or two different runs to contrast")
@@ -692,7 +738,7 @@ def schema() -> None:
     """
     import json
 
-    from .spec import json_schema
+    from .operations import json_schema
 
     _out(json.dumps(json_schema(), indent=2))
 
@@ -771,19 +817,20 @@ def _collect_command(run_id: str, results_dir: Path) -> str:
     return shlex.join(parts)
 
 
-def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | None) -> None:
-    from ._sync import RunHandle, run_sync
-    from .runner import execute
+def _run_and_report(job: Job, file: Path | None) -> None:
+    """Carry out ``job``, print what it did and exit with its code (a stop: how to resume)."""
+    from .operations import RunHandle, execute
 
     def on_stop(n: int) -> None:
         if n == 1:
             _err("\nstopping: finishing calls in flight (press Ctrl-C again to stop now)")
 
     handle = RunHandle(on_stop)
+    opts = job.options
     if opts.progress is not False:
         handle.note = _err
     try:
-        outcome = run_sync(execute(experiment, opts, selection, handle), handle)
+        outcome = execute(job, handle)
     except KeyboardInterrupt as exc:
         _err(str(exc))
         if handle.run_id:
@@ -796,6 +843,7 @@ def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | Non
 
 def _report(outcome: RunOutcome, file: Path | None) -> None:
     from .errors import BudgetExceeded
+    from .operations import race_lines
 
     counts = outcome.counts
     judges = outcome.judge_totals
@@ -804,11 +852,8 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
                f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
     _report_scores(outcome)
-    if outcome.race is not None:
-        from .race.standings import Standings
-
-        for line in Standings(outcome.race).summary()[1:]:
-            _out(f"race: {line}")
+    for line in race_lines(outcome):
+        _out(f"race: {line}")
     for path in outcome.files:
         _out(f"  {path}")
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
@@ -822,7 +867,7 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
     batched = outcome.batch
     results_dir = outcome.config.results_dir
     if batched is not None:
-        _report_batches(outcome, batched)
+        _report_batches(outcome)
     if outcome.status in ("stopped", "interrupted"):
         command = resume_command(file, outcome.run_id, results_dir, max_cost=higher,
                                  batch=bool(outcome.config.batch_endpoints))  # fmt: skip
@@ -831,8 +876,10 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
         _err(f"collect with: {_collect_command(outcome.run_id, results_dir)}")
 
 
-def _report_batches(outcome: RunOutcome, batched: Any) -> None:
+def _report_batches(outcome: RunOutcome) -> None:
     """What batch mode did in this session, and what stands."""
+    batched = outcome.batch
+    assert batched is not None  # a run with batch endpoints
     if batched.submitted:
         cached = f", {batched.cached:,} cells from the cache" if batched.cached else ""
         _out(f"batches: {batched.submitted:,} submitted ({batched.requests:,} requests){cached}")

@@ -34,16 +34,6 @@ AFTER: tuple[Column, ...] = (
     ("tokens_per_s", "float"), ("resolved_model", "str"), ("request_id", "str"),
     ("batch_id", "str"), ("cached", "bool"),
 )  # fmt: skip
-#: Columns that hold one value per choice (the rest describe the request or the cell).
-PER_CHOICE: tuple[str, ...] = (
-    "response", "finish_reason", "tool_calls", "parsed", "parse_error", "refusal",
-    "token_logprobs",
-)  # fmt: skip
-#: Columns counted once per request: on the ``choice`` 0 row only.
-ONCE_PER_REQUEST: tuple[str, ...] = (
-    "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
-)  # fmt: skip
-
 #: Names an input column may not take.
 RESERVED: frozenset[str] = frozenset(name for name, _ in (*BEFORE, *AFTER))
 #: Result columns (not inputs): everything but the run, the prompt, the repeat and choice index.

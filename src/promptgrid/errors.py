@@ -66,11 +66,13 @@ class ExitCode(IntEnum):
 
 
 class PromptgridWarning(UserWarning):
-    """Something worth a look that does not stop a run (an unpriced model, an unused var)."""
+    """Something worth a look that does not stop a run (an unpriced model, an unused var).
+    A warning, not an error: it changes no exit code."""
 
 
 class PromptgridError(Exception):
-    """Base class of every error promptgrid raises on purpose."""
+    """Base class of every error promptgrid raises on purpose. The command exits with its
+    class's ``exit_code``: exit code 1 unless the class sets another."""
 
     exit_code: int = ExitCode.STOPPED
 
@@ -102,7 +104,7 @@ class SpecError(PromptgridError):
     """The experiment is invalid; raised before anything runs or is written.
 
     ``problems`` lists every problem found (validation does not stop at the first one);
-    each names the file, the line and the key path, and says what to do.
+    each names the file, the line and the key path, and says what to do. Exit code 2.
     """
 
     exit_code = ExitCode.BAD_INPUT
@@ -124,37 +126,40 @@ class SpecError(PromptgridError):
 
 
 class UsageError(PromptgridError):
-    """A bad argument to the CLI or the Python API (unknown run id, unknown export format, ...)."""
+    """A bad argument to the CLI or the Python API (unknown run id, unknown export format,
+    ...). Exit code 2."""
 
     exit_code = ExitCode.BAD_INPUT
 
 
 class StoreError(PromptgridError):
     """The SQLite store failed. The message says what failed, which file, and what to do;
-    everything committed before is intact, and the run can be resumed once it is fixed."""
+    everything committed before is intact, and the run can be resumed once it is fixed.
+    Exit code 5, as for each of its subclasses."""
 
     exit_code = ExitCode.STORE
 
 
 class StoreFull(StoreError):
-    """The disk holding the store (or an export) is full."""
+    """The disk holding the store (or an export) is full. Exit code 5."""
 
 
 class StoreLocked(StoreError):
-    """Another connection held the store's write lock past the busy timeout."""
+    """Another connection held the store's write lock past the busy timeout. Exit code 5."""
 
 
 class StoreCorrupt(StoreError):
     """The file is not a promptgrid store, has damaged pages, or was written by a newer
-    promptgrid."""
+    promptgrid. Exit code 5."""
 
 
 class StoreReadOnly(StoreError):
-    """The store (or its folder) cannot be written."""
+    """The store (or its folder) cannot be written. Exit code 5."""
 
 
 class RunOwned(StoreError):
-    """Another live process holds this run's lease: it is being executed right now."""
+    """Another live process holds this run's lease: it is being executed right now. Exit
+    code 5."""
 
 
 class ExportFailed(StoreError):
@@ -162,7 +167,7 @@ class ExportFailed(StoreError):
 
     Raised after the others are written. ``written`` lists the files written; ``failed`` maps
     each failed format to why (a disk-full or read-only folder says so) and the message ends
-    with the command that writes them again.
+    with the command that writes them again. Exit code 5.
     """
 
     def __init__(self, message: str, *, written: list[Path], failed: dict[str, str]) -> None:
@@ -173,7 +178,8 @@ class ExportFailed(StoreError):
 
 class BudgetExceeded(PromptgridError):
     """The run's budget is spent: the next call's worst case would pass the cap. The run stops
-    (status ``stopped``), the cells left stay pending; a resume with a higher cap finishes it."""
+    (status ``stopped``), the cells left stay pending; a resume with a higher cap finishes it.
+    Exit code 4."""
 
     exit_code = ExitCode.BUDGET
 
@@ -189,7 +195,12 @@ class BudgetExceeded(PromptgridError):
 
 @dataclass
 class ProviderError(PromptgridError):
-    """One call to a provider failed. ``code`` is the ``error_type`` column of its row."""
+    """One call to a provider failed. ``code`` is the ``error_type`` column of its row.
+
+    Exit code: a failed call becomes its cell's error row (after the retries, for a
+    :class:`RetryableError`) and the run finishes with exit code 3; a :class:`RunStopper`, or
+    any of these failing a batch's remote step (upload, creation, download), stops the run:
+    exit code 1, resumable."""
 
     message: str
     http_status: int | None = None
@@ -209,50 +220,58 @@ class ProviderError(PromptgridError):
 
 
 class RetryableError(ProviderError):
-    """A failure that another attempt may cure."""
+    """A failure that another attempt may cure. Exit code 3 (an error row, once the retries
+    are spent)."""
 
     code = "retryable"
     retryable = True
 
 
 class RateLimited(RetryableError):
-    """HTTP 429 rate limit (not quota). ``retry_after`` is the server's wait, if it sent one."""
+    """HTTP 429 rate limit (not quota). ``retry_after`` is the server's wait, if it sent one.
+    Exit code 3 (an error row, once the retries are spent)."""
 
     code = "rate_limited"
 
 
 class ServerError(RetryableError):
-    """HTTP 408, 409 or 5xx: the server failed, not the request."""
+    """HTTP 408, 409 or 5xx: the server failed, not the request. Exit code 3 (an error row,
+    once the retries are spent)."""
 
     code = "server_error"
 
 
 class RequestTimeout(RetryableError):
-    """No complete answer within ``limits.timeout_s``."""
+    """No complete answer within ``limits.timeout_s``. Exit code 3 (an error row, once the
+    retries are spent)."""
 
     code = "timeout"
 
 
 class ConnectionFailed(RetryableError):
-    """The connection was refused, reset or dropped before a full response arrived."""
+    """The connection was refused, reset or dropped before a full response arrived. Exit
+    code 3 (an error row, once the retries are spent)."""
 
     code = "connection_error"
 
 
 class MalformedResponse(RetryableError):
-    """The server answered 2xx with a body that is not a complete chat completion."""
+    """The server answered 2xx with a body that is not a complete chat completion. Exit code 3
+    (an error row, once the retries are spent)."""
 
     code = "malformed_response"
 
 
 class FatalError(ProviderError):
-    """A failure that retrying cannot cure."""
+    """A failure that retrying cannot cure. Exit code 3 (an error row), unless it stops the
+    run (:class:`RunStopper`, :class:`BatchUnknown`: exit code 1)."""
 
     code = "fatal"
 
 
 class BadRequest(FatalError):
-    """HTTP 400, 404, 422 or another 4xx: the request is wrong (bad model, bad parameter, ...)."""
+    """HTTP 400, 404, 422 or another 4xx: the request is wrong (bad model, bad parameter,
+    ...). Exit code 3 (an error row)."""
 
     code = "bad_request"
 
@@ -263,38 +282,43 @@ class ResponseTooLarge(FatalError):
     whatever a server sends.
 
     Not retried: the same request would most likely bring the same answer again, to be read
-    (and perhaps paid for) again; raising the limit or lowering ``max_tokens`` is the cure."""
+    (and perhaps paid for) again; raising the limit or lowering ``max_tokens`` is the cure.
+    Exit code 3 (an error row)."""
 
     code = "response_too_large"
 
 
 class BatchUnanswered(FatalError):
     """A batch ended (expired, cancelled, failed) without answering this request: it never
-    ran and cost nothing. Its cell becomes an error row that ``retry`` sends again."""
+    ran and cost nothing. Its cell becomes an error row that ``retry`` sends again. Exit
+    code 3."""
 
     code = "batch_unanswered"
 
 
 class BatchExpired(BatchUnanswered):
-    """The batch's completion window ended before this request ran."""
+    """The batch's completion window ended before this request ran. Exit code 3 (an error
+    row)."""
 
     code = "batch_expired"
 
 
 class BatchCancelled(BatchUnanswered):
-    """The batch was cancelled before this request ran."""
+    """The batch was cancelled before this request ran. Exit code 3 (an error row)."""
 
     code = "batch_cancelled"
 
 
 class BatchFailed(BatchUnanswered):
-    """The batch failed validation (its file was refused): none of its requests ran."""
+    """The batch failed validation (its file was refused): none of its requests ran. Exit
+    code 3 (an error row)."""
 
     code = "batch_failed"
 
 
 class BatchMissing(BatchUnanswered):
-    """The batch completed, but neither its output nor its error file has this request."""
+    """The batch completed, but neither its output nor its error file has this request. Exit
+    code 3 (an error row)."""
 
     code = "batch_missing"
 
@@ -302,26 +326,28 @@ class BatchMissing(BatchUnanswered):
 class BatchUnknown(FatalError):
     """A batch creation was interrupted and the server cannot list its batches: whether the
     batch exists is unknown, and creating another could pay for its requests twice. The run
-    stops; the message says how to find out and the ways on."""
+    stops; the message says how to find out and the ways on. Exit code 1."""
 
     code = "batch_unknown"
 
 
 class RunStopper(FatalError):
-    """No other call can succeed either; the run stops at once and stays resumable."""
+    """No other call can succeed either; the run stops at once and stays resumable. Exit
+    code 1."""
 
     code = "run_stopped"
     stops_run = True
 
 
 class AuthenticationFailed(RunStopper):
-    """HTTP 401/403, or no API key configured."""
+    """HTTP 401/403, or no API key configured. Exit code 1 (the run stops, resumable)."""
 
     code = "authentication"
 
 
 class QuotaExceeded(RunStopper):
-    """HTTP 429 with ``insufficient_quota``: the account is out of credit."""
+    """HTTP 429 with ``insufficient_quota``: the account is out of credit. Exit code 1 (the
+    run stops, resumable)."""
 
     code = "insufficient_quota"
 

@@ -15,7 +15,7 @@ code serves ``promptgrid score``, and a resumed run scores exactly what is missi
 ``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
 
 A run in batch mode (``--batch``, ``batch:``) sends its batch endpoints' cells through their
-Batch APIs instead (:mod:`promptgrid.batching`), first in the session: chunks an earlier session
+Batch APIs instead (:mod:`.engine.batch`), first in the session: chunks an earlier session
 left between two steps are driven on, new ones submitted; the online endpoints run next, without
 the cells the batches carry; then the batches are polled and collected — once, or until all are
 in (``wait``). A run with batches still at the provider ends the session ``submitted``. The same
@@ -49,13 +49,14 @@ from .progress import make_progress
 from .providers import open_provider
 from .race.options import RaceOption, raced, refuse_batches, same_option
 from .spec import Experiment
-from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, races
-from .store import batches as batchstore
+from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, leases, races
+from .store import batch as batchstore
+from .store import scores as scorestore
 from .table import resolve_run, to_dataframe, with_score_columns
 
 if TYPE_CHECKING:
-    from .batching import BatchPhase
-    from .engine.batches import BatchSummary
+    from .engine.batch.driver import BatchSummary
+    from .engine.batch.session import BatchPhase
     from .progress import Progress
     from .scoring.apply import JudgeRoute, Redo
     from .scoring.worker import ScoringWorker
@@ -171,7 +172,7 @@ async def execute(
             config.check_budget()
         config.warn()
         _disclose(config, handle)
-        store.acquire(run.run_id, owner)  # one process executes a run: RunOwned otherwise
+        leases.acquire(store, run.run_id, owner)  # one process executes a run: RunOwned otherwise
         handle.run_id = run.run_id
         status = "failed"
         try:
@@ -192,7 +193,7 @@ async def execute(
             raise
         finally:
             with contextlib.suppress(StoreError):  # a store that failed may refuse this too
-                store.release(run.run_id, owner, status)
+                leases.release(store, run.run_id, owner, status)
 
 
 async def rescore(
@@ -218,10 +219,10 @@ async def rescore(
         config.endpoints[name].api_key()
     with Store.in_dir(options.results_dir, create=False) as store:
         before = run.status if run.status != "running" else "interrupted"
-        store.acquire(run.run_id, owner)
+        leases.acquire(store, run.run_id, owner)
         handle.run_id = run.run_id
         try:  # the run keeps its status: scoring it again does not change its calls
-            store.set_scores(run.run_id, experiment.to_dict().get("scores", {}))
+            scorestore.set_scores(store, run.run_id, experiment.to_dict().get("scores", {}))
             run = store.run(run.run_id) or run
             summary, judged, _ = await _schedule(
                 store, config, run, set(), owner, handle, "all", graded=False
@@ -230,7 +231,7 @@ async def rescore(
                            judged, status=before)  # fmt: skip
         finally:
             with contextlib.suppress(StoreError):
-                store.release(run.run_id, owner, before)
+                leases.release(store, run.run_id, owner, before)
 
 
 def _adopt_scores(store: Store, run: RunInfo, experiment: Experiment) -> RunInfo:
@@ -239,7 +240,7 @@ def _adopt_scores(store: Store, run: RunInfo, experiment: Experiment) -> RunInfo
     scores = experiment.to_dict().get("scores", {})
     if run.spec.get("scores", {}) == scores:
         return run
-    store.set_scores(run.run_id, scores)
+    scorestore.set_scores(store, run.run_id, scores)
     return store.run(run.run_id) or run
 
 
@@ -284,8 +285,8 @@ def _finish(
     return RunOutcome(
         run.run_id, run.experiment, run.total, out_dir, files, summary, config, counts, status,
         table, handle.exit_code, store.spend(run.run_id), judged,
-        store.score_summary(run.run_id) if scored else [],
-        store.judge_totals(run.run_id) if config.judges else None, batched,
+        scorestore.score_summary(store, run.run_id) if scored else [],
+        scorestore.judge_totals(store, run.run_id) if config.judges else None, batched,
         signalled=handle.stops > 0, race=race,
     )  # fmt: skip
 
@@ -314,7 +315,9 @@ async def _schedule(
     wanted = {*config.judges.values(), *(config.routes.values() if graded else ())}
     phase: BatchPhase | None = None
     if graded and (config.batch_endpoints or _live_batches(store, run.run_id)):
-        from .batching import BatchPhase  # the openai SDK: only when batches are involved
+        from .engine.batch.session import (
+            BatchPhase,  # the openai SDK: only when batches are involved
+        )
 
         phase = BatchPhase.open(store, config, run, io, spent=spent, note=handle.note)
     try:
@@ -578,7 +581,7 @@ async def _keeping_lease(io: StoreIO, work: Coroutine[Any, Any, T]) -> T:
     task = asyncio.ensure_future(work)
     try:
         while not (await asyncio.wait({task}, timeout=HEARTBEAT_S))[0]:
-            await io.call(Store.heartbeat, io.owner)
+            await io.call(leases.heartbeat, io.owner)
         return task.result()
     finally:
         task.cancel()

@@ -25,6 +25,7 @@ from . import untrusted
 from .columns import AFTER, BEFORE, score_columns
 from .errors import PromptgridWarning, UsageError
 from .store import RunInfo, Store, dumps
+from .store import scores as scorestore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,7 @@ def with_score_columns(store: Store, run: RunInfo) -> RunInfo:
     scores = run.spec.get("scores") or {}
     if not scores:
         return run
-    found = score_columns(scores, lambda name: store.score_outputs(run.run_id, name))
+    found = score_columns(scores, lambda name: scorestore.score_outputs(store, run.run_id, name))
     return dataclasses.replace(run, score_columns=tuple(found))
 
 
@@ -164,8 +165,8 @@ def _scores(
     """The score columns of cells ``lo..hi``: idx -> column -> value."""
     out: dict[int, dict[str, Any]] = {}
     errors: dict[int, dict[str, str]] = {}
-    for idx, _scorer, name, kind, value, error, reason, tokens, cost in store.score_rows(
-        run.run_id, lo, hi
+    for idx, _scorer, name, kind, value, error, reason, tokens, cost in scorestore.score_rows(
+        store, run.run_id, lo, hi
     ):
         row = out.setdefault(idx, {})
         column = f"score_{name}"

@@ -29,7 +29,7 @@ from ..tokens import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from ..untrusted import count as token_count
 from .limiter import EndpointLimiter
 
-__all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "wait_retry_after"]
+__all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "retrying", "wait_retry_after"]
 
 #: How long a 429 without ``retry-after`` pauses the endpoint.
 DEFAULT_RATE_LIMIT_PAUSE_S = 1.0
@@ -90,6 +90,23 @@ class wait_retry_after(wait_base):  # named like tenacity's strategies
         if isinstance(error, ProviderError) and error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.max_s)
         return min(self.fallback(retry_state), self.max_s)
+
+
+def retrying(*, max_attempts: int, max_wait_s: float, sleep: Sleep) -> AsyncRetrying:
+    """The retry policy, for one call or one remote step (a fresh one each time: tenacity keeps
+    per-call state in it): only :class:`RetryableError` is tried again, ``max_attempts`` times
+    at most, after the server's ``retry_after`` or else exponential backoff with full jitter,
+    both capped at ``max_wait_s``; the last error is raised as itself (``reraise``), never as
+    tenacity's ``RetryError``. The online calls and the batch driver's steps both use it."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(max_attempts),
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_retry_after(
+            wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=max_wait_s), max_wait_s
+        ),
+        sleep=sleep,
+        reraise=True,
+    )
 
 
 async def call_with_retry(
@@ -157,18 +174,9 @@ async def call_with_retry(
     except ProviderError as err:
         first = err
     if first is not None:
-        retrying = AsyncRetrying(  # a fresh one per call: tenacity keeps per-call state in it
-            stop=stop_after_attempt(max_attempts),
-            retry=retry_if_exception_type(RetryableError),
-            wait=wait_retry_after(
-                wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=max_wait_s),
-                max_wait_s,
-            ),
-            sleep=sleep,
-            reraise=True,
-        )
+        policy = retrying(max_attempts=max_attempts, max_wait_s=max_wait_s, sleep=sleep)
         try:
-            async for state in retrying:
+            async for state in policy:
                 with state:
                     number = state.retry_state.attempt_number
                     if number == 1:

@@ -36,37 +36,17 @@ import contextlib
 import heapq
 import itertools
 import math
-import re
 from collections.abc import Mapping
 from types import TracebackType
 
 from ..errors import BadRequest
 
-__all__ = ["Admission", "Bucket", "EndpointLimiter", "parse_duration"]
+__all__ = ["Admission", "Bucket", "EndpointLimiter"]
 
 #: The longest the line waits for the probe's answer before admitting the others anyway.
 PROBE_WAIT_S = 1.0
 _WINDOW_S = 60.0  # rpm, tpm and OpenAI's x-ratelimit-limit-* are all per minute
 _KINDS = ("requests", "tokens")
-
-# Go's time.Duration.String(): one or more <number><unit>, e.g. "6m0s", "1m30.5s", "120ms".
-_GO_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:h|ms|us|µs|ns|m|s))+")
-_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a Go-style duration (``"6m0s"``, ``"1m30.5s"``, ``"120ms"``) or plain seconds
-    (``"12"``, ``"0.5"``); ``None`` if ``text`` is neither (or negative)."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        if not _GO_DURATION.fullmatch(text):
-            return None
-        return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
 
 # ------------------------------------------------------------------ the bucket
 

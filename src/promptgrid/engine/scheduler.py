@@ -32,7 +32,7 @@ from ..pricing import Pricing
 from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
-from ..store import HEARTBEAT_S, ResultRow, Store
+from ..store import HEARTBEAT_S, ResultRow, leases
 from .answers import stored_answer, unstorable
 from .attempts import Outcome, Sleep, call_with_retry
 from .budget import Budget, charged_cost, vet, worst_cost
@@ -203,7 +203,7 @@ class Scheduler:
             return
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            await self.io.call(Store.heartbeat, self.io.owner)
+            await self.io.call(leases.heartbeat, self.io.owner)
 
     async def _worker(self, cells: Iterator[Cell]) -> None:
         for cell in cells:  # a shared iterator: next() never awaits, so workers cannot collide

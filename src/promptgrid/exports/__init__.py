@@ -27,12 +27,13 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ExportFailed, UsageError
 from ..store import RunInfo, Store, races, translate
 from ..table import batches, with_score_columns
 from ._atomic import remove_stale, temp_path
+from .choices import Repeats
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,9 +45,6 @@ __all__ = [
 
 FORMATS = ("parquet", "csv", "xlsx", "jsonl", "html")
 DEFAULT_FORMATS = ("parquet", "csv")
-#: How the XLSX compare sheet shows several samples of one cell: stacked in the cell, or a
-#: column each.
-Repeats = Literal["stack", "columns"]
 
 
 def file_name(fmt: str) -> str:

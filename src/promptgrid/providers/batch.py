@@ -3,7 +3,7 @@
 
 :class:`BatchClient` makes one remote step per call — upload a file, create a batch, look one
 up, poll, cancel, download, delete — and keeps no state: what was done is recorded by the
-caller (:mod:`promptgrid.engine.batches`) before and after each step. Two lookups make a step
+caller (:mod:`promptgrid.engine.batch.driver`) before and after each step. Two lookups make a step
 that may or may not have happened safe to repeat: :meth:`BatchClient.find_file` (by its unique file
 name) and :meth:`BatchClient.find_batch` (by its metadata). The SDK's own retries are off: a
 ``POST /batches`` retried after a lost answer would create a second batch; the caller retries,
@@ -49,7 +49,6 @@ from .responses import completion as responses_completion
 from .translate import (
     GARBLED,
     Secrets,
-    scrub,
     scrub_completion,
     scrub_error,
     status_error,
@@ -372,8 +371,3 @@ def _parse(model: type[ChatCompletion] | type[Response], body: Mapping[str, Any]
         return model.model_validate(body)
     except ValueError:
         return model.model_construct(**body)
-
-
-def scrub_text(text: str, key: Secrets) -> str:
-    """``text`` without the key (for messages built from a server's words)."""
-    return str(scrub(text, key))

@@ -29,6 +29,7 @@ from ..spec.scores import ScoreDef
 from ..spec.templates import RenderError
 from ..spec.yamlmarks import shorten
 from ..store import ScoreRecord, Store
+from ..store import scores as scorestore
 from .checks import ScoreFailure
 from .judge import judge_context, judge_request, parse_verdict
 from .worker import Job, Result, RowData
@@ -96,7 +97,7 @@ def read_rows(store: Store, run_id: str, after: int, limit: int) -> list[GradedR
             json.loads(r["messages"] or "[]"),
             r["response"],
         )
-        for r in store.graded_rows(run_id, after, limit)
+        for r in scorestore.graded_rows(store, run_id, after, limit)
     ]
 
 
@@ -138,8 +139,8 @@ def read_chunk(
     if not rows:
         return None
     lo, hi = rows[0].idx, rows[-1].idx
-    state = store.score_state(run_id, lo, hi)
-    verdicts = store.judge_answers(run_id, lo, hi) if judges else {}
+    state = scorestore.score_state(store, run_id, lo, hi)
+    verdicts = scorestore.judge_answers(store, run_id, lo, hi) if judges else {}
     chunk = Chunk(hi, [], [], [], [], [])
     for row in rows:
         due = [s for s in scores if row.ok and _due(state, s, row.idx, redo)]
@@ -172,7 +173,7 @@ def write_chunk(
         else:
             records += [ScoreRecord(idx, name, n, k, v) for n, k, v in outputs or ()]
     if done:
-        store.write_scores(run_id, records, {s.name: s.digest for s in scores}, done)
+        scorestore.write_scores(store, run_id, records, {s.name: s.digest for s in scores}, done)
 
 
 def _verdict(
@@ -242,7 +243,7 @@ def judge_cells(
         rows = read_rows(store, run_id, after, size)
         if not rows:
             return
-        state = store.score_state(run_id, rows[0].idx, rows[-1].idx)
+        state = scorestore.score_state(store, run_id, rows[0].idx, rows[-1].idx)
         for row in rows:
             for score in wanted if row.ok else ():
                 if not _due(state, score, row.idx, redo):

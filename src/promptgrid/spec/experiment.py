@@ -40,7 +40,6 @@ from .schema import (
     ExperimentFile,
     Message,
     ParamValues,
-    ScoreSpec,
     known_keys,
 )
 from .templates import RenderError
@@ -594,11 +593,6 @@ class Experiment:
             scores_dir=self.scores_dir,
         )  # fmt: skip
         return other
-
-    @property
-    def score_specs(self) -> dict[str, ScoreSpec]:
-        """The file's ``scores:`` as written (name -> definition)."""
-        return dict(self.file.scores)
 
     def _unused_vars(self) -> Iterator[Problem]:
         """Warnings: a var with several values that no template uses multiplies the calls

@@ -208,7 +208,7 @@ BATCH_MAX_BYTES = 200_000_000
 
 class BatchSpec(_Model):
     """Batch mode: the grid goes through the provider's Batch API (see
-    ``promptgrid.engine.batches``), its request files split at these limits."""
+    ``promptgrid.engine.batch.driver``), its request files split at these limits."""
 
     max_requests: int = Field(BATCH_MAX_REQUESTS, ge=1, description="requests per file at most")
     max_bytes: int = Field(

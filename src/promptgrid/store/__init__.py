@@ -37,10 +37,12 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 **Errors.** Every ``sqlite3`` or file-system failure leaves this package as a
 :class:`~promptgrid.errors.StoreError` saying what failed, which file, and what to do.
 
-The package: :mod:`.core` (the :class:`Store` and its queries), :mod:`.schema` (migrations and
-the result table's query), :mod:`.records` (the values it reads and writes), :mod:`.owners`
-(leases), :mod:`.failures` (error translation), :mod:`.batches` (batch mode's chunks),
-:mod:`.races` (a race's record).
+The package: :mod:`.core` (the :class:`Store`: opening, migrating, runs, results, claims),
+:mod:`.schema` (migrations and the result table's query), :mod:`.records` (the values it reads
+and writes), :mod:`.owners` (who executes a run), :mod:`.leases` (a run's lease),
+:mod:`.scores` (scores and judge calls), :mod:`.batch` (batch mode's chunks), :mod:`.failures`
+(error translation), :mod:`.races` (a race's record). Leases, scores, batches and races are
+functions over a :class:`Store`.
 """
 
 from __future__ import annotations

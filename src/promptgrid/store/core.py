@@ -17,12 +17,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import PromptgridWarning, RunOwned, StoreCorrupt, StoreError, UsageError
+from ..errors import PromptgridWarning, StoreCorrupt, StoreError, UsageError
 from . import failures
 from .failures import guarded, translate
-from .owners import Owner, alive
-from .records import ResultRow, RunInfo, ScoreRecord, dumps, now
-from .schema import MIGRATIONS, ONE_CHOICE_SQL, RESULTS_SQL, SEVERAL_SQL
+from .owners import Owner, alive, beat
+from .records import ResultRow, RunInfo, dumps, now
+from .schema import MIGRATIONS, ONE_CHOICE_SQL, RESULTS_SQL, SEVERAL_SQL, statements
 
 STORE_NAME = "promptgrid.sqlite"
 
@@ -137,9 +137,8 @@ class Store:
             for name, sql in MIGRATIONS:
                 if name in done:
                     continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(sql):
+                    self.db.execute(statement)
                 self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -177,7 +176,7 @@ class Store:
         total: int,
         options: dict[str, Any],
     ) -> None:
-        """Record a new run as ``running`` (not yet owned: see :meth:`acquire`)."""
+        """Record a new run as ``running`` (not yet owned: see :func:`.leases.acquire`)."""
         with self.transaction():
             self.db.execute(
                 "INSERT INTO runs (run_id, experiment, source, spec_json, columns_json, "
@@ -185,65 +184,6 @@ class Store:
                 (run_id, experiment, source, dumps(spec), dumps(columns), dumps(options), total,
                  "running", now()),
             )  # fmt: skip
-
-    @guarded("taking the run's lease")
-    def acquire(self, run_id: str, owner: Owner) -> None:
-        """Become the run's owner and mark it running; raise :class:`RunOwned` if another live
-        process owns it."""
-        with self.transaction():
-            row = self.db.execute(
-                "SELECT o.owner, o.pid, o.host, o.heartbeat FROM runs r "
-                "JOIN owners o ON o.owner = r.owner WHERE r.run_id = ?",
-                (run_id,),
-            ).fetchone()
-            at = time.time()
-            if row is not None and row[0] != owner.id and alive(row[1], row[2], row[3], at):
-                raise RunOwned(
-                    f"run {run_id} is being executed by process {row[1]} on {row[2]} (its "
-                    f"heartbeat is {at - row[3]:.0f} s old); let it finish, or stop it "
-                    f"(Ctrl-C in its terminal, or `kill {row[1]}`) and resume"
-                )
-            self._beat(owner, at)
-            self.db.execute(
-                "UPDATE runs SET owner = ?, status = 'running', finished_at = NULL "
-                "WHERE run_id = ?",
-                (owner.id, run_id),
-            )
-
-    @guarded("renewing the run's heartbeat")
-    def heartbeat(self, owner: Owner) -> None:
-        """Tell other processes this owner is alive."""
-        with self.transaction():
-            self._beat(owner, time.time())
-
-    def _beat(self, owner: Owner, at: float) -> None:
-        self.db.execute(
-            "INSERT INTO owners (owner, pid, host, heartbeat) VALUES (?,?,?,?) "
-            "ON CONFLICT (owner) DO UPDATE SET heartbeat = excluded.heartbeat",
-            (owner.id, owner.pid, owner.host, at),
-        )
-
-    @guarded("releasing the run")
-    def release(self, run_id: str, owner: Owner, status: str) -> None:
-        """Record how the run ended, give up its lease and this owner's claims."""
-        with self.transaction():
-            self.db.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, owner = NULL "
-                "WHERE run_id = ? AND (owner = ? OR owner IS NULL)",
-                (status, now(), run_id, owner.id),
-            )
-            self.db.execute("DELETE FROM claims WHERE owner = ?", (owner.id,))
-            self.db.execute("DELETE FROM owners WHERE owner = ?", (owner.id,))
-
-    @guarded("recording the run's status")
-    def set_status(self, run_id: str, status: str) -> None:
-        """Mark a run running, finished, interrupted, stopped or failed."""
-        finished = None if status == "running" else now()
-        with self.transaction():
-            self.db.execute(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                (status, finished, run_id),
-            )
 
     @guarded("reading the runs")
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
@@ -297,15 +237,6 @@ class Store:
         ).fetchone()
         return float(row[0])
 
-    @guarded("counting errors")
-    def error_summary(self, run_id: str) -> list[tuple[str, int]]:
-        """Error rows of a run by error type, most frequent first."""
-        return self.db.execute(
-            "SELECT error_type, COUNT(*) AS n FROM results WHERE run_id = ? AND status = 'error' "
-            "GROUP BY error_type ORDER BY n DESC",
-            (run_id,),
-        ).fetchall()
-
     # ------------------------------------------------------------------ cells
 
     @guarded("reading which cells are done")
@@ -320,15 +251,6 @@ class Store:
     def newest_response(self) -> int:
         """The id of the newest stored answer (0 if none): answers after it are new."""
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0])
-
-    @guarded("reading the cache")
-    def cached_answer(self, cell_id: str, after: int = 0) -> int | None:
-        """The id of the newest stored answer to this request (newer than ``after``), if any."""
-        row = self.db.execute(
-            "SELECT id FROM responses WHERE cell_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-            (cell_id, after),
-        ).fetchone()
-        return row[0] if row else None
 
     @guarded("reading the cache")
     def count_answered(self, cell_ids: Iterable[str]) -> int:
@@ -401,7 +323,7 @@ class Store:
             answers: list[int | bool | str] = []
             found = self._answers([c for c, _ in asks], after) if asks else {}
             if any(claim and c not in found for c, claim in asks):
-                self._beat(owner, at)
+                beat(self.db, owner, at)
             for cell_id, claim in asks:
                 if cell_id in found:
                     answers.append(found[cell_id])
@@ -577,135 +499,6 @@ class Store:
             skip -= len(skipped)
         while rows := cursor.fetchmany(batch):
             yield rows
-
-    # ------------------------------------------------------------------ scores
-
-    @guarded("reading answers to score")
-    def graded_rows(self, run_id: str, after: int, limit: int) -> list[sqlite3.Row]:
-        """Up to ``limit`` result rows of a run with ``idx > after``, in order: what scoring
-        needs (idx, cell_id, prompt, vars_json, params_json, repeat, status, messages,
-        response)."""
-        cursor = self.db.cursor()
-        cursor.row_factory = sqlite3.Row
-        return cursor.execute(
-            "SELECT r.idx, r.cell_id, r.prompt, r.vars_json, r.params_json, r.repeat, r.status, "
-            "json_extract(q.request_json, '$.messages') AS messages, a.response "
-            "FROM results r JOIN requests q ON q.cell_id = r.cell_id "
-            "LEFT JOIN responses a ON a.id = r.response_id "
-            "WHERE r.run_id = ? AND r.idx > ? ORDER BY r.idx LIMIT ?",
-            (run_id, after, limit),
-        ).fetchall()
-
-    @guarded("reading scores")
-    def score_state(self, run_id: str, lo: int, hi: int) -> dict[tuple[int, str], tuple[str, bool]]:
-        """(idx, scorer) -> (digest, any error) of the stored scores of cells ``lo..hi``."""
-        rows = self.db.execute(
-            "SELECT idx, scorer, MIN(digest), MAX(error IS NOT NULL) FROM scores "
-            "WHERE run_id = ? AND idx BETWEEN ? AND ? GROUP BY idx, scorer",
-            (run_id, lo, hi),
-        )
-        return {(idx, scorer): (digest, bool(err)) for idx, scorer, digest, err in rows}
-
-    @guarded("reading judge verdicts")
-    def judge_answers(
-        self, run_id: str, lo: int, hi: int
-    ) -> dict[tuple[int, str, str], tuple[str, str | None, str | None, str | None]]:
-        """(idx, score, judge cell_id) -> (status, answer text, error_type, error) of the judge
-        calls of cells ``lo..hi``."""
-        rows = self.db.execute(
-            "SELECT j.idx, j.name, j.cell_id, j.status, a.response, j.error_type, j.error "
-            "FROM judge_calls j LEFT JOIN responses a ON a.id = j.response_id "
-            "WHERE j.run_id = ? AND j.idx BETWEEN ? AND ?",
-            (run_id, lo, hi),
-        )
-        return {(i, n, c): (status, text, et, e) for i, n, c, status, text, et, e in rows}
-
-    @guarded("writing scores")
-    def write_scores(
-        self,
-        run_id: str,
-        records: Sequence[ScoreRecord],
-        digests: dict[str, str],
-        replace: Iterable[tuple[int, str]],
-    ) -> None:
-        """In one transaction: drop the stored scores ``replace`` lists ((idx, scorer)), then
-        store ``records`` (``digests``: scorer -> the digest of its definition)."""
-        with self.transaction():
-            self.db.executemany(
-                "DELETE FROM scores WHERE run_id = ? AND idx = ? AND scorer = ?",
-                [(run_id, idx, scorer) for idx, scorer in replace],
-            )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO scores (run_id, idx, scorer, name, kind, value, error, "
-                "reason, digest, judge_cell_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, r.idx, r.scorer, r.name, r.kind, r.value, r.error, r.reason,
-                  digests[r.scorer], r.judge_cell_id) for r in records],
-            )  # fmt: skip
-
-    @guarded("recording the run's scores")
-    def set_scores(self, run_id: str, scores: dict[str, Any]) -> None:
-        """Make ``scores`` (the file's ``scores:`` mapping) the run's scores in force, and drop
-        the stored scores of any other."""
-        with self.transaction():
-            row = self.db.execute("SELECT spec_json FROM runs WHERE run_id = ?", (run_id,))
-            spec = json.loads(row.fetchone()[0])
-            if scores:
-                spec["scores"] = scores
-            else:
-                spec.pop("scores", None)
-            self.db.execute("UPDATE runs SET spec_json = ? WHERE run_id = ?", (dumps(spec), run_id))
-            marks = ",".join("?" * len(scores))
-            self.db.execute(
-                f"DELETE FROM scores WHERE run_id = ? AND scorer NOT IN ({marks})",
-                [run_id, *scores],
-            )
-
-    @guarded("reading scores")
-    def score_outputs(self, run_id: str, scorer: str) -> list[tuple[str, str]]:
-        """The (name, kind) of the columns a ``python:`` scorer filled with at least one value,
-        in order of first appearance (a mapping gives several)."""
-        rows = self.db.execute(
-            "SELECT name, MAX(kind = 'float') FROM scores WHERE run_id = ? AND scorer = ? "
-            "AND value IS NOT NULL GROUP BY name ORDER BY MIN(idx), name",
-            (run_id, scorer),
-        )
-        return [(name, "float" if is_float else "bool") for name, is_float in rows]
-
-    @guarded("reading scores")
-    def score_rows(self, run_id: str, lo: int, hi: int) -> list[tuple[Any, ...]]:
-        """(idx, scorer, name, kind, value, error, reason, judge tokens, judge cost) of cells
-        ``lo..hi``; the judge's usage is that of the call that made the verdict."""
-        return self.db.execute(
-            "SELECT s.idx, s.scorer, s.name, s.kind, s.value, s.error, s.reason, "
-            "a.prompt_tokens + a.completion_tokens, j.cost_usd FROM scores s "
-            "LEFT JOIN judge_calls j ON j.run_id = s.run_id AND j.idx = s.idx "
-            "AND j.name = s.scorer AND j.cell_id = s.judge_cell_id "
-            "LEFT JOIN responses a ON a.id = j.response_id "
-            "WHERE s.run_id = ? AND s.idx BETWEEN ? AND ?",
-            (run_id, lo, hi),
-        ).fetchall()
-
-    @guarded("reading judge calls")
-    def judge_totals(self, run_id: str) -> tuple[int, int, int, int, float]:
-        """The run's judge calls: (calls, cached, errors, tokens, USD paid)."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(j.cached), 0), COALESCE(SUM(j.status != 'ok'), 0), "
-            "COALESCE(SUM(a.prompt_tokens + a.completion_tokens), 0), "
-            "COALESCE(SUM(CASE WHEN j.cached = 0 THEN j.cost_usd END), 0) "
-            "FROM judge_calls j LEFT JOIN responses a ON a.id = j.response_id "
-            "WHERE j.run_id = ?",
-            (run_id,),
-        ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4])
-
-    @guarded("reading scores")
-    def score_summary(self, run_id: str) -> list[tuple[str, int, float | None, int]]:
-        """Per score column: (name, values, their mean, errors), in name order."""
-        return self.db.execute(
-            "SELECT name, COUNT(value), AVG(value), COUNT(error) FROM scores "
-            "WHERE run_id = ? GROUP BY name ORDER BY MIN(rowid)",
-            (run_id,),
-        ).fetchall()
 
     @guarded("reading attempts")
     def attempt_history(self, run_id: str) -> list[sqlite3.Row]:

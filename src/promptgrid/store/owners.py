@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sqlite3
 from dataclasses import dataclass, field
 
 #: Seconds between two heartbeats of a run's owner.
@@ -55,3 +56,12 @@ def pid_alive(pid: int) -> bool:
 def alive(pid: int, host: str, heartbeat: float, at: float) -> bool:
     fresh = at - heartbeat < LEASE_TTL_S
     return fresh and (host != socket.gethostname() or pid_alive(pid))
+
+
+def beat(db: sqlite3.Connection, owner: Owner, at: float) -> None:
+    """Record ``owner``'s heartbeat at ``at`` (in the caller's transaction)."""
+    db.execute(
+        "INSERT INTO owners (owner, pid, host, heartbeat) VALUES (?,?,?,?) "
+        "ON CONFLICT (owner) DO UPDATE SET heartbeat = excluded.heartbeat",
+        (owner.id, owner.pid, owner.host, at),
+    )

@@ -1,16 +1,13 @@
 """What the store reads and writes, as values: a run, an answer and its choices, a finished
-cell's row, a score; and the JSON and time formats of its columns."""
+cell's row, a score, a race's record; and the JSON and time formats of its columns."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .races import RaceRecord
+from typing import Any
 
 
 def now() -> str:
@@ -128,3 +125,115 @@ class ScoreRecord:
     error: str | None = None
     reason: str | None = None
     judge_cell_id: str | None = None
+
+
+# A race's record (store.races reads and writes it).
+
+#: Stop reasons after which the race is over (the budget's can be resumed with a higher cap).
+FINISHED = ("keep", "exhausted")
+
+
+@dataclass(frozen=True)
+class RoundRow:
+    """One variant in one round: blocks run by the race so far, blocks scored for it
+    (``cases``), its mean, the ``leader`` and the leader's ``lead`` over it on their paired
+    blocks with its interval (None for the leader itself), and whether this round dropped it."""
+
+    round: int
+    variant: str
+    blocks: int
+    cases: int
+    mean: float | None
+    leader: str
+    lead: float | None
+    lead_low: float | None
+    lead_high: float | None
+    dropped: bool
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A variant dropped: in ``round``, after ``blocks`` blocks (``cases`` scored for it),
+    because ``against`` leads it by ``estimate`` over their ``pairs`` paired blocks, with the
+    anytime-valid interval ``[low, high]`` (``low > 0``)."""
+
+    variant: str
+    round: int
+    blocks: int
+    cases: int
+    mean: float | None
+    against: str
+    pairs: int
+    estimate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Place:
+    """A variant's standing: ``rank`` (1 = best), ``status`` (``winner``, ``kept``, ``tied``,
+    ``running`` or ``dropped``), mean, blocks scored (``cases``), blocks run and calls made."""
+
+    variant: str
+    rank: int
+    status: str
+    mean: float | None
+    cases: int
+    blocks: int
+    calls: int
+
+
+@dataclass(frozen=True)
+class RaceState:
+    """Where a race stands: rounds and blocks run, why it stopped (None: not stopped), the
+    winner (once stopped) and every variant's :class:`Place`."""
+
+    rounds: int
+    blocks: int
+    stopped: str | None
+    winner: str | None
+    standings: tuple[Place, ...]
+
+
+@dataclass(frozen=True)
+class RaceRecord:
+    """A run's race as stored (see the module docstring); ``calls`` are the run's result
+    rows, ``grid_calls`` the full grid's cells."""
+
+    run_id: str
+    settings: Mapping[str, Any]
+    variants: tuple[str, ...]
+    n_blocks: int
+    repeats: int
+    low: float
+    high: float
+    state: RaceState
+    rows: tuple[RoundRow, ...]
+    drops: tuple[Drop, ...]
+    calls: int
+    grid_calls: int
+
+    @property
+    def score(self) -> str:
+        """The score that decides."""
+        return str(self.settings["score"])
+
+    @property
+    def factor(self) -> str:
+        """What competes."""
+        return str(self.settings.get("factor", "prompt"))
+
+    @property
+    def finished(self) -> bool:
+        """The race is over: ``keep`` left, or the blocks ran out."""
+        return self.state.stopped in FINISHED
+
+    @property
+    def tied(self) -> tuple[str, ...]:
+        """The survivors the race could not separate, best mean first."""
+        return tuple(p.variant for p in self.state.standings if p.status == "tied")
+
+    @property
+    def saved(self) -> int:
+        """Calls of the full grid the race did not make."""
+        return self.grid_calls - self.calls

@@ -3,6 +3,9 @@ query that reads a run's result table."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "001_initial",
@@ -298,3 +301,22 @@ SEVERAL_SQL = (
     "SELECT 1 FROM results r JOIN choices c ON c.response_id = r.response_id "
     "WHERE r.run_id = ? LIMIT 1"
 )
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of a migration's SQL, in order, each with its ``;``.
+
+    A ``;`` ends a statement only where :func:`sqlite3.complete_statement` says the statement
+    is complete, so one inside a string literal, a quoted name, a comment or a trigger's
+    ``BEGIN ... END`` body does not. The caller executes them one by one inside its own
+    transaction (``executescript`` would commit first, and a migration must stay atomic)."""
+    start = 0
+    end = script.find(";")
+    while end != -1:
+        if sqlite3.complete_statement(script[start : end + 1]):
+            if script[start:end].strip():
+                yield script[start : end + 1]
+            start = end + 1
+        end = script.find(";", end + 1)
+    if script[start:].strip():
+        yield script[start:]  # the last statement needs no ``;``

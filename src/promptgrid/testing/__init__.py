@@ -33,7 +33,7 @@ to end:
   kinds replace normal processing: they neither check nor charge buckets;
 * ``echo_key=True`` plants the caller's key in every response, to prove a client never keeps it;
   ``usage={...}`` sends the given usage fields in every answer (a server that misreports);
-* the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batches`), whose batches
+* the Files and Batch APIs (``/v1/files``, ``/v1/batches``: :mod:`.batch`), whose batches
   move only as a test says (:attr:`FaultServer.batches`: ``progress``, ``complete``,
   ``expire``, ``fail``; a client's cancel; ``batch_complete_after`` polls), each request of a
   batch answered by the same code as an online one (``script_for`` faults give error lines),
@@ -49,7 +49,7 @@ promptgrid.testing`` in a child process and steers it through a :class:`RemoteFa
 
 Modules: :mod:`.buckets` (rate limits and their headers), :mod:`.answers` (requests, error bodies
 and the fault catalogue), :mod:`.made` (the answer a request gets), :mod:`.shapes` (its JSON and
-stream shapes), :mod:`.floods` (answers too large to hold), :mod:`.batches` (files and
+stream shapes), :mod:`.floods` (answers too large to hold), :mod:`.batch` (files and
 batches), :mod:`.settings`, :mod:`.core` (state and request handlers), :mod:`.server`
 (in-process), :mod:`.spawn` (child process), :mod:`.__main__` (command line). The package needs
 aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.tokens`,
@@ -59,7 +59,7 @@ aiohttp, the standard library and promptgrid's pure modules (:mod:`promptgrid.to
 from __future__ import annotations
 
 from .answers import FAULTS
-from .batches import BatchControls
+from .batch import BatchControls
 from .buckets import go_duration
 from .server import FaultServer
 from .spawn import RemoteFaultServer, spawn_fault_server

@@ -44,7 +44,7 @@ from .answers import (
     read_ask,
     respond,
 )
-from .batches import Batches
+from .batch import Batches
 from .buckets import _KeyBuckets
 from .floods import MARK, gzipped, pieces
 from .made import make

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .batches import BatchControls
+from .batch import BatchControls
 from .core import _Core
 
 __all__ = ["FaultServer"]
@@ -129,7 +129,7 @@ class FaultServer(_Controls):
     scripted as ``"tool_call"``), structured outputs fitting the requested schema (scripted
     ``"bad_json"``: cut in half), refusals (``"refusal"``), logprobs when asked for, reasoning
     tokens and summaries; see :mod:`promptgrid.testing.made` for the exact values. Its Files
-    and Batch APIs (:attr:`batches`, :mod:`promptgrid.testing.batches`) take request files and
+    and Batch APIs (:attr:`batches`, :mod:`promptgrid.testing.batch`) take request files and
     run batches as a test directs: completed, expired, cancelled, failed, partly answered.
     """
 
@@ -188,7 +188,7 @@ class FaultServer(_Controls):
     @property
     def batches(self) -> BatchControls:
         """Its batches and files, as a test steers them (see
-        :mod:`promptgrid.testing.batches`)."""
+        :mod:`promptgrid.testing.batch`)."""
         return BatchControls(self._core.batches)
 
     def start(self) -> FaultServer:

@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from ... import __version__
 from ...analysis import align, grid_axes, input_columns, summary
 from ...analysis.runs import run_labels
 from ...store import RunInfo
+from ...version import __version__
 from ..totals import completeness, totals
 
 __all__ = ["build", "to_json"]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from .. import Repeats
+    from ..choices import Repeats
 
 __all__ = ["CUT_MARK", "MAX_CELL", "XlsxWriter", "cell_text"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from ... import __version__
 from ...store import RunInfo
+from ...version import __version__
 from ..totals import completeness, totals
 from .cells import Styles, cell_value
 from .sheet import Sheet

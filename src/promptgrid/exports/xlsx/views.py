@@ -24,7 +24,7 @@ from .results import _fit, _lines
 from .sheet import Cell, Sheet
 
 if TYPE_CHECKING:
-    from .. import Repeats
+    from ..choices import Repeats
 
 #: A compare row shows at most this many lines (Excel's tallest row is 409 points).
 MAX_LINES = 25

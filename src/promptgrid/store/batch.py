@@ -16,7 +16,7 @@ A chunk moves through these states, each written (and committed) at the moment i
 
 Write-ahead makes a crash at any moment recoverable without a duplicate: a chunk found
 ``uploading`` looks for its file by name before uploading again, one found ``creating`` looks
-for its batch by metadata before creating one (``promptgrid.engine.batches``). Functions here
+for its batch by metadata before creating one (``promptgrid.engine.batch.driver``). Functions here
 take the :class:`~promptgrid.store.Store` first, so the engine can run them on its store
 thread (``StoreIO.call``); each is one transaction.
 """

@@ -6,9 +6,9 @@ same store tables), in four moves, each safe to interrupt at any moment:
 **Plan and submit** (:meth:`Batcher.submit`). The batch endpoints' share of the grid is walked
 lazily; a cell already answered in the store is a cached row at once (as online), a cell whose
 request another cell of the run already carries joins that request's chunk, and the rest
-become lines of a request file on disk (:mod:`.batchfiles`), cut at ``max_requests`` and
+become lines of a request file on disk (:mod:`.files`), cut at ``max_requests`` and
 ``max_bytes``. Each full file is recorded as a chunk with its cells, then driven through its
-remote steps, each written ahead and after (:mod:`promptgrid.store.batches`):
+remote steps, each written ahead and after (:mod:`promptgrid.store.batch`):
 ``planned -> uploading -> uploaded (file id) -> creating -> submitted (batch id)``.
 
 **Recover.** A chunk found between steps by a later process goes on from where it stands; one
@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import random
 import tempfile
 import time
 from collections import Counter
@@ -49,23 +48,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
-from ..grid import Cell, expand
-from ..providers.base import Completion
-from ..providers.batch import BatchClient, RemoteBatch
-from ..store import Owner, ResultRow, Store
-from ..store import batches as batchstore
-from ..store.batches import Chunk
-from .attempts import Sleep
-from .batchfiles import ChunkFile, NotIn, encode, rebuild
-from .batchread import Outputs, answer_row, copy_row, unanswered
-from .budget import vet, worst_cost
-from .storeio import StoreIO
+from tenacity import AsyncRetrying
+
+from ...errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
+from ...grid import Cell, expand
+from ...providers.base import Completion
+from ...providers.batch import BatchClient, RemoteBatch
+from ...store import Owner, ResultRow, Store
+from ...store import batch as batchstore
+from ...store.batch import Chunk
+from ..attempts import Sleep, retrying
+from ..budget import vet, worst_cost
+from ..storeio import StoreIO
+from .files import ChunkFile, NotIn, encode, rebuild
+from .outputs import Outputs, answer_row, copy_row, unanswered
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
-    from ..providers.translate import Secrets
-    from ..store import RunInfo
+    from ...config import RunConfig
+    from ...providers.translate import Secrets
+    from ...store import RunInfo
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "BatchSummary", "Batcher"]
 
@@ -305,20 +306,16 @@ class Batcher:
 
     async def _advance(self, chunk: Chunk) -> Chunk:
         """Take a chunk through its remote steps to ``submitted``, retrying transient failures
-        (each retry looks before it redoes: the failed attempt may have happened)."""
+        as online calls are retried (each retry looks before it redoes: the failed attempt may
+        have happened)."""
         client = self.clients[chunk.endpoint]
-        failures = 0
         while chunk.state in ("planned", "uploading", "uploaded", "creating"):
-            if self.stopping:  # between two steps: the next session goes on from here
-                return chunk
             try:
-                chunk = await self._step(client, chunk)
-                failures = 0
-            except RetryableError as exc:
-                failures += 1
-                if failures >= self.config.retry.max_attempts:
-                    raise _during(exc, chunk) from None
-                await self.sleep(self._backoff(failures, exc.retry_after))
+                async for attempt in self._retrying(self._pause):  # a stop wakes its waits
+                    if self.stopping:  # between two steps: the next session goes on from here
+                        return chunk
+                    with attempt:
+                        chunk = await self._step(client, chunk)
             except BatchUnknown:
                 raise  # it says what happened and the ways on already
             except ProviderError as exc:
@@ -397,11 +394,11 @@ class Batcher:
         self._files[chunk.chunk] = path
         return path
 
-    def _backoff(self, failures: int, retry_after: float | None) -> float:
-        cap = self.config.retry.max_wait_s
-        if retry_after is not None:
-            return min(retry_after, cap)
-        return min(cap, random.uniform(0, 2.0**failures))
+    def _retrying(self, sleep: Sleep) -> AsyncRetrying:
+        """The online calls' retry policy (:func:`..attempts.retrying`) for one remote step:
+        the server's ``retry_after``, else backoff with jitter; waits through ``sleep``."""
+        retry = self.config.retry
+        return retrying(max_attempts=retry.max_attempts, max_wait_s=retry.max_wait_s, sleep=sleep)
 
     # ------------------------------------------------------------------ poll
 
@@ -536,16 +533,9 @@ class Batcher:
             if not file_id:
                 continue
             path = folder / f"{name}.jsonl"
-            failures = 0
-            while True:
-                try:
+            async for attempt in self._retrying(self.sleep):
+                with attempt:
                     await client.download(file_id, path)
-                    break
-                except RetryableError as exc:
-                    failures += 1
-                    if failures >= self.config.retry.max_attempts:
-                        raise
-                    await self.sleep(self._backoff(failures, exc.retry_after))
             paths.append(path)
         return paths
 

@@ -26,7 +26,7 @@ nothing happens unless the test acts, through :class:`BatchControls` (``server.b
 - the setting ``batch_complete_after`` (N): a batch in progress completes at its N-th poll.
 
 A request of a batch is answered by the same code as an online request
-(:meth:`~promptgrid.testing.core._Core.answer_body`), and takes the scripts of
+(:meth:`Answerer.answer_body`), and takes the scripts of
 ``script_for``: an HTTP status puts an error line (``response.status_code`` and an error body)
 in the error file (so do ``quota`` and ``error_surrogate``), an answer kind (``tool_call``,
 ``refusal``, ``bad_json``, ``surrogates``, ``bad_usage``, ``truncated``) shapes its answer,
@@ -34,7 +34,8 @@ in the error file (so do ``quota`` and ``error_surrogate``), an answer kind (``t
 lines are ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``.
 
 For crash tests, ``script(faults, op=...)`` fails the next Files/Batch API calls (an HTTP
-status, or ``drop``: the connection closed), and ``hook(op, info)`` is called before each call
+status, a 429 with the ``retry_after_s`` setting's ``retry-after`` as online; or ``drop``: the
+connection closed), and ``hook(op, info)`` is called before each call
 (``op``: ``upload``, ``files.list``, ``content``, ``delete``, ``create``, ``list``,
 ``retrieve``, ``cancel``) and after it took effect (``op + ":done"``), on the server's thread;
 returning ``"abort"`` closes the connection there — before: the call never happened; after:
@@ -50,7 +51,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -58,19 +59,17 @@ from .answers import (
     ANSWER_KINDS,
     DEEP_JSON,
     ERROR_STATUS,
+    Ask,
     ask_of,
     error_body,
     injected_error,
     respond,
 )
 
-if TYPE_CHECKING:
-    from .core import _Core
-
 _DEEP = "<deep_body>"  # stands for DEEP_JSON in an output line until it is written
 _DEEP_MARK = json.dumps(_DEEP).encode()
 
-__all__ = ["MAX_LINES", "BatchControls", "Batches"]
+__all__ = ["MAX_LINES", "Answerer", "BatchControls", "Batches"]
 
 #: Requests a batch file may hold (OpenAI's limit).
 MAX_LINES = 50_000
@@ -134,10 +133,33 @@ class _Batch:
         }  # fmt: skip
 
 
+class Answerer(Protocol):
+    """What the Files and Batch APIs need of the server's core (``core._Core``): its settings,
+    request numbers, and the online path's answers, so a batch's request is answered by the
+    same code as an online one. The core builds :class:`Batches` with itself; this module
+    never imports the core."""
+
+    cfg: dict[str, Any]
+
+    def batch_fault(self, last: str) -> str | None:
+        """The fault scripted for a request whose last user message is ``last``, if any."""
+        ...
+
+    def next_number(self) -> int:
+        """A new request number."""
+        ...
+
+    def answer_body(
+        self, ask: Ask, fault: str | None, echo: str | None, number: int, request_id: str
+    ) -> dict[str, Any]:
+        """The JSON of a good answer to ``ask`` (of the kind ``fault`` names)."""
+        ...
+
+
 class Batches:
     """The Files and Batch APIs of one fault server (see the module docstring)."""
 
-    def __init__(self, core: _Core) -> None:
+    def __init__(self, core: Answerer) -> None:
         self.core = core
         self._lock = threading.RLock()
         self.hook: Hook | None = None
@@ -195,8 +217,9 @@ class Batches:
             return None
         if fault == "drop":
             return _abort(request)
-        status = int(fault) if fault.isdigit() else 500
-        return respond(status, error_body(status), {})
+        status = fault if fault.isdigit() else "500"
+        headers: dict[str, str] = {}
+        return respond(int(status), injected_error(status, op, self.core.cfg, headers), headers)
 
     def _done(self, request: web.Request, op: str, info: Mapping[str, Any]) -> bool:
         return self._call_hook(f"{op}:done", info)

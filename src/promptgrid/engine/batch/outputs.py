@@ -17,18 +17,18 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchCancelled, BatchExpired, BatchFailed, BatchMissing, ProviderError
-from ..grid import Cell
-from ..pricing import Pricing
-from ..providers.base import Completion
-from ..providers.batch import custom_id_of, read_line
-from ..store import ResultRow
-from ..store.batches import First
-from .answers import stored_answer, unstorable
-from .budget import charged_cost
+from ...errors import BatchCancelled, BatchExpired, BatchFailed, BatchMissing, ProviderError
+from ...grid import Cell
+from ...pricing import Pricing
+from ...providers.base import Completion
+from ...providers.batch import custom_id_of, read_line
+from ...store import ResultRow
+from ...store.batch import First
+from ..answers import stored_answer, unstorable
+from ..budget import charged_cost
 
 if TYPE_CHECKING:
-    from ..providers.translate import Secrets
+    from ...providers.translate import Secrets
 
 __all__ = ["Outputs", "answer_row", "copy_row", "unanswered"]
 

@@ -16,9 +16,9 @@ from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import IO
 
-from ..grid import Cell
-from ..providers.payload import body
-from ..spec.schema import BatchSpec
+from ...grid import Cell
+from ...providers.payload import body
+from ...spec.schema import BatchSpec
 
 __all__ = ["ChunkFile", "NotIn", "encode", "rebuild"]
 
