@@ -26,6 +26,8 @@ _EXPORTS = {
     "contrast": "analysis",
     "decide": "analysis",
     "load": "api",
+    "merge": "api",
+    "Merged": "shards",
     "plan": "api",
     "Replay": "race.replay",
     "replay": "api",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
         cancel_batches,
         collect,
         load,
+        merge,
         plan,
         replay,
         report,
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
     )  # fmt: skip
     from .planning import Plan
     from .race.replay import Replay
+    from .shards import Merged
 
 
 def __getattr__(name: str) -> object:

@@ -1,5 +1,5 @@
-"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score`` and
-``Experiment``.
+"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score``,
+``merge`` and ``Experiment``.
 
 Every function spells out its options (keyword-only), so ``help()`` and an IDE show them and a
 misspelt one is Python's own ``TypeError``. ``arun`` is the one implementation; ``run`` drives it
@@ -18,6 +18,7 @@ from .config import RunConfig, RunOptions
 from .errors import BudgetExceeded, Problem, ProviderError, SpecError, UsageError
 from .exports import parse_formats
 from .runner import RunOutcome, Selection, execute, rescore
+from .shards import ShardSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,11 +26,12 @@ if TYPE_CHECKING:
     from .batching import BatchRow
     from .planning import Plan
     from .race.replay import Replay
+    from .shards import Merged
     from .store import RunInfo
 
 __all__ = [
     "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
-    "load", "plan", "replay", "report", "retry", "run", "score",
+    "load", "merge", "plan", "replay", "report", "retry", "run", "score",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -76,17 +78,33 @@ def experiment_of(source: ExperimentSource) -> spec.Experiment:
 
 
 def run_options(
-    *, results_dir: str | Path, formats: str | Sequence[str] | None = None, **given: Any
+    *,
+    results_dir: str | Path,
+    formats: str | Sequence[str] | None = None,
+    shard: ShardSpec | None = None,
+    **given: Any,
 ) -> RunOptions:
-    """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path)."""
-    from .spec.yamlmarks import not_utf8
+    """RunOptions from the public keywords (``formats`` parsed, ``results_dir`` a Path, the
+    ``shard`` read, from the job runner's environment for ``auto``)."""
+    import os
+
+    from .shards import parse_shard
 
     parsed = None if formats is None else parse_formats(formats)
-    shown = not_utf8(Path(results_dir))
+    part = None if shard is None else parse_shard(shard, os.environ)
+    return RunOptions(results_dir=results_folder(results_dir), formats=parsed, shard=part,
+                      **given)  # fmt: skip
+
+
+def results_folder(path: str | Path) -> Path:
+    """A results folder given by a caller (``UsageError`` for a name that is not UTF-8)."""
+    from .spec.yamlmarks import not_utf8
+
+    shown = not_utf8(Path(path))
     if shown is not None:
         raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
                          "another --results-dir")  # fmt: skip
-    return RunOptions(results_dir=Path(results_dir), formats=parsed, **given)
+    return Path(path)
 
 
 async def arun(
@@ -107,6 +125,7 @@ async def arun(
     grace_s: float = 5.0,
     batch: bool | None = None,
     wait: bool = False,
+    shard: ShardSpec | None = None,
 ) -> pd.DataFrame:
     """Run an experiment in the current event loop and return its result table.
 
@@ -116,7 +135,7 @@ async def arun(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait, shard=shard,
     )  # fmt: skip
     handle = _handle(progress)
     selection = _selection(resume, run_id)
@@ -142,6 +161,7 @@ def run(
     grace_s: float = 5.0,
     batch: bool | None = None,
     wait: bool = False,
+    shard: ShardSpec | None = None,
 ) -> pd.DataFrame:
     """Run an experiment and return its result table, from a script, IPython or Jupyter.
 
@@ -168,6 +188,11 @@ def run(
         wait: in batch mode, poll until every batch is in and collected (seconds to a minute
             apart); else return at once with what is in (the run is ``submitted``:
             :func:`collect` gets the rest).
+        shard: run only one of N disjoint parts of the grid, on one of N machines: ``"2/8"``
+            or ``(2, 8)`` (counting from 0), ``"auto"`` (from the job runner: a Slurm array, a
+            Kubernetes Indexed Job with ``PROMPTGRID_SHARD_COUNT``), ``"auto/8"`` (the index
+            from the job runner). The run is a normal run of its cells (its own results
+            folder, resume, retry, budget); :func:`merge` joins the shards into one run.
 
     A resumed run keeps the settings it was started with (provider, base URL, limits, formats);
     giving another provider or base URL is an error, new limits apply to the rest of the run.
@@ -181,7 +206,7 @@ def run(
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait, shard=shard,
     )  # fmt: skip
     return _blocking(experiment_of(source), options, _selection(resume, run_id))
 
@@ -352,17 +377,20 @@ def plan(
     use_cache: bool | None = None,
     max_cost: float | None = None,
     batch: bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
     Nothing is sent and nothing is written. Options as for :func:`run`; with ``batch``, the
-    calls of providers that have a Batch API are priced at batch prices.
+    calls of providers that have a Batch API are priced at batch prices; with ``shard``, the
+    figures are that shard's share.
     """
     from .planning import make_plan
 
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch,
+        shard=shard,
     )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
@@ -380,6 +408,55 @@ def load(
 
     with Store.in_dir(results_dir, readonly=True) as store:
         return load_run(store, resolve_run(store, run_id, experiment))
+
+
+def merge(
+    sources: Sequence[str | Path],
+    *,
+    output: str | Path = "results",
+    experiment: str | None = None,
+    formats: str | Sequence[str] | None = None,
+) -> Merged:
+    """Join the stores of a grid's shards (runs made with ``shard=``) into one run in
+    ``output``, as if it had run on one machine, and write its files.
+
+    Every cell once; the cache (every request and answer of every source) and every attempt
+    kept; costs summed. A shard missing or unfinished is named in the result and the merged run
+    is ``incomplete`` (merging again, once it is in, updates the same run). The same shard
+    given twice counts once; shards of different experiments (or versions of one) are refused,
+    and so is a shard still running. ``load``, ``report``, ``contrast``, exports and ``retry``
+    then work on the merged run.
+
+    Args:
+        sources: the shards' results folders.
+        output: the results folder to merge into (a new one, or one holding other runs).
+        experiment: only the shards of this experiment, when the folders hold several.
+        formats: the files to write (default: the shards' formats, else parquet and csv).
+
+    Example::
+
+        merged = promptgrid.merge(["results-0", "results-1", "results-2"], output="results")
+        print(merged)    # the merged run, each shard, what is missing
+        df = promptgrid.load(merged.run_id, results_dir="results")
+    """
+    from .exports import export
+    from .runner import new_run_id
+    from .shards import Merged
+    from .store import Store
+    from .store.merge import merge as merge_stores
+    from .table import with_score_columns
+
+    out = results_folder(output)
+    chosen = None if formats is None else parse_formats(formats)
+    plan, info = merge_stores([Path(s) for s in sources], out, run_id=new_run_id(),
+                              experiment=experiment)  # fmt: skip
+    with Store.in_dir(out, readonly=True) as store:
+        run = with_score_columns(store, info)
+        written = chosen or parse_formats(info.options.get("formats"))
+        files = export(store, run, out / info.experiment / info.run_id, written)
+        counts, spent = store.counts(info.run_id), store.spend(info.run_id)
+    return Merged(info.run_id, info.experiment, out, info.status, plan, counts, spent, files,
+                  info.source)  # fmt: skip
 
 
 def replay(

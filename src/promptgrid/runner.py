@@ -14,6 +14,10 @@ the end rather than as each row is committed: the plain run path does no extra w
 code serves ``promptgrid score``, and a resumed run scores exactly what is missing.
 ``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
 
+A run of one shard (``--shard I/N``) is this same run over the shard's cells: the grid's walk
+filters them (``grid``), and the run records its shard, its size and the grid's digest
+(``shards.survey``, one walk of the grid's ids when it is created).
+
 A run in batch mode (``--batch``, ``batch:``) sends its batch endpoints' cells through their
 Batch APIs instead (:mod:`promptgrid.batching`), first in the session: chunks an earlier session
 left between two steps are driven on, new ones submitted; the online endpoints run next, without
@@ -30,7 +34,7 @@ import contextlib
 import secrets
 import warnings
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -44,9 +48,10 @@ from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ExitCode, PromptgridWarning, StoreError, UsageError
 from .exports import export, formats_present
-from .grid import expand
+from .grid import cell_ids, expand
 from .progress import make_progress
 from .providers import open_provider
+from .shards import survey
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
 from .store import batches as batchstore
@@ -490,10 +495,13 @@ def _create(store: Store, config: RunConfig) -> RunInfo:
     record = config.record()
     if not config.use_cache:  # answers made after this one are this run's own: those count
         record["cache_floor"] = store.newest_response()
+    total = experiment.total
+    if config.shard is not None:  # its cells, and which grid they are a part of
+        share = survey(cell_ids(replace(config, shard=None)), config.shard)
+        record["shard"], total = share.record(), share.held
     store.create_run(
         run_id, experiment.name, experiment.source, public_spec(experiment.to_dict()),
-        experiment.columns(),
-        experiment.total, record,
+        experiment.columns(), total, record,
     )  # fmt: skip
     info = store.run(run_id)
     assert info is not None

@@ -21,6 +21,7 @@ experiment finds its answer here (the cache). Tables:
                  so a verdict made once under a rubric is kept when the rubric changes.
 - ``scores``     one row per run × cell × score column: its value, or why there is none, and
                  the digest of the definition that made it (another definition: stale).
+- ``shards``     a merged run's shards: which run each came from, and what it had then.
 
 WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed at any moment
 (it may not survive a power cut, which costs at most the last few calls). Schema changes are
@@ -37,7 +38,8 @@ renewed every ``HEARTBEAT_S``. An owner is alive while its heartbeat is younger 
 
 The package: :mod:`.core` (the :class:`Store` and its queries), :mod:`.schema` (migrations and
 the result table's query), :mod:`.records` (the values it reads and writes), :mod:`.owners`
-(leases), :mod:`.failures` (error translation), :mod:`.batches` (batch mode's chunks).
+(leases), :mod:`.failures` (error translation), :mod:`.batches` (batch mode's chunks),
+:mod:`.merge` (shards' stores joined into one run).
 """
 
 from __future__ import annotations
