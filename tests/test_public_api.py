@@ -54,6 +54,7 @@ def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Pat
         "contrast",
         "decide",
         "replay",
+        "merge",
     ],
 )
 def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:

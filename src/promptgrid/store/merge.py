@@ -59,6 +59,9 @@ def merge(
     given. A folder given twice counts once."""
     folders = _folders(sources, output)
     found = [(folder, *shard_runs(folder, experiment)) for folder in folders]
+    for folder, runs, _ in found:
+        if experiment is not None and not runs:
+            raise UsageError(f"{folder} holds no shard of experiment {experiment!r}")
     plan = plan_merge([(folder, runs) for folder, runs, _ in found])
     infos = {key: info for _, _, infos in found for key, info in infos.items()}
     by_source: defaultdict[Path, list[ShardRun]] = defaultdict(list)
