@@ -213,16 +213,25 @@ def test_a_merged_store_is_a_cache_for_every_machine(tmp_path: Path) -> None:
 
 
 def test_a_shard_resumed_keeps_its_part(tmp_path: Path) -> None:
-    (folder,) = shards(tmp_path, 3, only=[1])
-    with Store.in_dir(folder) as store:  # as if it had been stopped half-way
-        (info,) = store.runs()
-        store.db.execute("DELETE FROM results WHERE idx IN (SELECT idx FROM results LIMIT 4)")
-        store.set_status(info.run_id, "interrupted")
-    before = info.total
-    df = promptgrid.run(PLAIN, results_dir=folder, resume=True, progress=False)
-    assert len(df) == before and df.attrs["status"] == "finished"
-    with pytest.raises(promptgrid.UsageError, match="shard 1/3, not shard 0/3"):
-        promptgrid.run(PLAIN, results_dir=folder, run_id=info.run_id, shard="0/3")
+    folder = tmp_path / "both"  # one machine ran shards 1 and 0, both stopped half-way
+    for spec in ("1/3", "0/3"):
+        promptgrid.run(PLAIN, results_dir=folder, shard=spec, progress=False)
+    with Store.in_dir(folder) as store:
+        zero, one = store.runs()  # newest first
+        for info in (zero, one):
+            store.db.execute(
+                "DELETE FROM results WHERE run_id = ?1 AND idx IN "
+                "(SELECT idx FROM results WHERE run_id = ?1 LIMIT 4)",
+                (info.run_id,),
+            )
+            store.set_status(info.run_id, "interrupted")
+    # --resume with the shard continues that shard's run, not the newest unfinished one
+    df = promptgrid.run(PLAIN, results_dir=folder, resume=True, shard="1/3", progress=False)
+    assert df.attrs == {"run_id": one.run_id, "status": "finished"} and len(df) == one.total
+    df = promptgrid.run(PLAIN, results_dir=folder, resume=True, progress=False)  # the other
+    assert df.attrs == {"run_id": zero.run_id, "status": "finished"} and len(df) == zero.total
+    with pytest.raises(promptgrid.UsageError, match="shard 0/3, not shard 2/3"):
+        promptgrid.run(PLAIN, results_dir=folder, run_id=zero.run_id, shard="2/3")
 
 
 # ------------------------------------------------------------------------------ recipes

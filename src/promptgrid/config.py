@@ -35,7 +35,7 @@ from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
 from .presets import PRESETS
 from .pricing import Price, Pricing
-from .shards import Shard
+from .shards import Shard, recorded_shard
 from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
@@ -446,9 +446,8 @@ def _shard(
 ) -> Shard | None:
     """The shard the run walks: the one asked for, or a resumed run's own (which another may
     not replace)."""
-    kept = recorded.get("shard") if recorded is not None else None
     if recorded is not None:
-        was = Shard(int(kept["index"]), int(kept["count"])) if kept else None
+        was = recorded_shard(recorded)
         if given is not None and given != was:
             what = f"shard {was}" if was else "the whole grid"
             raise UsageError(

@@ -51,7 +51,7 @@ from .exports import export, formats_present
 from .grid import cell_ids, expand
 from .progress import make_progress
 from .providers import open_provider
-from .shards import survey
+from .shards import Shard, recorded_shard, survey
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store
 from .store import batches as batchstore
@@ -156,11 +156,11 @@ async def execute(
         store = Store.in_dir(options.results_dir, create=False)
     with store:
         if selection.mode == "new" and config.batch_endpoints:
-            selection = _continue_batches(store, experiment, selection)
+            selection = _continue_batches(store, experiment, selection, config.shard)
         if selection.mode == "new":
             run = _create(store, config)
         else:
-            run = _find(store, experiment, selection)
+            run = _find(store, experiment, selection, options.shard)
             config = resolve(experiment, options, recorded=run.options)
             config.check_keys()
             config.check_budget()
@@ -513,14 +513,17 @@ def _live_batches(store: Store, run_id: str) -> int:
     return batchstore.batch_counts(store, [run_id]).get(run_id, (0, 0))[1]
 
 
-def _continue_batches(store: Store, experiment: Experiment, selection: Selection) -> Selection:
-    """A new batch-mode run of an experiment whose unfinished run has batches: that run goes
-    on instead (its answers are not in the cache until collected, so a new run would pay for
-    them again)."""
+def _continue_batches(
+    store: Store, experiment: Experiment, selection: Selection, shard: Shard | None
+) -> Selection:
+    """A new batch-mode run of an experiment whose unfinished run (of the same shard) has
+    batches: that run goes on instead (its answers are not in the cache until collected, so a
+    new run would pay for them again)."""
     requests = experiment.requests_dict()
     unfinished = [
         r for r in store.runs(experiment.name)
         if r.status != "finished" and Experiment.requests_of(r.spec) == requests
+        and recorded_shard(r.options) == shard
     ]  # fmt: skip
     counts = batchstore.batch_counts(store, [r.run_id for r in unfinished])
     for run in unfinished:  # newest first
@@ -535,10 +538,15 @@ def _continue_batches(store: Store, experiment: Experiment, selection: Selection
     return selection
 
 
-def _find(store: Store, experiment: Experiment, selection: Selection) -> RunInfo:
-    """The run to resume or retry."""
+def _find(
+    store: Store, experiment: Experiment, selection: Selection, shard: Shard | None = None
+) -> RunInfo:
+    """The run to resume or retry (the latest unfinished one: of ``shard``, if given)."""
     if selection.run_id is None:
-        unfinished = [r for r in store.runs(experiment.name) if r.status != "finished"]
+        unfinished = [
+            r for r in store.runs(experiment.name)
+            if r.status != "finished" and shard in (None, recorded_shard(r.options))
+        ]  # fmt: skip
         if not unfinished:
             raise UsageError(
                 f"no unfinished run of {experiment.name!r} in {store.path}; "

@@ -42,7 +42,7 @@ from .errors import ExitCode, RunOwned, UsageError
 
 __all__ = [
     "SHARD_COUNT_ENV", "GridShare", "MergePlan", "Merged", "Shard", "ShardRun", "ShardSpec",
-    "parse_shard", "plan_merge", "shard_of", "survey",
+    "parse_shard", "plan_merge", "recorded_shard", "shard_of", "survey",
 ]  # fmt: skip
 
 #: The environment variable that gives the number of shards where the job runner does not
@@ -199,6 +199,12 @@ class GridShare:
         """The share a run recorded (``held``: the run's total)."""
         shard = Shard(int(record["index"]), int(record["count"]))
         return cls(shard, str(record["grid"]), int(record["cells"]), held)
+
+
+def recorded_shard(options: Mapping[str, Any]) -> Shard | None:
+    """The shard a run's recorded configuration names (None: the whole grid)."""
+    kept = options.get("shard")
+    return Shard(int(kept["index"]), int(kept["count"])) if kept else None
 
 
 def survey(cell_ids: Iterable[str], shard: Shard) -> GridShare:
