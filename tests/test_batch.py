@@ -253,6 +253,19 @@ def test_the_same_command_again_continues_the_run(server: Recorder, tmp_path: Pa
     assert done.attrs["status"] == "finished" and len(done) == 8
 
 
+def test_the_same_command_again_continues_its_own_shards_run(
+    server: Recorder, tmp_path: Path
+) -> None:
+    # One folder, two shards in batch mode: each command goes on with its own shard's run.
+    path = write(tmp_path)
+    zero = run(path, server, tmp_path / "r", batch=True, shard="0/2").attrs["run_id"]
+    one = run(path, server, tmp_path / "r", batch=True, shard="1/2").attrs["run_id"]
+    assert one != zero  # a new run of shard 1/2, not shard 0/2's run going on
+    with pytest.warns(promptgrid.errors.PromptgridWarning, match=f"continuing run {zero}"):
+        again = run(path, server, tmp_path / "r", batch=True, shard="0/2")
+    assert again.attrs["run_id"] == zero
+
+
 def test_wait_polls_until_every_batch_is_in(server: Recorder, tmp_path: Path) -> None:
     server.configure(batch_complete_after=3)
     server.batches.script(["503", "drop", "500"], op="retrieve")  # transient failures on polls

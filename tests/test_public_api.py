@@ -98,6 +98,7 @@ def test_the_errors_docstring_draws_the_whole_tree() -> None:
         "contrast",
         "decide",
         "replay",
+        "merge",
     ],
 )
 def test_options_are_explicit_keyword_only_and_typed(name: str) -> None:
@@ -383,3 +384,13 @@ def test_src_uses_no_private_name_of_a_dependency() -> None:
 )
 def test_the_private_name_check_catches_what_it_says(code: str, flagged: bool) -> None:
     assert bool(_private_imports(Path("x.py"), ast.parse(code))) is flagged
+
+
+def test_the_docs_exit_code_table_is_the_exit_code_enum() -> None:
+    # One table in the docs, one place in the code (errors.ExitCode): a code added to one
+    # (merge's 7) must be in the other, with no code documented that the command never returns.
+    page = (SRC.parents[1] / "docs" / "errors.md").read_text(encoding="utf-8")
+    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    documented = {int(code) for row in rows for code in row.replace("`", "").split("/")}
+    assert documented == {int(code) for code in promptgrid.ExitCode}

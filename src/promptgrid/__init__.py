@@ -26,6 +26,8 @@ _EXPORTS = {
     "contrast": "analysis",
     "decide": "analysis",
     "load": "api",
+    "merge": "api",
+    "Merged": "shards",
     "plan": "api",
     "Replay": "race.replay",
     "replay": "api",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
         cancel_batches,
         collect,
         load,
+        merge,
         plan,
         replay,
         report,
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
     from .planning import Plan
     from .race.replay import Replay
     from .race.standings import Standings
+    from .shards import Merged
 
 
 def __getattr__(name: str) -> object:

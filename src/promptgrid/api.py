@@ -1,5 +1,5 @@
-"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score`` and
-``Experiment``.
+"""The Python API: ``run``, ``arun``, ``plan``, ``retry``, ``load``, ``report``, ``score``,
+``merge`` and ``Experiment``.
 
 Every function spells out its options (keyword-only), so ``help()`` and an IDE show them and a
 misspelt one is Python's own ``TypeError``. ``arun`` is the one implementation; ``run`` drives it
@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from . import operations, spec
 from ._sync import RunHandle
 from .errors import BudgetExceeded, ProviderError, UsageError
+from .exports import parse_formats
 from .operations import Job, ScoresSource
 from .runner import RunOutcome, execute
+from .shards import ShardSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,11 +26,12 @@ if TYPE_CHECKING:
     from .planning import Plan
     from .race.replay import Replay
     from .race.standings import Standings
+    from .shards import Merged
     from .store import RunInfo
 
 __all__ = [
     "Experiment", "ExperimentSource", "arun", "batch_status", "cancel_batches", "collect",
-    "load", "plan", "replay", "report", "retry", "run", "score", "standings",
+    "load", "merge", "plan", "replay", "report", "retry", "run", "score", "standings",
 ]  # fmt: skip
 
 
@@ -56,12 +59,13 @@ class Experiment(spec.Experiment):
         max_cost: float | None = None,
         batch: bool | None = None,
         race: Mapping[str, Any] | bool | None = None,
+        shard: ShardSpec | None = None,
     ) -> Plan:
         """Calls per axis, in total and already cached, tokens, cost, time (``promptgrid.plan``)."""
         return plan(
             self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
             tpm=tpm, concurrency=concurrency, use_cache=use_cache, max_cost=max_cost,
-            batch=batch, race=race,
+            batch=batch, race=race, shard=shard,
         )  # fmt: skip
 
     def run(
@@ -83,13 +87,14 @@ class Experiment(spec.Experiment):
         batch: bool | None = None,
         wait: bool = False,
         race: Mapping[str, Any] | bool | None = None,
+        shard: ShardSpec | None = None,
     ) -> pd.DataFrame:
         """Run the grid and return the DataFrame (``promptgrid.run``)."""
         return run(
             self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
             tpm=tpm, concurrency=concurrency, formats=formats, resume=resume, run_id=run_id,
             use_cache=use_cache, max_cost=max_cost, progress=progress, grace_s=grace_s,
-            batch=batch, wait=wait, race=race,
+            batch=batch, wait=wait, race=race, shard=shard,
         )  # fmt: skip
 
     async def arun(
@@ -111,13 +116,14 @@ class Experiment(spec.Experiment):
         batch: bool | None = None,
         wait: bool = False,
         race: Mapping[str, Any] | bool | None = None,
+        shard: ShardSpec | None = None,
     ) -> pd.DataFrame:
         """Run the grid in the current event loop (``promptgrid.arun``)."""
         return await arun(
             self, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm,
             tpm=tpm, concurrency=concurrency, formats=formats, resume=resume, run_id=run_id,
             use_cache=use_cache, max_cost=max_cost, progress=progress, grace_s=grace_s,
-            batch=batch, wait=wait, race=race,
+            batch=batch, wait=wait, race=race, shard=shard,
         )  # fmt: skip
 
 
@@ -154,6 +160,7 @@ async def arun(
     batch: bool | None = None,
     wait: bool = False,
     race: Mapping[str, Any] | bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> pd.DataFrame:
     """Run an experiment in the current event loop and return its result table.
 
@@ -164,7 +171,7 @@ async def arun(
         experiment_of(source), resume=resume, run_id=run_id, results_dir=results_dir,
         provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
         formats=formats, use_cache=use_cache, max_cost=max_cost, progress=progress,
-        grace_s=grace_s, batch=batch, wait=wait, race=race,
+        grace_s=grace_s, batch=batch, wait=wait, race=race, shard=shard,
     )  # fmt: skip
     handle = _handle(progress)
     outcome = await execute(job.experiment, job.options, job.selection, handle, frame=True)
@@ -190,6 +197,7 @@ def run(
     batch: bool | None = None,
     wait: bool = False,
     race: Mapping[str, Any] | bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> pd.DataFrame:
     """Run an experiment and return its result table, from a script, IPython or Jupyter.
 
@@ -224,6 +232,11 @@ def run(
             gives settings over the file's (``{"confidence": 0.99}``; ``score``, ``factor``,
             ``confidence``, ``min_cases``, ``keep``, ``seed``, ``bounds``). A resumed run races
             as it started. :func:`standings` reads the race's result.
+        shard: run only one of N disjoint parts of the grid, on one of N machines: ``"2/8"``
+            or ``(2, 8)`` (counting from 0), ``"auto"`` (from the job runner: a Slurm array, a
+            Kubernetes Indexed Job with ``PROMPTGRID_SHARD_COUNT``), ``"auto/8"`` (the index
+            from the job runner). The run is a normal run of its cells (its own results
+            folder, resume, retry, budget); :func:`merge` joins the shards into one run.
 
     A resumed run keeps the settings it was started with (provider, base URL, limits, formats);
     giving another provider or base URL is an error, new limits apply to the rest of the run.
@@ -238,7 +251,7 @@ def run(
         experiment_of(source), resume=resume, run_id=run_id, results_dir=results_dir,
         provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
         formats=formats, use_cache=use_cache, max_cost=max_cost, progress=progress,
-        grace_s=grace_s, batch=batch, wait=wait, race=race,
+        grace_s=grace_s, batch=batch, wait=wait, race=race, shard=shard,
     ))  # fmt: skip
 
 
@@ -355,19 +368,22 @@ def plan(
     max_cost: float | None = None,
     batch: bool | None = None,
     race: Mapping[str, Any] | bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> Plan:
     """What a run would do: calls per axis and in total, already cached, tokens, cost, time.
 
     Nothing is sent and nothing is written. Options as for :func:`run`; with ``batch``, the
     calls of providers that have a Batch API are priced at batch prices. With a race
     (``race``, as for :func:`run`), the plan also gives the race's calls and cost: at least
-    its first round's, at most the full grid's.
+    its first round's, at most the full grid's. With ``shard``, the figures are that
+    shard's share.
     """
     from .planning import make_plan
 
     options = operations.run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, use_cache=use_cache, max_cost=max_cost, batch=batch, race=race,
+        shard=shard,
     )  # fmt: skip
     return make_plan(experiment_of(source), options)
 
@@ -410,6 +426,55 @@ def standings(
     with Store.in_dir(results_dir, readonly=True) as store:
         record = racebook.load(store, resolve_run(store, run_id).run_id)
     return None if record is None else Standings(record)
+
+
+def merge(
+    sources: Sequence[str | Path],
+    *,
+    output: str | Path = "results",
+    experiment: str | None = None,
+    formats: str | Sequence[str] | None = None,
+) -> Merged:
+    """Join the stores of a grid's shards (runs made with ``shard=``) into one run in
+    ``output``, as if it had run on one machine, and write its files.
+
+    Every cell once; the cache (every request and answer of every source) and every attempt
+    kept; costs summed. A shard missing or unfinished is named in the result and the merged run
+    is ``incomplete`` (merging again, once it is in, updates the same run). The same shard
+    given twice counts once; shards of different experiments (or versions of one) are refused,
+    and so is a shard still running. ``load``, ``report``, ``contrast``, exports and ``retry``
+    then work on the merged run.
+
+    Args:
+        sources: the shards' results folders.
+        output: the results folder to merge into (a new one, or one holding other runs).
+        experiment: only the shards of this experiment, when the folders hold several.
+        formats: the files to write (default: the shards' formats, else parquet and csv).
+
+    Example::
+
+        merged = promptgrid.merge(["results-0", "results-1", "results-2"], output="results")
+        print(merged)    # the merged run, each shard, what is missing
+        df = promptgrid.load(merged.run_id, results_dir="results")
+    """
+    from .exports import export
+    from .runner import new_run_id
+    from .shards import Merged
+    from .store import Store
+    from .store.merge import merge as merge_stores
+    from .table import with_score_columns
+
+    out = operations.results_folder(output)
+    chosen = None if formats is None else parse_formats(formats)
+    plan, info = merge_stores([Path(s) for s in sources], out, run_id=new_run_id(),
+                              experiment=experiment)  # fmt: skip
+    with Store.in_dir(out, readonly=True) as store:
+        run = with_score_columns(store, info)
+        written = chosen or parse_formats(info.options.get("formats"))
+        files = export(store, run, out / info.experiment / info.run_id, written)
+        counts, spent = store.counts(info.run_id), store.spend(info.run_id)
+    return Merged(info.run_id, info.experiment, out, info.status, plan, counts, spent, files,
+                  info.source)  # fmt: skip
 
 
 def replay(

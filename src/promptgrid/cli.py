@@ -134,6 +134,16 @@ def _race_option(
     return False if off else (given or None)
 
 
+def shard_option(f: F) -> F:
+    """``--shard I/N``: one of N parts of the grid."""
+    return click.option(
+        "--shard", metavar="I/N",
+        help="Only the I-th of N disjoint parts of the grid (I from 0), e.g. 2/8; auto: from "
+        "the job runner (a Slurm array; a Kubernetes Indexed Job with PROMPTGRID_SHARD_COUNT); "
+        "auto/N: the index from the job runner. Join the shards with promptgrid merge.",
+    )(f)  # fmt: skip
+
+
 def progress_option(f: F) -> F:
     """``--progress/--no-progress``."""
     return click.option(
@@ -199,6 +209,7 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option(
     "--batch/--no-batch", default=None, help="Price the calls as batches (default: the file's)."
 )
+@shard_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON, for scripts.")
 @race_options
 def plan(
@@ -207,7 +218,7 @@ def plan(
     max_cost: float | None, batch: bool | None,
     race_score: str | None, race_factor: str | None, race_confidence: float | None,
     race_min_cases: int | None, race_keep: int | None, race_seed: int | None,
-    race_bounds: str | None, no_race: bool,
+    race_bounds: str | None, no_race: bool, shard: str | None,
 ) -> None:  # fmt: skip
     """Show calls per axis, in total, already cached, tokens, cost and time; with a race,
     also the race's calls and cost (at least its first round, at most the full grid).
@@ -217,6 +228,7 @@ def plan(
       promptgrid plan experiments/animal_names.yaml
       promptgrid plan experiments/animal_names.yaml --provider openai --max-cost 2 --json
       promptgrid plan experiments/racing.yaml --race-min-cases 30
+      promptgrid plan experiments/animal_names.yaml --shard 2/8   # one shard's share
     """
     import json
 
@@ -235,7 +247,7 @@ def plan(
     made = make_plan(
         file, results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, use_cache=False if no_cache else None, max_cost=max_cost,
-        batch=batch, race=race,
+        batch=batch, race=race, shard=shard,
     )  # fmt: skip
     _out(json.dumps(made.to_dict(), indent=2) if as_json else str(made))
 
@@ -253,6 +265,7 @@ def plan(
 @click.option("--no-cache", is_flag=True, help="Send every call, even if answered before.")
 @max_cost_option
 @batch_options
+@shard_option
 @progress_option
 @race_options
 def run(
@@ -262,7 +275,7 @@ def run(
     progress: bool | None,
     race_score: str | None, race_factor: str | None, race_confidence: float | None,
     race_min_cases: int | None, race_keep: int | None, race_seed: int | None,
-    race_bounds: str | None, no_race: bool,
+    race_bounds: str | None, no_race: bool, shard: str | None,
 ) -> None:  # fmt: skip
     """Run an experiment: every call, concurrently, saved as it arrives.
 
@@ -280,6 +293,9 @@ def run(
     those confidently worse than another stop being run (--race-* over the file's settings;
     --no-race runs the full grid). A resumed run races as it started.
 
+    With --shard I/N it runs one of N disjoint parts of the grid (each cell's part follows from
+    its request, so N machines cover the grid exactly once); promptgrid merge joins them.
+
     \b
     Examples:
       promptgrid run experiments/animal_names.yaml --provider echo
@@ -288,6 +304,7 @@ def run(
       promptgrid run experiments/animal_names.yaml --provider openai --max-cost 0.50
       promptgrid run experiments/animal_names.yaml --provider openai --batch --wait
       promptgrid run experiments/racing.yaml --race-confidence 0.99
+      promptgrid run experiments/animal_names.yaml --shard 0/4 --results-dir results-0
     """
     from .api import Experiment
     from .operations import run_job
@@ -307,7 +324,7 @@ def run(
         run_id=None if resume in (None, "latest") else resume, results_dir=results_dir,
         provider=provider, base_url=base_url, rpm=rpm, tpm=tpm, concurrency=concurrency,
         formats=formats, use_cache=False if no_cache else None, max_cost=max_cost,
-        progress=progress, batch=batch, wait=wait, race=race,
+        progress=progress, batch=batch, wait=wait, race=race, shard=shard,
     )  # fmt: skip
     _run_and_report(job, file)
 
@@ -360,7 +377,42 @@ def runs(results_dir: Path, experiment: str | None) -> None:
             f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
             f"{line.ok:>6}/{info.total:<6} ok  {line.errors:>5} errors  ${line.spent:.4f}"
             + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
+            + _shard_note(info.options)
         )
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="DIR...")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results"), show_default=True,
+              help="The results folder to merge into (new, or holding other runs).")  # fmt: skip
+@click.option("--experiment", help="Only the shards of this experiment (folders holding several).")
+@format_option(None)
+def merge(sources: tuple[Path, ...], output: Path, experiment: str | None,
+          formats: str | None) -> None:  # fmt: skip
+    """Join the shards' results folders (runs made with --shard I/N) into one run.
+
+    Every cell once, the cache and every attempt kept, costs summed; then load, show, report,
+    contrast, export and retry work on the merged run as on one made on one machine. A shard
+    missing or unfinished is named, and the merged run is incomplete: merge again when it is
+    in (the same run is updated). Also shares a cache: the output holds every answer of every
+    folder. Exit codes: 0 complete; 3 complete, with error rows; 7 a shard missing or
+    unfinished; 2 shards of different experiments; 5 a shard still running.
+
+    \b
+    Examples:
+      promptgrid merge results-0 results-1 results-2 results-3 -o results
+      promptgrid merge shards/* -o results --format xlsx
+    """
+    from .api import merge as join
+
+    merged = join(sources, output=output, experiment=experiment, formats=formats)
+    for line in merged.summary():
+        _out(line)
+    for line in merged.problems():
+        _err(line)
+    sys.exit(merged.exit_code)
 
 
 @cli.group()
@@ -746,6 +798,15 @@ def schema() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def _shard_note(options: dict[str, Any]) -> str:
+    """``  shard 1/4`` for a shard's run, ``  merged from 4 shards`` for a merged one."""
+    if shard := options.get("shard"):
+        return f"  shard {shard.get('index')}/{shard.get('count')}"
+    if merged := options.get("merged"):
+        return f"  merged from {merged.get('count')} shards"
+    return ""
+
+
 def _names(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
@@ -848,7 +909,8 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
     counts = outcome.counts
     judges = outcome.judge_totals
     apart = f" (judges ${judges[4]:.4f})" if judges else ""
-    _out(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
+    shard = outcome.config.shard
+    _out(f"run {outcome.run_id}{f' (shard {shard})' if shard else ''}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
                f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
     _report_scores(outcome)

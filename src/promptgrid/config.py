@@ -10,7 +10,9 @@ A run records :meth:`RunConfig.record` in the store. Resume and retry rebuild th
 from that record (``resolve(..., recorded=...)``): the same endpoints (the recorded base URLs, not
 whatever ``OPENAI_BASE_URL`` says today), the same overrides, the same formats. An explicit
 option that would send the run elsewhere (another provider or base URL) is refused; limits,
-concurrency and formats may be changed for the rest of the run.
+concurrency and formats may be changed for the rest of the run. A shard's run (``--shard I/N``)
+records its shard with the grid it is part of; resume and retry keep it (another shard is
+refused).
 
 Credentials a base URL carries (``user:pass@``, ``?api-key=``) are never recorded: an
 endpoint's ``endpoint_id`` (hashed, recorded, shown) is the URL's public form, and the URL
@@ -33,6 +35,7 @@ from .errors import PromptgridWarning, SpecError, UsageError
 from .exports import parse_formats
 from .presets import PRESETS
 from .pricing import Price, Pricing
+from .shards import Shard, recorded_shard
 from .spec import Experiment
 from .spec.schema import (
     BUILTIN_PROVIDERS,
@@ -102,6 +105,10 @@ class RunOptions:
     #: The race: None as the file says, False none (the full grid), or settings over the
     #: file's ``race:`` (see ``race.options``). Recorded: a resume races as the run started.
     race: Mapping[str, Any] | bool | None = None
+
+    #: Run only this shard of the grid (``--shard I/N``; see ``promptgrid.shards``). Recorded:
+    #: a resume or retry keeps the run's own.
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         check_max_cost(self.max_cost)  # the door every caller (run, plan, score, the CLI) takes
@@ -240,6 +247,7 @@ class RunConfig:
     wait: bool = False  #: batch mode: wait for the batches and collect them
     #: Endpoints batch mode was asked of that have no Batch API, and why: they answer online.
     online_anyway: Mapping[str, str] = field(default_factory=dict)
+    shard: Shard | None = None  #: the run walks only this shard's cells (None: the whole grid)
 
     @property
     def race(self) -> RaceSpec | None:
@@ -421,6 +429,7 @@ def resolve(
     budget = experiment.file.budget
     max_cost = given.get("max_cost")
     check_max_cost(max_cost)  # also a run's recorded one, from before caps were checked
+    shard = _shard(experiment, options.shard, recorded)
     if max_cost is None and budget is not None:
         max_cost = budget.max_cost_usd
     return RunConfig(
@@ -439,7 +448,32 @@ def resolve(
         judges=judges,
         wait=options.wait,
         online_anyway=online_anyway,
+        shard=shard,
     )
+
+
+def _shard(
+    experiment: Experiment, given: Shard | None, recorded: Mapping[str, Any] | None
+) -> Shard | None:
+    """The shard the run walks: the one asked for, or a resumed run's own (which another may
+    not replace)."""
+    if recorded is not None:
+        was = recorded_shard(recorded)
+        if given is not None and given != was:
+            what = f"shard {was}" if was else "the whole grid"
+            raise UsageError(
+                f"this run is {what}, not shard {given}: resume and retry keep the run's "
+                "shard, so leave --shard out (or start a new run: answers already paid for "
+                "come from the cache)"
+            )
+        given = was
+    if given is not None and experiment.file.race is not None:
+        raise UsageError(
+            "a race (race:) decides which variants go on from the scores of all its cells as "
+            "they come in: it cannot be cut into shards; run it on one machine, or leave "
+            "race: out to run the whole grid in shards"
+        )
+    return given
 
 
 def _merge(given: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class ExitCode(IntEnum):
     BUDGET = 4  #: the budget stopped the run (resumable with a higher cap)
     STORE = 5  #: the store failed: disk full, locked, corrupt, read-only, owned by another run
     PENDING = 6  #: batches are still running at the provider (``batch collect``): collect later
+    INCOMPLETE = 7  #: ``merge``: a shard is missing or unfinished; the merged run lacks cells
     SIGHUP = 129  #: interrupted by SIGHUP (a closed terminal); resumable
     SIGINT = 130  #: interrupted by Ctrl-C; resumable
     SIGTERM = 143  #: interrupted by SIGTERM (docker stop, systemd, CI); resumable

@@ -11,6 +11,9 @@ every parameter and the repeat index — as canonical JSON (sorted keys, compact
 the same id are the same request and are sent once. The API kind enters the hash only when it
 is not ``chat``, so chat requests keep the ids earlier versions gave them (and their cache).
 
+A run of one shard (``--shard I/N``, see ``shards``) walks the same grid and keeps the cells
+whose hash falls in its shard: indexes stay those of the whole grid.
+
 Endpoints are chosen by model, so :func:`expand` can walk one endpoint's share of the grid
 alone (the model axis restricted to its models): each endpoint's workers pull from their own
 lazy stream, a paused endpoint never holds up another, and no cell is built or hashed twice.
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 from .providers.base import Request
+from .shards import shard_of
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -97,7 +101,7 @@ def _combos(config: RunConfig) -> list[_Combo]:
 def expand(
     config: RunConfig, endpoint: str | None = None, skip: Container[int] = ()
 ) -> Iterator[Cell]:
-    """Yield the grid's cells lazily, in grid order.
+    """Yield the grid's cells lazily, in grid order (of the run's shard only, if it has one).
 
     ``endpoint``: only the cells routed to that endpoint. ``skip``: cell indexes to leave out
     (done already); a block of cells all skipped is not even rendered.
@@ -150,7 +154,8 @@ class _NotIn:
 
 
 def cell_ids(config: RunConfig, endpoint: str | None = None) -> Iterator[str]:
-    """Only the ``cell_id`` of each cell, in grid order (what a plan needs, faster)."""
+    """Only the ``cell_id`` of each cell, in grid order (what a plan needs, faster); of the
+    run's shard only, if it has one."""
     for *_, cell_id in _walk(config, endpoint, ()):
         yield cell_id
 
@@ -179,6 +184,7 @@ def _walk(
         for name, e in config.endpoints.items()
     }
     repeats = experiment.file.repeats
+    shard = config.shard
     block = math.prod(len(v) for v in experiment.param_axes.values()) * repeats
     var_names = list(experiment.vars)
     number = 0  # of the block: a prompt, a case row and a combination of var values
@@ -215,6 +221,8 @@ def _walk(
                         digest = hasher.copy()
                         digest.update(f"{combo.suffix}{repeat}}}".encode())
                         cell_id = digest.hexdigest()[:32]
+                        if shard is not None and shard_of(cell_id, shard.count) != shard.index:
+                            continue  # another shard's
                         yield index, prompt, context, messages, combo, repeat, cell_id
 
 

@@ -41,13 +41,14 @@ from .table import resolve_run
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .shards import ShardSpec
     from .store.batch import Chunk
 
 __all__ = [
     "BatchRow", "Job", "Repeats", "RunHandle", "RunLine", "RunOutcome", "ScoresSource",
     "batch_rows", "cancel_rows", "collect_job", "execute", "export_run", "find_runs",
-    "json_schema", "race_lines", "require_batches", "retry_job", "run_job", "run_lines",
-    "run_options", "score_columns", "score_run", "stored_experiment", "with_scores",
+    "json_schema", "race_lines", "require_batches", "results_folder", "retry_job", "run_job",
+    "run_lines", "run_options", "score_columns", "score_run", "stored_experiment", "with_scores",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -83,22 +84,34 @@ def run_options(
     batch: bool | None = None,
     wait: bool = False,
     race: Mapping[str, Any] | bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> RunOptions:
-    """RunOptions from the public keywords (``formats`` parsed, ``race`` checked,
-    ``results_dir`` a Path that must be valid UTF-8)."""
+    """RunOptions from the public keywords (``formats`` parsed, ``race`` checked, the
+    ``shard`` read, from the job runner's environment for ``auto``, ``results_dir`` a Path
+    that must be valid UTF-8)."""
+    import os
+
     from .race.options import check_option
+    from .shards import parse_shard
+
+    return RunOptions(
+        results_dir=results_folder(results_dir), provider=provider, base_url=base_url,
+        rpm=rpm, tpm=tpm, concurrency=concurrency,
+        formats=None if formats is None else parse_formats(formats), use_cache=use_cache,
+        max_cost=max_cost, progress=progress, grace_s=grace_s, batch=batch, wait=wait,
+        race=check_option(race), shard=None if shard is None else parse_shard(shard, os.environ),
+    )  # fmt: skip
+
+
+def results_folder(path: str | Path) -> Path:
+    """A results folder given by a caller (``UsageError`` for a name that is not UTF-8)."""
     from .spec.yamlmarks import not_utf8
 
-    shown = not_utf8(Path(results_dir))
+    shown = not_utf8(Path(path))
     if shown is not None:
         raise UsageError(f"the results folder {shown} is not valid UTF-8: rename it, or choose "
                          "another --results-dir")  # fmt: skip
-    return RunOptions(
-        results_dir=Path(results_dir), provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
-        concurrency=concurrency, formats=None if formats is None else parse_formats(formats),
-        use_cache=use_cache, max_cost=max_cost, progress=progress, grace_s=grace_s,
-        batch=batch, wait=wait, race=check_option(race),
-    )  # fmt: skip
+    return Path(path)
 
 
 def run_job(
@@ -120,13 +133,14 @@ def run_job(
     batch: bool | None = None,
     wait: bool = False,
     race: Mapping[str, Any] | bool | None = None,
+    shard: ShardSpec | None = None,
 ) -> Job:
     """A new run of ``experiment``, or (``resume``, or ``run_id``) the continuation of the
     latest unfinished one, or of that one (``promptgrid.run``)."""
     options = run_options(
         results_dir=results_dir, provider=provider, base_url=base_url, rpm=rpm, tpm=tpm,
         concurrency=concurrency, formats=formats, use_cache=use_cache, max_cost=max_cost,
-        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race,
+        progress=progress, grace_s=grace_s, batch=batch, wait=wait, race=race, shard=shard,
     )  # fmt: skip
     selection = Selection("resume", run_id) if resume or run_id else Selection()
     return Job(experiment, options, selection)

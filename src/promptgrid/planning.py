@@ -6,7 +6,8 @@ sample, and the plan says so — counted by an offline tokenizer when one is on 
 ``o200k_base``), else estimated at 4 characters a token; the plan says which. Duplicates and
 cached calls need every cell's id: they are counted by a fast walk of the grid (ids only) with
 batched store lookups, for grids of up to ``EXACT_LIMIT`` cells; above that they are skipped,
-and the plan says so.
+and the plan says so. A shard's plan (``--shard I/N``) walks the grid keeping the shard's cells:
+every figure is its share.
 
 Cost is a range, for the calls still to send:
 
@@ -99,6 +100,11 @@ class Plan:
     #: grid's: a race's worst case).
     race: RacePlan | None = None
 
+    #: The shard planned (``I/N``): ``total`` and every figure are its share of the grid's
+    #: ``grid_total`` cells (an even share, when the grid is too large to walk).
+    shard: str | None = None
+    grid_total: int | None = None
+
     @property
     def to_send(self) -> int:
         """Calls that would really be sent (all of them when the cache was not counted)."""
@@ -129,7 +135,11 @@ class Plan:
 
         lines = [f"experiment {self.experiment}"]
         lines += [row(name, f"{n:,}") for name, n in self.axes.items()]
-        lines.append(row("total calls", f"{self.total:,}"))
+        if self.shard is not None:
+            lines.append(row(f"shard {self.shard} calls", f"{self.total:,}"))
+            lines.append(f"  (its share of the grid's {self.grid_total or 0:,} calls)")
+        else:
+            lines.append(row("total calls", f"{self.total:,}"))
         if self.cached is None:
             lines.append(row("already cached", "not counted"))
             lines.append(f"  (grids over {EXACT_LIMIT:,} cells are not walked for the cache)")
@@ -190,9 +200,12 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
     duplicates: int | None = None
     cached: int | None = None
     stats: dict[tuple[str, str], _Stats] = {}
+    total = experiment.total
+    if config.shard is not None:  # an even share, unless the walk below counts it
+        total = round(total / config.shard.count)
     if experiment.total <= EXACT_LIMIT:
-        duplicates, cached, stats = _walk(config)
-    share = (experiment.total - (cached or 0) - (duplicates or 0)) / max(experiment.total, 1)
+        total, duplicates, cached, stats = _walk(config)
+    share = (total - (cached or 0) - (duplicates or 0)) / max(experiment.total, 1)
     calls_per_combo = per_combo * share  # still to send
 
     totals = _Totals()
@@ -241,7 +254,7 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
     return Plan(
         experiment=experiment.name,
         axes=experiment.axes,
-        total=experiment.total,
+        total=total,
         cached=cached,
         duplicates=duplicates,
         prompt_tokens=round(prompt.mean * per_combo * share * _combos(experiment)),
@@ -269,6 +282,8 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
             config.race, Layout.of(experiment, config.race.factor), totals.cost_expected,
             totals.cost_worst,
         ),
+        shard=None if config.shard is None else str(config.shard),
+        grid_total=None if config.shard is None else experiment.total,
     )  # fmt: skip
 
 
@@ -416,9 +431,10 @@ class _Stats:
     latency: float | None  # mean seconds of the calls that made them
 
 
-def _walk(config: RunConfig) -> tuple[int, int, dict[tuple[str, str], _Stats]]:
-    """Duplicates in the grid, distinct cells already answered in the store, and what stored
-    answers say of each (endpoint, model): their count, mean length and latency."""
+def _walk(config: RunConfig) -> tuple[int, int, int, dict[tuple[str, str], _Stats]]:
+    """Cells in the grid (in the run's shard), duplicates among them, distinct cells already
+    answered in the store, and what stored answers say of each (endpoint, model): their
+    count, mean length and latency."""
     seen: set[str] = set()
     total = 0
     for cell_id in cell_ids(config):
@@ -431,7 +447,7 @@ def _walk(config: RunConfig) -> tuple[int, int, dict[tuple[str, str], _Stats]]:
             if config.use_cache:
                 cached = store.count_answered(seen)
             stats = {key: _Stats(*values) for key, values in store.answer_stats().items()}
-    return total - len(seen), cached, stats
+    return total, total - len(seen), cached, stats
 
 
 def _time(config: RunConfig, totals: _Totals) -> tuple[float | None, str | None]:

@@ -14,6 +14,10 @@ the end rather than as each row is committed: the plain run path does no extra w
 code serves ``promptgrid score``, and a resumed run scores exactly what is missing.
 ``rescore`` (``promptgrid score``) runs only those two phases on a run that exists.
 
+A run of one shard (``--shard I/N``) is this same run over the shard's cells: the grid's walk
+filters them (``grid``), and the run records its shard, its size and the grid's digest
+(``shards.survey``, one walk of the grid's ids when it is created).
+
 A run in batch mode (``--batch``, ``batch:``) sends its batch endpoints' cells through their
 Batch APIs instead (:mod:`.engine.batch`), first in the session: chunks an earlier session
 left between two steps are driven on, new ones submitted; the online endpoints run next, without
@@ -30,7 +34,7 @@ import contextlib
 import secrets
 import warnings
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -44,10 +48,11 @@ from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ExitCode, PromptgridWarning, StoreError, UsageError
 from .exports import export, formats_present
-from .grid import expand, expand_only
+from .grid import cell_ids, expand, expand_only
 from .progress import make_progress
 from .providers import open_provider
 from .race.options import RaceOption, raced, refuse_batches, same_option
+from .shards import Shard, recorded_shard, survey
 from .spec import Experiment
 from .store import HEARTBEAT_S, STORE_NAME, Owner, RunInfo, Store, leases, races
 from .store import batch as batchstore
@@ -161,11 +166,11 @@ async def execute(
         store = Store.in_dir(options.results_dir, create=False)
     with store:
         if selection.mode == "new" and config.batch_endpoints:
-            selection = _continue_batches(store, experiment, selection)
+            selection = _continue_batches(store, experiment, selection, config.shard)
         if selection.mode == "new":
             run = _create(store, config)
         else:
-            run, experiment = _find(store, experiment, selection, options.race)
+            run, experiment = _find(store, experiment, selection, options.race, options.shard)
             config = resolve(experiment, options, recorded=run.options)
             refuse_batches(config)
             config.check_keys()
@@ -601,10 +606,13 @@ def _create(store: Store, config: RunConfig) -> RunInfo:
     record = config.record()
     if not config.use_cache:  # answers made after this one are this run's own: those count
         record["cache_floor"] = store.newest_response()
+    total = experiment.total
+    if config.shard is not None:  # its cells, and which grid they are a part of
+        share = survey(cell_ids(replace(config, shard=None)), config.shard)
+        record["shard"], total = share.record(), share.held
     store.create_run(
         run_id, experiment.name, experiment.source, public_spec(experiment.to_dict()),
-        experiment.columns(),
-        experiment.total, record,
+        experiment.columns(), total, record,
     )  # fmt: skip
     info = store.run(run_id)
     assert info is not None
@@ -616,14 +624,17 @@ def _live_batches(store: Store, run_id: str) -> int:
     return batchstore.batch_counts(store, [run_id]).get(run_id, (0, 0))[1]
 
 
-def _continue_batches(store: Store, experiment: Experiment, selection: Selection) -> Selection:
-    """A new batch-mode run of an experiment whose unfinished run has batches: that run goes
-    on instead (its answers are not in the cache until collected, so a new run would pay for
-    them again)."""
+def _continue_batches(
+    store: Store, experiment: Experiment, selection: Selection, shard: Shard | None
+) -> Selection:
+    """A new batch-mode run of an experiment whose unfinished run (of the same shard) has
+    batches: that run goes on instead (its answers are not in the cache until collected, so a
+    new run would pay for them again)."""
     requests = experiment.requests_dict()
     unfinished = [
         r for r in store.runs(experiment.name)
         if r.status != "finished" and Experiment.requests_of(r.spec) == requests
+        and recorded_shard(r.options) == shard
     ]  # fmt: skip
     counts = batchstore.batch_counts(store, [r.run_id for r in unfinished])
     for run in unfinished:  # newest first
@@ -639,12 +650,20 @@ def _continue_batches(store: Store, experiment: Experiment, selection: Selection
 
 
 def _find(
-    store: Store, experiment: Experiment, selection: Selection, race: RaceOption
+    store: Store,
+    experiment: Experiment,
+    selection: Selection,
+    race: RaceOption,
+    shard: Shard | None = None,
 ) -> tuple[RunInfo, Experiment]:
-    """The run to resume or retry, and the experiment as it runs it (with the race option
-    the run recorded: ``race`` may only repeat it)."""
+    """The run to resume or retry (the latest unfinished one: of ``shard``, if given), and
+    the experiment as it runs it (with the race option the run recorded: ``race`` may only
+    repeat it)."""
     if selection.run_id is None:
-        unfinished = [r for r in store.runs(experiment.name) if r.status != "finished"]
+        unfinished = [
+            r for r in store.runs(experiment.name)
+            if r.status != "finished" and shard in (None, recorded_shard(r.options))
+        ]  # fmt: skip
         if not unfinished:
             raise UsageError(
                 f"no unfinished run of {experiment.name!r} in {store.path}; "

@@ -23,6 +23,7 @@ experiment finds its answer here (the cache). Tables:
                  the digest of the definition that made it (another definition: stale).
 - ``races``, ``race_rounds``, ``race_eliminations``  a raced run's settings, rounds and
                  eliminations (:mod:`.races`).
+- ``shards``     a merged run's shards: which run each came from, and what it had then.
 
 WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed at any moment
 (it may not survive a power cut, which costs at most the last few calls). Schema changes are
@@ -41,7 +42,8 @@ The package: :mod:`.core` (the :class:`Store`: opening, migrating, runs, results
 :mod:`.schema` (migrations and the result table's query), :mod:`.records` (the values it reads
 and writes), :mod:`.owners` (who executes a run), :mod:`.leases` (a run's lease),
 :mod:`.scores` (scores and judge calls), :mod:`.batch` (batch mode's chunks), :mod:`.failures`
-(error translation), :mod:`.races` (a race's record). Leases, scores, batches and races are
+(error translation), :mod:`.races` (a race's record), :mod:`.merge` (shards' stores
+joined into one run). Leases, scores, batches and races are
 functions over a :class:`Store`.
 """
 

@@ -35,7 +35,7 @@ class RunInfo:
     columns: list[tuple[str, str]]
     options: dict[str, Any]
     total: int
-    status: str  #: running, finished, interrupted, stopped, failed
+    status: str  #: running, finished, interrupted, stopped, failed, submitted, incomplete
     created_at: str
     finished_at: str | None
     owner: str | None = None  #: the live process executing it (pid@host), if any

@@ -241,6 +241,28 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # A merged run's shards (``promptgrid merge``): one row per shard it holds, with the
+        # run it came from and what that run had when it was copied. A shard's own run records
+        # its shard in its configuration (``options_json``: ``shard``), a merged run its grid
+        # (``merged``); see ``promptgrid.shards``.
+        "007_shards",
+        """
+        CREATE TABLE shards (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            shard INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            source_run TEXT NOT NULL,
+            status TEXT NOT NULL,
+            cells INTEGER NOT NULL,
+            done INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            merged_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, shard)
+        );
+        """,
+    ),
 )
 #: The columns of one choice, as ``responses`` (its first choice) and ``choices`` name them,
 #: with their names in the result table.
