@@ -174,7 +174,9 @@ def test_tool_calls_are_kept(api: str, stream: bool, server: Recorder, tmp_path:
 def test_a_conversation_with_tool_results_is_sent_whole(
     api: str, server: Recorder, tmp_path: Path
 ) -> None:
-    call = {"id": "call_9", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    # templated arguments are rendered like the rest of the request, never sent half-rendered
+    call = {"id": "call_9", "function": {"name": "get_weather",
+                                         "arguments": {"city": "{{ city }}"}}}  # fmt: skip
     path = write(
         tmp_path,
         api=api,
@@ -212,9 +214,9 @@ def test_a_conversation_with_tool_results_is_sent_whole(
         ]  # fmt: skip
     # tool_choice is auto: the model answers in text, and the table shows what was sent.
     assert list(df["response"]) == ["echo: Weather in Paris?"] and df["tool_calls"].isna().all()
-    assert [m["role"] for m in json.loads(df["messages"][0])] == [
-        "developer", "user", "assistant", "tool",
-    ]  # fmt: skip
+    shown = json.loads(df["messages"][0])  # the table shows the request that was sent
+    assert [m["role"] for m in shown] == ["developer", "user", "assistant", "tool"]
+    assert shown[2]["tool_calls"][0]["function"]["arguments"] == arguments
 
 
 def test_a_scripted_tool_call_under_tool_choice_auto(server: Recorder, tmp_path: Path) -> None:
