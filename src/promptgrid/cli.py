@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .money import usd
 from .terminal import visible
 
 if TYPE_CHECKING:
@@ -261,11 +262,35 @@ def runs(results_dir: Path, experiment: str | None) -> None:
             counts = store.counts(info.run_id)
             live = batches.get(info.run_id, (0, 0))[1]
             _out(
-                f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
+                f"{info.run_id}  {info.experiment:<24} {_endpoints(info):<24} {info.status:<11} "
                 f"{counts.get('ok', 0):>6}/{info.total:<6} ok  {counts.get('error', 0):>5} errors"
-                f"  ${store.spend(info.run_id):.4f}"
+                f"  {usd(store.spend(info.run_id))}"
                 + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
             )
+
+
+def _endpoints(info: Any) -> str:
+    """Where a run's calls went: each endpoint as ``name host`` (``echo`` alone); the host
+    only, from the public form of its URL, so no credential is ever printed."""
+    recorded = info.options.get("endpoints") or {info.spec.get("provider", "openai"): None}
+    shown = [f"{name} {host}" if (host := _host(url)) else str(name)
+             for name, url in recorded.items()]  # fmt: skip
+    return ", ".join(shown)
+
+
+def _host(url: Any) -> str | None:
+    """``host[:port]`` of a URL (none for ``echo`` or what is not a URL)."""
+    from urllib.parse import urlsplit
+
+    from .credentials import public_url
+
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(public_url(url))
+        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    except ValueError:  # a port that is not a number: the URL as recorded, in public form
+        return public_url(url)
 
 
 @cli.group()
@@ -373,7 +398,8 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
     _console_frame(table, index=False, max_rows=limit)
     verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
     if verdicts:
-        _out("\n" + "\n".join(verdicts))
+        _out("\nverdict:\n" + "\n".join(f"  {line}" for line in verdicts))
+        _out(_verdict_pointer(str(df["run_id"].iloc[0]), results_dir))
 
 
 @cli.command("compare")
@@ -726,6 +752,7 @@ def _run_and_report(experiment: Any, opts: Any, selection: Any, file: Path | Non
             _err("\nstopping: finishing calls in flight (press Ctrl-C again to stop now)")
 
     handle = RunHandle(on_stop)
+    handle.finish = None  # the CLI says its own command (resume with: ...)
     if opts.progress is not False:
         handle.note = _err
     try:
@@ -745,13 +772,15 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
 
     counts = outcome.counts
     judges = outcome.judge_totals
-    apart = f" (judges ${judges[4]:.4f})" if judges else ""
+    apart = f" (judges {usd(judges[4])})" if judges else ""
     _out(f"run {outcome.run_id}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
-               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
+               f"of {outcome.total:,} calls, {usd(outcome.spent)} spent{apart}")  # fmt: skip
     _report_scores(outcome)
     for path in outcome.files:
         _out(f"  {path}")
+    if outcome.scores:
+        _out(_verdict_pointer(outcome.run_id, outcome.config.results_dir))
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
         _err(f"  {n:>6} x {kind}")
     stopped_by = outcome.summary.stopped_by
@@ -772,6 +801,15 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
         _err(f"collect with: {_collect_command(outcome.run_id, results_dir)}")
 
 
+def _verdict_pointer(run_id: str, results_dir: Path) -> str:
+    """Where a run's verdict is told in full (the report and the XLSX summary open on it)."""
+    where = [] if results_dir == Path("results") else ["--results-dir", str(results_dir)]
+    contrast, report = (
+        shlex.join(["promptgrid", c, run_id, *where]) for c in ("contrast", "report")
+    )
+    return f"the verdict in full: {contrast}\n  the report opens on it: {report} (the XLSX too)"
+
+
 def _report_batches(outcome: RunOutcome, batched: Any) -> None:
     """What batch mode did in this session, and what stands."""
     if batched.submitted:
@@ -780,7 +818,7 @@ def _report_batches(outcome: RunOutcome, batched: Any) -> None:
     if batched.collected:
         rows = batched.ok + batched.errors
         _out(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
-                   f"{batched.errors:,} errors, ${batched.spent:.4f}; {rows:,} rows in "
+                   f"{batched.errors:,} errors, {usd(batched.spent)}; {rows:,} rows in "
                    f"{batched.collect_s:.1f} s)")  # fmt: skip
         for kind, n in sorted(batched.error_types.items(), key=lambda kv: -kv[1]):
             _err(f"  {n:>6} x {kind}")
@@ -802,7 +840,7 @@ def _report_scores(outcome: RunOutcome) -> None:
     if outcome.judge_totals is not None:
         calls, cached, failed, tokens, cost = outcome.judge_totals
         _out(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
-                   f"{tokens:,} tokens, ${cost:.4f}")  # fmt: skip
+                   f"{tokens:,} tokens, {usd(cost)}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
