@@ -357,4 +357,15 @@ def _plain(value: Any) -> Any:
 
 
 def _plain_list(column: pd.Series) -> list[Any]:
-    return [_plain(v) for v in column.astype(object).tolist()]
+    """A column as JSON values (:func:`_plain`), numbers a column at a time: every call's
+    values go into the page, so this runs over a column per input, result and score."""
+    if pd.api.types.is_float_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        out: list[Any] = numbers.tolist()
+        for i in np.flatnonzero(~np.isfinite(numbers)).tolist():
+            out[i] = None
+        return out
+    if pd.api.types.is_integer_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        plain: list[Any] = column.astype(object).where(column.notna(), None).tolist()
+        return plain  # Python ints and bools, None for NA
+    return [v if type(v) is str else _plain(v) for v in column.astype(object).tolist()]
