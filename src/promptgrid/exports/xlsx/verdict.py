@@ -1,6 +1,6 @@
 """The summary sheet's first block: the verdict, as :func:`promptgrid.decide` finds it.
 
-The same decision the terminal prints (``promptgrid show``, ``promptgrid summary``) and the
+The same decision the terminal prints (``promptgrid show``, ``promptgrid contrast``) and the
 HTML report draws, from the same table: its verdicts in words, one a row; then each factor's
 levels (pass rate or mean, its interval, cells, cost per call, the best level, the Pareto
 front); then each level against the best one (pairs, how many differ, the difference with its
