@@ -603,7 +603,7 @@ def contrast(
     import pandas as pd
 
     from .analysis import contrast as compute
-    from .analysis.comparison import score_columns
+    from .analysis.answers import score_columns
     from .api import load
     from .errors import UsageError
 

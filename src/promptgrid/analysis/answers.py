@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_ARGUMENTS", "Mark", "answer_texts", "mark", "marks_text", "score_marks",
-           "tool_calls_text"]  # fmt: skip
+__all__ = ["MAX_ARGUMENTS", "Mark", "answer_texts", "mark", "marks_text", "score_columns",
+           "score_marks", "tool_calls_text"]  # fmt: skip
 
 #: A tool call's arguments are shown up to this many characters (the table holds them all).
 MAX_ARGUMENTS = 300
@@ -81,11 +81,28 @@ def tool_calls_text(value: Any) -> str:
     return "\n".join(_ARROW + _call(call) for call in calls)
 
 
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """The table's score columns: ``score_<name>`` (and ``score_<name>.<key>``), bool or
+    numeric — not a judge's ``.reason`` nor ``score_errors``."""
+    out = []
+    for column in map(str, df.columns):
+        if not column.startswith("score_") or column == "score_errors":
+            continue
+        if not column.endswith(".reason") and _is_score(df[column]):
+            out.append(column)
+    return out
+
+
+def _is_score(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return True
+    present = series.dropna()
+    return bool(len(present) and present.map(lambda v: isinstance(v, bool)).all())
+
+
 def score_marks(df: pd.DataFrame, columns: list[str] | None = None) -> list[tuple[Mark, ...]]:
     """Per row, a :class:`Mark` for each score column (default: every score of the table);
     a row that failed has none (its error is what shows)."""
-    from .comparison import score_columns  # comparison shows answers with answer_texts
-
     columns = score_columns(df) if columns is None else columns
     if not columns:
         return [()] * len(df)

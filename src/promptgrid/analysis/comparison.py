@@ -29,7 +29,7 @@ import pandas as pd
 from ..columns import is_input
 from ..errors import UsageError
 from ..spec.schema import ParamValues
-from .answers import answer_texts
+from .answers import answer_texts, score_columns
 
 __all__ = ["WrappedFrame", "compare", "grid_axes", "input_columns", "summary", "varying"]
 
@@ -275,25 +275,6 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     for column in ("prompt_tokens", "completion_tokens"):
         out[column] = out[column].astype("Int64")
     return _score_summary(df, out, by)
-
-
-def score_columns(df: pd.DataFrame) -> list[str]:
-    """The table's score columns: ``score_<name>`` (and ``score_<name>.<key>``), bool or
-    numeric — not a judge's ``.reason`` nor ``score_errors``."""
-    out = []
-    for column in map(str, df.columns):
-        if not column.startswith("score_") or column == "score_errors":
-            continue
-        if not column.endswith(".reason") and _is_score(df[column]):
-            out.append(column)
-    return out
-
-
-def _is_score(series: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return True
-    present = series.dropna()
-    return bool(len(present) and present.map(lambda v: isinstance(v, bool)).all())
 
 
 def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from ..columns import is_input
 from ..errors import UsageError
 from ..money import usd
 from ..spec.schema import ParamValues
-from .comparison import score_columns
+from .answers import score_columns
 from .contrast import Contrast, contrast_paired, score_column, score_values
 from .pairing import codes, combine, pair, values
 

@@ -31,8 +31,7 @@ import pandas as pd
 
 from ... import __version__
 from ...analysis import align, grid_axes, input_columns, summary
-from ...analysis.answers import tool_calls_text
-from ...analysis.comparison import score_columns
+from ...analysis.answers import score_columns, tool_calls_text
 from ...analysis.decision import Decision, decide
 from ...analysis.runs import run_labels
 from ...analysis.statistics import p_text

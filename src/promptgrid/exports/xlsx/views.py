@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...analysis.answers import Mark, answer_texts, score_marks
-from ...analysis.comparison import SEPARATOR, compare, grid_axes, score_columns, summary
+from ...analysis.answers import Mark, answer_texts, score_columns, score_marks
+from ...analysis.comparison import SEPARATOR, compare, grid_axes, summary
 from .cells import MAX_CELL, Styles, cell_text, cell_value
 from .results import _fit, _lines
 from .sheet import Cell, Rich, Sheet
