@@ -7,8 +7,10 @@ Playwright (`pip install -e ".[test]"`); the Carlito font (`fonts-crosextra-carl
 LibreOffice lay Calibri out as Excel does. Writes, next to this file:
 
 - xlsx-results.png, xlsx-compare.png, xlsx-summary.png, xlsx-run.png: the first printed page
-  of each sheet of `results.xlsx` (LibreOffice -> PDF -> PNG);
-- report.png: the HTML report's side-by-side view;
+  of each sheet of the scored capitals run's `results.xlsx` (LibreOffice -> PDF -> PNG): the
+  scores beside the answers, the verdict on the summary sheet;
+- report.png: the HTML report as it opens, on the verdict (the capitals run);
+- report-answers.png: its side-by-side view, each answer with its score marks;
 - report-runs.png: two runs compared call by call, changed rows only, with the word diff.
 """
 
@@ -24,6 +26,7 @@ import promptgrid
 
 DOCS = Path(__file__).resolve().parent
 EXPERIMENT = Path("experiments") / "animal_names.yaml"  # relative: the run sheet shows it
+SCORED = Path("experiments") / "capitals.yaml"  # scored: the verdict and the marks
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 #: The part of each sheet's first page to keep, in pixels at 110 dpi: (x, y, width, height).
@@ -59,22 +62,28 @@ def sheet_pngs(book: Path, work: Path) -> None:
         print(DOCS / f"xlsx-{name}.png")
 
 
-def report_pngs(first: object, second: object, work: Path, results: Path) -> None:
+def report_pngs(
+    scored: object, first: object, second: object, work: Path, results: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
-    single = promptgrid.report(first, work / "report.html", results_dir=results)  # type: ignore[arg-type]
+    single = promptgrid.report(scored, work / "report.html", results_dir=results)  # type: ignore[arg-type]
     both = promptgrid.report([first, second], work / "runs.html", results_dir=results)  # type: ignore[list-item]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 760})
-        page.goto(single.as_uri())
+        page.goto(single.as_uri())  # it opens on the verdict
         page.screenshot(path=str(DOCS / "report.png"))
+        page.click('#views button[data-view="grid"]')
+        page.screenshot(path=str(DOCS / "report-answers.png"))
         page.goto(both.as_uri())
+        page.click('#views button[data-view="grid"]')  # it opens on the verdict between them
         page.check("#changed-only")
         page.check("#diff")
         page.screenshot(path=str(DOCS / "report-runs.png"))
         browser.close()
-    print(DOCS / "report.png", DOCS / "report-runs.png", sep="\n")
+    for name in ("report", "report-answers", "report-runs"):
+        print(DOCS / f"{name}.png")
 
 
 def main() -> None:
@@ -85,14 +94,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = work / "results"
-        first = promptgrid.run(EXPERIMENT, results_dir=results, formats="xlsx", progress=False)
+        scored = promptgrid.run(SCORED, results_dir=results, formats="xlsx", progress=False)
+        first = promptgrid.run(EXPERIMENT, results_dir=results, progress=False)
         exp = promptgrid.Experiment.from_yaml(EXPERIMENT).to_dict()
         exp["prompts"]["terse"] = "Name five {{ animal }}s, comma separated, no other words."
         second = promptgrid.Experiment.from_dict(exp, base_dir=EXPERIMENT.parent)
         other = promptgrid.run(second, results_dir=results, progress=False)
-        book = results / "animal-names" / str(first["run_id"][0]) / "results.xlsx"
+        book = results / "capitals" / str(scored["run_id"][0]) / "results.xlsx"
         sheet_pngs(book, work)
-        report_pngs(first, other, work, results)
+        report_pngs(scored, first, other, work, results)
 
 
 if __name__ == "__main__":

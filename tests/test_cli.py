@@ -161,3 +161,79 @@ def test_a_file_name_that_is_not_utf8_is_one_clear_error(
         main(["run", str(animals), "--results-dir", str(bad_results)])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "not valid UTF-8" in err and not bad_results.exists()
+
+
+# ------------------------------------------------------------ what the CLI says (issue 21)
+
+SCORED = """
+    name: scored
+    provider: echo
+    prompts:
+      plain: "Name a {{ animal }}."
+      loud: "NAME A {{ animal }}!"
+    vars:
+      animal: [dog, cat, cow, hen, pig, ant, bee, elk]
+    params: {model: m}
+    scores:
+      lower: {regex: "[a-z]{3}\\\\."}
+"""
+
+
+def test_show_and_the_run_point_to_the_verdict(write_yaml, tmp_path: Path) -> None:
+    results = tmp_path / "r"
+    path = write_yaml(SCORED)
+    done = CliRunner().invoke(cli, ["run", str(path), "--results-dir", str(results),
+                                    "--format", "csv", "--no-progress"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    run_id = done.output.split()[1].rstrip(":")
+    pointer = f"the verdict in full: promptgrid contrast {run_id} --results-dir {results}"
+    assert pointer in done.output
+    shown = CliRunner().invoke(cli, ["show", run_id, "--results-dir", str(results)])
+    assert shown.exit_code == 0, shown.output
+    verdict = shown.output.split("verdict:\n", 1)[1]
+    assert verdict.startswith("  score_lower by prompt: plain beats loud")
+    assert f"promptgrid report {run_id} --results-dir {results}" in verdict
+
+
+def test_runs_shows_where_the_calls_went_without_credentials(animals: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from promptgrid.operations import _endpoints
+
+    results = tmp_path / "r"
+    assert CliRunner().invoke(cli, ["run", str(animals), "--results-dir", str(results),
+                                    "--format", "csv", "--no-progress"]).exit_code == 0  # fmt: skip
+    listed = CliRunner().invoke(cli, ["runs", "--results-dir", str(results)])
+    assert listed.exit_code == 0 and " echo " in listed.output, listed.output
+    recorded = {"openai": "https://me:sk-secret-123456@api.example.com/v1?api-key=topsecret99",
+                "local": "http://127.0.0.1:8123/v1", "echo": "echo"}  # fmt: skip
+    shown = _endpoints(SimpleNamespace(options={"endpoints": recorded}, spec={}))
+    assert shown == "openai api.example.com, local 127.0.0.1:8123, echo"
+    old = _endpoints(SimpleNamespace(options={}, spec={"provider": "echo"}))  # before records
+    assert old == "echo"
+
+
+def test_a_cancelled_run_is_told_to_resume_with_the_cli(
+    animals: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptgrid import _sync, operations
+
+    def cancel(coro: object, handle: _sync.RunHandle) -> None:  # a second Ctrl-C, at once
+        coro.close()  # type: ignore[attr-defined]
+        handle.run_id = "20261207-000000.000-abcd"
+        raise KeyboardInterrupt(_sync.cancelled_message(handle))
+
+    monkeypatch.setattr(operations, "run_sync", cancel)
+    done = CliRunner().invoke(cli, ["run", str(animals), "--results-dir", str(tmp_path / "r")])
+    assert done.exit_code == 130
+    assert "run 20261207-000000.000-abcd cancelled; its completed rows are saved" in done.output
+    assert "resume=True" not in done.output and "resume with: promptgrid run" in done.output
+
+
+def test_money_shows_digits_until_it_is_not_zero() -> None:
+    from promptgrid.money import usd
+
+    assert usd(0) == "$0" and usd(None) == "-" and usd(float("nan")) == "-"
+    assert usd(0.000042) == "$0.000042" and usd(0.0000123) == "$0.000012"
+    assert usd(0.0099) == "$0.0099" and usd(1234.5) == "$1,234.5000" and usd(-5e-05) == "-$0.000050"
+    assert usd(1e-15) == "$1e-15"  # never "$0.000000000000"

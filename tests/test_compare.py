@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
@@ -341,3 +342,69 @@ def test_the_styler_requirement_is_the_declared_jinja2_floor() -> None:
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
     declared = re.search(r'"(jinja2>=[0-9.]+)"', pyproject)
     assert declared is not None and declared[1] == comparison.STYLER_NEEDS
+
+
+# ---------------------------------------------------------------------------- what an answer shows
+
+CALLS = json.dumps([{"id": "c1", "type": "function", "name": "get_weather",
+                     "arguments": '{"city": "Paris", "days": 3}'}])  # fmt: skip
+
+
+def test_a_hand_built_table_takes_its_inputs_by_name() -> None:
+    """No ``repeat`` column: the score is not taken for an input (it was a row axis)."""
+    df = pd.DataFrame({"prompt": ["a", "b", "a", "b"], "country": ["fr", "fr", "jp", "jp"],
+                       "response": ["1", "2", "3", "4"],
+                       "score_correct": [True, False, True, True]})  # fmt: skip
+    assert input_columns(df) == ["prompt", "country"]
+    table = promptgrid.compare(df)
+    assert list(table.index) == ["fr", "jp"] and list(table.columns) == ["a", "b"]
+
+
+def test_tool_calls_refusals_and_parse_errors_show_in_compare() -> None:
+    df = pd.DataFrame({
+        "prompt": ["tools", "refuses", "structured", "empty"],
+        "response": [None, None, '{"legs": 4', None],
+        "tool_calls": [CALLS, None, None, None],
+        "refusal": [None, "I cannot help", None, None],
+        "parsed": [None, None, None, '{"name":"Rex","legs":4}'],
+        "parse_error": [None, None, "Expecting ',' delimiter", None],
+        "status": ["ok"] * 4,
+    })  # fmt: skip
+    table = promptgrid.compare(df, rows=[], cols=["prompt"])
+    assert table.iloc[0].tolist() == [
+        '→ get_weather(city="Paris", days=3)',
+        "[refused] I cannot help",
+        "{\"legs\": 4\n[not JSON: Expecting ',' delimiter]",
+        '{"name": "Rex", "legs": 4}',
+    ]
+
+
+def test_tool_call_text_takes_anything_a_server_sends() -> None:
+    from promptgrid.analysis.answers import MAX_ARGUMENTS, tool_calls_text
+
+    assert tool_calls_text("not json") == "→ not json"
+    assert tool_calls_text('{"a": 1}') == '→ {"a": 1}'
+    assert tool_calls_text('[{"name": "f", "arguments": "{broken"}, 3]') == "→ f({broken)\n→ 3"
+    assert tool_calls_text('[{"type": "custom", "name": "g", "input": "x"}]') == "→ g(x)"
+    long = tool_calls_text(json.dumps([{"name": "f", "arguments": json.dumps({"t": "x" * 999})}]))
+    assert len(long) == len("→ f()") + MAX_ARGUMENTS and long.endswith("…)")
+    assert tool_calls_text(None) == ""
+
+
+def test_score_marks_name_each_score_and_say_pass_fail_or_its_value() -> None:
+    from promptgrid.analysis.answers import score_marks
+
+    df = pd.DataFrame({
+        "response": ["x", "y", None],
+        "status": ["ok", "ok", "error"],
+        "score_correct": pd.array([True, None, False], dtype="boolean"),
+        "score_quality": [4, 2, None],
+        "score_quality.reason": ["good", "bad", None],
+        "score_errors": [None, '{"correct": "timeout"}', None],
+    })  # fmt: skip
+    marks = [[(m.text, m.state) for m in row] for row in score_marks(df)]
+    assert marks == [
+        [("✓ correct", "pass"), ("quality 4", "value")],
+        [("correct –", "none"), ("quality 2", "value")],
+        [],  # a failed call shows its error, not scores
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,82 @@ def test_the_cli_stops_at_a_row_whose_image_lies_outside(
     finally:
         db.close()
     assert len(stored) <= 1 and not any(digest in text for text in stored)
+
+
+# ---------------------------------------------------------------------------- templated tool calls
+
+
+def history(arguments: Any, **call: Any) -> list[dict[str, Any]]:
+    """A user question, the assistant's call of get_weather, and the tool's result."""
+    return [
+        {"role": "user", "content": "Weather in {{ city }}?"},
+        {"role": "assistant", "tool_calls": [
+            {"id": call.get("id", "c1"),
+             "function": {"name": call.get("name", "get_weather"), "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": call.get("id", "c1"), "content": "sunny"},
+    ]  # fmt: skip
+
+
+def sent_calls(experiment: Experiment) -> list[tuple[str, str, str, str]]:
+    """(id, name, arguments) of the assistant's call, and the tool message's id, per cell."""
+    out = []
+    for messages in rendered(experiment):
+        [call] = messages[1]["tool_calls"]
+        name, arguments = call["function"]["name"], call["function"]["arguments"]
+        out.append((call["id"], name, arguments, messages[2]["tool_call_id"]))
+    return out
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param({"city": "{{ city }}", "days": 3}, id="mapping"),
+        pytest.param('{"city": "{{ city }}", "days": 3}', id="json-text"),
+    ],
+)
+def test_tool_call_arguments_are_rendered_as_templates_and_json_escaped(arguments: Any) -> None:
+    experiment = exp(history(arguments), vars={"city": ["Paris", 'Say "hi"\\n']})
+    assert [json.loads(args) for _, _, args, _ in sent_calls(experiment)] == [
+        {"city": "Paris", "days": 3}, {"city": 'Say "hi"\\n', "days": 3},
+    ]  # fmt: skip
+
+
+def test_every_string_of_a_tool_call_is_a_template() -> None:
+    experiment = exp(history({"q": 1}, id="call_{{ n }}", name="{{ tool }}"),
+                     vars={"n": [7], "tool": ["lookup"], "city": ["x"]})  # fmt: skip
+    assert sent_calls(experiment) == [("call_7", "lookup", '{"q": 1}', "call_7")]
+
+
+def test_tool_calls_without_templates_are_sent_exactly_as_written() -> None:
+    raw = '{ "spaced" :  true }'  # JSON text, kept as written (its request hash too)
+    assert sent_calls(exp(history(raw), vars={"city": ["x"]}))[0][2] == raw
+    text = '{"days": {{ days }}}'  # a template, but not JSON until rendered: the whole text
+    assert sent_calls(exp(history(text), vars={"city": ["x"], "days": [2]}))[0][2] == '{"days": 2}'
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says", "where"),
+    [
+        pytest.param({"city": "{{ town }}"}, "undefined template variable 'town'",
+                     "prompts.p[1].tool_calls[0].function.arguments.city", id="undefined"),
+        pytest.param({"city": "{{ city"}, "template syntax error",
+                     "prompts.p[1].tool_calls[0].function.arguments.city", id="syntax"),
+        pytest.param({"city": "{{ city.upper(1, 2) }}"}, "failed to render",
+                     "prompts.p[1].tool_calls[0].function.arguments.city", id="render"),
+    ],
+)  # fmt: skip
+def test_a_tool_call_template_that_cannot_render_is_refused_at_validation_where_it_is(
+    arguments: Any, says: str, where: str
+) -> None:
+    with pytest.raises(SpecError, match=says) as found:
+        exp(history(arguments), vars={"city": ["Paris"]})
+    assert where in str(found.value)
+
+
+def test_the_table_shows_the_rendered_tool_call_that_was_sent(tmp_path: Path) -> None:
+    import promptgrid
+
+    df = promptgrid.run(exp(history({"city": "{{ city }}"}), vars={"city": ["Oslo"]}),
+                        results_dir=tmp_path, progress=False)  # fmt: skip
+    [call] = json.loads(df["messages"][0])[1]["tool_calls"]
+    assert call["function"]["arguments"] == '{"city": "Oslo"}'

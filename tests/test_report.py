@@ -149,6 +149,10 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(path.as_uri())
 
+    def show(self, view: str) -> None:
+        """Switch to a view (the page opens on the summary)."""
+        self.page.click(f'#views button[data-view="{view}"]')
+
     def row_labels(self) -> list[str]:
         labels: list[str] = self.page.eval_on_selector_all(
             "#grid tbody tr", "rows => rows.map(r => r.querySelector('th').textContent)"
@@ -164,6 +168,7 @@ def test_page_loads_clean_and_filters_hide_the_right_rows(
     browser: Any, first: pd.DataFrame, tmp_path: Path
 ) -> None:
     view = Page(browser, promptgrid.report(first, tmp_path / "r.html"))
+    view.show("grid")
     assert view.row_labels() == ["dog", "cat", "horse"]
     assert view.count("#grid tbody td") == 12
     view.page.click('input[data-filter="animal"][value="0"]')  # untick dog
@@ -180,6 +185,7 @@ def test_search_finds_an_answer_and_marks_it(
     browser: Any, first: pd.DataFrame, tmp_path: Path
 ) -> None:
     view = Page(browser, promptgrid.report(first, tmp_path / "r.html"))
+    view.show("grid")
     view.page.fill("#search", "HORSE names")
     view.page.press("#search", "Enter")
     assert view.row_labels() == ["horse"]
@@ -198,6 +204,7 @@ def test_run_against_run_changed_only_and_word_diff(
     browser: Any, first: pd.DataFrame, second: pd.DataFrame, tmp_path: Path
 ) -> None:
     view = Page(browser, promptgrid.report([first, second], tmp_path / "ab.html"))
+    view.show("grid")
     assert len(view.row_labels()) == 12
     view.page.check("#changed-only")
     rows = view.page.eval_on_selector_all(
@@ -221,7 +228,7 @@ def test_views_render_and_the_screenshot_is_not_blank(
     view.page.click('#views button[data-view="settings"]')
     assert "prompts:" in (view.page.text_content("#settings-view pre") or "")
     assert view.page.is_hidden("#sidebar")  # filters belong to the two table views
-    view.page.click('#views button[data-view="grid"]')
+    view.show("grid")
     view.page.check("#markdown")
     assert view.count("#grid .answer.md") == 12
     png = view.page.screenshot()
@@ -260,7 +267,7 @@ def test_pass_rates_of_scores_are_charted_with_their_interval(tmp_path: Path) ->
     chart = charts["Pass rate of said_yes (95% interval)"]
     assert chart["kind"] == "rate"
     (a_name, a_rate, a_low, a_high), (b_name, b_rate, *_) = chart["bars"]
-    assert (a_name, b_name) == ("a · m", "b · m")
+    assert (a_name, b_name) == ("a", "b")  # by what varies: the model is fixed
     assert (a_rate, b_rate) == (0.5, 0.0) and 0 < a_low < a_rate < a_high < 1
 
 
@@ -281,3 +288,167 @@ def test_a_report_into_a_read_only_folder_exits_5_saying_what_to_do(
     assert done.value.code == 5 and "Traceback" not in err, err
     assert f"error: {out} cannot be written" in err and "make it and its folder writable" in err
     assert not list(out.parent.glob("*.tmp"))
+
+
+# ---------------------------------------------------------------------------- the verdict
+
+SCORED: dict[str, Any] = {
+    **ANIMALS,
+    "name": "scored",
+    "scores": {"polite": {"icontains": "please"}, "short": {"max_length": 40}},
+}
+WEATHER = json.dumps([{"id": "c1", "type": "function", "name": "get_weather",
+                       "arguments": '{"city": "Paris", "days": 3}'}])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """12 scored calls (plain is polite, terse is not), the plain prompt priced higher, and
+    the terse prompt's cat calls answered by a tool call. (Its own store: cached calls say
+    nothing of a price.)"""
+    df = promptgrid.run(SCORED, results_dir=tmp_path_factory.mktemp("scored"), progress=False)
+    df["cost_usd"] = [0.002 if p == "plain" else 0.0004 for p in df["prompt"]]
+    tool = (df["prompt"] == "terse") & (df["animal"] == "cat")
+    df.loc[tool, "tool_calls"] = WEATHER
+    df.loc[tool, "response"] = None
+    return df
+
+
+def test_the_report_carries_the_decision_every_view_prints(scored: pd.DataFrame) -> None:
+    from promptgrid.exports.report.data import build
+
+    data = build([scored], {})
+    decision = promptgrid.decide(scored)
+    assert data["decision"]["verdicts"] == decision.verdicts()
+    assert data["decision"]["factors"] == ["prompt", "animal", "temperature"]
+    [pair] = [p for p in data["decision"]["pairs"]
+              if p["factor"] == "prompt" and p["score"] == "score_polite"]  # fmt: skip
+    assert pair["verdict"] == "plain beats terse: +100 points, p = 0.031"
+    assert pair["p_value_text"] == "0.031"
+    front = {(lv["level"], lv["pareto"]) for lv in data["decision"]["levels"]
+             if lv["factor"] == "prompt" and lv["score"] == "score_polite"}  # fmt: skip
+    assert front == {("plain", True), ("terse", True)}  # better, or cheaper
+    heat = data["decision"]["heatmap"]
+    assert (heat["x"], heat["y"], heat["x_levels"]) == ("prompt", "animal", ["plain", "terse"])
+    assert heat["mean"][0] == [1.0, 1.0, 1.0] and heat["mean"][1] == [0.0, 0.0, 0.0]
+
+
+def test_each_call_carries_its_scores_and_tool_calls_and_they_filter(
+    scored: pd.DataFrame,
+) -> None:
+    from promptgrid.exports.report.data import build
+
+    data = build([scored], {})
+    calls, levels = data["calls"], data["levels"]
+    polite = next(s for s in data["scores"] if s["name"] == "polite")
+    assert polite["kind"] == "bool" and polite["values"] == [p == "plain" for p in scored["prompt"]]
+    tools = [t for t in calls["tools"] if t is not None]
+    assert tools == ['→ get_weather(city="Paris", days=3)'] * 2
+    assert [f["key"] for f in data["resultFilters"]] == ["score_polite", "tool"]
+    assert levels["score_polite"] == ["pass", "fail", "no score"]
+    assert levels["tool"] == ["(no tool call)", "get_weather"]
+    assert sorted(set(calls["tool"])) == [0, 1] and calls["tool"].count(1) == 2
+
+
+def test_run_against_run_decides_on_the_run(
+    first: pd.DataFrame, second: pd.DataFrame, tmp_path: Path
+) -> None:
+    from promptgrid.exports.report.data import build
+
+    a = first.assign(score_long=first["response"].str.len() > 30)
+    b = second.assign(score_long=second["response"].str.len() > 30)
+    data = build([a, b], {})
+    decision = data["decision"]
+    assert decision["factors"][0] == "run_id"
+    ids = [str(a["run_id"][0]), str(b["run_id"][0])]
+    assert [lv["level"] for lv in decision["levels"] if lv["factor"] == "run_id"] == ids
+    together = promptgrid.decide(pd.concat([a, b]), factors=["run_id"])
+    assert decision["verdicts"][: len(together.verdicts())] == together.verdicts()
+
+
+@pytest.mark.slow
+def test_the_report_opens_on_the_verdict(
+    browser: Any, scored: pd.DataFrame, tmp_path: Path
+) -> None:
+    view = Page(browser, promptgrid.report(scored, tmp_path / "r.html"))
+    page = view.page
+    assert page.is_visible("#summary-view") and page.is_hidden("#grid-view")
+    verdict = page.locator(".verdicts li", has_text="polite by prompt")
+    assert verdict.text_content() == "polite by prompt: plain beats terse: +100 points, p = 0.031"
+    box = verdict.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900  # on the first screen
+    # a forest plot per factor and score, each level a point with its interval
+    assert view.count(".factor") == 3 and view.count("svg.forest") == 6
+    forest = '.factor[data-factor="prompt"] .block[data-score="score_polite"]'
+    assert view.count(f"{forest} svg.forest circle.point") == 2
+    assert view.count(f"{forest} svg.forest circle.point.best") == 1
+    assert "p (Holm)" in (page.text_content(f"{forest} table.pairs") or "")
+    # cost against quality: both prompts on the front (one better, one cheaper), joined
+    assert view.count(f"{forest} svg.cost circle.point.front") == 2
+    assert view.count(f"{forest} svg.cost polyline.front") == 1
+    heat = page.eval_on_selector_all(".heatmap tbody tr", "rows => rows.map(r => r.textContent)")
+    assert heat == ["plain100% (2)100% (2)100% (2)", "terse0% (2)0% (2)0% (2)"]
+    assert view.errors == []
+
+
+@pytest.mark.slow
+def test_answers_show_score_marks_and_tool_calls_and_filters_work(
+    browser: Any, scored: pd.DataFrame, tmp_path: Path
+) -> None:
+    view = Page(browser, promptgrid.report(scored, tmp_path / "r.html"))
+    page = view.page
+    view.show("grid")
+    assert view.count("#grid .mark.pass") == 6 + 12  # polite (plain), short (every answer)
+    assert view.count("#grid .mark.fail") == 6
+    fail = page.text_content('#grid td[data-col="2"] .mark.fail') or ""
+    assert fail == "✗ polite"
+    tools = page.eval_on_selector_all("#grid .tools", "xs => xs.map(x => x.textContent)")
+    assert tools == ['tool call→ get_weather(city="Paris", days=3)'] * 2
+    # only failures: every row has a failing (terse) call, and the long view shows just those
+    page.check("#failed-only")
+    assert len(view.row_labels()) == 3
+    view.show("long")
+    assert view.count("#long tbody tr") == 6
+    page.uncheck("#failed-only")
+    # by score: untick "pass" of polite, then by tool: only the calls that called get_weather
+    page.click('input[data-filter="score_polite"][value="0"]')
+    assert view.count("#long tbody tr") == 6 and view.count("#long .mark.pass") == 6  # short
+    page.click('input[data-filter="tool"][value="0"]')
+    assert view.count("#long tbody tr") == 2 and view.count("#long .tools") == 2
+    page.fill("#search", "get_weather")  # a tool call is searched like an answer
+    page.press("#search", "Enter")
+    assert view.count("#long tbody tr") == 2
+    assert view.errors == []
+
+
+@pytest.mark.slow
+def test_run_against_run_opens_on_the_verdict_between_the_runs(
+    browser: Any, first: pd.DataFrame, second: pd.DataFrame, tmp_path: Path
+) -> None:
+    a = first.assign(score_long=first["response"].str.len() > 30)
+    b = second.assign(score_long=second["response"].str.len() > 30)
+    view = Page(browser, promptgrid.report([a, b], tmp_path / "ab.html"))
+    first_line = view.page.text_content(".verdicts li") or ""
+    assert first_line.startswith("long by run: ")
+    assert view.count('.factor[data-factor="run_id"] svg.forest circle.point') == 2
+    assert view.errors == []
+
+
+def test_a_numeric_score_filters_by_value_or_by_quartile(first: pd.DataFrame) -> None:
+    from promptgrid.exports.report.data import build
+
+    few = first.assign(score_stars=[1, 2, 3] * 4)
+    data = build([few], {})
+    assert data["levels"]["score_stars"] == ["1", "2", "3", "no score"]
+    many = first.assign(score_length=[float(n) for n in range(12)])
+    many.loc[0, "score_length"] = None
+    levels = build([many], {})["levels"]["score_length"]
+    assert levels == [f"{n}.0" for n in range(1, 12)] + ["no score"]  # 11 values: one level each
+    spread = first.assign(score_length=[1.5 * n for n in range(12)])
+    spread = pd.concat([spread, spread.assign(score_length=spread["score_length"] + 0.25)])
+    data = build([spread], {})
+    assert data["levels"]["score_length"] == [
+        "≤ 4.1875", "4.1875 – 8.375", "8.375 – 12.5625", "12.5625 – 16.75", "no score"
+    ]  # fmt: skip
+    codes = data["calls"]["score_length"]
+    assert [codes.count(k) for k in range(5)] == [6, 6, 6, 6, 0]  # a quarter of the calls each

@@ -174,7 +174,9 @@ def test_tool_calls_are_kept(api: str, stream: bool, server: Recorder, tmp_path:
 def test_a_conversation_with_tool_results_is_sent_whole(
     api: str, server: Recorder, tmp_path: Path
 ) -> None:
-    call = {"id": "call_9", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    # templated arguments are rendered like the rest of the request, never sent half-rendered
+    call = {"id": "call_9", "function": {"name": "get_weather",
+                                         "arguments": {"city": "{{ city }}"}}}  # fmt: skip
     path = write(
         tmp_path,
         api=api,
@@ -212,9 +214,9 @@ def test_a_conversation_with_tool_results_is_sent_whole(
         ]  # fmt: skip
     # tool_choice is auto: the model answers in text, and the table shows what was sent.
     assert list(df["response"]) == ["echo: Weather in Paris?"] and df["tool_calls"].isna().all()
-    assert [m["role"] for m in json.loads(df["messages"][0])] == [
-        "developer", "user", "assistant", "tool",
-    ]  # fmt: skip
+    shown = json.loads(df["messages"][0])  # the table shows the request that was sent
+    assert [m["role"] for m in shown] == ["developer", "user", "assistant", "tool"]
+    assert shown[2]["tool_calls"][0]["function"]["arguments"] == arguments
 
 
 def test_a_scripted_tool_call_under_tool_choice_auto(server: Recorder, tmp_path: Path) -> None:
@@ -644,3 +646,29 @@ def test_a_key_echoed_into_a_stream_never_reaches_the_store(api: str, tmp_path: 
     assert KEY not in df.to_json() and "***" in str(df["request_id"][0])
     for written in (tmp_path / "r").rglob("*"):  # the store (and its WAL) and every file
         assert not written.is_file() or KEY.encode() not in written.read_bytes(), written
+
+
+def test_tool_calls_show_in_every_answer_view(server: Recorder, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from promptgrid.cli import cli
+
+    path = write(
+        tmp_path,
+        prompts={"p": "Weather in {{ city }}?"},
+        vars={"city": ["Paris", "Oslo"]},
+        params={"model": "gpt-4o-mini", "tools": TOOLS, "tool_choice": "required"},
+    )
+    df = run(path, server, tmp_path / "r", formats="xlsx,html")
+    shown = 'get_weather(city="echo: Weather in Paris?", days=0)'
+    assert promptgrid.compare(df).loc["Paris", "p"] == "→ " + shown
+    folder = tmp_path / "r" / "kinds" / str(df["run_id"][0])
+    book = load_workbook(folder / "results.xlsx")
+    try:
+        assert book["compare"]["B2"].value == "→ " + shown
+    finally:
+        book.close()
+    assert json.dumps(shown)[1:-1] in (folder / "report.html").read_text(encoding="utf-8")
+    done = CliRunner().invoke(cli, ["compare", "--results-dir", str(tmp_path / "r")])
+    assert done.exit_code == 0 and "get_weather(city=" in done.output, done.output

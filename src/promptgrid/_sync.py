@@ -52,6 +52,8 @@ class RunHandle:
         self.signal: int | None = None  # the first signal that stopped the run
         self.on_stop = on_stop  # told the number of the stop (1, 2, ...), e.g. to print a note
         self.note: Callable[[str], None] | None = None  # told batch mode's progress lines
+        # how to finish a cancelled run, in the caller's words (the CLI prints its command)
+        self.finish: str | None = "run(..., resume=True) finishes it"
 
     @property
     def exit_code(self) -> ExitCode:
@@ -75,7 +77,8 @@ def cancelled_message(handle: RunHandle | None) -> str:
     """What to say when a second stop cancelled the run."""
     run_id = handle.run_id if handle is not None else None
     run = f"run {run_id}" if run_id else "the run"
-    return f"{run} cancelled; its completed rows are saved, run(..., resume=True) finishes it"
+    finish = handle.finish if handle is not None else None
+    return f"{run} cancelled; its completed rows are saved" + (f", {finish}" if finish else "")
 
 
 def run_sync(coro: Coroutine[Any, Any, T], handle: RunHandle | None = None) -> T:

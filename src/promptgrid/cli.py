@@ -369,13 +369,13 @@ def runs(results_dir: Path, experiment: str | None) -> None:
     Example:
       promptgrid runs --experiment animal-names
     """
-    from .operations import run_lines
+    from .operations import run_lines, usd
 
     for line in run_lines(results_dir=results_dir, experiment=experiment):
         info, live = line.info, line.live
         _out(
-            f"{info.run_id}  {info.experiment:<24} {info.status:<11} "
-            f"{line.ok:>6}/{info.total:<6} ok  {line.errors:>5} errors  ${line.spent:.4f}"
+            f"{info.run_id}  {info.experiment:<24} {line.endpoints:<24} {info.status:<11} "
+            f"{line.ok:>6}/{info.total:<6} ok  {line.errors:>5} errors  {usd(line.spent)}"
             + (f"  {live} batch{'es' if live > 1 else ''} in flight" if live else "")
             + _shard_note(info.options)
         )
@@ -524,7 +524,8 @@ def show(run_id: str | None, results_dir: Path, columns: str | None, limit: int)
         _out("\n" + race.report())
     verdicts = decide(df).verdicts()  # the same verdicts as the report's and the XLSX's
     if verdicts:
-        _out("\n" + "\n".join(verdicts))
+        _out("\nverdict:\n" + "\n".join(f"  {line}" for line in verdicts))
+        _out(_verdict_pointer(str(df["run_id"].iloc[0]), results_dir))
 
 
 @cli.command("compare")
@@ -888,6 +889,7 @@ def _run_and_report(job: Job, file: Path | None) -> None:
 
     handle = RunHandle(on_stop)
     opts = job.options
+    handle.finish = None  # the CLI says its own command (resume with: ...)
     if opts.progress is not False:
         handle.note = _err
     try:
@@ -904,20 +906,22 @@ def _run_and_report(job: Job, file: Path | None) -> None:
 
 def _report(outcome: RunOutcome, file: Path | None) -> None:
     from .errors import BudgetExceeded
-    from .operations import race_lines
+    from .operations import race_lines, usd
 
     counts = outcome.counts
     judges = outcome.judge_totals
-    apart = f" (judges ${judges[4]:.4f})" if judges else ""
+    apart = f" (judges {usd(judges[4])})" if judges else ""
     shard = outcome.config.shard
     _out(f"run {outcome.run_id}{f' (shard {shard})' if shard else ''}: {counts.get('ok', 0):,} ok, "
                f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached "
-               f"of {outcome.total:,} calls, ${outcome.spent:.4f} spent{apart}")  # fmt: skip
+               f"of {outcome.total:,} calls, {usd(outcome.spent)} spent{apart}")  # fmt: skip
     _report_scores(outcome)
     for line in race_lines(outcome):
         _out(f"race: {line}")
     for path in outcome.files:
         _out(f"  {path}")
+    if outcome.scores:
+        _out(_verdict_pointer(outcome.run_id, outcome.config.results_dir))
     for kind, n in sorted(outcome.summary.error_types.items(), key=lambda kv: -kv[1]):
         _err(f"  {n:>6} x {kind}")
     stopped_by = outcome.summary.stopped_by
@@ -938,8 +942,19 @@ def _report(outcome: RunOutcome, file: Path | None) -> None:
         _err(f"collect with: {_collect_command(outcome.run_id, results_dir)}")
 
 
+def _verdict_pointer(run_id: str, results_dir: Path) -> str:
+    """Where a run's verdict is told in full (the report and the XLSX summary open on it)."""
+    where = [] if results_dir == Path("results") else ["--results-dir", str(results_dir)]
+    contrast, report = (
+        shlex.join(["promptgrid", c, run_id, *where]) for c in ("contrast", "report")
+    )
+    return f"the verdict in full: {contrast}\n  the report opens on it: {report} (the XLSX too)"
+
+
 def _report_batches(outcome: RunOutcome) -> None:
     """What batch mode did in this session, and what stands."""
+    from .operations import usd
+
     batched = outcome.batch
     assert batched is not None  # a run with batch endpoints
     if batched.submitted:
@@ -948,7 +963,7 @@ def _report_batches(outcome: RunOutcome) -> None:
     if batched.collected:
         rows = batched.ok + batched.errors
         _out(f"batches: {batched.collected:,} collected ({batched.ok:,} ok, "
-                   f"{batched.errors:,} errors, ${batched.spent:.4f}; {rows:,} rows in "
+                   f"{batched.errors:,} errors, {usd(batched.spent)}; {rows:,} rows in "
                    f"{batched.collect_s:.1f} s)")  # fmt: skip
         for kind, n in sorted(batched.error_types.items(), key=lambda kv: -kv[1]):
             _err(f"  {n:>6} x {kind}")
@@ -960,6 +975,8 @@ def _report_batches(outcome: RunOutcome) -> None:
 
 def _report_scores(outcome: RunOutcome) -> None:
     """One line of scores (pass rates and means), and one of the judges' calls."""
+    from .operations import usd
+
     if outcome.scores:
         parts = [
             f"{name} {mean:.3g} (n={n:,}{f', {errors:,} errors' if errors else ''})"
@@ -970,7 +987,7 @@ def _report_scores(outcome: RunOutcome) -> None:
     if outcome.judge_totals is not None:
         calls, cached, failed, tokens, cost = outcome.judge_totals
         _out(f"judges: {calls:,} calls ({cached:,} cached, {failed:,} failed), "
-                   f"{tokens:,} tokens, ${cost:.4f}")  # fmt: skip
+                   f"{tokens:,} tokens, {usd(cost)}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

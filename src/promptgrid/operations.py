@@ -31,6 +31,7 @@ from ._sync import RunHandle, run_sync
 from .config import RunConfig, RunOptions
 from .errors import Problem, RetryableError, SpecError, UsageError
 from .exports import Repeats, parse_formats
+from .money import usd
 from .runner import RunOutcome, Selection, rescore
 from .runner import execute as execute_async
 from .spec import json_schema
@@ -48,7 +49,8 @@ __all__ = [
     "BatchRow", "Job", "Repeats", "RunHandle", "RunLine", "RunOutcome", "ScoresSource",
     "batch_rows", "cancel_rows", "collect_job", "execute", "export_run", "find_runs",
     "json_schema", "race_lines", "require_batches", "results_folder", "retry_job", "run_job",
-    "run_lines", "run_options", "score_columns", "score_run", "stored_experiment", "with_scores",
+    "run_lines", "run_options", "score_columns", "score_run", "stored_experiment", "usd",
+    "with_scores",
 ]  # fmt: skip
 
 #: What ``score`` takes as scores: a YAML file (``scores:`` in it, or the mapping alone), or a
@@ -291,6 +293,7 @@ class RunLine:
     errors: int
     spent: float  #: USD
     live: int  #: batches in flight
+    endpoints: str  #: where its calls went: ``name host`` each (no credential), ``echo``
 
 
 def run_lines(
@@ -305,8 +308,33 @@ def run_lines(
             counts = store.counts(info.run_id)
             lines.append(RunLine(info, counts.get("ok", 0), counts.get("error", 0),
                                  store.spend(info.run_id),
-                                 batches.get(info.run_id, (0, 0))[1]))  # fmt: skip
+                                 batches.get(info.run_id, (0, 0))[1],
+                                 _endpoints(info)))  # fmt: skip
     return lines
+
+
+def _endpoints(info: RunInfo) -> str:
+    """Where a run's calls went: each endpoint as ``name host`` (``echo`` alone); the host
+    only, from the public form of its URL, so no credential is ever printed."""
+    recorded = info.options.get("endpoints") or {info.spec.get("provider", "openai"): None}
+    shown = [f"{name} {host}" if (host := _host(url)) else str(name)
+             for name, url in recorded.items()]  # fmt: skip
+    return ", ".join(shown)
+
+
+def _host(url: Any) -> str | None:
+    """``host[:port]`` of a URL (none for ``echo`` or what is not a URL)."""
+    from urllib.parse import urlsplit
+
+    from .credentials import public_url
+
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(public_url(url))
+        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    except ValueError:  # a port that is not a number: the URL as recorded, in public form
+        return public_url(url)
 
 
 def find_runs(
@@ -340,7 +368,7 @@ def export_run(
 def score_columns(df: pd.DataFrame) -> list[str]:
     """The score columns of a result table (what ``promptgrid contrast`` compares by default).
     Imported when called: importing this module (and the API) does not import pandas."""
-    from .analysis.comparison import score_columns as found
+    from .analysis.answers import score_columns as found
 
     return found(df)
 

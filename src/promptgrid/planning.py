@@ -38,6 +38,7 @@ from typing import Any
 from .config import Host, RunConfig, RunOptions, resolve
 from .errors import Problem, SpecError
 from .grid import cell_ids, render
+from .money import usd
 from .race.layout import Layout
 from .race.options import raced, refuse_batches
 from .race.plan import RacePlan
@@ -130,8 +131,8 @@ class Plan:
         def row(name: str, value: str) -> str:
             return f"  {name:<24} {value:>14}"
 
-        def usd(value: float | None) -> str:
-            return "unknown" if value is None else f"${value:,.4f}"
+        def money(value: float | None) -> str:
+            return "unknown" if value is None else usd(value)
 
         lines = [f"experiment {self.experiment}"]
         lines += [row(name, f"{n:,}") for name, n in self.axes.items()]
@@ -160,8 +161,8 @@ class Plan:
         if self.output_tokens_expected is not None:
             lines.append(row("output tokens (expected)", f"{self.output_tokens_expected:,}"))
             lines += [f"  ({basis})" for basis in self.expected_basis]
-        lines.append(row("cost expected", usd(self.cost_expected_usd)))
-        lines.append(row("cost worst case", usd(self.cost_worst_usd)))
+        lines.append(row("cost expected", money(self.cost_expected_usd)))
+        lines.append(row("cost worst case", money(self.cost_worst_usd)))
         if self.batch:
             lines.append(f"  (batch prices for {', '.join(self.batch)}: answers within 24 h)")
         if self.unpriced:
@@ -169,7 +170,7 @@ class Plan:
         if self.max_cost_usd is not None:
             verdict = {True: "the worst case fits", False: "may stop the run before the end",
                        None: "the worst case is unknown"}[self.fits_budget]  # fmt: skip
-            lines.append(row("budget", usd(self.max_cost_usd)))
+            lines.append(row("budget", money(self.max_cost_usd)))
             lines.append(f"  ({verdict})")
         if self.race is not None:
             lines += self.race.lines(row)

@@ -12,6 +12,7 @@ import html
 import time
 from typing import Any, Protocol
 
+from .money import usd
 from .terminal import visible
 
 
@@ -60,8 +61,7 @@ class RichProgress:
             MofNCompleteColumn(),
             Rate(),
             TextColumn(
-                "{task.fields[errors]} errors · {task.fields[cached]} cached · "
-                "${task.fields[spent]:.4f}"
+                "{task.fields[errors]} errors · {task.fields[cached]} cached · {task.fields[money]}"
             ),
             TimeRemainingColumn(),
             console=console,
@@ -81,7 +81,7 @@ class RichProgress:
         self._spent = spent
         self._progress.start()
         self._task = self._progress.add_task(
-            self._description, total=total, completed=done, errors=0, cached=0, spent=spent
+            self._description, total=total, completed=done, errors=0, cached=0, money=usd(spent)
         )
 
     def advance(self, n: int, errors: int = 0, cached: int = 0, spent: float = 0.0) -> None:
@@ -90,7 +90,7 @@ class RichProgress:
         self._cached += cached
         self._spent += spent
         self._progress.update(
-            self._task, advance=n, errors=self._errors, cached=self._cached, spent=self._spent
+            self._task, advance=n, errors=self._errors, cached=self._cached, money=usd(self._spent)
         )
 
     def close(self) -> None:
@@ -173,7 +173,7 @@ class NotebookProgress:
             tail = "ETA -"
         stats = (
             f"{self._done:,}/{self._total:,} · {rate:,.0f} calls/s · {self._errors:,} errors · "
-            f"{self._cached:,} cached · ${self._spent:.4f} · {tail}"
+            f"{self._cached:,} cached · {usd(self._spent)} · {tail}"
         )
         filled = round(20 * self._done / self._total) if self._total else 20
         bar = "█" * filled + "░" * (20 - filled)

@@ -2,10 +2,13 @@
 calls, errors, latency, tokens and cost per group (``summary``).
 
 All three take the DataFrame ``run``/``arun``/``load`` return (or several concatenated). They
-tell the grid's inputs from the results by the table's layout: ``prompt``, then the case
-columns, vars and params, then ``repeat`` and the result columns. Columns you add after
-``repeat`` (scores, labels) are never taken for inputs. Parameters are told from vars by name
-(``model``, ``temperature``, ...: the chat-completion parameters the experiment file accepts).
+tell the grid's inputs from the results by name (:func:`promptgrid.columns.is_input`: not a
+result column, a score or the judges' usage), and in a table that has a ``repeat`` column only
+among the columns before it: columns you add after the results (labels, lengths) are never
+taken for inputs. Parameters are told from vars by name (``model``, ``temperature``, ...: the
+chat-completion parameters the experiment file accepts). An answer shows as every answer view
+shows it (:func:`promptgrid.analysis.answers.answer_texts`: its error, or its text with the
+tools it called).
 
 ``compare`` and ``varying`` return a :class:`WrappedFrame`: a DataFrame in every respect, which a
 notebook shows with long text wrapped and whole (not cut at ``display.max_colwidth``) and with
@@ -23,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..columns import RESULTS
+from ..columns import is_input
 from ..errors import UsageError
 from ..spec.schema import ParamValues
+from .answers import answer_texts, score_columns
 
 __all__ = ["WrappedFrame", "compare", "grid_axes", "input_columns", "summary", "varying"]
 
@@ -38,7 +42,6 @@ _TABLE_STYLES = [
     {"selector": "th", "props": "text-align:left;vertical-align:top"},
     {"selector": "td", "props": "vertical-align:top"},
 ]
-_RESULT_COLUMNS = RESULTS
 #: What pandas' Styler needs here: pandas 3.1 refuses an older jinja2 (pyproject's floor too).
 STYLER_NEEDS = "jinja2>=3.1.6"
 _styler_warned = False  # the plain-table warning is given once per process
@@ -134,7 +137,8 @@ def compare(
     order with a ``───`` line between the values (so every answer stays visible); numbers are
     averaged. ``aggfunc`` replaces that with any one-value aggregation pandas' ``agg`` accepts
     (``"first"``, ``"max"``, a function). With ``values="response"``, a failed call shows as
-    ``[error_type] error`` rather than as an empty cell.
+    ``[error_type] error`` rather than as an empty cell, and an answer with the tools it
+    called (``→ get_weather(city="Paris")``), a refusal or a parse error.
 
     Examples, on the animal-names experiment (3 animals, 2 prompts, 2 temperatures)::
 
@@ -273,25 +277,6 @@ def summary(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     return _score_summary(df, out, by)
 
 
-def score_columns(df: pd.DataFrame) -> list[str]:
-    """The table's score columns: ``score_<name>`` (and ``score_<name>.<key>``), bool or
-    numeric — not a judge's ``.reason`` nor ``score_errors``."""
-    out = []
-    for column in map(str, df.columns):
-        if not column.startswith("score_") or column == "score_errors":
-            continue
-        if not column.endswith(".reason") and _is_score(df[column]):
-            out.append(column)
-    return out
-
-
-def _is_score(series: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return True
-    present = series.dropna()
-    return bool(len(present) and present.map(lambda v: isinstance(v, bool)).all())
-
-
 def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """``out`` with each score's pass rate (and Wilson interval) or mean, and judge usage."""
     scores = score_columns(df)
@@ -325,10 +310,11 @@ def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.Dat
 
 def input_columns(df: pd.DataFrame) -> list[str]:
     """The grid's inputs in table order: ``run_id``, ``prompt``, case columns, vars, params,
-    ``repeat`` (those present)."""
+    ``repeat`` (those present): columns that are inputs by name and, when the table has a
+    ``repeat`` column, stand before it."""
     columns = [str(c) for c in df.columns]
     end = columns.index("repeat") if "repeat" in columns else len(columns)
-    inputs = [c for c in columns[:end] if c not in _RESULT_COLUMNS]
+    inputs = [c for c in columns[:end] if is_input(c)]
     return inputs + (["repeat"] if "repeat" in columns else [])
 
 
@@ -362,16 +348,8 @@ def _default_cols(df: pd.DataFrame) -> list[str]:
 
 
 def _cell_values(df: pd.DataFrame, values: str) -> pd.Series:
-    """The column to show; for ``response``, a failed call's error in place of nothing."""
-    cell = df[values]
-    if values != "response" or not {"status", "error"} <= set(df.columns):
-        return cell
-    failed = (df["status"] != "ok") & cell.isna()
-    if not failed.any():
-        return cell
-    kind = df["error_type"] if "error_type" in df.columns else pd.Series(None, index=df.index)
-    message = "[" + kind.fillna("error").astype(str) + "] " + df["error"].fillna("").astype(str)
-    return cell.astype(object).where(~failed, message.astype(object))
+    """The column to show; for ``response``, what every answer view shows of a call."""
+    return answer_texts(df) if values == "response" else df[values]
 
 
 def _join(values: pd.Series) -> str:

@@ -38,8 +38,9 @@ import pandas as pd
 
 from ..columns import is_input
 from ..errors import UsageError
+from ..money import usd
 from ..spec.schema import ParamValues
-from .comparison import score_columns
+from .answers import score_columns
 from .contrast import Contrast, contrast_paired, score_column, score_values
 from .pairing import codes, combine, pair, values
 
@@ -379,13 +380,11 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _money(value: Any) -> str:
+    return "-" if value is None else usd(float(value))
+
+
 def _num(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3g}"
-
-
-def _money(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"${value:.3g}" if value else "$0"

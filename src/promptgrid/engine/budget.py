@@ -31,6 +31,7 @@ import dataclasses
 import math
 
 from ..errors import BudgetExceeded
+from ..money import usd
 from ..pricing import Pricing
 from ..providers.base import Completion, Request
 from ..tokens import count_prompt, worst_params_tokens, worst_prompt_tokens
@@ -154,8 +155,8 @@ class Budget:
         while self.spent + self.reserved + worst > self.cap:
             if self._in_flight == 0:
                 raise BudgetExceeded(
-                    f"the budget is spent: ${self.spent:.4f} of ${self.cap:.4f}, and the next "
-                    f"call could cost up to ${worst:.4f}",
+                    f"the budget is spent: {usd(self.spent)} of {usd(self.cap)}, and the next "
+                    f"call could cost up to {usd(worst)}",
                     cap=self.cap,
                     spent=self.spent,
                     next_worst=worst,

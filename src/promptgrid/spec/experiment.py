@@ -393,7 +393,12 @@ class Experiment:
                         if close
                         else "define it under vars:, or as a column of cases / cases_file"
                     )
-                    path = self.content_path(name, i)
+                    where = template.where_used(var)
+                    path = (
+                        self.content_path(name, i)
+                        if where == ("content",)
+                        else ("prompts", name, i, *where)
+                    )
                     problems.append(self.where(path, f"undefined template variable {var!r}", hint))
                 for part, image in literal_images(template):
                     problem = check_image(image, self.image_folders)

@@ -8,7 +8,12 @@ converted by its provider.) A plain message renders to ``{"role", "content"}`` o
 request hash is the one earlier versions computed.
 
 Templates: the content string, each text part, an image URL and an image path are Jinja2
-templates; tool calls and their ids are sent as written.
+templates, and so is every string of a tool call in the history (its id, the function's name,
+each value of its arguments; ``tool_call_id``): ``arguments: {city: "{{ city }}"}`` is sent
+as ``{"city": "Paris"}``, the value JSON-escaped. Arguments written as JSON text are a
+template of that JSON's values when the text is JSON (``'{"city": "{{ city }}"}'``), else a
+template of the text. A string without ``{{``, ``{%`` or ``{#`` is sent exactly as written,
+so a message without templates keeps its request hash.
 
 Images: an ``image_file`` part reads a local file (relative to the experiment file) into a
 ``data:`` URL, so the image itself is part of the request and of its hash. A path may come from
@@ -105,14 +110,33 @@ class Part:
 
 
 @dataclass(frozen=True)
+class AsJson:
+    """Arguments rendered from templates, then sent as JSON text."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
 class MessageTemplate:
-    """A compiled message: its role, content (a template, parts, or none) and the fields sent
-    as written (``tool_calls``, ``tool_call_id``)."""
+    """A compiled message: its role, content (a template, parts, or none) and its other
+    fields (``tool_calls``, ``tool_call_id``: plain values, with a :class:`Template` for each
+    string that is one)."""
 
     role: str
     content: Template | tuple[Part, ...] | None
     fixed: Mapping[str, Any]
     variables: frozenset[str]
+
+    def where_used(self, variable: str) -> tuple[Any, ...]:
+        """The key path under the message of the first template that uses ``variable``
+        (``("content",)`` for the content)."""
+        content = self.content
+        parts = content if isinstance(content, tuple) else (Part("text", content),) if (
+            content is not None) else ()  # fmt: skip
+        if any(variable in p.template.variables for p in parts):
+            return ("content",)
+        found = _where(self.fixed, variable, ())
+        return found if found is not None else ("content",)
 
     def render(self, context: Mapping[str, Any], folders: ImageFolders) -> dict[str, Any]:
         """The message for one cell (image files read from ``folders``). Raises
@@ -127,7 +151,7 @@ class MessageTemplate:
             out = {"role": self.role, "content": [_render_part(p, i, context, folders)
                                                   for i, p in enumerate(content)]}  # fmt: skip
         if self.fixed:
-            out.update(self.fixed)
+            out.update(_render_value(self.fixed, context, ()))
         return out
 
 
@@ -161,22 +185,21 @@ def compile_message(
                 "type": call.type,
                 "function": {
                     "name": call.function.name,
-                    "arguments": call.function.arguments
-                    if isinstance(call.function.arguments, str)
-                    else json.dumps(call.function.arguments, ensure_ascii=False),
+                    "arguments": _arguments(call.function.arguments),
                 },
             }
             for call in message.tool_calls
         ]
     if message.tool_call_id is not None:
         fixed["tool_call_id"] = message.tool_call_id
+    fixed = _compile_value(fixed, (), errors)
     if errors:
         return None, errors
-    variables: frozenset[str] = frozenset()
+    variables: frozenset[str] = _variables(fixed)
     if isinstance(content, Template):
-        variables = content.variables
+        variables |= content.variables
     elif content is not None:
-        variables = frozenset().union(*(p.template.variables for p in content))
+        variables = variables.union(*(p.template.variables for p in content))
     return MessageTemplate(message.role, content, fixed, variables), []
 
 
@@ -220,6 +243,94 @@ def _checked(text: str, folders: ImageFolders) -> tuple[Path, os.stat_result]:
     if media_type(head) is None:
         raise ImageError(f"image file {text!r} is not {_KINDS} (by its first bytes)")
     return path, stat
+
+
+# ------------------------------------------------------------------ fields of tool calls
+
+_DELIMITERS = ("{{", "{%", "{#")
+
+
+def _is_template(text: str) -> bool:
+    return any(d in text for d in _DELIMITERS)
+
+
+def _arguments(raw: str | dict[str, Any]) -> Any:
+    """A tool call's arguments as written: JSON text stays text unless it holds templates
+    (then its JSON values are the templates, or the whole text when it is not JSON)."""
+    if not isinstance(raw, str):
+        return AsJson(raw)
+    if not _is_template(raw):
+        return raw
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+    return AsJson(parsed) if isinstance(parsed, (dict, list)) else raw
+
+
+def _compile_value(value: Any, path: tuple[Any, ...], errors: list[Any]) -> Any:
+    """``value`` with each string that holds a template compiled (syntax errors to
+    ``errors`` with their key path)."""
+    if isinstance(value, AsJson):
+        inner = _compile_value(value.value, path, errors)
+        # without a template, the JSON text is made once (and is what it always was)
+        return AsJson(inner) if _has_template(inner) else json.dumps(inner, ensure_ascii=False)
+    if isinstance(value, dict):
+        return {k: _compile_value(v, (*path, k), errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile_value(v, (*path, i), errors) for i, v in enumerate(value)]
+    if isinstance(value, str) and _is_template(value):
+        template, error = compile_template(value)
+        if error is not None:
+            errors.append((path, error))
+        return template
+    return value
+
+
+def _render_value(value: Any, context: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
+    if isinstance(value, Template):
+        try:
+            return value.render(context)
+        except RenderError as exc:
+            raise RenderError(exc.message, exc.lineno, path) from None
+    if isinstance(value, AsJson):
+        return json.dumps(_render_value(value.value, context, path), ensure_ascii=False)
+    if isinstance(value, dict):
+        return {k: _render_value(v, context, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_value(v, context, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return isinstance(value, (Template, AsJson))
+
+
+def _variables(value: Any) -> frozenset[str]:
+    if isinstance(value, Template):
+        return value.variables
+    if isinstance(value, AsJson):
+        return _variables(value.value)
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return frozenset().union(*(_variables(v) for v in items))
+
+
+def _where(value: Any, variable: str, path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    if isinstance(value, Template):
+        return path if variable in value.variables else None
+    if isinstance(value, AsJson):
+        return _where(value.value, variable, path)
+    if isinstance(value, list):
+        value = dict(enumerate(value))
+    for key, item in value.items() if isinstance(value, dict) else ():
+        found = _where(item, variable, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 # ------------------------------------------------------------------ rendering

@@ -52,6 +52,7 @@ from tenacity import AsyncRetrying
 
 from ...errors import BatchUnknown, BudgetExceeded, FatalError, ProviderError, RetryableError
 from ...grid import Cell, expand
+from ...money import usd
 from ...providers.base import Completion
 from ...providers.batch import BatchClient, RemoteBatch
 from ...store import Owner, ResultRow, Store
@@ -269,9 +270,9 @@ class Batcher:
         if building.requests:  # what fits is submitted; the rest waits for a higher cap
             await self._close(name, building, seen)
         raise BudgetExceeded(
-            f"the budget is spent: {_usd(self.spent)} paid and up to "
-            f"{_usd(reserved + building.worst)} in batches of {_usd(cap)}, and the next "
-            f"request could cost up to {_usd(worst)}",
+            f"the budget is spent: {usd(self.spent)} paid and up to "
+            f"{usd(reserved + building.worst)} in batches of {usd(cap)}, and the next "
+            f"request could cost up to {usd(worst)}",
             cap=cap,
             spent=self.spent + reserved + building.worst,
             next_worst=worst,
@@ -718,10 +719,6 @@ def _quiet_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _usd(amount: float) -> str:
-    return f"${amount:.4f}" if amount >= 0.01 else f"${amount:.6f}"
 
 
 def _remember(

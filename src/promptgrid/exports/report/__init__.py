@@ -3,9 +3,12 @@
 The page (``template.html``, ``report.css``, ``report.js``, package data files read with
 ``importlib.resources``) is inlined with the data (:mod:`.data`) as JSON in a
 ``<script type="application/json">`` element; nothing is fetched when the file is viewed. The
-script is plain JavaScript without a framework: filters on every input, full-text search,
-show/hide columns, side-by-side and long views, Markdown, a word diff between the answers of a
-row, charts and the run's settings. Rows are paged, so 20,000 calls stay responsive.
+script is plain JavaScript without a framework: a summary that opens on the verdict
+(``summary.js``: forest plots, cost against quality, a heatmap, the paired comparisons),
+filters on every input and on each score and tool call, full-text search, show/hide columns,
+side-by-side and long views with each answer's scores and tool calls, Markdown, a word diff
+between the answers of a row, charts and the run's settings. Rows are paged, so 20,000 calls
+stay responsive. A print stylesheet prints the view shown, without the controls.
 
 ``ReportWriter`` is the ``html`` format of ``export`` (``report.html`` in a run's folder);
 ``write_report`` serves ``promptgrid.report`` and ``promptgrid report``.
@@ -41,9 +44,12 @@ def page(data: Mapping[str, Any]) -> str:
     template = (files / "template.html").read_text(encoding="utf-8")
     parts = {
         "/*CSS*/": (files / "report.css").read_text(encoding="utf-8"),
-        # race.js draws the race tab (a raced run); its functions are hoisted into the script.
-        "/*JS*/": (files / "report.js").read_text(encoding="utf-8")
-        + (files / "race.js").read_text(encoding="utf-8"),
+        # summary.js only declares functions, race.js draws the race tab (a raced run; its
+        # functions are hoisted); report.js (after them) draws the page.
+        "/*JS*/": "\n".join(
+            (files / name).read_text(encoding="utf-8")
+            for name in ("summary.js", "race.js", "report.js")
+        ),
         "/*DATA*/": to_json(data),
         "<!--TITLE-->": html.escape(str(data["title"])),
     }

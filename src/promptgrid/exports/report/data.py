@@ -7,7 +7,15 @@ call, a grid column per run. Either way each call carries its grid row and colum
 only groups, filters and draws.
 
 Calls are stored column by column (a list per field); every input the page filters on is
-coded as an index into its list of values, so a filter is an array lookup.
+coded as an index into its list of values, so a filter is an array lookup. So are the result
+filters: each score (pass, fail, no score; a number's values) and the tools a call called.
+Each call carries what every answer view shows (:mod:`promptgrid.analysis.answers`): its
+text, refusal, tool calls (``name(args)``, compact) and parse error, and its scores.
+
+The summary view draws ``decision``: :func:`promptgrid.decide` of the table (run against run:
+of the runs together, the run a factor), computed here once, as the terminal and the XLSX
+summary compute it from the same table. Its charts group by what varies (the prompt, the
+params that vary, the run).
 """
 
 from __future__ import annotations
@@ -16,21 +24,33 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ...analysis import align, grid_axes, input_columns, summary
+from ...analysis.answers import score_columns, tool_calls_text
+from ...analysis.decision import Decision, decide
 from ...analysis.runs import run_labels
+from ...analysis.statistics import p_text
+from ...errors import UsageError
 from ...store import RunInfo
 from ...version import __version__
 from ..totals import completeness, totals
+
+if TYPE_CHECKING:
+    from ...store import RunInfo
 
 __all__ = ["build", "to_json"]
 
 #: Per-call fields shipped as they are (besides the inputs, which are coded).
 CALL_FIELDS = ("repeat", "response", "status", "error_type", "error", "latency_s",
-               "prompt_tokens", "completion_tokens", "cost_usd", "cached")  # fmt: skip
+               "prompt_tokens", "completion_tokens", "cost_usd", "cached", "refusal",
+               "parse_error")  # fmt: skip
+#: A numeric score with more values than this is filtered by quartile, not by value.
+MAX_SCORE_LEVELS = 12
+NO_TOOL = "(no tool call)"
 #: Charts: (field of summary, label, unit kind).
 CHARTS = (("latency_s", "Mean latency", "latency"), ("tokens", "Mean tokens per call", "tokens"),
           ("cost_usd", "Cost", "cost"), ("error_rate", "Error rate", "percent"))  # fmt: skip
@@ -61,13 +81,23 @@ def build(
         levels[name] = [_show(v) for v in values]
     for name in CALL_FIELDS:
         calls[name] = _plain_list(every[name]) if name in every.columns else [None] * len(every)
+    calls["response"] = _responses(every, calls["response"])
+    calls["tools"] = _tools(every)
+    scores = _scores(every)
+    extra = _result_filters(every, scores, calls["tools"], calls, levels)
     run_ids = list(dict.fromkeys(str(r) for r in every["run_id"])) if len(every) else []
+    decided = every
+    if labels:  # the decision sees each table as the run the page names it
+        decided = every.assign(run_id=[labels[i] for i, f in enumerate(frames) for _ in f.index])
     return {
         "title": title or _title(frames, runs),
         "version": __version__,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "runs" if labels else "grid",
         "filters": (["run"] if labels else []) + filters,
+        "resultFilters": extra,
+        "scores": scores,
+        "decision": _decision(decided),
         "levels": levels,
         "fixed": _fixed(every),
         "changed": {k: [[_show(v) for v in vs] for vs in values] for k, values in changed.items()},
@@ -127,6 +157,107 @@ def _groups(df: pd.DataFrame, keys: list[str]) -> tuple[list[int], list[list[str
     return codes.tolist(), [[_show(v) for v in row] for row in first.itertuples(index=False)]
 
 
+# ---------------------------------------------------------------------------- answers
+
+
+def _responses(df: pd.DataFrame, texts: list[Any]) -> list[Any]:
+    """Each answer's text; a structured output without text shows its parsed JSON."""
+    if "parsed" not in df.columns:
+        return texts
+    parsed = df["parsed"].to_numpy(object)
+    pairs = zip(texts, parsed, strict=True)
+    return [p if t is None and isinstance(p, str) else t for t, p in pairs]
+
+
+def _tools(df: pd.DataFrame) -> list[str | None]:
+    """Each call's tool calls as the answer views show them (``→ name(args)`` a line)."""
+    if "tool_calls" not in df.columns:
+        return [None] * len(df)
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+            else tool_calls_text(v) or None for v in df["tool_calls"].astype(object)]  # fmt: skip
+
+
+def _scores(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each score: its column, name, kind (``bool`` or ``numeric``) and value per call."""
+    out = []
+    for column in score_columns(df):
+        values = df[column]
+        binary = pd.api.types.is_bool_dtype(values) or bool(
+            values.dropna().map(lambda v: isinstance(v, (bool, np.bool_))).all()
+        )
+        shown = [None if v is None else bool(v) if binary else v for v in _plain_list(values)]
+        out.append({"column": column, "name": column.removeprefix("score_"),
+                    "kind": "bool" if binary else "numeric", "values": shown})  # fmt: skip
+    return out
+
+
+def _result_filters(
+    df: pd.DataFrame,
+    scores: list[dict[str, Any]],
+    tools: list[str | None],
+    calls: dict[str, list[Any]],
+    levels: dict[str, list[str]],
+) -> list[dict[str, str]]:
+    """Filters on what came back, coded as the inputs are: each score's outcome (a number's
+    values, or its quartiles when it has many) and the functions a call called."""
+    out = []
+    for score in scores:
+        label, names = _score_levels(score)
+        if len(set(label)) > 1:
+            key = score["column"]
+            calls[key], levels[key] = label, names
+            out.append({"key": key, "label": f"score: {score['name']}"})
+    called = [NO_TOOL if t is None else ", ".join(_names(t)) for t in tools]
+    if any(t is not None for t in tools):
+        codes, values = pd.factorize(pd.Series(called, dtype=object))
+        calls["tool"], levels["tool"] = codes.tolist(), [str(v) for v in values]
+        out.append({"key": "tool", "label": "tool called"})
+    return out
+
+
+def _score_levels(score: dict[str, Any]) -> tuple[list[int], list[str]]:
+    values = score["values"]
+    if score["kind"] == "bool":
+        names = ["pass", "fail", "no score"]
+        return [2 if v is None else 0 if v else 1 for v in values], names
+    present = sorted({v for v in values if v is not None})
+    if len(present) <= MAX_SCORE_LEVELS:
+        names = [_show(v) for v in present] + ["no score"]
+        index = {v: i for i, v in enumerate(present)}
+        return [len(present) if v is None else index[v] for v in values], names
+    scored = np.asarray([v for v in values if v is not None], float)
+    edges = np.unique(np.quantile(scored, [0.25, 0.5, 0.75]))  # a quarter of the calls a bin
+    tops = [*edges[1:], max(present)]  # bins: up to the first quartile, then between edges
+    bins = [f"≤ {_show(edges[0])}"]
+    bins += [f"{_show(lo)} – {_show(hi)}" for lo, hi in zip(edges, tops, strict=True)]
+    codes = [len(bins) if v is None else int(np.searchsorted(edges, v)) for v in values]
+    return codes, [*bins, "no score"]
+
+
+def _names(tools: str) -> list[str]:
+    """The functions named in a tool-calls text (``→ name(...)`` lines), in order, once."""
+    found = (line.removeprefix("→ ").split("(", 1)[0] for line in tools.split("\n"))
+    return list(dict.fromkeys(found))
+
+
+# ---------------------------------------------------------------------------- the decision
+
+
+def _decision(df: pd.DataFrame) -> dict[str, Any]:
+    """``decide(df)`` as the page draws it: its JSON, each p-value also as the verdicts word
+    it; or why there is none."""
+    try:
+        decision: Decision = decide(df)
+    except UsageError as exc:  # a table decide() refuses still gets its report
+        return {"error": str(exc)}
+    data = decision.to_dict()
+    for row in data["pairs"]:
+        for key in ("p_value", "p_adjusted"):
+            row[f"{key}_text"] = None if row[key] is None else p_text(row[key])
+    data["verdicts"] = decision.verdicts()
+    return data
+
+
 # ---------------------------------------------------------------------------- parts
 
 
@@ -163,13 +294,14 @@ def _run(run_id: str, info: RunInfo | None, df: pd.DataFrame) -> dict[str, Any]:
 def _charts(
     every: pd.DataFrame, labels: list[str], frames: Sequence[pd.DataFrame]
 ) -> list[dict[str, Any]]:
-    """Bars per prompt × model (× run): latency, tokens, cost, error rate."""
+    """Bars per variant — the prompt and the params that vary (× run) — of latency, tokens,
+    cost, error rate and each pass/fail score's pass rate."""
     if every.empty:
         return []
-    work = every.copy()
-    by = ["prompt"] + (["model"] if "model" in work.columns else [])
+    _, by = grid_axes(every.drop(columns="run_id", errors="ignore"))  # the columns: what varies
+    work = every
     if labels:
-        work["run"] = [labels[i] for i, f in enumerate(frames) for _ in range(len(f))]
+        work = every.assign(run=[labels[i] for i, f in enumerate(frames) for _ in range(len(f))])
         by = ["run", *by]
     table = summary(work, by=by)
     calls = table["calls"].astype(float)
@@ -236,4 +368,15 @@ def _plain(value: Any) -> Any:
 
 
 def _plain_list(column: pd.Series) -> list[Any]:
-    return [_plain(v) for v in column.astype(object).tolist()]
+    """A column as JSON values (:func:`_plain`), numbers a column at a time: every call's
+    values go into the page, so this runs over a column per input, result and score."""
+    if pd.api.types.is_float_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        out: list[Any] = numbers.tolist()
+        for i in np.flatnonzero(~np.isfinite(numbers)).tolist():
+            out[i] = None
+        return out
+    if pd.api.types.is_integer_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        plain: list[Any] = column.astype(object).where(column.notna(), None).tolist()
+        return plain  # Python ints and bools, None for NA
+    return [v if type(v) is str else _plain(v) for v in column.astype(object).tolist()]

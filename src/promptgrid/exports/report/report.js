@@ -1,9 +1,12 @@
-/* promptgrid report: reads the JSON in #promptgrid-data and draws four views.
+/* promptgrid report: reads the JSON in #promptgrid-data and draws its views (VIEWS): the
+ * summary (summary.js: the verdict), side by side, all calls, charts, settings.
  *
  * The data is column by column: calls.row / calls.col place each call in the grid, the inputs
- * the page filters on are codes into data.levels[name]. Every change (a filter, the search, an
- * option, the page) recomputes which calls pass and redraws the current page only, so 20,000
- * calls stay quick. No framework, no network.
+ * and result filters (a score's outcome, the tool called) the page filters on are codes into
+ * data.levels[name]. Every change (a filter, the search, an option, the page) recomputes which
+ * calls pass and redraws the current page only, so 20,000 calls stay quick. Each answer shows
+ * its scores as marks (✓ correct, ✗ concise, quality 4), its tool calls and refusals. No
+ * framework, no network.
  */
 "use strict";
 
@@ -14,9 +17,10 @@ const PAGE = { grid: 50, long: 100 };
 const SEP = "\n───\n";
 
 const state = {
-  view: "grid",
+  view: "summary",
   search: "",
   changedOnly: false,
+  failedOnly: false,
   diff: false,
   markdown: false,
   page: { grid: 0, long: 0 },
@@ -44,7 +48,7 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({
 function fmt(value, kind) {
   if (value === null || value === undefined) return "–";
   switch (kind) {
-    case "cost": return "$" + value.toFixed(value < 0.01 ? 6 : 4);
+    case "cost": return money(value);
     case "latency": return value.toFixed(3) + " s";
     case "percent": case "rate": return (100 * value).toFixed(1) + "%";
     case "tokens": return Math.round(value).toLocaleString("en-US");
@@ -53,10 +57,23 @@ function fmt(value, kind) {
   }
 }
 
-/** The text of one call as compared and searched: its answer, or its error. */
+/** The text of one call as compared and searched: its answer and tool calls, or its error. */
 function callText(i) {
-  if (C.status[i] === "ok") return C.response[i] ?? "";
-  return "[" + (C.error_type[i] ?? "error") + "] " + (C.error[i] ?? "");
+  if (C.status[i] !== "ok" && C.response[i] === null) {
+    return "[" + (C.error_type[i] ?? "error") + "] " + (C.error[i] ?? "");
+  }
+  const parts = [C.response[i] ?? ""];
+  if (C.refusal[i] !== null) parts.push("[refused] " + C.refusal[i]);
+  if (C.tools[i] !== null) parts.push(C.tools[i]);
+  return parts.join("\n");
+}
+
+// A call fails when it erred or a pass/fail score failed ("Only failures").
+const failing = new Uint8Array(N);
+for (let i = 0; i < N; i++) failing[i] = C.status[i] !== "ok" ? 1 : 0;
+for (const score of D.scores) {
+  if (score.kind !== "bool") continue;
+  score.values.forEach((v, i) => { if (v === false) failing[i] = 1; });
 }
 
 const lowered = new Array(N);
@@ -196,15 +213,16 @@ function gridRows(pass) {
   for (let c = 0; c < nCols; c++) if (colHas[c] && !state.hiddenCols.has(c)) cols.push(c);
   const rows = [];
   for (let r = 0; r < nRows; r++) {
-    let any = false, found = !state.search;
+    let any = false, found = !state.search, failed = !state.failedOnly;
     const texts = new Set();
     for (const c of cols) {
       const calls = (cells[r].get(c) || []).filter((i) => pass[i]);
       if (calls.length) any = true;
       if (!found && calls.some(matches)) found = true;
+      if (!failed && calls.some((i) => failing[i])) failed = true;
       texts.add(calls.map(callText).join(SEP));
     }
-    if (any && found && (!state.changedOnly || texts.size > 1)) rows.push(r);
+    if (any && found && failed && (!state.changedOnly || texts.size > 1)) rows.push(r);
   }
   return { rows, cols };
 }
@@ -212,16 +230,37 @@ function gridRows(pass) {
 /* ------------------------------------------------------------------ drawing */
 
 function answerHtml(i, base) {
-  if (C.status[i] !== "ok") {
+  if (C.status[i] !== "ok" && C.response[i] === null) {
     return `<div class="answer error"><span class="tag">${esc(C.error_type[i] ?? "error")}</span>`
       + `${marked(C.error[i] ?? "")}${meta(i)}</div>`;
   }
   const text = C.response[i] ?? "";
   let body;
   if (state.diff && base !== undefined) body = wordDiff(base, text);
-  else if (state.markdown) return `<div class="answer md">${markdown(text)}${meta(i)}</div>`;
+  else if (state.markdown) return `<div class="answer md">${markdown(text)}${extras(i)}${marks(i)}${meta(i)}</div>`;
   else body = marked(text);
-  return `<div class="answer">${body}${meta(i)}</div>`;
+  return `<div class="answer">${body}${extras(i)}${marks(i)}${meta(i)}</div>`;
+}
+
+/** What came back besides the text: a refusal, the tools called, why it is not JSON. */
+function extras(i) {
+  let html = "";
+  if (C.refusal[i] !== null) html += `<div class="refusal"><span class="tag">refused</span>${marked(C.refusal[i])}</div>`;
+  if (C.tools[i] !== null) html += `<div class="tools"><span class="tag">tool call</span>${marked(C.tools[i])}</div>`;
+  if (C.parse_error[i] !== null) html += `<div class="parse-error"><span class="tag">not JSON</span>${esc(C.parse_error[i])}</div>`;
+  return html;
+}
+
+/** The call's scores: ✓ name (passed), ✗ name (failed), name value, name – (no score). */
+function marks(i) {
+  if (!D.scores.length) return "";
+  const bits = D.scores.map((s) => {
+    const v = s.values[i];
+    if (v === null) return `<span class="mark none">${esc(s.name)} –</span>`;
+    if (s.kind === "bool") return v ? `<span class="mark pass">✓ ${esc(s.name)}</span>` : `<span class="mark fail">✗ ${esc(s.name)}</span>`;
+    return `<span class="mark value">${esc(s.name)} ${esc(num3(v))}</span>`;
+  });
+  return `<div class="marks">${bits.join("")}</div>`;
 }
 
 function meta(i) {
@@ -285,7 +324,7 @@ function longColumns() {
 
 function drawLong(pass) {
   const shown = [];
-  for (let i = 0; i < N; i++) if (pass[i] && matches(i)) shown.push(i);
+  for (let i = 0; i < N; i++) if (pass[i] && matches(i) && (!state.failedOnly || failing[i])) shown.push(i);
   const cols = longColumns().filter((c) => !state.hiddenLong.has(c));
   const { slice, from } = page("long", shown);
   const head = "<tr>" + cols.map((c) => `<th scope="col">${esc(label(c))}</th>`).join("") + "</tr>";
@@ -362,26 +401,34 @@ function drawSettings() {
   }
 }
 
+// Each view: what draws it, and whether it has the filters (a table of calls). One more view
+// is one more entry here, a button in #views and a <div id="NAME-view" class="view">.
+const VIEWS = {
+  summary: { draw: drawSummary },
+  grid: { draw: () => drawGrid(filtered()), table: true },
+  long: { draw: () => drawLong(filtered()), table: true },
+  charts: { draw: drawCharts },
+  settings: { draw: drawSettings },
+  race: { draw: drawRace },  // race.js
+};
+
 function draw() {
-  for (const view of ["grid", "long", "charts", "settings", "race"]) $(view + "-view").hidden = view !== state.view;
+  for (const view of Object.keys(VIEWS)) $(view + "-view").hidden = view !== state.view;
   for (const b of document.querySelectorAll("#views button")) b.setAttribute("aria-pressed", String(b.dataset.view === state.view));
-  const table = state.view === "grid" || state.view === "long";
+  const table = Boolean(VIEWS[state.view].table);
   $("sidebar").hidden = !table;
   $("toolbar").hidden = !table;
-  drawColumnList();
-  if (state.view === "grid") drawGrid(filtered());
-  else if (state.view === "long") drawLong(filtered());
-  else if (state.view === "charts") drawCharts();
-  else if (state.view === "race") drawRace();  // race.js
-  else drawSettings();
+  if (table) drawColumnList();
+  VIEWS[state.view].draw();
 }
 
 /* ------------------------------------------------------------------ controls */
 
 function buildFilters() {
   const box = $("filters");
-  if (!D.filters.length) { box.hidden = true; return; }
-  for (const name of D.filters) {
+  const all = [...D.filters.map((f) => ({ key: f, label: f })), ...D.resultFilters];
+  if (!all.length) { box.hidden = true; return; }
+  for (const { key: name, label: legend } of all) {
     const values = D.levels[name];
     const counts = new Array(values.length).fill(0);
     for (const code of C[name]) counts[code]++;
@@ -405,7 +452,7 @@ function buildFilters() {
     };
     all.addEventListener("click", () => setAll(true));
     none.addEventListener("click", () => setAll(false));
-    box.append(el("fieldset", {}, el("legend", {}, name, all, none), list));
+    box.append(el("fieldset", {}, el("legend", {}, legend, all, none), list));
   }
 }
 
@@ -457,7 +504,7 @@ function wire() {
   $("search").addEventListener("keydown", (e) => {
     if (e.key === "Enter") { clearTimeout(timer); state.search = e.target.value.trim().toLowerCase(); refresh(); }
   });
-  for (const [id, key] of [["changed-only", "changedOnly"], ["diff", "diff"], ["markdown", "markdown"]]) {
+  for (const [id, key] of [["changed-only", "changedOnly"], ["failed-only", "failedOnly"], ["diff", "diff"], ["markdown", "markdown"]]) {
     $(id).addEventListener("change", (e) => { state[key] = e.target.checked; refresh(); });
   }
   $("details").addEventListener("change", (e) => document.body.classList.toggle("hide-meta", !e.target.checked));

@@ -2,9 +2,10 @@
 
 - ``results`` (:mod:`.results`): one row per call, inputs first, then the answer, errors,
   tokens, latency, cost and ids; streamed batch by batch, so a large run is never held whole.
-- ``compare`` and ``summary`` (:mod:`.views`): the side-by-side table and the totals per
-  prompt and param, built at the end from the columns they need (they aggregate); a raced
-  run's summary opens with its race (:mod:`.race`).
+- ``compare`` and ``summary`` (:mod:`.views`): the side-by-side table (each answer with its
+  scores and tool calls) and the verdict (:mod:`.verdict`) then the totals per prompt and
+  param, built at the end from the columns they need (they aggregate); a raced run's summary
+  opens with its race (:mod:`.race`).
 - ``run`` (:mod:`.runsheet`): the run's settings, totals and experiment file.
 
 Text stays text and characters a workbook cannot hold are escaped (:mod:`.cells`). The
@@ -34,9 +35,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CUT_MARK", "MAX_CELL", "XlsxWriter", "cell_text"]
 
-#: The columns the compare, summary and run sheets read (the rest is only in ``results``).
-VIEW_COLUMNS = ("response", "status", "error_type", "error", "cached", "latency_s",
-                "prompt_tokens", "completion_tokens", "cost_usd")  # fmt: skip
+#: The columns the compare, summary and run sheets read (the rest is only in ``results``):
+#: what an answer shows (its tool calls too), and what the verdict and the totals count.
+VIEW_COLUMNS = ("choice", "response", "tool_calls", "parsed", "parse_error", "refusal",
+                "status", "error_type", "error", "cached", "latency_s", "prompt_tokens",
+                "completion_tokens", "cost_usd")  # fmt: skip
 
 
 class XlsxWriter:
@@ -81,7 +84,8 @@ class XlsxWriter:
             inputs = input_columns(table.slice(0, 0).to_pandas())
             self._keep = [
                 n for n in names
-                if n in (*inputs, *VIEW_COLUMNS) or (n.startswith("score_") and "." not in n)
+                if n in (*inputs, *VIEW_COLUMNS)
+                or (n.startswith("score_") and not n.endswith(".reason"))
             ]  # fmt: skip
         self._kept.append(table.select(self._keep))
 

@@ -34,7 +34,10 @@ NUMBER_FORMATS = {
     "latency": '0.000" s"',
     "percent": "0.0%",
 }
-_FILLS = {"error": ("FFC7CE", "9C0006"), "mixed": ("FFEB9C", "7F4F00")}  # Excel's bad/neutral
+#: Excel's bad, neutral and good styles: a failed call, a cell some of whose calls failed, a
+#: score that failed or passed.
+_FILLS = {"error": ("FFC7CE", "9C0006"), "mixed": ("FFEB9C", "7F4F00"),
+          "fail": ("FFC7CE", "9C0006"), "pass": ("C6EFCE", "006100")}  # fmt: skip
 HEADER_FILL = "D9D9D9"
 INPUT_HEADER_FILL = "DDEBF7"
 BODY_FONT = "Calibri"  # Excel's default; LibreOffice substitutes metric-compatible Carlito
@@ -76,7 +79,9 @@ class Styles:
 
     A style is ``kind`` (``text``, ``wrap``, ``mono``, a number kind of ``NUMBER_FORMATS``,
     ``header``, ``input_header``, ``title``, ``label``) in a ``state``: ``ok``, ``error``
-    (red: a failed call) or ``mixed`` (amber: some of the calls in a cell failed).
+    (red: a failed call), ``mixed`` (amber: some of the calls in a cell failed), ``pass`` or
+    ``fail`` (green or red: a score). Kind ``mark`` is a font only, for a score's mark in a
+    :class:`~.sheet.Rich` text: green in ``pass``, red in ``fail``.
     """
 
     def __init__(self, book: Any) -> None:
@@ -95,6 +100,10 @@ class Styles:
 
 def _properties(kind: str, state: str, left: bool) -> dict[str, Any]:
     """xlsxwriter's format properties of a style."""
+    if kind == "mark":
+        color = _FILLS[state][1] if state in _FILLS else "656D76"
+        return {"font_name": BODY_FONT, "font_size": 11, "bold": state in _FILLS,
+                "font_color": f"#{color}"}  # fmt: skip
     wrap = kind in ("wrap", "header", "input_header", "label")
     out: dict[str, Any] = {"font_name": BODY_FONT, "font_size": 11, "valign": "top",
                            "text_wrap": wrap}  # fmt: skip
@@ -115,6 +124,6 @@ def _properties(kind: str, state: str, left: bool) -> dict[str, Any]:
     if state in _FILLS:
         background, text = _FILLS[state]
         out.update(pattern=1, bg_color=f"#{background}", font_color=f"#{text}")
-        if kind == "status":
+        if kind == "status" or state in ("pass", "fail"):
             out["bold"] = True
     return out

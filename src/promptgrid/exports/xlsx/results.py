@@ -1,12 +1,14 @@
 """The ``results`` sheet: one row per call, streamed batch by batch.
 
 Columns, left to right: the inputs that tell rows apart (prompt, case columns, vars and params
-that vary, ``repeat`` with several samples), ``response``, the error columns, tokens, latency,
-cost, the other result columns, the ids, then what is the same in every row (fixed params, vars
-with one value) and the rendered ``messages`` last. The header and the inputs stay in view
-(frozen panes); every column has a filter. Column widths are fitted to the first batch's values
-and capped, long text wraps, and a row grows to show up to ``MAX_LINES`` lines of it. An error
-row is red from end to end.
+that vary, ``repeat`` with several samples), ``response``, the scores (pass in green, fail in
+red; a judge's reason beside its verdict), the error columns, tokens, latency, cost, the other
+result columns, the ids, then what is the same in every row (fixed params, vars with one value)
+and the rendered ``messages`` last. The header and the inputs stay in view (frozen panes);
+every column has a filter. Column widths are fitted to the first batch's values and capped,
+long text wraps, and a row grows to show up to ``MAX_LINES`` lines of it. An error row is red
+from end to end. Printed, the sheet is the inputs, the answer, the scores and the error
+columns, one page wide, the header and the inputs on every page.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ _KINDS: dict[str, tuple[str, float]] = {
     "repeat": ("int", 7),
 }  # fmt: skip
 _INPUT_CAP = 30.0
+#: The score columns not printed beside the answer (they explain, they do not score).
+_SCORE_EXTRAS = ("score_errors", "judge_tokens", "judge_cost_usd")
+#: The last column printed (the answer, scores and errors fit one page wide).
+_LAST_PRINTED = "error"
 _FLOORS = {"response": 30.0, "error": 20.0}  # the columns read most start readable
 
 
@@ -50,7 +56,9 @@ def ordered_columns(run: RunInfo) -> tuple[list[str], int]:
     layout = run_layout(run)
     inputs = list(layout.inputs)
     names = [name for name, _ in columns(run)]
+    scores = [name for name, _ in run.score_columns if name not in _SCORE_EXTRAS]
     rest = [n for n in _RESULTS_FIRST if n in names]
+    rest[1:1] = scores  # beside the answer
     tail = [n for n in (*layout.fixed, "repeat") if n not in inputs] + ["messages"]
     seen = {*inputs, *rest, *tail}
     extra = [n for n in names if n not in seen]  # columns added later land before the tail
@@ -73,10 +81,17 @@ class ResultsSheet:
                        for i, (kind, _) in enumerate(self._kinds)]  # fmt: skip
         self._widths: list[float] = []
         self._status = self._order.index("status")
+        # pass/fail scores: green or red by their value (unless the row is an error's)
+        self._verdicts = [i for i, name in enumerate(self._order)
+                          if name.startswith("score_") and kinds[name] == "bool"]  # fmt: skip
+        self._passed = styles.get("bool", "pass")
+        self._failed = styles.get("bool", "fail")
 
     def _kind(self, name: str, kind: str, index: int) -> tuple[str, float]:
         if name in _KINDS:
             return _KINDS[name]
+        if name.startswith("score_") and name.endswith(".reason"):
+            return "wrap", 40
         number = {"int": "int", "float": "float", "bool": "bool"}.get(kind)
         if number:
             return number, 12
@@ -89,13 +104,20 @@ class ResultsSheet:
             self._start(data)
         sheet, widths, wrapped = self._sheet, self._widths, self._wrapped
         ok, error, status = self._ok, self._error, self._status
+        verdicts, passed, failed_score = self._verdicts, self._passed, self._failed
         for row in zip(*data, strict=True):
             failed = row[status] != "ok"
             values = [cell_value(v) for v in row]
             lines = max((_lines(values[i], widths[i]) for i in wrapped), default=1)
             height = sheet.lines_height(min(lines, MAX_LINES))
+            styles = error if failed else ok
+            if not failed and verdicts:
+                styles = list(ok)
+                for i in verdicts:
+                    if values[i] is not None:
+                        styles[i] = passed if values[i] else failed_score
             # an error row's empty cells are red too; an answer's show nothing
-            sheet.append(zip(values, error if failed else ok, strict=True), height, blanks=failed)
+            sheet.append(zip(values, styles, strict=True), height, blanks=failed)
 
     def _start(self, data: Sequence[list[Any]]) -> None:
         header = [self._styles.get("input_header" if i < self._inputs else "header")
@@ -116,6 +138,7 @@ class ResultsSheet:
         if not self._widths:
             self._start([[] for _ in self._order])
         self._sheet.filter(0, max(self._sheet.rows_written, 2) - 1, len(self._order))
+        self._sheet.print_columns(self._order.index(_LAST_PRINTED) + 1)
 
 
 def _fit(name: str, values: list[Any], cap: float) -> float:

@@ -9,16 +9,31 @@ merge belongs to the row just appended.
 
 Cells are ``(value, format)`` pairs (or ``None``: nothing in that cell). Text is written as
 text, never read as a formula, a link or a number; numbers are numbers, booleans booleans;
-``None`` and ``""`` are blank cells that keep their format (an error row is red end to end).
-Values must already be made safe (``cells.cell_value``).
+``None`` and ``""`` are blank cells that keep their format (an error row is red end to end);
+a :class:`Rich` value is text in parts, each with its own font (a score's mark in colour
+after an answer). Values must already be made safe (``cells.cell_value``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Cell = tuple[Any, Any] | None  # (value, xlsxwriter Format)
+
+
+@dataclass(frozen=True)
+class Rich:
+    """Text in parts, each ``(text, font format or None)``, written as one cell."""
+
+    parts: tuple[tuple[str, Any], ...]
+
+    @property
+    def text(self) -> str:
+        """The whole text."""
+        return "".join(text for text, _ in self.parts)
+
 
 #: Points per line of 11-point text, as Excel and LibreOffice lay it out.
 LINE_PT = 15.0
@@ -71,6 +86,13 @@ class Sheet:
             sheet.write_blank(r, col, None, style)
         elif isinstance(value, str):
             sheet.write_string(r, col, value, style)
+        elif isinstance(value, Rich):
+            parts = [p for p in value.parts if p[0]]  # xlsxwriter refuses empty parts
+            if len(parts) < 2 or not any(font for _, font in parts):  # it is plain text
+                sheet.write_string(r, col, value.text, style)
+                return
+            args = [x for text, font in parts for x in ((font, text) if font else (text,))]
+            sheet.write_rich_string(r, col, *args, style)
         elif isinstance(value, bool):
             sheet.write_boolean(r, col, value, style)
         else:
@@ -98,6 +120,11 @@ class Sheet:
     def fit_to_width(self) -> None:
         """Print one page wide (for sheets of a few columns)."""
         self._sheet.fit_to_pages(1, 0)
+
+    def print_columns(self, cols: int) -> None:
+        """Print the first ``cols`` columns of the rows written, one page wide."""
+        self._sheet.print_area(0, 0, max(self._row, 1) - 1, cols - 1)
+        self.fit_to_width()
 
     @staticmethod
     def lines_height(lines: int) -> float | None:

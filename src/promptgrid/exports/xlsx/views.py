@@ -1,13 +1,17 @@
 """The ``compare`` and ``summary`` sheets, built from the run's DataFrame (they aggregate).
 
 ``compare`` is :func:`promptgrid.compare` as a sheet: one row per input combination (the vars
-and case columns that vary), one column per prompt × varying params, the answers in the cells.
-Repeats are stacked in one cell with a ``───`` line between them, or given a column each
-(``repeats="columns"``). A cell whose calls all failed shows the error and is red; one where
-only some failed is amber, its errors shown as ``[error_type] message`` between the answers.
+and case columns that vary), one column per prompt × varying params, the answers in the cells
+(with the tools they called), each followed by its scores in colour (``✓ correct`` green,
+``✗ concise`` red, ``quality 4``). Repeats are stacked in one cell with a ``───`` line between
+them, or given a column each (``repeats="columns"``). A cell whose calls all failed shows the
+error and is red; one where only some failed is amber, its errors shown as ``[error_type]
+message`` between the answers.
 
-``summary`` is :func:`promptgrid.summary` in blocks: by prompt and varying params together,
-then by each of them alone, then all calls.
+``summary`` opens on the verdict (:mod:`.verdict`: :func:`promptgrid.decide`'s verdicts,
+levels and comparisons), then :func:`promptgrid.summary` in blocks: by prompt and varying
+params together, then by each of them alone, then all calls. Each part is a titled block, so
+another may follow.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...analysis.comparison import compare, grid_axes, summary
-from .cells import Styles, cell_value
+from ...analysis.answers import Mark, answer_texts, score_columns, score_marks
+from ...analysis.comparison import SEPARATOR, compare, grid_axes, summary
+from .cells import MAX_CELL, Styles, cell_text, cell_value
 from .results import _fit, _lines
-from .sheet import Cell, Sheet
+from .sheet import Cell, Rich, Sheet
+from .verdict import LABEL_COLUMNS, NUMBER_WIDTH, write_verdict
 
 if TYPE_CHECKING:
     from ..choices import Repeats
@@ -42,6 +48,7 @@ def write_compare(
     if repeats == "columns" and "repeat" in df.columns and df["repeat"].nunique() > 1:
         cols = [*cols, "repeat"]
     answers = compare(df, rows, cols)
+    marked = _marked(df, rows, cols, styles)
     work = df.assign(__failed__=(df["status"] != "ok").astype(float))
     failed = compare(work, rows, cols, values="__failed__", aggfunc="mean")
     row_labels = _labels(answers.index)
@@ -84,8 +91,9 @@ def write_compare(
         cells = [(cell_value(_label(v)), label_style) for v in labels]
         lines = max((_lines(v, label_widths[i]) for i, v in enumerate(labels)), default=1)
         for j in range(len(col_labels)):
-            text = _cell_text(texts[r, j])
-            cells.append((cell_value(text), by_state[_state(states[r, j])]))
+            rich = marked[r, j] if marked is not None else None
+            text = rich.text if isinstance(rich, Rich) else _cell_text(texts[r, j])
+            cells.append((rich or cell_value(text), by_state[_state(states[r, j])]))
             lines = max(lines, _lines(text, widths[n_labels + j]))
         sheet.append(cells, sheet.lines_height(min(lines, MAX_LINES)))
     sheet.filter(levels - 1, levels - 1 + len(row_labels), len(widths))
@@ -98,27 +106,15 @@ def write_summary(sheet: Sheet, df: pd.DataFrame, styles: Styles) -> None:
         return
     _, cols = grid_axes(df)
     keys = [c for c in cols if c != "repeat"] or ["prompt"]
+    width = max(len(keys), LABEL_COLUMNS)
+    metrics = _metrics(df)
+    sheet.set_widths([*([22.0] * width), *([NUMBER_WIDTH] * max(len(metrics), 10))])
+    sheet.fit_to_width()
+    write_verdict(sheet, df, styles, width)
     blocks: list[tuple[str, list[str]]] = [(f"By {' × '.join(keys)}", keys)]
     if len(keys) > 1:
         blocks += [(f"By {key}", [key]) for key in keys]
     blocks.append(("All calls", []))
-    width = max(len(k) for _, k in blocks) or 1
-    metrics = [("calls", "calls", "int"), ("errors", "errors", "int"),
-               ("error_rate", "error rate", "percent"), ("cached", "cached", "int"),
-               ("latency_s", "mean latency", "latency"),
-               ("prompt_tokens", "prompt tokens", "tokens"),
-               ("completion_tokens", "completion tokens", "tokens"),
-               ("cost_usd", "cost", "cost")]  # fmt: skip
-    # Pass/fail scores: their pass rate and its 95 % Wilson interval (from summary()).
-    for column in (c for c in df.columns if c.startswith("score_") and c != "score_errors"):
-        if str(df[column].dtype) == "boolean":
-            name = column.removeprefix("score_")
-            metrics += [(column, f"{name} pass rate", "percent"),
-                        (f"{column}_low", "95% CI low", "percent"),
-                        (f"{column}_high", "95% CI high", "percent")]  # fmt: skip
-    sheet.set_widths([*([22.0] * width), 8, 8, 10, 8, 13, 14, 17, 13,
-                      *([12.0] * (len(metrics) - 8))])  # fmt: skip
-    sheet.fit_to_width()
     title, header, label = styles.get("title"), styles.get("header"), styles.get("label")
     for name, by in blocks:
         table = summary(df, by=by)
@@ -136,6 +132,60 @@ def write_summary(sheet: Sheet, df: pd.DataFrame, styles: Styles) -> None:
                 cells.append((cell_value(_plain(row[column])), styles.get(kind, state)))
             sheet.append(cells)
         sheet.append([])
+
+
+def _metrics(df: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column of summary(), header, style kind) of the summary blocks."""
+    metrics = [("calls", "calls", "int"), ("errors", "errors", "int"),
+               ("error_rate", "error rate", "percent"), ("cached", "cached", "int"),
+               ("latency_s", "mean latency", "latency"),
+               ("prompt_tokens", "prompt tokens", "tokens"),
+               ("completion_tokens", "completion tokens", "tokens"),
+               ("cost_usd", "cost", "cost")]  # fmt: skip
+    # Pass/fail scores: their pass rate and its 95 % Wilson interval (from summary()).
+    for column in (c for c in df.columns if c.startswith("score_") and c != "score_errors"):
+        if str(df[column].dtype) == "boolean":
+            name = column.removeprefix("score_")
+            metrics += [(column, f"{name} pass rate", "percent"),
+                        (f"{column}_low", "95% CI low", "percent"),
+                        (f"{column}_high", "95% CI high", "percent")]  # fmt: skip
+    return metrics
+
+
+def _marked(df: pd.DataFrame, rows: list[str], cols: list[str], styles: Styles) -> Any:
+    """The compare cells as rich text, each answer followed by its scores' marks in colour
+    (``None`` without scores): an array shaped as ``compare(df, rows, cols)``."""
+    columns = score_columns(df)
+    if not columns:
+        return None
+    pairs = list(zip(answer_texts(df).tolist(), score_marks(df, columns), strict=True))
+    work = df[[*rows, *cols]].assign(__cell__=pairs)
+    cells = compare(work, rows, cols, values="__cell__", aggfunc=list).to_numpy(dtype=object)
+    fonts = {state: styles.get("mark", state) for state in ("pass", "fail", "value", "none")}
+    out = cells.copy()
+    for r in range(cells.shape[0]):
+        for j in range(cells.shape[1]):
+            items = cells[r, j]
+            out[r, j] = _rich(items if isinstance(items, list) else [], fonts)
+    return out
+
+
+def _rich(items: list[tuple[Any, tuple[Mark, ...]]], fonts: dict[str, Any]) -> Rich | None:
+    """Answers stacked with ``───`` between them, each with a line of its marks."""
+    if not items:
+        return None
+    parts: list[tuple[str, Any]] = []
+    for n, (text, marks) in enumerate(items):
+        if n:
+            parts.append((SEPARATOR, None))
+        parts.append((cell_text(_cell_text(text)), None))
+        for k, mark in enumerate(marks):
+            parts.append(("\n" if k == 0 else "  ", None))
+            parts.append((cell_text(mark.text), fonts[mark.state]))
+    rich = Rich(tuple(parts))
+    if len(rich.text) > MAX_CELL // 2:  # too long for parts: the text, cut as every cell is
+        return Rich(((cell_text(rich.text), None),))
+    return rich
 
 
 def _labels(index: pd.Index) -> list[tuple[Any, ...]]:
