@@ -107,7 +107,10 @@ def test_a_resume_that_would_send_elsewhere_is_refused(write_yaml, tmp_path: Pat
 
 
 def test_one_process_owns_a_run(write_yaml, tmp_path: Path) -> None:
-    with FaultServer(latency_s=0.3) as server:
+    with FaultServer(stall_s=120) as server:
+        server.script(
+            ["stall"]
+        )  # the first process's first call hangs: it owns the run until killed
         path = experiment(write_yaml, 40)
         results = tmp_path / "r"
         first = start("run", str(path), "--base-url", server.base_url, "--results-dir",
@@ -122,7 +125,6 @@ def test_one_process_owns_a_run(write_yaml, tmp_path: Path) -> None:
         runs = subprocess.run([*CLI, "runs", "--results-dir", str(results)], capture_output=True,
                               text=True, timeout=60)  # fmt: skip
         assert "interrupted" in runs.stdout, runs  # its owner is dead: not "running" forever
-        server.configure(latency_s=0.01)  # the rest need not be slow
         third = start("run", str(path), "--resume", "--results-dir", str(results), cwd=tmp_path)
         _, err = third.communicate(timeout=60)
     assert third.returncode == 0, err
