@@ -385,6 +385,21 @@ def test_plan_shows_the_race_between_its_first_round_and_the_full_grid(tmp_path:
     assert "race calls (at least)" in text and "race calls (at most)" in text
     assert plan.to_dict()["race"]["first_round"] == 15
     assert promptgrid.plan(path, results_dir=tmp_path, race=False).race is None
+    assert plan.race.calls_expected is None and "expected: unknown" in text
+
+
+@pytest.mark.slow  # the full grid's scores run in the scoring worker
+def test_plan_expects_what_a_stored_full_grid_replayed_as_the_race_used(tmp_path: Path) -> None:
+    path = write(tmp_path, repeats=2)
+    results = tmp_path / "r"
+    full = promptgrid.run(path, results_dir=results, race=False, progress=False)
+    replayed = promptgrid.replay(str(full["run_id"].iloc[0]), results_dir=results,
+                                 race={"min_cases": 15})  # fmt: skip
+    plan = promptgrid.plan(path, results_dir=results, race={"min_cases": 15})
+    assert plan.race is not None and plan.race.pilot == full["run_id"].iloc[0]
+    assert plan.race.calls_expected == replayed.calls  # the same grid: the share is exact
+    assert plan.race.calls_min <= replayed.calls <= plan.race.calls_max
+    assert "race calls (expected)" in str(plan)
 
 
 def test_api_race_option_is_checked(tmp_path: Path) -> None:

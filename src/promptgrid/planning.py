@@ -41,6 +41,7 @@ from .grid import cell_ids, render
 from .money import usd
 from .race.layout import Layout
 from .race.options import raced, refuse_batches
+from .race.pilot import pilot_share
 from .race.plan import RacePlan
 from .spec import Experiment
 from .store import STORE_NAME, Store
@@ -97,8 +98,8 @@ class Plan:
     hosts: list[Host] = field(default_factory=list)
     #: The ``python:`` scorers the run imports and calls (code run in this process).
     python_scorers: list[str] = field(default_factory=list)
-    #: With a race: its calls and cost, at least and at most (the figures above are the full
-    #: grid's: a race's worst case).
+    #: With a race: its calls and cost, at least, expected (from a stored full-grid run) and
+    #: at most (the figures above are the full grid's: a race's worst case).
     race: RacePlan | None = None
 
     #: The shard planned (``I/N``): ``total`` and every figure are its share of the grid's
@@ -281,7 +282,7 @@ def make_plan(experiment: Experiment, options: RunOptions) -> Plan:
         python_scorers=config.python_scorers,
         race=None if config.race is None else RacePlan.of(
             config.race, Layout.of(experiment, config.race.factor), totals.cost_expected,
-            totals.cost_worst,
+            totals.cost_worst, pilot_share(options.results_dir, experiment.name, config.race),
         ),
         shard=None if config.shard is None else str(config.shard),
         grid_total=None if config.shard is None else experiment.total,

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import money
 from .errors import ExitCode, RunOwned, UsageError
 
 __all__ = [
@@ -376,7 +377,7 @@ class Merged:
             f"merged run {self.run_id} ({self.experiment}): {len(plan.chosen)} of {plan.count} "
             f"shards, {done:,} of {plan.cells:,} cells ({counts.get('ok', 0):,} ok, "
             f"{counts.get('error', 0):,} errors, {counts.get('cached', 0):,} cached), "
-            f"${self.spent:.4f} spent, {self.status}"
+            f"{money.usd(self.spent)} spent, {self.status}"
         ]
         for index, run in sorted(plan.chosen.items()):
             lines.append(f"  shard {index}/{plan.count}  {run.status:<11} "
