@@ -84,7 +84,8 @@ class SkipClock:
     """Virtual time for an async test: the running loop's clock is real time plus an offset,
     and the engine's waits (``promptgrid.engine.limiter.SLEEP``: retry waits, an endpoint's
     pause) move the clock to their end at once, so a retry-after costs no real time; any
-    timeline read on this clock still shows it."""
+    timeline read on this clock still shows it. The jump is immediate (not when all else is
+    idle): not for a test about what goes on elsewhere *during* a wait."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -212,8 +213,8 @@ def server() -> Iterator[RecordingServer]:
 # --------------------------------------------------------------------------- retried faults
 
 
-def test_503_then_429_then_200_ends_ok_after_three_attempts(
-    server: RecordingServer, tmp_path: Path, results: Path, monkeypatch: pytest.MonkeyPatch
+async def test_503_then_429_then_200_ends_ok_after_three_attempts(
+    tmp_path: Path, results: Path, monkeypatch: pytest.MonkeyPatch, clock: SkipClock
 ) -> None:
     # Backoff (for the 503) near zero, retry-after (for the 429) 0.5 s: the gaps tell them apart.
     monkeypatch.setattr(promptgrid.engine.attempts, "BACKOFF_MULTIPLIER_S", 0.001)
@@ -225,11 +226,12 @@ def test_503_then_429_then_200_ends_ok_after_three_attempts(
         return waits[-1]
 
     monkeypatch.setattr(promptgrid.engine.attempts.wait_retry_after, "__call__", recorded)
-    server.configure(retry_after_s=0.5)
-    server.script_for("Say w3", ["503", "429", "200"])
-    path = write_experiment(tmp_path, retry="{max_attempts: 4, max_wait_s: 1}")
-
-    df = run(path, server, results)
+    with RecordingServer(clock.now, retry_after_s=0.5) as server:
+        server.script_for("Say w3", ["503", "429", "200"])
+        path = write_experiment(tmp_path, retry="{max_attempts: 4, max_wait_s: 1}")
+        df = await promptgrid.arun(
+            path, base_url=server.base_url, results_dir=results, progress=False
+        )
 
     assert (df["status"] == "ok").all() and len(df) == 10
     w3 = row(df, "w3")
@@ -538,6 +540,8 @@ def two_endpoint_experiment(
 
 @pytest.fixture
 def two_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RecordingServer, ...]]:
+    """Two endpoints in real time: their tests are about what b does while a waits, so a's
+    waits must take time (a :class:`SkipClock` would end them at once)."""
     monkeypatch.setenv("PG_KEY_A", "sk-a-key")
     monkeypatch.setenv("PG_KEY_B", "sk-b-key")
     with (
