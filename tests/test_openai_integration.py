@@ -365,16 +365,18 @@ def test_undecodable_and_garbage_answers_never_kill_the_run(
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "0", "Wed, 21 Oct 2015 07:28:00 GMT"])
-def test_an_unusable_retry_after_falls_back_to_backoff(
-    tmp_path: Path, results: Path, value: str
+async def test_an_unusable_retry_after_falls_back_to_backoff(
+    tmp_path: Path, results: Path, value: str, clock: SkipClock
 ) -> None:
     # Every answer is a 429 saying "retry after -5 s" (or nan, 0, a past date). Taken at its
     # word, that is every attempt at once; instead the endpoint pauses (capped by max_wait_s)
     # between attempts, so attempts of one cell are at least that far apart.
-    with RecordingServer(bad_retry_after=value) as server:
+    with RecordingServer(clock.now, bad_retry_after=value) as server:
         server.script(["retry_after_bad"] * 100)
         path = write_experiment(tmp_path, n=5, retry="{max_attempts: 3, max_wait_s: 0.3}")
-        df = run(path, server, results)
+        df = await promptgrid.arun(
+            path, base_url=server.base_url, results_dir=results, progress=False
+        )
         arrivals = [server.arrivals(f"Say w{i}") for i in range(5)]
     assert (df["error_type"] == "rate_limited").all() and (df["attempts"] == 3).all()
     for times in arrivals:
