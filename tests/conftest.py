@@ -1,13 +1,29 @@
-"""Shared fixtures: experiment files written into a temporary folder; the number of workers."""
+"""Shared fixtures (experiment files written into a temporary folder), and how the suite runs.
+
+- **Parallel by default**: when pytest-xdist is loaded and none of ``-n``, ``--dist``, ``--tx``
+  is given, :func:`pytest_cmdline_main` asks for ``-n auto`` (two workers a core). It is not in
+  ``addopts``, so ``pytest -p no:xdist`` (no xdist at all) and ``pytest -n 0`` (one process)
+  both work.
+- **``slow`` is enforced**: a test that starts a process (``subprocess``, ``asyncio``'s
+  subprocesses, ``multiprocessing``: a CLI run, a scoring worker, a kernel, a browser) or a
+  :class:`~promptgrid.testing.FaultServer` must be marked ``@pytest.mark.slow``; unmarked, it
+  fails at that call (:func:`only_slow_tests_start_processes`), so ``-m "not slow"`` stays the
+  fast inner loop.
+"""
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
+import subprocess
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from promptgrid.testing import FaultServer
 
 ANIMALS = """\
 name: animals
@@ -26,11 +42,49 @@ params:
 """
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """``-n auto`` unless the command line chose otherwise (a wrapper: it runs before
+    xdist's own ``pytest_cmdline_main`` reads the option). xdist's workers (``workerinput``)
+    run this hook too, and must stay single."""
+    chosen = (config.getoption(name, None) for name in ("numprocesses", "tx"))
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")
+        and config.getoption("dist", "no") == "no"
+        and not any(value is not None and value != [] for value in chosen)
+    ):
+        config.option.numprocesses = "auto"
+    return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)  # with ``-p no:xdist`` the hook does not exist
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers a core. Most of the suite's time is spent waiting on child
     processes and loopback servers; on 2 busy cores, 4 workers took the suite from 178 s to
     157 s (100 s either way on idle cores)."""
     return 2 * (os.cpu_count() or 1)
+
+
+@pytest.fixture(autouse=True)
+def only_slow_tests_start_processes(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Fail a test that is not marked ``slow`` at the moment it starts a process or a server."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"{request.node.nodeid} starts {what}: mark it @pytest.mark.slow")
+
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("a process"))
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse("a process"))
+    monkeypatch.setattr(FaultServer, "start", refuse("a FaultServer"))
+    yield
 
 
 @pytest.fixture

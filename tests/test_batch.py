@@ -132,6 +132,7 @@ def by_cell(df: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_a_batch_run_gives_the_online_table_at_batch_prices(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -164,6 +165,7 @@ def test_a_batch_run_gives_the_online_table_at_batch_prices(
     assert server.batches.stats()["files"] == 0  # input, output: deleted once collected
 
 
+@pytest.mark.slow
 def test_a_batch_line_is_exactly_the_online_request(server: Recorder, tmp_path: Path) -> None:
     schema = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]
@@ -186,6 +188,7 @@ def test_a_batch_line_is_exactly_the_online_request(server: Recorder, tmp_path: 
     assert line["body"]["top_k"] == 5 and "extra_body" not in line["body"]
 
 
+@pytest.mark.slow
 def test_the_responses_api_goes_to_its_batch_endpoint(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path, api="responses", vars={"animal": ["dog", "cat"]},
                  params={"model": "o4-mini", "max_output_tokens": 50,
@@ -200,6 +203,7 @@ def test_the_responses_api_goes_to_its_batch_endpoint(server: Recorder, tmp_path
     assert batched["reasoning_summary"].notna().all()
 
 
+@pytest.mark.slow
 def test_cells_already_answered_are_not_submitted(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     first = write(tmp_path, vars={"animal": ["dog", "cat"]})
@@ -216,6 +220,7 @@ def test_cells_already_answered_are_not_submitted(server: Recorder, tmp_path: Pa
     assert done["batch_id"].notna().sum() == 2
 
 
+@pytest.mark.slow
 def test_files_are_split_at_the_provider_limits(server: Recorder, tmp_path: Path) -> None:
     # 4 animals x 2 temperatures x 3 repeats = 24 distinct requests.
     path = write(tmp_path, vars={"animal": ["ant", "bee", "cow", "doe"]}, repeats=3,
@@ -240,6 +245,7 @@ def test_files_are_split_at_the_provider_limits(server: Recorder, tmp_path: Path
         assert df["batch_id"].nunique() == len(chunks(results, rid))
 
 
+@pytest.mark.slow
 def test_the_same_command_again_continues_the_run(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path)
     first = run(path, server, tmp_path / "r", batch=True).attrs["run_id"]
@@ -253,6 +259,7 @@ def test_the_same_command_again_continues_the_run(server: Recorder, tmp_path: Pa
     assert done.attrs["status"] == "finished" and len(done) == 8
 
 
+@pytest.mark.slow
 def test_the_same_command_again_continues_its_own_shards_run(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -266,6 +273,7 @@ def test_the_same_command_again_continues_its_own_shards_run(
     assert again.attrs["run_id"] == zero
 
 
+@pytest.mark.slow
 def test_wait_polls_until_every_batch_is_in(server: Recorder, tmp_path: Path) -> None:
     server.configure(batch_complete_after=3)
     server.batches.script(["503", "drop", "500"], op="retrieve")  # transient failures on polls
@@ -275,6 +283,7 @@ def test_wait_polls_until_every_batch_is_in(server: Recorder, tmp_path: Path) ->
     assert server.batches.stats()["calls"]["retrieve"] >= 3 * 3 + 3
 
 
+@pytest.mark.slow
 def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,6 +305,7 @@ def test_poll_backoff_grows_while_nothing_changes_and_is_capped(
 # --------------------------------------------------------------------------- partial ends
 
 
+@pytest.mark.slow
 def test_an_expired_batch_keeps_what_ran_and_retry_sends_the_rest(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -321,6 +331,7 @@ def test_an_expired_batch_keeps_what_ran_and_retry_sends_the_rest(
     assert set(answered.values()) == {1} and len(answered) == 6  # nothing paid twice
 
 
+@pytest.mark.slow
 def test_a_cancelled_batch_keeps_what_ran(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     run_id = run(write(tmp_path), server, results, batch=True).attrs["run_id"]
@@ -335,6 +346,7 @@ def test_a_cancelled_batch_keeps_what_ran(server: Recorder, tmp_path: Path) -> N
     assert (online["status"] == "ok").all() and len(server.bodies) == 3
 
 
+@pytest.mark.slow
 def test_cancel_before_a_batch_exists_drops_the_chunk(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     server.batches.script(["400"], op="create")  # the provider refuses the batch
@@ -352,6 +364,7 @@ def test_cancel_before_a_batch_exists_drops_the_chunk(server: Recorder, tmp_path
     assert server.batches.stats()["created"] == {}
 
 
+@pytest.mark.slow
 def test_a_batch_that_fails_validation_gives_error_rows(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     run_id = run(write(tmp_path), server, results, batch=True).attrs["run_id"]
@@ -361,6 +374,7 @@ def test_a_batch_that_fails_validation_gives_error_rows(server: Recorder, tmp_pa
     assert df["error"].str.contains("line 2: bad model").all()
 
 
+@pytest.mark.slow
 def test_failed_requests_are_error_rows_and_retry_sends_them(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -383,6 +397,7 @@ def test_failed_requests_are_error_rows_and_retry_sends_them(
         assert len(store.attempt_history(run_id)) == 6 + 3
 
 
+@pytest.mark.slow
 def test_a_garbled_answer_is_a_malformed_row(server: Recorder, tmp_path: Path) -> None:
     server.script_for("cat", ["garbage"])
     server.script_for("horse", ["truncated"])
@@ -396,6 +411,7 @@ def test_a_garbled_answer_is_a_malformed_row(server: Recorder, tmp_path: Path) -
 # --------------------------------------------------------------------------- budget, modes
 
 
+@pytest.mark.slow
 def test_a_budget_submits_only_what_its_worst_case_allows(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     price = table_price("gpt-4o-mini")
@@ -419,6 +435,7 @@ def test_a_budget_submits_only_what_its_worst_case_allows(server: Recorder, tmp_
     assert len(collect(run_id, results)) == 20
 
 
+@pytest.mark.slow
 def test_collected_answers_with_unbelievable_usage_cost_at_most_their_worst_case(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -436,6 +453,7 @@ def test_collected_answers_with_unbelievable_usage_cost_at_most_their_worst_case
     assert 0 < paid["cost_usd"].sum() <= chunk.worst_cost + 1e-12  # each at its worst case
 
 
+@pytest.mark.slow
 def test_what_collected_batches_cost_stops_the_judges(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -464,6 +482,7 @@ def test_what_collected_batches_cost_stops_the_judges(
     assert judged == 0 and server.stats()["requests"] == 0  # no judge was asked
 
 
+@pytest.mark.slow
 def test_batch_mode_is_per_provider(server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -479,6 +498,7 @@ def test_batch_mode_is_per_provider(server: Recorder, tmp_path: Path) -> None:
     assert len(done) == 8 and done.loc[done["model"] == "gpt-4o-mini", "batch_id"].notna().all()
 
 
+@pytest.mark.slow
 def test_streamed_requests_cannot_go_in_a_batch(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path, params={"model": "gpt-4o-mini", "max_tokens": 20, "stream": True})
     with pytest.raises(UsageError, match="stream"):
@@ -492,6 +512,7 @@ def test_a_vendor_without_a_batch_api_is_refused_by_name(tmp_path: Path) -> None
         promptgrid.Experiment.from_yaml(path)
 
 
+@pytest.mark.slow
 async def test_a_stop_while_waiting_leaves_the_run_collectable(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -516,6 +537,7 @@ async def test_a_stop_while_waiting_leaves_the_run_collectable(
 # --------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow
 def test_the_cli_submits_follows_and_collects(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path)
     results = str(tmp_path / "r")
@@ -545,6 +567,7 @@ def test_the_cli_submits_follows_and_collects(server: Recorder, tmp_path: Path) 
     assert "finished" in runner.invoke(cli, ["runs", *base]).output
 
 
+@pytest.mark.slow
 def test_the_cli_cancels(server: Recorder, tmp_path: Path) -> None:
     results = str(tmp_path / "r")
     runner = CliRunner()
@@ -611,6 +634,7 @@ def test_custom_ids_are_found_without_parsing_the_line() -> None:
     assert custom_id_of(b'{"id": 1}') is None
 
 
+@pytest.mark.slow
 def test_the_key_never_reaches_the_store_or_the_files(server: Recorder, tmp_path: Path) -> None:
     results = tmp_path / "r"
     server.script_for("cat", ["401"])
@@ -659,6 +683,7 @@ def test_everything_is_awaited_in_one_loop() -> None:
     assert asyncio.run(main()) < 5
 
 
+@pytest.mark.slow
 def test_a_collection_cut_short_goes_on_without_duplicates(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -701,6 +726,7 @@ def test_a_plan_prices_batches_at_batch_prices(tmp_path: Path) -> None:
     assert batched.batch == ["openai"] and "batch prices for openai" in str(batched)
 
 
+@pytest.mark.slow
 def test_scores_are_computed_when_batches_are_collected(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path, scores={"echoes": {"starts_with": "echo:"}})
     submitted = run(path, server, tmp_path / "r", batch=True)
@@ -710,6 +736,7 @@ def test_scores_are_computed_when_batches_are_collected(server: Recorder, tmp_pa
     assert done["score_echoes"].tolist() == [True] * 8
 
 
+@pytest.mark.slow
 def test_the_lease_is_kept_while_waiting_for_batches(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -745,6 +772,7 @@ def test_a_fault_server_in_another_process_runs_batches(tmp_path: Path) -> None:
     assert (df["status"] == "ok").sum() == 4 and (df["error_type"] == "batch_expired").sum() == 4
 
 
+@pytest.mark.slow
 def test_a_failed_upload_goes_on_against_a_server_that_cannot_list_files(
     server: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -769,6 +797,7 @@ def test_a_failed_upload_goes_on_against_a_server_that_cannot_list_files(
     assert collect(run_id, results)["status"].eq("ok").all()
 
 
+@pytest.mark.slow
 def test_a_remote_step_is_retried_as_an_online_call_is(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -795,6 +824,7 @@ def test_a_remote_step_is_retried_as_an_online_call_is(
     assert waits[4:] == [7.0]
 
 
+@pytest.mark.slow
 async def test_a_stop_during_a_retry_wait_ends_the_step_there(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -823,6 +853,7 @@ async def test_a_stop_during_a_retry_wait_ends_the_step_there(
     assert [c.state for c in chunks(tmp_path / "r", outcome.run_id)] == ["uploading"]
 
 
+@pytest.mark.slow
 def test_an_unknown_batch_creation_is_not_repeated_blindly(
     server: Recorder, tmp_path: Path
 ) -> None:

@@ -94,6 +94,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
 
+@pytest.mark.slow
 def test_the_budget_stops_the_run_within_its_cap_and_a_higher_cap_finishes_it(
     write_yaml, tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ def test_the_budget_stops_the_run_within_its_cap_and_a_higher_cap_finishes_it(
         assert df["cost_usd"].sum() == pytest.approx(store.spend(run.run_id))
 
 
+@pytest.mark.slow
 def test_the_cli_exits_4_with_what_was_spent_and_how_to_finish(write_yaml, tmp_path: Path) -> None:
     with FaultServer() as server:
         path = experiment(write_yaml, server, 30, budget="budget: {max_cost_usd: 0.0001}")

@@ -179,6 +179,7 @@ SCORED = """
 """
 
 
+@pytest.mark.slow
 def test_show_and_the_run_point_to_the_verdict(write_yaml, tmp_path: Path) -> None:
     results = tmp_path / "r"
     path = write_yaml(SCORED)

@@ -186,6 +186,7 @@ scores:
 """
 
 
+@pytest.mark.slow
 def test_cli_contrast_on_a_run(
     write_yaml: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -294,6 +295,7 @@ def test_against_compares_each_level_with_a_baseline_or_the_best() -> None:
 # -------------------------------------------------------------------- run against run
 
 
+@pytest.mark.slow
 def test_two_runs_pair_by_their_inputs_leaving_out_what_changed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -339,6 +341,7 @@ def test_cli_contrast_takes_every_score_and_refuses_a_table_without_one(
     assert "the run has no scores" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_contrast_prints_control_characters_of_levels_as_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

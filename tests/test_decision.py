@@ -141,6 +141,7 @@ def test_bad_arguments_are_usage_errors() -> None:
     )
 
 
+@pytest.mark.slow
 def test_show_prints_the_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     experiment = {
         "name": "v", "provider": "echo", "vars": {"w": ["a", "b", "c"]}, "params": {"model": "m"},

@@ -394,6 +394,7 @@ def test_two_exports_of_one_run_at_once_both_succeed(
     assert len(sheet_rows(folder / "results.xlsx")) == 4
 
 
+@pytest.mark.slow
 def test_temp_files_of_dead_processes_are_removed(finished: tuple[Store, RunInfo, Path]) -> None:
     store, run, folder = finished
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

@@ -148,6 +148,7 @@ def test_go_duration() -> None:
 # -- answers, usage and rate limits --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_answer_and_usage(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     messages = [{"role": "system", "content": "be brief"}, *user("hello world")]
     resp = await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
@@ -176,12 +177,14 @@ async def test_answer_and_usage(client: openai.AsyncOpenAI, server: FaultServer)
     assert several.usage.completion_tokens == sum(estimate_text_tokens(t) for t in texts)
 
 
+@pytest.mark.slow
 async def test_no_limits_no_ratelimit_headers(client: openai.AsyncOpenAI) -> None:
     raw = await client.chat.completions.with_raw_response.create(model="m", messages=user("a"))
     assert raw.headers["x-request-id"]
     assert not [h for h in raw.headers if h.startswith("x-ratelimit")]
 
 
+@pytest.mark.slow
 async def test_ratelimit_headers(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.configure(rpm=100, tpm=10_000)
     raw = await client.chat.completions.with_raw_response.create(
@@ -198,6 +201,7 @@ async def test_ratelimit_headers(client: openai.AsyncOpenAI, server: FaultServer
     assert raw.parse().choices[0].message.content == "echo: hi"
 
 
+@pytest.mark.slow
 async def test_rpm_bucket(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.configure(rpm=5)
     for i in range(5):
@@ -218,6 +222,7 @@ async def test_rpm_bucket(client: openai.AsyncOpenAI, server: FaultServer) -> No
         assert raw.headers["x-ratelimit-remaining-requests"] == "4"
 
 
+@pytest.mark.slow
 async def test_tpm_bucket(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.configure(tpm=100, rpm=1000)
     cost = estimate_prompt_tokens(user("q")) + 40  # charged up front: prompt + max_tokens * n
@@ -241,6 +246,7 @@ async def test_tpm_bucket(client: openai.AsyncOpenAI, server: FaultServer) -> No
     assert (await ask(client, "q", max_tokens=40)).choices[0].message.content == "echo: q"
 
 
+@pytest.mark.slow
 async def test_api_keys() -> None:
     with FaultServer(api_keys={"sk-good"}) as server:
         async with openai.AsyncOpenAI(
@@ -259,6 +265,7 @@ async def test_api_keys() -> None:
 # -- the original faults -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_scripted_sequence(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.script(["503", "429", "ok"])
     with pytest.raises(openai.InternalServerError) as err5:
@@ -285,6 +292,7 @@ async def test_scripted_sequence(client: openai.AsyncOpenAI, server: FaultServer
         ("504", openai.InternalServerError),
     ],
 )
+@pytest.mark.slow
 async def test_status_faults(
     client: openai.AsyncOpenAI, server: FaultServer, status: str, exc: type[openai.APIStatusError]
 ) -> None:
@@ -294,6 +302,7 @@ async def test_status_faults(
     assert err.value.status_code == int(status) and "message" in err.value.body  # type: ignore[operator]
 
 
+@pytest.mark.slow
 async def test_quota(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.script(["quota"])
     with pytest.raises(openai.RateLimitError) as err:
@@ -304,6 +313,7 @@ async def test_quota(client: openai.AsyncOpenAI, server: FaultServer) -> None:
 
 
 @pytest.mark.parametrize("transport", ["httpx2", "aiohttp"])
+@pytest.mark.slow
 async def test_drop(server: FaultServer, transport: str) -> None:
     http = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
     async with openai.AsyncOpenAI(
@@ -322,12 +332,14 @@ async def test_drop(server: FaultServer, transport: str) -> None:
     assert stats["requests"] == 3 and stats["by_outcome"]["drop"] == 1
 
 
+@pytest.mark.slow
 async def test_malformed(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.script(["malformed"])
     with pytest.raises(json.JSONDecodeError):  # the SDK lets it escape, outside openai.APIError
         await ask(client, "q")
 
 
+@pytest.mark.slow
 async def test_truncated(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.script(["truncated"])
     resp = await ask(client, "a longer question")
@@ -337,6 +349,7 @@ async def test_truncated(client: openai.AsyncOpenAI, server: FaultServer) -> Non
     assert server.stats()["answered"]["a longer question"] == 0
 
 
+@pytest.mark.slow
 async def test_stall_times_out_and_stop_cancels_it() -> None:
     server = FaultServer(stall_s=3600.0).start()  # only a stop can end this stall
     thread = server._thread
@@ -357,6 +370,7 @@ async def test_stall_times_out_and_stop_cancels_it() -> None:
     assert server.stats()["injected"]["stall"] == 2
 
 
+@pytest.mark.slow
 async def test_stall_short_then_answers(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.configure(stall_s=0.05)
     server.script(["stall"])
@@ -364,6 +378,7 @@ async def test_stall_short_then_answers(client: openai.AsyncOpenAI, server: Faul
     assert server.stats()["answered"]["q"] == 1
 
 
+@pytest.mark.slow
 async def test_script_for_content(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     server.script_for("cat", ["500", "500"])
 
@@ -379,6 +394,7 @@ async def test_script_for_content(client: openai.AsyncOpenAI, server: FaultServe
     assert server.stats()["answered"] == {"dog": 1, "cow": 1, "a cat": 1}
 
 
+@pytest.mark.slow
 async def test_fault_rates_are_deterministic(
     client: openai.AsyncOpenAI, server: FaultServer
 ) -> None:
@@ -412,6 +428,7 @@ async def test_fault_rates_are_deterministic(
 # -- the new faults, byte by byte ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_utf8_raw(server: FaultServer) -> None:
     server.script(["bad_utf8"])
     status, headers, body = post(server.base_url, "q")
@@ -425,6 +442,7 @@ def test_bad_utf8_raw(server: FaultServer) -> None:
     assert stats["by_outcome"] == {"bad_utf8": 1} and stats["answered"] == {}
 
 
+@pytest.mark.slow
 def test_garbage_raw(server: FaultServer) -> None:
     server.script(["garbage"])
     status, headers, body = post(server.base_url)
@@ -434,6 +452,7 @@ def test_garbage_raw(server: FaultServer) -> None:
     assert server.stats()["by_outcome"] == {"garbage": 1}
 
 
+@pytest.mark.slow
 def test_empty_raw(server: FaultServer) -> None:
     server.script(["empty", "200"])
     status, headers, body = post(server.base_url)
@@ -442,6 +461,7 @@ def test_empty_raw(server: FaultServer) -> None:
     assert server.stats()["by_outcome"] == {"empty": 1, "200": 1}
 
 
+@pytest.mark.slow
 def test_hostile_answers_raw(server: FaultServer) -> None:
     server.configure(bad_usage=float("nan"))
     server.script(["deep_body", "error_surrogate", "surrogates", "bad_usage"])
@@ -463,6 +483,7 @@ def test_hostile_answers_raw(server: FaultServer) -> None:
 
 
 @pytest.mark.parametrize("value", [None, *BAD_RETRY_AFTERS[1:]])
+@pytest.mark.slow
 def test_retry_after_bad_raw(value: str | None) -> None:
     with FaultServer() if value is None else FaultServer(bad_retry_after=value) as server:
         server.script(["retry_after_bad"])
@@ -477,6 +498,7 @@ def test_retry_after_bad_raw(value: str | None) -> None:
         assert stats["injected"] == {"retry_after_bad": 1} and stats["rate_limited"] == {}
 
 
+@pytest.mark.slow
 def test_echo_key_raw() -> None:
     with FaultServer(echo_key=True, rpm=1, api_keys={KEY}) as server:
         server.script(["ok", "503", "truncated"])
@@ -508,6 +530,7 @@ def test_echo_key_raw() -> None:
 
 
 @pytest.mark.parametrize("fault", ["bad_utf8", "garbage", "empty"])
+@pytest.mark.slow
 async def test_provider_refuses_broken_bodies(server: FaultServer, fault: str) -> None:
     server.script([fault])
     provider = OpenAIProvider(base_url=server.base_url, api_key=KEY)
@@ -522,6 +545,7 @@ async def test_provider_refuses_broken_bodies(server: FaultServer, fault: str) -
 
 
 @pytest.mark.parametrize("value", BAD_RETRY_AFTERS)
+@pytest.mark.slow
 async def test_provider_ignores_a_bad_retry_after(value: str) -> None:
     with FaultServer(bad_retry_after=value) as server:
         server.script(["retry_after_bad", "429"])
@@ -538,6 +562,7 @@ async def test_provider_ignores_a_bad_retry_after(value: str) -> None:
             await provider.aclose()
 
 
+@pytest.mark.slow
 async def test_provider_never_keeps_an_echoed_key() -> None:
     with FaultServer(echo_key=True, rpm=600) as server:
         provider = OpenAIProvider(base_url=server.base_url, api_key=KEY)
@@ -561,6 +586,7 @@ async def test_provider_never_keeps_an_echoed_key() -> None:
 # -- control: validation, HTTP, child process and command line -----------------------------------
 
 
+@pytest.mark.slow
 def test_validation() -> None:
     with pytest.raises(ValueError):
         FaultServer(fault_rates={"nope": 0.1})
@@ -577,6 +603,7 @@ def test_validation() -> None:
         assert (config["bad_retry_after"], config["echo_key"]) == ("0", True)
 
 
+@pytest.mark.slow
 async def test_http_control(client: openai.AsyncOpenAI, server: FaultServer) -> None:
     remote = RemoteFaultServer(server.base_url)
     assert remote.configure(rpm=600, latency_s=0.01)["rpm"] == 600
@@ -601,6 +628,7 @@ async def test_http_control(client: openai.AsyncOpenAI, server: FaultServer) -> 
     remote.reset()
 
 
+@pytest.mark.slow
 def test_spawned_process_runs_the_package() -> None:
     async def call(base_url: str) -> str:
         async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as c:
@@ -628,6 +656,7 @@ def _cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow
 def test_command_line_start_up_stays_light() -> None:
     """The child a benchmark spawns must not pay for pandas or the SDK."""
     done = subprocess.run(
@@ -645,6 +674,7 @@ def test_command_line_start_up_stays_light() -> None:
     assert heavy == set()
 
 
+@pytest.mark.slow
 def test_command_line_ready_line() -> None:
     proc = subprocess.Popen(
         [

@@ -90,6 +90,7 @@ def encodable(*texts: str | None) -> bool:
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.slow
 async def test_a_body_nested_thousands_deep_is_a_malformed_response(
     server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
@@ -99,6 +100,7 @@ async def test_a_body_nested_thousands_deep_is_a_malformed_response(
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.slow
 async def test_lone_surrogates_become_replacement_characters(
     server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
@@ -107,6 +109,7 @@ async def test_lone_surrogates_become_replacement_characters(
     assert got.text == "echo: hi" + CLEANED and encodable(got.text)
 
 
+@pytest.mark.slow
 async def test_a_lone_surrogate_in_a_tool_call_id_becomes_a_replacement_character(
     server: FaultServer, provider: OpenAIProvider
 ) -> None:
@@ -118,6 +121,7 @@ async def test_a_lone_surrogate_in_a_tool_call_id_becomes_a_replacement_characte
         assert call["id"].endswith("\ufffd") and encodable(call["id"])
 
 
+@pytest.mark.slow
 async def test_a_lone_surrogate_in_an_error_message_becomes_a_replacement_character(
     server: FaultServer, provider: OpenAIProvider
 ) -> None:
@@ -133,6 +137,7 @@ NOT_COUNTS = ["n/a", "1e400", float("nan"), float("inf"), -1, 2.5, 1e30, 2**70]
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.slow
 async def test_usage_that_is_not_a_count_is_unknown(
     server: FaultServer, provider: OpenAIProvider, api: str, stream: bool
 ) -> None:
@@ -147,6 +152,7 @@ async def test_usage_that_is_not_a_count_is_unknown(
         assert got.tokens_per_s is None
 
 
+@pytest.mark.slow
 async def test_usage_that_is_a_whole_number_written_as_a_float_is_kept(
     server: FaultServer, provider: OpenAIProvider
 ) -> None:
@@ -234,6 +240,7 @@ def assert_hostile_rows(df: pd.DataFrame) -> None:
     assert w5["parsed"].isna().all() and w5["parse_error"].str.contains("nested").all()
 
 
+@pytest.mark.slow
 def test_a_mixed_grid_keeps_every_good_answer_and_errs_each_hostile_one(
     server: FaultServer, tmp_path: Path
 ) -> None:
@@ -265,6 +272,7 @@ def test_a_mixed_grid_keeps_every_good_answer_and_errs_each_hostile_one(
         assert shown.exit_code == 0, shown.output
 
 
+@pytest.mark.slow
 def test_a_batch_of_hostile_lines_keeps_its_good_answers(
     server: FaultServer, tmp_path: Path
 ) -> None:

@@ -429,6 +429,7 @@ def test_csv_quoted_line_breaks_and_blank_lines_are_fine(write_yaml, tmp_path) -
 # --------------------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_bomb_in_one_message(tmp_path: Path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(bomb())

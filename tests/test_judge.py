@@ -56,6 +56,7 @@ def run(server: FaultServer, tmp_path: Path, **options: Any) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_pass_fail_verdicts_reasons_and_unparseable_ones_flagged(
     server: FaultServer, tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def test_pass_fail_verdicts_reasons_and_unparseable_ones_flagged(
     assert server.stats()["requests"] == 8  # 4 graded, 4 judged
 
 
+@pytest.mark.slow
 def test_a_scale_verdict_and_an_out_of_range_one(server: FaultServer, tmp_path: Path) -> None:
     server.answer_for("Grade: France", '{"reason": "fine", "score": 4}')
     server.answer_for("Grade: Peru", '{"reason": "x", "score": 7}')
@@ -87,6 +89,7 @@ def test_a_scale_verdict_and_an_out_of_range_one(server: FaultServer, tmp_path: 
     assert "score 7 is outside 1..5" in df["score_errors"][1]
 
 
+@pytest.mark.slow
 def test_the_judge_request_asks_for_a_structured_verdict(
     server: FaultServer, tmp_path: Path
 ) -> None:
@@ -115,6 +118,7 @@ def test_the_judge_request_asks_for_a_structured_verdict(
     assert request["params"]["temperature"] == 0
 
 
+@pytest.mark.slow
 def test_a_failing_judge_call_is_retried(server: FaultServer, tmp_path: Path) -> None:
     server.answer_for("Grade: ", PASS)
     server.script_for("Grade: Kenya", ["503", "503"])
@@ -127,6 +131,7 @@ def test_a_failing_judge_call_is_retried(server: FaultServer, tmp_path: Path) ->
     db.close()
 
 
+@pytest.mark.slow
 def test_a_judge_call_that_fails_for_good_is_that_rows_error_and_retry_redoes_it(
     server: FaultServer, tmp_path: Path
 ) -> None:
@@ -139,6 +144,7 @@ def test_a_judge_call_that_fails_for_good_is_that_rows_error_and_retry_redoes_it
     assert again["score_good"].tolist() == [True] * 4
 
 
+@pytest.mark.slow
 def test_verdicts_come_from_the_cache_never_paid_twice(server: FaultServer, tmp_path: Path) -> None:
     server.answer_for("Grade: ", PASS)
     df = run(server, tmp_path)
@@ -155,6 +161,7 @@ def test_verdicts_come_from_the_cache_never_paid_twice(server: FaultServer, tmp_
     assert server.stats()["requests"] == 12  # a new rubric is a new request: 4 new verdicts
 
 
+@pytest.mark.slow
 def test_judge_tokens_and_cost_are_reported_apart(server: FaultServer, tmp_path: Path) -> None:
     server.answer_for("Grade: ", PASS)
     df = run(server, tmp_path)
@@ -165,6 +172,7 @@ def test_judge_tokens_and_cost_are_reported_apart(server: FaultServer, tmp_path:
     assert summary["cost_usd"].iloc[0] == pytest.approx(df["cost_usd"].sum())
 
 
+@pytest.mark.slow
 def test_the_runs_budget_stops_the_judges_too(server: FaultServer, tmp_path: Path) -> None:
     server.answer_for("Grade: ", PASS)
     # Graded calls cost at most ~$0.0001 each; a judge call ~$0.001, its worst case ~$0.007

@@ -82,6 +82,7 @@ def cli(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     return code, out, err
 
 
+@pytest.mark.slow
 def test_a_merge_of_shards_equals_the_run_on_one_machine(tmp_path: Path, capsys) -> None:
     whole = promptgrid.run(TWINS, results_dir=tmp_path / "one", progress=False)
     merged = promptgrid.merge(shards(tmp_path, 2, TWINS), output=tmp_path / "merged")

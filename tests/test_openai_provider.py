@@ -570,6 +570,7 @@ async def test_aclose_closes_the_client() -> None:
     assert client.is_closed
 
 
+@pytest.mark.slow
 def test_engine_and_runner_do_not_import_openai() -> None:
     code = (
         "import sys, promptgrid.engine.scheduler, promptgrid.runner, promptgrid.providers; "

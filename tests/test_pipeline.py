@@ -185,6 +185,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "experiments"
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_example_experiments_run_offline(path: Path, tmp_path: Path) -> None:
     df = promptgrid.run(path.resolve(), provider="echo", results_dir=tmp_path, progress=False)
     cells = int((df["choice"] == 0).sum())  # a request with n > 1 has a row per choice

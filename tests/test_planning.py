@@ -110,6 +110,7 @@ def test_large_grids_are_sampled_and_say_so(tmp_path: Path) -> None:
     assert "a sample of 2,000 of 6,000 prompts" in str(plan)
 
 
+@pytest.mark.slow
 def test_plan_json_for_scripts(tmp_path: Path, write_yaml) -> None:
     path = write_yaml(
         "provider: echo\nprompts: {p: 'hi {{ x }}'}\nvars: {x: [1, 2]}\n"

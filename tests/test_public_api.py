@@ -29,6 +29,7 @@ def test_no_public_name_is_also_a_submodule() -> None:
     assert not submodules & set(promptgrid.__all__)
 
 
+@pytest.mark.slow
 def test_public_functions_stay_callable_after_a_run(animals: Path, tmp_path: Path) -> None:
     # Importing a submodule binds its name on the package: a submodule named like a function
     # would replace the function (promptgrid.retry once did).

@@ -92,6 +92,7 @@ def drops(race: promptgrid.Standings) -> list[tuple[Any, ...]]:
 # ------------------------------------------------------------------ rounds
 
 
+@pytest.mark.slow
 def test_each_round_runs_exactly_the_survivors_on_its_blocks_after_the_last_decision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +128,7 @@ def test_each_round_runs_exactly_the_survivors_on_its_blocks_after_the_last_deci
 
 
 @pytest.mark.parametrize("repeats", [1, 2], ids=["once", "repeats"])
+@pytest.mark.slow
 def test_a_full_grid_replay_reaches_the_decisions_the_live_race_made(
     tmp_path: Path, repeats: int
 ) -> None:
@@ -263,6 +265,7 @@ def test_the_budget_stops_a_race_mid_way_and_a_resume_finishes_it(
     assert "race: winner: strong" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_resume_replays_the_stored_rounds_without_a_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,6 +310,7 @@ def test_a_resume_replays_the_stored_rounds_without_a_call(
 # ------------------------------------------------------------------ options and views
 
 
+@pytest.mark.slow
 def test_cli_race_options_are_recorded_and_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -402,6 +406,7 @@ def test_plan_expects_what_a_stored_full_grid_replayed_as_the_race_used(tmp_path
     assert "race calls (expected)" in str(plan)
 
 
+@pytest.mark.slow
 def test_api_race_option_is_checked(tmp_path: Path) -> None:
     path = write(tmp_path)
     with pytest.raises(UsageError, match="unknown setting colour"):
@@ -417,6 +422,7 @@ def test_api_race_option_is_checked(tmp_path: Path) -> None:
     assert len(df) < 240 and promptgrid.standings(results_dir=tmp_path) is not None
 
 
+@pytest.mark.slow
 def test_scores_outside_the_bounds_are_left_out_with_one_warning(tmp_path: Path) -> None:
     (tmp_path / "rated.py").write_text(
         "def rate(answer, row):\n"

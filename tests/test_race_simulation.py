@@ -24,17 +24,20 @@ def simulate(rates: Sequence[float], blocks: int, rules: Rules) -> tuple[np.ndar
     """How often each variant was dropped, and in how many races anything was, over ``RACES``
     races (race ``i``: data seed ``i``, block-order seed ``i``)."""
     names = [f"v{i}" for i in range(len(rates))]
+    row = {name: i for i, name in enumerate(names)}
     dropped, any_dropped = np.zeros(len(rates), dtype=int), 0
     for seed in range(RACES):
         rng = np.random.default_rng(seed)
         data = (rng.random((len(rates), blocks)) < np.asarray(rates)[:, None]).astype(float)
 
         def scores(r: Round, data: np.ndarray = data) -> dict[str, list[float | None]]:
-            return {v: data[names.index(v), list(r.blocks)].tolist() for v in r.variants}
+            # One fancy-indexing step for the whole round (this loop runs ~20,000 times).
+            table = data[np.ix_([row[v] for v in r.variants], list(r.blocks))].tolist()
+            return dict(zip(r.variants, table, strict=True))
 
         race = drive(Race.start(names, blocks, Rules(rules.confidence, rules.min_cases,
                                                      rules.keep, seed)), scores)  # fmt: skip
-        gone = [names.index(e.variant) for e in race.eliminations]
+        gone = [row[e.variant] for e in race.eliminations]
         dropped[gone] += 1
         any_dropped += bool(gone)
     return dropped, any_dropped

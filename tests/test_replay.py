@@ -45,6 +45,7 @@ def grid(write_yaml: Callable[..., Path], tmp_path: Path, *, cases: int = 120, r
     return promptgrid.run(write_yaml(text), results_dir=tmp_path, progress=False, race=False)
 
 
+@pytest.mark.slow
 def test_replay_of_a_stored_run_names_the_best_and_counts_the_calls_it_saves(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -65,6 +66,7 @@ def test_replay_of_a_stored_run_names_the_best_and_counts_the_calls_it_saves(
     assert "round " in text and "by strong" in text
 
 
+@pytest.mark.slow
 def test_replay_agrees_with_the_core_driven_over_the_same_values(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -76,6 +78,7 @@ def test_replay_agrees_with_the_core_driven_over_the_same_values(
     assert result.outcome == race.outcome()
 
 
+@pytest.mark.slow
 def test_settings_override_the_files_and_keep_can_stop_at_two(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -86,6 +89,7 @@ def test_settings_override_the_files_and_keep_can_stop_at_two(
     assert set(result.table["status"]) == {"tied"} and "statistically tied" in repr(result)
 
 
+@pytest.mark.slow
 def test_repeats_stay_in_their_block_and_count_as_calls(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -138,6 +142,7 @@ def test_numeric_scores_are_normalised_to_their_bounds() -> None:
         pytest.param({"score": "correct", "colour": 1}, "race.colour", id="unknown-key"),
     ],
 )
+@pytest.mark.slow
 def test_bad_settings_are_one_clear_message(
     write_yaml: Callable[..., Path], tmp_path: Path, race: dict, message: str
 ) -> None:
@@ -146,6 +151,7 @@ def test_bad_settings_are_one_clear_message(
         promptgrid.replay(df, race=race, results_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_replay_prints_the_race_and_refuses_bad_input(
     write_yaml: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -252,6 +252,7 @@ def test_views_render_and_the_screenshot_is_not_blank(
     assert view.errors == []
 
 
+@pytest.mark.slow
 def test_pass_rates_of_scores_are_charted_with_their_interval(tmp_path: Path) -> None:
     from promptgrid.exports.report.data import build
 

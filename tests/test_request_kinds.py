@@ -135,6 +135,7 @@ def loads(value: Any) -> Any:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_tool_calls_are_kept(api: str, stream: bool, server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -171,6 +172,7 @@ def test_tool_calls_are_kept(api: str, stream: bool, server: Recorder, tmp_path:
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_a_conversation_with_tool_results_is_sent_whole(
     api: str, server: Recorder, tmp_path: Path
 ) -> None:
@@ -219,6 +221,7 @@ def test_a_conversation_with_tool_results_is_sent_whole(
     assert shown[2]["tool_calls"][0]["function"]["arguments"] == arguments
 
 
+@pytest.mark.slow
 def test_a_scripted_tool_call_under_tool_choice_auto(server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -236,6 +239,7 @@ def test_a_scripted_tool_call_under_tool_choice_auto(server: Recorder, tmp_path:
 # --------------------------------------------------------------------------- several choices
 
 
+@pytest.mark.slow
 def test_several_choices_are_rows_with_usage_once(server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -270,6 +274,7 @@ def test_several_choices_are_rows_with_usage_once(server: Recorder, tmp_path: Pa
     assert list(again["response"]) == texts and list(again["choice"]) == [0, 1, 2] * 2
 
 
+@pytest.mark.slow
 def test_a_failed_request_with_several_choices_is_one_error_row(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -283,6 +288,7 @@ def test_a_failed_request_with_several_choices_is_one_error_row(
 # --------------------------------------------------------------------------- images
 
 
+@pytest.mark.slow
 def test_images_from_a_dataset_are_sent_as_data_urls(server: Recorder, tmp_path: Path) -> None:
     images = tmp_path / "img"
     images.mkdir()
@@ -332,6 +338,7 @@ def test_images_from_a_dataset_are_sent_as_data_urls(server: Recorder, tmp_path:
     assert list(again["cached"]) == [False, True] and again["cell_id"][0] != df["cell_id"][0]
 
 
+@pytest.mark.slow
 def test_an_image_a_row_names_that_is_missing_stops_the_run_naming_the_cell(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -360,6 +367,7 @@ def test_an_image_a_row_names_that_is_missing_stops_the_run_naming_the_cell(
 # --------------------------------------------------------------------------- Responses API
 
 
+@pytest.mark.slow
 def test_the_responses_api_with_reasoning(server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -389,6 +397,7 @@ def test_the_responses_api_with_reasoning(server: Recorder, tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 def test_one_grid_runs_against_either_api(server: Recorder, tmp_path: Path) -> None:
     fields: dict[str, Any] = {
         "prompts": {"p": "Say {{ w }}"},
@@ -416,6 +425,7 @@ def test_one_grid_runs_against_either_api(server: Recorder, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_structured_outputs_are_parsed_and_a_broken_one_is_flagged(
     api: str, server: Recorder, tmp_path: Path
 ) -> None:
@@ -456,6 +466,7 @@ def test_structured_outputs_are_parsed_and_a_broken_one_is_flagged(
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_streams_measure_ttft_and_cut_streams_are_retried(
     api: str, server: Recorder, tmp_path: Path
 ) -> None:
@@ -484,6 +495,7 @@ def test_streams_measure_ttft_and_cut_streams_are_retried(
     assert stored(tmp_path / "r", "SELECT COUNT(*) FROM responses WHERE ttft_s >= 0") == [(3,)]
 
 
+@pytest.mark.slow
 def test_a_stream_of_several_choices(server: Recorder, tmp_path: Path) -> None:
     params = {"model": "gpt-4o-mini", "stream": True, "n": 2, "logprobs": True}
     path = write(tmp_path, prompts={"p": "Say {{ w }}"}, vars={"w": ["a"]}, params=params)
@@ -499,6 +511,7 @@ def test_a_stream_of_several_choices(server: Recorder, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_logprobs_are_kept(api: str, stream: bool, server: Recorder, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -518,6 +531,7 @@ def test_logprobs_are_kept(api: str, stream: bool, server: Recorder, tmp_path: P
     assert loads(stored(tmp_path / "r", "SELECT logprobs_json FROM responses")[0][0]) == kept
 
 
+@pytest.mark.slow
 def test_no_logprobs_unless_asked(server: Recorder, tmp_path: Path) -> None:
     path = write(tmp_path, prompts={"p": "hi"}, params={"model": "gpt-4o-mini"})
     df = run(path, server, tmp_path / "r")
@@ -527,6 +541,7 @@ def test_no_logprobs_unless_asked(server: Recorder, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- presets and Azure
 
 
+@pytest.mark.slow
 def test_a_local_preset_needs_no_key(
     server: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -552,6 +567,7 @@ def test_a_local_preset_needs_no_key(
         ("responses", None, "/openai/v1/responses"),
     ],
 )
+@pytest.mark.slow
 def test_azure_deployments_and_api_versions(
     api: str,
     version: str | None,
@@ -581,6 +597,7 @@ def test_azure_deployments_and_api_versions(
     assert list(df["response"]) == ["echo: hi"]
 
 
+@pytest.mark.slow
 def test_a_vendor_that_refuses_a_parameter_is_named_before_anything_runs(
     server: Recorder, tmp_path: Path
 ) -> None:
@@ -637,6 +654,7 @@ def test_every_kind_runs_offline_on_echo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.slow
 def test_a_key_echoed_into_a_stream_never_reaches_the_store(api: str, tmp_path: Path) -> None:
     with FaultServer(echo_key=True) as server:
         path = write(tmp_path, api=api, prompts={"p": "Say {{ w }}"}, vars={"w": ["a"]},
@@ -648,6 +666,7 @@ def test_a_key_echoed_into_a_stream_never_reaches_the_store(api: str, tmp_path: 
         assert not written.is_file() or KEY.encode() not in written.read_bytes(), written
 
 
+@pytest.mark.slow
 def test_tool_calls_show_in_every_answer_view(server: Recorder, tmp_path: Path) -> None:
     from click.testing import CliRunner
     from openpyxl import load_workbook

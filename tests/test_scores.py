@@ -250,6 +250,7 @@ def _python_experiment(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_python_scorers_bool_number_mapping_none_and_exceptions(tmp_path: Path) -> None:
     df = promptgrid.run(_python_experiment(tmp_path), results_dir=tmp_path / "r", progress=False)
     assert list(df["score_exact"]) == [True, True, True]
@@ -283,6 +284,7 @@ scores:
 """
 
 
+@pytest.mark.slow
 def test_score_columns_come_after_the_fixed_ones_and_reach_every_file(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -303,6 +305,7 @@ def test_score_columns_come_after_the_fixed_ones_and_reach_every_file(
     assert promptgrid.load(df["run_id"][0], results_dir=tmp_path / "r").equals(df)
 
 
+@pytest.mark.slow
 def test_error_rows_have_no_score_not_a_failing_one(tmp_path: Path) -> None:
     exp = promptgrid.Experiment(
         prompts={"p": "Say {{ word }}"},
@@ -321,6 +324,7 @@ def test_error_rows_have_no_score_not_a_failing_one(tmp_path: Path) -> None:
     assert summary["score_said"].iloc[0] == 1.0  # the error row is not a failure
 
 
+@pytest.mark.slow
 def test_rescoring_calls_no_model_and_replaces_the_scores(tmp_path: Path) -> None:
     exp = promptgrid.Experiment(
         prompts={"p": "Capital of {{ country }}? It is {{ expected }}."},
@@ -349,6 +353,7 @@ def test_rescoring_calls_no_model_and_replaces_the_scores(tmp_path: Path) -> Non
     assert "score_mentions_x" in pd.read_parquet(files / "results.parquet").columns
 
 
+@pytest.mark.slow
 def test_a_resume_scores_what_is_missing_and_an_edited_score_again(
     write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:

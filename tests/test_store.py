@@ -163,6 +163,7 @@ def test_a_live_owner_keeps_the_run(tmp_path: Path) -> None:
         assert store.run("r1").status == "running"  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_a_dead_owner_shows_interrupted_and_can_be_replaced(tmp_path: Path) -> None:
     with Store.in_dir(tmp_path) as store:
         new_run(store)
@@ -213,6 +214,7 @@ def test_claims_answer_owner_or_stored_answer(tmp_path: Path) -> None:
         assert store.claim(["x"], me, after=answer) == [f"{os.getpid()}@{me.host}"]
 
 
+@pytest.mark.slow
 def test_a_dead_owners_claims_are_taken_over(tmp_path: Path) -> None:
     with Store.in_dir(tmp_path) as store:
         ghost = Owner(dead_pid(), Owner.me().host, "ghost")

@@ -176,6 +176,7 @@ def test_run_sheet_has_settings_totals_version_and_experiment(
     assert "name: book" in lines and "  temperature:" in lines
 
 
+@pytest.mark.slow
 def test_an_empty_run_still_makes_a_workbook(tmp_path: Path) -> None:
     exp = {**EXPERIMENT, "name": "empty", "prompts": {"p": "x"}, "vars": {}, "repeats": 1}
     df = promptgrid.run(exp, results_dir=tmp_path, formats="csv", progress=False)

@@ -11,7 +11,6 @@ A 429 also pauses the whole endpoint, since every other request would get one to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tenacity import (
@@ -27,7 +26,7 @@ from ..errors import ProviderError, RateLimited, RetryableError
 from ..providers.base import Completion, Provider, Request
 from ..tokens import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from ..untrusted import count as token_count
-from .limiter import EndpointLimiter
+from .limiter import EndpointLimiter, Sleep
 
 __all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "retrying", "wait_retry_after"]
 
@@ -35,9 +34,6 @@ __all__ = ["Attempt", "Outcome", "Sleep", "call_with_retry", "retrying", "wait_r
 DEFAULT_RATE_LIMIT_PAUSE_S = 1.0
 #: First backoff window; it doubles per attempt (1, 2, 4, ... s) up to ``max_wait_s``.
 BACKOFF_MULTIPLIER_S = 1.0
-
-#: How a wait is awaited (``asyncio.sleep``; tests inject a recorder).
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ headers at all (local servers), there is no limit but ``max_concurrency``. Azure
 are read as "no information".
 
 A limiter belongs to the event loop it was created in: create it inside the run. The clock is
-``loop.time()`` throughout, so tests drive time by patching it.
+``loop.time()`` throughout, so tests drive time by patching it; a pause is waited out through
+:data:`SLEEP`, which tests replace with a virtual clock's sleep.
 """
 
 from __future__ import annotations
@@ -36,12 +37,19 @@ import contextlib
 import heapq
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
 from ..errors import BadRequest
 
 __all__ = ["Admission", "Bucket", "EndpointLimiter"]
+
+#: How a wait is awaited (``asyncio.sleep``; tests inject a recorder or a virtual clock).
+Sleep = Callable[[float], Awaitable[None]]
+#: How the engine waits for time to pass: an endpoint's pause here, retry waits in
+#: :class:`~promptgrid.engine.scheduler.Scheduler` (unless given another ``sleep``).
+#: Looked up at each wait, so a test can replace it for one run.
+SLEEP: Sleep = asyncio.sleep
 
 #: The longest the line waits for the probe's answer before admitting the others anyway.
 PROBE_WAIT_S = 1.0
@@ -274,7 +282,7 @@ class EndpointLimiter:
 
     async def _await_pause(self) -> None:
         while (delay := self._paused_until - self._loop.time()) > 0:
-            await asyncio.sleep(delay)  # re-check: the pause may have been extended meanwhile
+            await SLEEP(delay)  # re-check: the pause may have been extended meanwhile
 
     def _release(self, admission: Admission, used_tokens: int | None) -> None:
         if admission.holds_slot and self._slots is not None:

@@ -33,6 +33,7 @@ from ..progress import NullProgress, Progress
 from ..providers.base import Completion, Provider, Request
 from ..spec.schema import RetryPolicy
 from ..store import HEARTBEAT_S, ResultRow, leases
+from . import limiter
 from .answers import stored_answer, unstorable
 from .attempts import Outcome, Sleep, call_with_retry
 from .budget import Budget, charged_cost, vet, worst_cost
@@ -111,7 +112,7 @@ class Scheduler:
         concurrency: int,
         retry: RetryPolicy,
         progress: Progress | None = None,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         grace_s: float = 5.0,
         heartbeat_s: float | None = HEARTBEAT_S,
         budget: Budget | None = None,
@@ -302,7 +303,7 @@ class Scheduler:
             self.endpoints[cell.endpoint].limiter,
             max_attempts=self.retry.max_attempts,
             max_wait_s=self.retry.max_wait_s,
-            sleep=self.sleep,
+            sleep=self.sleep or limiter.SLEEP,
         )
 
     async def _send(self, name: str, request: Request) -> Completion:
