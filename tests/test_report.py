@@ -453,3 +453,18 @@ def test_a_numeric_score_filters_by_value_or_by_quartile(first: pd.DataFrame) ->
     ]  # fmt: skip
     codes = data["calls"]["score_length"]
     assert [codes.count(k) for k in range(5)] == [6, 6, 6, 6, 0]  # a quarter of the calls each
+
+
+@pytest.mark.slow
+def test_a_raced_runs_report_draws_its_race(browser: Any, tmp_path: Path) -> None:
+    # The race tab's script runs after the page's own (it reads its constants): a report of a
+    # raced run opens clean on the verdict, and its Race tab draws a lane per variant.
+    source = Path(__file__).parents[1] / "experiments"
+    df = promptgrid.run(source / "racing.yaml", results_dir=tmp_path / "r", progress=False)
+    view = Page(browser, promptgrid.report(df, tmp_path / "race.html", results_dir=tmp_path / "r"))
+    page = view.page
+    assert page.is_visible("#summary-view") and page.is_visible("#race-tab")
+    view.show("race")
+    assert page.is_visible("#race-view") and "winner" in (page.text_content(".race-summary") or "")
+    assert view.count(".race-chart svg .lane") == 5  # the five prompts of racing.yaml
+    assert view.errors == []

@@ -44,11 +44,12 @@ def page(data: Mapping[str, Any]) -> str:
     template = (files / "template.html").read_text(encoding="utf-8")
     parts = {
         "/*CSS*/": (files / "report.css").read_text(encoding="utf-8"),
-        # summary.js only declares functions, race.js draws the race tab (a raced run; its
-        # functions are hoisted); report.js (after them) draws the page.
+        # summary.js only declares functions; report.js draws the page; race.js (after it: it
+        # reads report.js's constants) shows the race tab of a raced run. One script, so the
+        # functions of all three are hoisted.
         "/*JS*/": "\n".join(
             (files / name).read_text(encoding="utf-8")
-            for name in ("summary.js", "race.js", "report.js")
+            for name in ("summary.js", "report.js", "race.js")
         ),
         "/*DATA*/": to_json(data),
         "<!--TITLE-->": html.escape(str(data["title"])),
