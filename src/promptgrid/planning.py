@@ -28,6 +28,7 @@ is named.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterator
@@ -393,13 +394,21 @@ def _rendered(experiment: Experiment, wanted: set[int] | None) -> Iterator[Any]:
     var_names = list(experiment.vars)
     per_case = math.prod(len(v) for v in experiment.vars.values())
     per_prompt = experiment.cases.count * per_case
+    ordered = None if wanted is None else sorted(wanted)
+
+    def none_in(start: int, stop: int) -> bool:  # no wanted block in [start, stop)
+        if ordered is None:
+            return False
+        at = bisect.bisect_left(ordered, start)
+        return at == len(ordered) or ordered[at] >= stop
+
     number = 0
     for prompt, templates in experiment.templates.items():
-        if wanted is not None and not any(number <= w < number + per_prompt for w in wanted):
+        if none_in(number, number + per_prompt):
             number += per_prompt
             continue
         for case in experiment.iter_cases():
-            if wanted is not None and not any(number <= w < number + per_case for w in wanted):
+            if none_in(number, number + per_case):
                 number += per_case
                 continue
             for values in itertools.product(*experiment.vars.values()):
