@@ -144,10 +144,12 @@ def _substituted(form: str, names: tuple[str, ...], fixed: int,
     """The template rendered with ``context``, or None when a name is missing or not a string
     (Jinja then renders it, with its error, its globals and its checks on printed values) or
     the output would be over ``MAX_TEXT`` (Jinja then says so)."""
-    values = [context.get(name) for name in names]
-    for value in values:
+    values: list[str] = []
+    for name in names:
+        value = context.get(name)
         if type(value) is not str:
             return None
+        values.append(value)
     if fixed + sum(map(len, values)) > MAX_TEXT:
         return None
     return form.format(*values)
