@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -422,7 +422,7 @@ def _rendered(experiment: Experiment, wanted: set[int] | None) -> Iterator[Any]:
             number += per_case
 
 
-def _nth(axes: list[list[Any]], n: int) -> tuple[Any, ...]:
+def _nth(axes: Sequence[Sequence[Any]], n: int) -> tuple[Any, ...]:
     """The ``n``-th combination of ``itertools.product(*axes)`` (the last axis fastest)."""
     values = []
     for axis in reversed(axes):
