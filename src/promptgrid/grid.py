@@ -55,8 +55,24 @@ class Cell:
     score: str | None = None  #: a judge's cell: the score it decides for cell ``index``
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+#: The canonical JSON the hash is taken of (one encoder for every call: building it per call
+#: cost as much as the encoding).
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+).encode
+_string = json.JSONEncoder(ensure_ascii=False).encode  # a str as JSON, as _dumps writes it
+
+
+def _messages_json(messages: tuple[dict[str, Any], ...]) -> str:
+    """``_dumps(messages)``, written by hand for plain messages (a role and a text content,
+    the common case: 3x faster, which a plan of a million cells feels)."""
+    parts = []
+    for message in messages:
+        role, content = message.get("role"), message.get("content")
+        if len(message) != 2 or type(role) is not str or type(content) is not str:
+            return _dumps(messages)
+        parts.append(f'{{"content":{_string(content)},"role":{_string(role)}}}')
+    return f"[{','.join(parts)}]"
 
 
 def request_key(request: Request, repeat: int) -> str:
@@ -185,6 +201,8 @@ def _walk(
     }
     repeats = experiment.file.repeats
     shard = config.shard
+    # The hash's closing bytes, per combination and repeat: built once, not once per cell.
+    tails = [[f"{c.suffix}{r}}}".encode() for r in range(repeats)] for c in combos]
     block = math.prod(len(v) for v in experiment.param_axes.values()) * repeats
     var_names = list(experiment.vars)
     number = 0  # of the block: a prompt, a case row and a combination of var values
@@ -204,7 +222,7 @@ def _walk(
                 context: dict[str, Any] | None = None
                 messages: tuple[dict[str, Any], ...] = ()
                 prefixes: dict[str, Any] = {}
-                for combo in combos:
+                for combo, closings in zip(combos, tails, strict=True):
                     first = base + combo.number * repeats
                     for repeat in range(repeats):
                         index = first + repeat
@@ -213,13 +231,13 @@ def _walk(
                         if context is None:  # the block's first cell: render once
                             context = {**case, **dict(zip(var_names, var_values, strict=True))}
                             messages = render(prompt, templates, context, index, experiment)
-                            text = _dumps(messages)
+                            text = _messages_json(messages)
                         hasher = prefixes.get(combo.endpoint)
                         if hasher is None:
                             head = f'{heads[combo.endpoint]}"messages":{text},'
                             hasher = prefixes[combo.endpoint] = hashlib.sha256(head.encode())
                         digest = hasher.copy()
-                        digest.update(f"{combo.suffix}{repeat}}}".encode())
+                        digest.update(closings[repeat])
                         cell_id = digest.hexdigest()[:32]
                         if shard is not None and shard_of(cell_id, shard.count) != shard.index:
                             continue  # another shard's

@@ -29,9 +29,10 @@ is named.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -404,26 +405,47 @@ def _prompt_counts(experiment: Experiment, blocks: int) -> tuple[_Prompts, int |
 
 
 def _rendered(experiment: Experiment, wanted: set[int] | None) -> Iterator[Any]:
-    """The messages of the blocks numbered in ``wanted`` (all when None), in grid order."""
+    """The messages of the blocks numbered in ``wanted`` (all when None), in grid order. A
+    sample's blocks are reached by number (their var values decoded from it), so a case row's
+    other var combinations are not walked."""
     import itertools
 
     var_names = list(experiment.vars)
-    per_case = math.prod(len(v) for v in experiment.vars.values())
+    axes = list(experiment.vars.values())
+    per_case = math.prod(len(v) for v in axes)
     per_prompt = experiment.cases.count * per_case
+    ordered = None if wanted is None else sorted(wanted)
+
+    def within(start: int, stop: int) -> list[int]:  # the wanted blocks in [start, stop)
+        assert ordered is not None
+        return ordered[bisect.bisect_left(ordered, start) : bisect.bisect_left(ordered, stop)]
+
     number = 0
     for prompt, templates in experiment.templates.items():
-        if wanted is not None and not any(number <= w < number + per_prompt for w in wanted):
+        if ordered is not None and not within(number, number + per_prompt):
             number += per_prompt
             continue
         for case in experiment.iter_cases():
-            if wanted is not None and not any(number <= w < number + per_case for w in wanted):
-                number += per_case
-                continue
-            for values in itertools.product(*experiment.vars.values()):
-                if wanted is None or number in wanted:
-                    context = {**case, **dict(zip(var_names, values, strict=True))}
-                    yield render(prompt, templates, context, number, experiment)
-                number += 1
+            combos: Iterable[tuple[Any, ...]]
+            if ordered is None:
+                combos = itertools.product(*axes)
+                numbers: Iterable[int] = range(number, number + per_case)
+            else:
+                numbers = within(number, number + per_case)
+                combos = (_nth(axes, n - number) for n in numbers)
+            for n, values in zip(numbers, combos, strict=True):
+                context = {**case, **dict(zip(var_names, values, strict=True))}
+                yield render(prompt, templates, context, n, experiment)
+            number += per_case
+
+
+def _nth(axes: Sequence[Sequence[Any]], n: int) -> tuple[Any, ...]:
+    """The ``n``-th combination of ``itertools.product(*axes)`` (the last axis fastest)."""
+    values = []
+    for axis in reversed(axes):
+        n, at = divmod(n, len(axis))
+        values.append(axis[at])
+    return tuple(reversed(values))
 
 
 @dataclass(frozen=True)

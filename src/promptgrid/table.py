@@ -75,9 +75,17 @@ def batches(store: Store, run: RunInfo, size: int = 5000) -> Iterator[pa.Table]:
         scored = _scores(store, run, rows[0]["idx"], rows[-1]["idx"], kinds) if kinds else None
         records = []
         names = rows[0].keys()
+        # Rows of one block share their vars' text, rows of one combination their params':
+        # each distinct text is parsed once (read only: merged into a new dict below).
+        parsed: dict[str, dict[str, Any]] = {}
         for row in rows:
             record = {k: v for k, v in zip(names, row, strict=True) if v is not None}
-            values = {**_inputs(record.pop("params_json")), **_inputs(record.pop("vars_json"))}
+            params, vars_ = record.pop("params_json"), record.pop("vars_json")
+            if (params_values := parsed.get(params)) is None:
+                params_values = parsed[params] = _inputs(params)
+            if (var_values := parsed.get(vars_)) is None:
+                var_values = parsed[vars_] = _inputs(vars_)
+            values = {**params_values, **var_values}
             for name, kind in user_columns:
                 value = values.get(name)
                 if value is not None:
