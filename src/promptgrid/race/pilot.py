@@ -51,6 +51,8 @@ def pilot_share(results_dir: Path, experiment: str, race: RaceSpec) -> Pilot | N
     with Store.in_dir(results_dir, readonly=True) as store:
         finished = [r for r in store.runs(experiment) if r.status == "finished"]
         for info in finished[:_LOOKED_AT]:
+            if race.score.split(".")[0] not in (info.spec.get("scores") or {}):
+                continue  # it never scored what decides: not loaded at all
             if races.load(store, info.run_id) is not None:
                 continue  # a race's table lacks the cells it did not run
             try:
