@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import pkgutil
 import re
@@ -204,18 +205,25 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of the file at ``path``, parsed and walked once per test process (the
+    import and private-name checks below read the whole source tree several times)."""
+    return tuple(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+
+
 def _imports(path: Path, *, typing: bool = False) -> set[str]:
     """promptgrid modules ``path`` imports at run time (anywhere in the file, lazy imports
     included; ``if TYPE_CHECKING:`` blocks left out unless ``typing``)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = _nodes(path)
     typing_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) and not typing:
+    for node in nodes if not typing else ():
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             typing_only |= {id(n) for child in node.body for n in ast.walk(child)}
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if id(node) in typing_only:
             continue
         if isinstance(node, ast.ImportFrom):
@@ -302,12 +310,12 @@ def _third_party(module: str) -> bool:
     return top != "promptgrid" and top not in sys.stdlib_module_names
 
 
-def _private_imports(path: Path, tree: ast.Module) -> list[str]:
+def _private_imports(path: Path, nodes: tuple[ast.AST, ...]) -> list[str]:
     """``import dep._x``, ``from dep._x import y``, ``from dep import _y`` of a third-party
     ``dep``; and ``dep._x`` reached through the name an ``import dep`` bound."""
     found: list[str] = []
     modules: set[str] = set()  # local names bound to a third-party module
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if _third_party(alias.name):
@@ -318,7 +326,7 @@ def _private_imports(path: Path, tree: ast.Module) -> list[str]:
             names = [a.name for a in node.names]
             if not node.level and any(_private(p) for p in [*node.module.split("."), *names]):
                 found.append(f"{path}:{node.lineno}: from {node.module} import {', '.join(names)}")
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Attribute) and _private(node.attr):
             root: ast.expr = node
             while isinstance(root, ast.Attribute):
@@ -328,10 +336,10 @@ def _private_imports(path: Path, tree: ast.Module) -> list[str]:
     return found
 
 
-def _defined(tree: ast.Module) -> set[str]:
-    """Every name ``tree`` defines: functions, classes, variables, attributes, arguments."""
+def _defined(nodes: tuple[ast.AST, ...]) -> set[str]:
+    """Every name ``nodes`` define: functions, classes, variables, attributes, arguments."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
@@ -354,13 +362,13 @@ def test_src_uses_no_private_name_of_a_dependency() -> None:
     package's module; and ``obj._name`` where ``_name`` is defined nowhere in promptgrid, so
     ``obj`` is someone else's object.
     """
-    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in SRC.rglob("*.py")}
-    ours = set().union(*(_defined(tree) for tree in trees.values())) | PUBLIC_UNDERSCORED
+    trees = {path: _nodes(path) for path in SRC.rglob("*.py")}
+    ours = set().union(*(_defined(nodes) for nodes in trees.values())) | PUBLIC_UNDERSCORED
     found: list[str] = []
-    for path, tree in sorted(trees.items()):
+    for path, nodes in sorted(trees.items()):
         where = path.relative_to(SRC.parent)
-        found += _private_imports(where, tree)
-        found += [f"{where}:{node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
+        found += _private_imports(where, nodes)
+        found += [f"{where}:{node.lineno}: {ast.unparse(node)}" for node in nodes
                   if isinstance(node, ast.Attribute) and _private(node.attr)
                   and node.attr not in ours]  # fmt: skip
     assert not found, (
@@ -384,7 +392,7 @@ def test_src_uses_no_private_name_of_a_dependency() -> None:
     ],
 )
 def test_the_private_name_check_catches_what_it_says(code: str, flagged: bool) -> None:
-    assert bool(_private_imports(Path("x.py"), ast.parse(code))) is flagged
+    assert bool(_private_imports(Path("x.py"), tuple(ast.walk(ast.parse(code))))) is flagged
 
 
 def test_the_docs_exit_code_table_is_the_exit_code_enum() -> None:

@@ -13,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 from scipy.stats import binomtest
 
 from promptgrid.race import Race, Round, Rules, drive
 
 RACES = 1_000
+
+# Each proof drives the real core through 1,000 races (tens of CPU seconds): the full suite and
+# CI run them, the fast inner loop (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
 
 
 def simulate(rates: Sequence[float], blocks: int, rules: Rules) -> tuple[np.ndarray, int]:

@@ -16,6 +16,7 @@ comes out as one :class:`RenderError` saying what failed and on which line of th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -95,12 +96,20 @@ def compile_template(source: str) -> tuple[Template, jinja2.TemplateSyntaxError 
     if "{" not in source:
         return Template(source, frozenset(), None), None
     try:
-        ast = _ENV.parse(source)
-        compiled = _ENV.from_string(ast)
+        return _compiled(source), None
     except jinja2.TemplateSyntaxError as exc:
         return Template(source, frozenset(), None), exc
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """The template of ``source``, compiled once per process: Jinja's compile costs
+    milliseconds, and a notebook validates the same experiment again at every plan and run.
+    A :class:`Template` is immutable, so sharing it is safe; a syntax error is raised afresh
+    each time (``lru_cache`` keeps no exceptions)."""
+    ast = _ENV.parse(source)
     variables = frozenset(meta.find_undeclared_variables(ast))
-    return Template(source, variables, compiled, _substitution(source)), None
+    return Template(source, variables, _ENV.from_string(ast), _substitution(source))
 
 
 #: Names Jinja reads as constants, not variables.
