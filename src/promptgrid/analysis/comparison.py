@@ -291,7 +291,7 @@ def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.Dat
             pd.api.types.is_bool_dtype(values)
             or values.dropna().map(lambda v: isinstance(v, bool)).all()
         )
-        numbers = values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
+        numbers = _score_numbers(values)
         grouped = numbers.groupby(keys, sort=False, dropna=False)
         out[column] = grouped.mean()
         if binary:
@@ -303,6 +303,13 @@ def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.Dat
         total = _numeric(df, column).groupby(keys, sort=False, dropna=False).sum(min_count=1)
         out[column] = total.astype("Int64") if column == "judge_tokens" else total
     return out
+
+
+def _score_numbers(values: pd.Series) -> pd.Series:
+    """A score column as floats (NaN: no score); a bool or number column at once."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)
+    return values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
 
 
 def input_columns(df: pd.DataFrame) -> list[str]:

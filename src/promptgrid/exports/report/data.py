@@ -379,4 +379,4 @@ def _plain_list(column: pd.Series) -> list[Any]:
     if pd.api.types.is_integer_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         plain: list[Any] = column.astype(object).where(column.notna(), None).tolist()
         return plain  # Python ints and bools, None for NA
-    return [v if type(v) is str else _plain(v) for v in column.astype(object).tolist()]
+    return [v if v is None or type(v) is str else _plain(v) for v in column.astype(object).tolist()]
