@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -332,6 +334,26 @@ def test_the_report_carries_the_decision_every_view_prints(scored: pd.DataFrame)
     heat = data["decision"]["heatmap"]
     assert (heat["x"], heat["y"], heat["x_levels"]) == ("prompt", "animal", ["plain", "terse"])
     assert heat["mean"][0] == [1.0, 1.0, 1.0] and heat["mean"][1] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_the_report_command_decides_without_importing_scipy_stats(tmp_path: Path) -> None:
+    # Importing scipy.stats takes 1.5-3 s, the report's whole budget (benchmarks/README.md,
+    # issue 21): its intervals and exact tests come from scipy.special.
+    df = promptgrid.run(SCORED, results_dir=tmp_path, progress=False)
+    out = tmp_path / "page.html"
+    code = (
+        "import sys; from promptgrid.cli import main\n"
+        f"try: main(['report', {str(df['run_id'][0])!r}, '--results-dir', {str(tmp_path)!r},"
+        f" '-o', {str(out)!r}])\n"
+        "except SystemExit as done: assert not done.code, done.code\n"
+        "print([m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+    pairs = embedded(out)["decision"]["pairs"]
+    assert "plain beats terse: +100 points, p = 0.031" in [p["verdict"] for p in pairs]
 
 
 def test_each_call_carries_its_scores_and_tool_calls_and_they_filter(

@@ -30,6 +30,7 @@ from ..columns import is_input
 from ..errors import UsageError
 from ..spec.schema import ParamValues
 from .answers import answer_texts, score_columns
+from .statistics import wilson_interval
 
 __all__ = ["WrappedFrame", "compare", "grid_axes", "input_columns", "summary", "varying"]
 
@@ -283,8 +284,6 @@ def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.Dat
     judged = [c for c in ("judge_tokens", "judge_cost_usd") if c in df.columns]
     if not scores and not judged:
         return out
-    from scipy import stats
-
     keys: Any = [df[c] for c in by] if by else pd.Series("all", index=df.index, name="")
     for column in scores:
         values = df[column]
@@ -292,20 +291,25 @@ def _score_summary(df: pd.DataFrame, out: pd.DataFrame, by: list[str]) -> pd.Dat
             pd.api.types.is_bool_dtype(values)
             or values.dropna().map(lambda v: isinstance(v, bool)).all()
         )
-        numbers = values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
+        numbers = _score_numbers(values)
         grouped = numbers.groupby(keys, sort=False, dropna=False)
         out[column] = grouped.mean()
         if binary:
             passed, counts = grouped.sum(), grouped.count()
-            cis = [stats.binomtest(int(k), int(n)).proportion_ci(method="wilson") if n else None
-                   for k, n in zip(passed, counts, strict=True)]  # fmt: skip
-            out[f"{column}_low"] = pd.Series([c.low if c else np.nan for c in cis], passed.index)
-            out[f"{column}_high"] = pd.Series([c.high if c else np.nan for c in cis],
-                                              passed.index)  # fmt: skip
+            low, high = wilson_interval(passed.to_numpy(), counts.to_numpy(), 0.95)
+            out[f"{column}_low"] = pd.Series(low, passed.index)
+            out[f"{column}_high"] = pd.Series(high, passed.index)
     for column in judged:
         total = _numeric(df, column).groupby(keys, sort=False, dropna=False).sum(min_count=1)
         out[column] = total.astype("Int64") if column == "judge_tokens" else total
     return out
+
+
+def _score_numbers(values: pd.Series) -> pd.Series:
+    """A score column as floats (NaN: no score); a bool or number column at once."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)
+    return values.map(lambda v: np.nan if pd.isna(v) else float(v)).astype(float)
 
 
 def input_columns(df: pd.DataFrame) -> list[str]:

@@ -51,10 +51,12 @@ from .statistics import (
     number,
     p_text,
     pass_at_k,
+    sign_test_p,
     signed_rank_p,
     t_half,
     t_interval,
     verdict,
+    wilson_interval,
 )  # fmt: skip
 
 __all__ = ["Contrast", "contrast", "pass_at_k", "verdict"]
@@ -315,8 +317,6 @@ def _shown_cells(pairing: Pairing, df: pd.DataFrame, cells: pd.DataFrame) -> pd.
 def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float) -> pd.DataFrame:
     """One row per level (in the table's order): its scored cells and samples, the mean (a
     pass rate) with its interval, and with repeats the means of the cells' extras."""
-    from scipy import stats
-
     n = cells["n"].to_numpy()
     scored = n > 0
     level, size = pairing.cell_level[scored], len(pairing.levels)
@@ -328,15 +328,8 @@ def _levels(cells: pd.DataFrame, pairing: Pairing, kind: str, confidence: float)
     with np.errstate(invalid="ignore", divide="ignore"):
         if kind == "bool":
             passed = np.round(total).astype(int)
-            bounds = [
-                stats.binomtest(int(k), int(m)).proportion_ci(confidence, method="wilson")
-                if m
-                else None
-                for k, m in zip(passed, samples, strict=True)
-            ]
             out["mean"] = np.where(samples > 0, passed / samples, np.nan)
-            out["ci_low"] = [b.low if b else np.nan for b in bounds]
-            out["ci_high"] = [b.high if b else np.nan for b in bounds]
+            out["ci_low"], out["ci_high"] = wilson_interval(passed, samples, confidence)
         else:  # t over the cells' means
             centre = np.bincount(level, mean, size) / count
             spread = np.bincount(level, (mean - centre[level]) ** 2, size) / (count - 1)
@@ -406,8 +399,6 @@ def _compared(pairing: Pairing, levels: pd.DataFrame, against: Any) -> list[tupl
 def _pair(
     pairing: Pairing, cells: pd.DataFrame, a: int, b: int, kind: str, confidence: float
 ) -> dict[str, Any]:
-    from scipy import stats
-
     match: Match = pairing.match(a, b)
     n_cell = cells["n"].to_numpy()
     scored = (n_cell[match.a_cells] > 0) & (n_cell[match.b_cells] > 0)
@@ -428,7 +419,7 @@ def _pair(
         test = "McNemar exact test"
         gains, losses = int(((x == 0) & (y == 1)).sum()), int(((x == 1) & (y == 0)).sum())
         informative = gains + losses
-        p = stats.binomtest(gains, informative, 0.5).pvalue if informative else 1.0
+        p = sign_test_p(gains, informative) if informative else 1.0
     else:
         test = "Wilcoxon signed-rank test"
         informative = int((d != 0).sum())

@@ -85,7 +85,7 @@ def build(
     calls["tools"] = _tools(every)
     scores = _scores(every)
     extra = _result_filters(every, scores, calls["tools"], calls, levels)
-    run_ids = list(dict.fromkeys(str(r) for r in every["run_id"])) if len(every) else []
+    run_ids = list(dict.fromkeys(str(r) for r in every["run_id"].unique()))  # in order
     decided = every
     if labels:  # the decision sees each table as the run the page names it
         decided = every.assign(run_id=[labels[i] for i, f in enumerate(frames) for _ in f.index])
@@ -379,4 +379,5 @@ def _plain_list(column: pd.Series) -> list[Any]:
     if pd.api.types.is_integer_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         plain: list[Any] = column.astype(object).where(column.notna(), None).tolist()
         return plain  # Python ints and bools, None for NA
-    return [v if type(v) is str else _plain(v) for v in column.astype(object).tolist()]
+    values: list[Any] = column.astype(object).where(column.notna(), None).tolist()
+    return [v if v is None or type(v) is str else _plain(v) for v in values]
