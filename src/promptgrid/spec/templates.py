@@ -118,8 +118,8 @@ def _substitution(source: str) -> tuple[str, tuple[str, ...], int] | None:
     control) as a ``str.format`` string, its names and the length of its text; else None.
 
     Jinja prints such a tag as ``str(value)``, and its text as the lexer gives it, so the format
-    gives Jinja's output whenever every value is a string or a plain number: the fast path a plan of a million
-    cells needs (a Jinja render costs ~15x more)."""
+    gives Jinja's output whenever every value is a string or a plain number: the fast path a
+    plan of a million cells needs (a Jinja render costs ~15x more)."""
     if "\r" in source:
         return None  # Jinja turns "\r\n" into "\n": leave that to it
     texts, names = [""], []
