@@ -137,6 +137,7 @@ def scenario(name: str, repeats: int, base: str | None) -> None:
         (folder / "bare.py").write_text(BARE, encoding="utf-8")
         experiment(folder, calls, concurrency)
         src = HERE.parent / "src"
+        # A store of its own for every run: none finds another's answers in its cache.
         codes = {"promptgrid": src} | ({f"base {base}": base_tree(folder, base)} if base else {})
         samples: dict[str, list[Sample]] = {"bare": [], **{code: [] for code in codes}}
         for i in range(repeats):
@@ -144,7 +145,7 @@ def scenario(name: str, repeats: int, base: str | None) -> None:
             samples["bare"].append(measured(bare, folder, env))
             for code, path in codes.items():
                 run = [sys.executable, "-c", CLI, "run", "exp.yaml", "--base-url",
-                       srv.base_url, "--results-dir", f"r{i}-{len(samples[code])}",
+                       srv.base_url, "--results-dir", f"{code.split()[0]}-{i}",
                        "--no-progress"]  # fmt: skip
                 samples[code].append(measured(run, folder, {**env, "PYTHONPATH": str(path)}))
             print("   " + "; ".join(

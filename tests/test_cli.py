@@ -135,6 +135,20 @@ def test_the_api_and_its_operations_import_no_table_library() -> None:
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
 
 
+@pytest.mark.slow
+def test_a_runs_code_imports_no_numerical_library() -> None:
+    # What a run imports before its export (spec, store, engine, providers): numpy, pandas,
+    # scipy and pyarrow cost ~0.5 s and ~40 MB; the export imports pyarrow while calls wait
+    # (exports.prefetch), the DataFrame pandas, a race numpy (issue 24).
+    code = (
+        "import sys, promptgrid.cli, promptgrid.api, promptgrid.operations, promptgrid.runner\n"
+        "import promptgrid.providers.openai, promptgrid.providers.echo\n"
+        "print([m for m in ('numpy', 'pandas', 'scipy', 'pyarrow') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+
+
 def test_main_turns_errors_into_exit_codes(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["show", "--results-dir", str(tmp_path)])
