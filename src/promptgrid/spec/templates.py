@@ -152,7 +152,7 @@ def _substituted(form: str, names: tuple[str, ...], fixed: int,
     printed values) or the output would be over ``MAX_TEXT`` (Jinja then says so)."""
     values: list[str] = []
     for name in names:
-        value = context.get(name)
+        value: Any = context.get(name)
         kind = type(value)
         if kind is str:
             values.append(value)
