@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -252,3 +253,14 @@ def test_money_shows_digits_until_it_is_not_zero() -> None:
     assert usd(0.000042) == "$0.000042" and usd(0.0000123) == "$0.000012"
     assert usd(0.0099) == "$0.0099" and usd(1234.5) == "$1,234.5000" and usd(-5e-05) == "-$0.000050"
     assert usd(1e-15) == "$1e-15"  # never "$0.000000000000"
+
+
+def test_the_command_gives_arrow_the_c_allocator_unless_the_user_chose(monkeypatch) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    with contextlib.suppress(SystemExit):
+        main(["--help"])
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    with contextlib.suppress(SystemExit):
+        main(["--help"])
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "jemalloc"
