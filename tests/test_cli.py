@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -135,6 +136,20 @@ def test_the_api_and_its_operations_import_no_table_library() -> None:
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
 
 
+@pytest.mark.slow
+def test_a_runs_code_imports_no_numerical_library() -> None:
+    # What a run imports before its export (spec, store, engine, providers): numpy, pandas,
+    # scipy and pyarrow cost ~0.5 s and ~40 MB; the export imports pyarrow while calls wait
+    # (exports.prefetch), the DataFrame pandas, a race numpy (issue 24).
+    code = (
+        "import sys, promptgrid.cli, promptgrid.api, promptgrid.operations, promptgrid.runner\n"
+        "import promptgrid.providers.openai, promptgrid.providers.echo\n"
+        "print([m for m in ('numpy', 'pandas', 'scipy', 'pyarrow') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+
+
 def test_main_turns_errors_into_exit_codes(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["show", "--results-dir", str(tmp_path)])
@@ -238,3 +253,14 @@ def test_money_shows_digits_until_it_is_not_zero() -> None:
     assert usd(0.000042) == "$0.000042" and usd(0.0000123) == "$0.000012"
     assert usd(0.0099) == "$0.0099" and usd(1234.5) == "$1,234.5000" and usd(-5e-05) == "-$0.000050"
     assert usd(1e-15) == "$1e-15"  # never "$0.000000000000"
+
+
+def test_the_command_gives_arrow_the_c_allocator_unless_the_user_chose(monkeypatch) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    with contextlib.suppress(SystemExit):
+        main(["--help"])
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    with contextlib.suppress(SystemExit):
+        main(["--help"])
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "jemalloc"

@@ -430,3 +430,14 @@ def test_retry_rewrites_an_xlsx_exported_into_the_run_folder(
     df = promptgrid.retry(run.run_id, results_dir=folder.parent.parent, progress=False)
     assert len(sheet_rows(folder / "results.xlsx")) == len(df) + 1
     assert formats_present(folder) == ("csv", "xlsx")
+
+
+def test_prefetch_imports_what_the_export_and_the_frame_need() -> None:
+    from promptgrid.exports.prefetch import prefetch
+
+    thread = prefetch(["parquet", "csv"], frame=True)
+    if thread is not None:  # (None: this process had them all already)
+        thread.join(timeout=120)
+    needed = ("pyarrow.json", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "pandas")
+    assert all(name in sys.modules for name in needed)
+    assert prefetch(["parquet", "csv"], frame=True) is None  # nothing left to import

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -44,6 +45,9 @@ def both(source: str, context: dict[str, Any]) -> tuple[str, str]:
         {"q": "é ✓ \u2028 \x00", "tone": 3},  # a non-string value goes through Jinja
         {"q": ["a", 1], "tone": None},
         {"q": True, "tone": 0.5},
+        {"q": 7, "tone": -3},  # numbers: the fast path prints them as Jinja does
+        {"q": float("nan"), "tone": 1e300},
+        {"q": 10**30, "tone": False},  # a huge integer: Jinja, with its limit
     ],
 )
 def test_fast_path_renders_what_jinja_renders(source: str, context: dict[str, Any]) -> None:
@@ -65,6 +69,26 @@ def test_fast_path_equals_jinja_on_any_text(texts: list[str], values: list[str])
     context = {n: values[i % len(values)] for i, n in enumerate(names)}
     assert template._compiled is not None
     assert template.render(context) == template._compiled.render(context)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(), st.floats(), st.booleans()), min_size=2, max_size=2))
+def test_numbers_print_as_jinja_prints_them(values: list[Any]) -> None:
+    fast, jinja = both("n={{ a }}, {{ b }}.", {"a": values[0], "b": values[1]})
+    assert fast == jinja
+
+
+def test_numbers_take_the_fast_path() -> None:
+    # A var axis of numbers (``vars: {n: [1, 2, 3]}``) is common: it must not cost a Jinja
+    # render per cell. With Jinja taken away, only the fast path can answer.
+    template, _ = compile_template("Say {{ n }} and {{ x }} ({{ ok }}).")
+    fast = dataclasses.replace(template, _compiled=_NoJinja())
+    assert fast.render({"n": 3, "x": 0.25, "ok": True}) == "Say 3 and 0.25 (True)."
+
+
+class _NoJinja:
+    def render(self, context: Any) -> str:
+        raise AssertionError("rendered by Jinja")
 
 
 def test_missing_variable_is_jinjas_error() -> None:

@@ -11,6 +11,7 @@ inside the commands.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -1003,6 +1004,10 @@ def main(argv: list[str] | None = None) -> None:
             shown(message, category, *rest, **kw)
 
     shown, warnings.showwarning = warnings.showwarning, show
+    # Arrow's default pool (mimalloc) reserves ~20 MB up front for speed that exports of this
+    # size do not need (same CPU on 20,000 rows; issue 24, bench_startup.py). The command owns
+    # its process, so it picks the C allocator unless the user chose; the library does not.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         cli.main(args=argv, prog_name="promptgrid", standalone_mode=False)
     except PromptgridError as exc:

@@ -48,6 +48,7 @@ from .engine.scheduler import Endpoint, Scheduler, Summary
 from .engine.storeio import StoreIO
 from .errors import BudgetExceeded, ExitCode, PromptgridWarning, StoreError, UsageError
 from .exports import export, formats_present
+from .exports.prefetch import prefetch
 from .grid import cell_ids, expand, expand_only
 from .progress import make_progress
 from .providers import open_provider
@@ -186,6 +187,7 @@ async def execute(
                 skip = store.indexes(run.run_id, "ok" if selection.mode == "retry" else None)
                 run = _adopt_scores(store, run, experiment)
             redo: Redo = "errors" if selection.mode == "retry" else "missing"
+            prefetch(config.formats, frame=frame)  # the export's imports, while calls wait
             summary, judged, batched = await _schedule(
                 store, config, run, skip, owner, handle, redo, mode=selection.mode
             )

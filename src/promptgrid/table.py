@@ -108,7 +108,9 @@ def _arrow(records: list[dict[str, Any]], run: RunInfo) -> pa.Table:
     import pyarrow.json as pa_json
 
     data = "\n".join(_line(record) for record in records).encode()
-    read = pa_json.ReadOptions(block_size=max(len(data) + 1, 1 << 20))  # a row never splits
+    # One block (a row never splits), so threads would have nothing to share: without them the
+    # reader starts no thread pool (and its memory).
+    read = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
     parse = pa_json.ParseOptions(explicit_schema=schema(run))
     return pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
 

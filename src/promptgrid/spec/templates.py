@@ -112,6 +112,12 @@ def _compiled(source: str) -> Template:
     return Template(source, variables, _ENV.from_string(ast), _substitution(source))
 
 
+#: Types whose exact instances Jinja prints as ``str(value)``: the fast path prints them too.
+#: (Subclasses, such as an enum, may print otherwise: Jinja renders those.)
+_PRINTED_AS_STR = frozenset({int, float, bool})
+#: An integer this large goes through Jinja, which applies its size limit on printed values.
+_BIG_INT = 10**18
+
 #: Names Jinja reads as constants, not variables.
 _CONSTANTS = frozenset({"true", "false", "none", "True", "False", "None"})
 
@@ -121,8 +127,8 @@ def _substitution(source: str) -> tuple[str, tuple[str, ...], int] | None:
     control) as a ``str.format`` string, its names and the length of its text; else None.
 
     Jinja prints such a tag as ``str(value)``, and its text as the lexer gives it, so the format
-    gives Jinja's output whenever every value is a string: the fast path a plan of a million
-    cells needs (a Jinja render costs ~15x more)."""
+    gives Jinja's output whenever every value is a string or a plain number: the fast path a
+    plan of a million cells needs (a Jinja render costs ~15x more)."""
     if "\r" in source:
         return None  # Jinja turns "\r\n" into "\n": leave that to it
     texts, names = [""], []
@@ -151,14 +157,18 @@ def _substitution(source: str) -> tuple[str, tuple[str, ...], int] | None:
 def _substituted(form: str, names: tuple[str, ...], fixed: int,
                  context: Mapping[str, Any]) -> str | None:  # fmt: skip
     """The template rendered with ``context``, or None when a name is missing or not a string
-    (Jinja then renders it, with its error, its globals and its checks on printed values) or
-    the output would be over ``MAX_TEXT`` (Jinja then says so)."""
+    or a plain number (Jinja then renders it, with its error, its globals and its checks on
+    printed values) or the output would be over ``MAX_TEXT`` (Jinja then says so)."""
     values: list[str] = []
     for name in names:
-        value = context.get(name)
-        if type(value) is not str:
+        value: Any = context.get(name)
+        kind = type(value)
+        if kind is str:
+            values.append(value)
+        elif kind in _PRINTED_AS_STR and not (kind is int and abs(value) >= _BIG_INT):
+            values.append(str(value))  # as Jinja prints it (a var axis of numbers is common)
+        else:
             return None
-        values.append(value)
     if fixed + sum(map(len, values)) > MAX_TEXT:
         return None
     return form.format(*values)
