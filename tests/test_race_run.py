@@ -499,16 +499,24 @@ def test_kill_9_mid_race_then_resume_sends_nothing_twice_and_decides_the_same(
             run(path, tmp_path / "again")  # the uninterrupted race, for reference
         again = promptgrid.standings(results_dir=tmp_path / "again")
         assert again is not None and again.record.finished
-        held = block_order(80, 0)[rounds_stored(tmp_path / "again")[2][1]]  # in round 3
+        reference = rounds_stored(tmp_path / "again")
+        held = block_order(80, 0)[reference[2][1]]  # in round 3
+        assert calls_through(reference, len(reference)) == again.calls  # the count below holds
+        through_3 = calls_through(reference, 3)
         server.reset_stats()
         server.script_for(f"strong {held}:", ["stall"])  # its first call hangs
         results = tmp_path / "results"
 
         def stopped_in_round_3() -> bool:
+            # Every call of rounds 1-3 sent, the held one alone in flight, every answer
+            # committed: nothing more can be answered before the kill lands (an answer that
+            # arrived after the check and died uncommitted with the process would be paid
+            # again on resume: a kill's loss, not a resume's).
             stats = server.stats()
             answered = stats["requests"] - stats["in_flight"]
             try:
-                return (len(rounds_stored(results)) == 2 and stats["in_flight"] == 1
+                return (stats["requests"] == through_3 and stats["in_flight"] == 1
+                        and len(rounds_stored(results)) == 2
                         and committed(results) == answered)  # fmt: skip
             except sqlite3.OperationalError:  # the store is not there yet
                 return False
@@ -539,6 +547,17 @@ def test_kill_9_mid_race_then_resume_sends_nothing_twice_and_decides_the_same(
     # Each answer paid once; only the call held at the kill was sent again.
     assert set(stats["answered"].values()) == {1} and sum(stats["answered"].values()) == again.calls
     assert stats["requests"] == again.calls + 1
+
+
+def calls_through(rounds: dict[int, tuple[list[str], int]], last: int) -> int:
+    """Calls a race makes in its rounds 1 to ``last``: each round runs its variants on the
+    blocks added since the round before (one call a cell: no repeats)."""
+    before, calls = 0, 0
+    for number in range(1, last + 1):
+        variants, blocks = rounds[number]
+        calls += len(variants) * (blocks - before)
+        before = blocks
+    return calls
 
 
 def committed(results: Path) -> int:
