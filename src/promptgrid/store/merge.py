@@ -31,10 +31,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import RunOwned, StoreError, UsageError
@@ -46,6 +48,13 @@ from .owners import Owner, alive
 from .records import RunInfo, now
 
 __all__ = ["merge", "shard_runs"]
+
+#: The page cache of a merge into a new store, in KiB: the indexes copied rows are inserted
+#: into stay in memory (the peak resident memory of a merge of a million rows stays < 300 MB).
+_CACHE_KIB = 128 * 1024
+
+#: The index the merge itself reads (answers the output holds already): kept while it copies.
+_KEPT = {"responses_cell"}
 
 #: A shard's settings that were its own (its part, its limits and budget, its store's answer
 #: ids): not the merged run's.
@@ -68,23 +77,106 @@ def merge(
     by_source: defaultdict[Path, list[ShardRun]] = defaultdict(list)
     for _, run in sorted(plan.chosen.items()):
         by_source[run.source].append(run)
-    owner = Owner.me()
-    with Store.in_dir(output) as store:
-        merged, fresh = _merged_run(store, plan, infos[plan.chosen[min(plan.chosen)].run_id],
-                                    run_id)  # fmt: skip
-        leases.acquire(store, merged, owner)  # another merge into this run: RunOwned
-        status = "incomplete"
-        try:
-            store.db.create_function("pg_shard", 2, shard_of, deterministic=True)
-            for folder, runs in by_source.items():
-                _copy_source(store, folder, runs, merged, fresh)
-            status = _status(store, merged, plan)
-        finally:
-            with contextlib.suppress(StoreError):
-                leases.release(store, merged, owner, status)
-        info = store.run(merged)
-    assert info is not None
+    first = infos[plan.chosen[min(plan.chosen)].run_id]
+
+    def into(store: Store) -> RunInfo:
+        return _merge_into(store, plan, first, by_source, run_id)
+
+    target = Path(output) / STORE_NAME
+    info = None if target.exists() else _aside(Path(output), into)
+    if info is None:  # the output holds a store (or one appeared while merging aside)
+        with Store(target) as store:
+            info = into(store)
     return plan, info
+
+
+def _merge_into(
+    store: Store,
+    plan: MergePlan,
+    first: RunInfo,
+    by_source: Mapping[Path, Sequence[ShardRun]],
+    run_id: str,
+) -> RunInfo:
+    """The merge into ``store``, each source in a transaction of its own; the merged run."""
+    owner = Owner.me()
+    merged, fresh = _merged_run(store, plan, first, run_id)
+    leases.acquire(store, merged, owner)  # another merge into this run: RunOwned
+    status = "incomplete"
+    try:
+        store.db.create_function("pg_shard", 2, shard_of, deterministic=True)
+        for folder, runs in by_source.items():
+            _copy_source(store, folder, runs, merged, fresh)
+        status = _status(store, merged, plan)
+    finally:
+        with contextlib.suppress(StoreError):
+            leases.release(store, merged, owner, status)
+    info = store.run(merged)
+    assert info is not None
+    return info
+
+
+def _aside(output: Path, work: Callable[[Store], RunInfo]) -> RunInfo | None:
+    """A new output store, made by ``work`` in a file beside it and put in place whole when
+    done: a failure leaves nothing. Being new and unseen, the file is written without a journal,
+    with its secondary indexes made at the end (sorting once is cheaper than inserting a million
+    rows in hash order), then synced, then linked in place. None (nothing written) if a store
+    appeared there meanwhile (another merge, a run): merge into it then."""
+    made = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".merging-", suffix=f".{STORE_NAME}", dir=output)
+    os.close(fd)
+    aside = Path(name)
+    try:
+        with Store(aside) as store:
+            info = _built(store, work)
+        with open(aside, "rb") as file:  # written without syncs: durable before it is seen
+            os.fsync(file.fileno())
+        try:
+            os.link(aside, output / STORE_NAME)  # never over a store that appeared meanwhile
+        except FileExistsError:
+            return None
+        _sync_folder(output)
+        return info
+    except (sqlite3.Error, OSError) as exc:
+        raise translate(exc, output / STORE_NAME, "merging") from None
+    finally:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{aside}{suffix}")
+        if made:
+            with contextlib.suppress(OSError):
+                output.rmdir()  # only if empty: nothing was put in place
+
+
+def _built(store: Store, work: Callable[[Store], RunInfo]) -> RunInfo:
+    """``work`` on a new store no other process sees: no journal, no syncs, a large cache,
+    secondary indexes dropped before and made again after (the same SQL: the same schema)."""
+    db = store.db
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).fetchall()
+    for index, _ in indexes:
+        if index not in _KEPT:
+            db.execute(f'DROP INDEX "{index}"')
+    info = work(store)
+    for index, sql in indexes:
+        if index not in _KEPT:
+            db.execute(sql)
+    db.execute("PRAGMA journal_mode=WAL")  # as every store is
+    return info
+
+
+def _sync_folder(folder: Path) -> None:
+    """The folder's entry of a new file made durable (where the platform can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def shard_runs(
@@ -155,9 +247,9 @@ def _copy_source(
             with store.transaction():
                 offset = store.newest_response()
                 live = _snapshot(db, runs)  # the first read of the source: its snapshot
-                _copy_cache(db, offset)
+                answer = _copy_cache(db, offset)
                 for run in runs:
-                    _copy_rows(db, run, live[run.run_id], merged, fresh)
+                    _copy_rows(db, run, live[run.run_id], merged, fresh, answer)
         finally:
             db.execute("DETACH DATABASE src")
     except (sqlite3.Error, OSError) as exc:
@@ -226,29 +318,35 @@ def _copy(
     db.execute(f"{verb} INTO main.{table} ({', '.join(columns)}) SELECT {values} {rest}", args)
 
 
-def _copy_cache(db: sqlite3.Connection, offset: int) -> None:
-    """Every request and answer of the source. An answer gets the id ``offset`` past its own,
-    unless the output holds it already (the same request, answered at the same instant)."""
-    _copy(db, "requests", "FROM src.requests s", verb="INSERT OR IGNORE")
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS ids (src INTEGER PRIMARY KEY, dst INTEGER)")
-    db.execute("DELETE FROM temp.ids")
-    db.execute(
-        "INSERT INTO temp.ids SELECT s.id, COALESCE((SELECT m.id FROM main.responses m "
-        "WHERE m.cell_id = s.cell_id AND m.created_at = s.created_at), s.id + ?) "
-        "FROM src.responses s",
-        (offset,),
-    )
-    new = "JOIN temp.ids i ON i.src = s.{} WHERE i.dst > ?"
-    _copy(db, "responses", "FROM src.responses s " + new.format("id"), (offset,),
-          {"id": "i.dst"})  # fmt: skip
-    _copy(db, "choices", "FROM src.choices s " + new.format("response_id"), (offset,),
-          {"response_id": "i.dst"})  # fmt: skip
+def _copy_cache(db: sqlite3.Connection, offset: int) -> str:
+    """Every request and answer of the source; the SQL expression of the output's id of the
+    answer a source's column ``{}`` points at. An answer gets the id ``offset`` past its own,
+    unless the output holds it already (the same request, answered at the same instant).
+    Rows go in in the order of the output's key, so each is added where the last one was."""
+    _copy(db, "requests", "FROM src.requests s ORDER BY s.cell_id", verb="INSERT OR IGNORE")
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS held (src INTEGER PRIMARY KEY, dst INTEGER)")
+    db.execute("DELETE FROM temp.held")
+    if offset:  # the output holds answers: which of these are among them
+        db.execute(
+            "INSERT INTO temp.held SELECT src, dst FROM (SELECT s.id AS src, (SELECT m.id "
+            "FROM main.responses m WHERE m.cell_id = s.cell_id AND m.created_at = s.created_at "
+            "ORDER BY m.id LIMIT 1) AS dst FROM src.responses s) WHERE dst IS NOT NULL"
+        )
+    moved = f"s.{{0}} + {offset:d}"
+    if db.execute("SELECT 1 FROM temp.held LIMIT 1").fetchone() is not None:
+        moved = f"COALESCE((SELECT h.dst FROM temp.held h WHERE h.src = s.{{0}}), {moved})"
+    new = "WHERE s.{} NOT IN (SELECT src FROM temp.held)"
+    _copy(db, "responses", "FROM src.responses s " + new.format("id"), (),
+          {"id": moved.format("id")})  # fmt: skip
+    _copy(db, "choices", "FROM src.choices s " + new.format("response_id"), (),
+          {"response_id": moved.format("response_id")})  # fmt: skip
+    return moved.format("response_id")
 
 
-def _copy_rows(db: sqlite3.Connection, run: ShardRun, held: _Held, merged: str,
-               fresh: bool) -> None:  # fmt: skip
-    """A shard run's rows under the merged run's id (the ones it had replaced), and its row
-    in ``shards``."""
+def _copy_rows(db: sqlite3.Connection, run: ShardRun, held: _Held, merged: str, fresh: bool,
+               answer: str) -> None:  # fmt: skip
+    """A shard run's rows under the merged run's id (the ones it had replaced), ``answer`` the
+    output's answer id of a row's ``response_id``, and its row in ``shards``."""
     index, count = run.shard.index, run.shard.count
     status, cells, done, ok = held
     before = db.execute(
@@ -259,14 +357,12 @@ def _copy_rows(db: sqlite3.Connection, run: ShardRun, held: _Held, merged: str,
         return  # merged before as it is now
     if not fresh:
         _drop_shard(db, merged, index, count)
-    where = "WHERE s.run_id = ?"
-    answer = "LEFT JOIN temp.ids i ON i.src = s.response_id " + where
+    where = "WHERE s.run_id = ? ORDER BY s.idx"
     own = {"run_id": "?"}
-    _copy(db, "results", f"FROM src.results s {answer}", (merged, run.run_id),
-          {**own, "response_id": "i.dst"})  # fmt: skip
-    _copy(db, "attempts", f"FROM src.attempts s {where}", (merged, run.run_id), own)
-    _copy(db, "judge_calls", f"FROM src.judge_calls s {answer}", (merged, run.run_id),
-          {**own, "response_id": "i.dst"})  # fmt: skip
+    answered = {**own, "response_id": answer}
+    _copy(db, "results", f"FROM src.results s {where}", (merged, run.run_id), answered)
+    _copy(db, "attempts", f"FROM src.attempts s {where}, s.rowid", (merged, run.run_id), own)
+    _copy(db, "judge_calls", f"FROM src.judge_calls s {where}", (merged, run.run_id), answered)
     _copy(db, "scores", f"FROM src.scores s {where}", (merged, run.run_id), own)
     db.execute(
         "INSERT OR REPLACE INTO shards (run_id, shard, count, source, source_run, status, "
