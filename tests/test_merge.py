@@ -200,29 +200,27 @@ def test_merging_refuses_a_shard_being_run(tmp_path: Path, monkeypatch, capsys) 
     assert not (tmp_path / "m").exists()  # nothing written, not even the merged run
 
 
-def test_a_merge_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    """Into a new folder: the shards copied before the failure are not left behind (nor the
-    file the merge was building); into a store that exists, the sources copied stay."""
+def test_a_merge_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The disk fills up after the cache was copied: into a new folder, nothing is left (not
+    the file the merge was building, nor the folder); into a store that exists, it is as it
+    was (the source's transaction rolled back)."""
     folders = shards(tmp_path, 3)
-    real = store_merge._copy_source
-    copied: list[Path] = []
+    real = store_merge._copy_rows
 
-    def then_start(store: Store, folder: Path, *args: Any) -> None:
-        if copied:  # the second source starts running after the first was copied
-            with Store.in_dir(folder) as source:
-                leases.acquire(source, source.runs()[0].run_id, Owner.me())
-        real(store, folder, *args)
-        copied.append(folder)
+    def then_fail(*args: Any) -> None:
+        real(*args)
+        raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(store_merge, "_copy_source", then_start)
-    with pytest.raises(RunOwned, match="started running"):
-        promptgrid.merge(folders, output=tmp_path / "new")
-    assert len(copied) == 1 and not (tmp_path / "new").exists()
-    (tmp_path / "kept").mkdir()
-    (tmp_path / "kept" / "notes.txt").write_text("mine")
-    with pytest.raises(RunOwned):
-        promptgrid.merge(folders[::2], output=tmp_path / "kept")
-    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
+    monkeypatch.setattr(store_merge, "_copy_rows", then_fail)
+    code, _, err = cli("merge", *folders, "-o", tmp_path / "new", capsys=capsys)
+    assert code == 5 and "full" in err and "Traceback" not in err
+    assert not (tmp_path / "new").exists()
+    promptgrid.run({**PLAIN, "name": "other"}, results_dir=tmp_path / "kept", progress=False)
+    tables = ("requests", "responses", "results", "attempts")
+    before = [count(tmp_path / "kept", f"SELECT COUNT(*) FROM {t}") for t in tables]
+    code, _, err = cli("merge", *folders, "-o", tmp_path / "kept", capsys=capsys)
+    assert code == 5 and "full" in err
+    assert [count(tmp_path / "kept", f"SELECT COUNT(*) FROM {t}") for t in tables] == before
 
 
 def test_a_merge_into_a_new_folder_is_a_store_like_any(tmp_path: Path) -> None:

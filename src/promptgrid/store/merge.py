@@ -53,9 +53,6 @@ __all__ = ["merge", "shard_runs"]
 #: into stay in memory (the peak resident memory of a merge of a million rows stays < 300 MB).
 _CACHE_KIB = 128 * 1024
 
-#: The index the merge itself reads (answers the output holds already): kept while it copies.
-_KEPT = {"responses_cell"}
-
 #: A shard's settings that were its own (its part, its limits and budget, its store's answer
 #: ids): not the merged run's.
 _OWN = ("shard", "cache_floor", "rpm", "tpm", "concurrency", "max_cost")
@@ -117,10 +114,10 @@ def _merge_into(
 
 def _aside(output: Path, work: Callable[[Store], RunInfo]) -> RunInfo | None:
     """A new output store, made by ``work`` in a file beside it and put in place whole when
-    done: a failure leaves nothing. Being new and unseen, the file is written without a journal,
-    with its secondary indexes made at the end (sorting once is cheaper than inserting a million
-    rows in hash order), then synced, then linked in place. None (nothing written) if a store
-    appeared there meanwhile (another merge, a run): merge into it then."""
+    done: a failure leaves nothing. Being new and unseen, the file is written without a journal
+    or syncs, with its secondary indexes made at the end (sorting once is cheaper than inserting
+    a million rows in hash order), then synced, then linked in place. None (nothing written) if
+    a store appeared there meanwhile (another merge, a run): merge into it then."""
     made = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".merging-", suffix=f".{STORE_NAME}", dir=output)
@@ -155,18 +152,31 @@ def _built(store: Store, work: Callable[[Store], RunInfo]) -> RunInfo:
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
     db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
-    indexes = db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-    ).fetchall()
-    for index, _ in indexes:
-        if index not in _KEPT:
-            db.execute(f'DROP INDEX "{index}"')
+    db.execute(_PUT_OFF)
+    db.execute(
+        "INSERT INTO temp.put_off SELECT name, sql FROM sqlite_master "
+        "WHERE type = 'index' AND sql IS NOT NULL"
+    )
+    for (index,) in db.execute("SELECT name FROM temp.put_off").fetchall():
+        db.execute(f'DROP INDEX "{index}"')
     info = work(store)
-    for index, sql in indexes:
-        if index not in _KEPT:
-            db.execute(sql)
+    for (index,) in db.execute("SELECT name FROM temp.put_off").fetchall():
+        _put_back(db, index)
     db.execute("PRAGMA journal_mode=WAL")  # as every store is
     return info
+
+
+#: The secondary indexes a merge into a new store has dropped, to make at the end.
+_PUT_OFF = "CREATE TEMP TABLE IF NOT EXISTS put_off (name TEXT PRIMARY KEY, sql TEXT NOT NULL)"
+
+
+def _put_back(db: sqlite3.Connection, index: str) -> None:
+    """A secondary index the merge dropped, made again now (nothing if it was not dropped)."""
+    db.execute(_PUT_OFF)
+    row = db.execute("SELECT sql FROM temp.put_off WHERE name = ?", (index,)).fetchone()
+    if row is not None:
+        db.execute(row[0])
+        db.execute("DELETE FROM temp.put_off WHERE name = ?", (index,))
 
 
 def _sync_folder(folder: Path) -> None:
@@ -323,10 +333,16 @@ def _copy_cache(db: sqlite3.Connection, offset: int) -> str:
     answer a source's column ``{}`` points at. An answer gets the id ``offset`` past its own,
     unless the output holds it already (the same request, answered at the same instant).
     Rows go in in the order of the output's key, so each is added where the last one was."""
+    changes = db.total_changes
     _copy(db, "requests", "FROM src.requests s ORDER BY s.cell_id", verb="INSERT OR IGNORE")
+    new_requests = db.total_changes - changes
     db.execute("CREATE TEMP TABLE IF NOT EXISTS held (src INTEGER PRIMARY KEY, dst INTEGER)")
     db.execute("DELETE FROM temp.held")
-    if offset:  # the output holds answers: which of these are among them
+    requests = db.execute("SELECT COUNT(*) FROM src.requests").fetchone()[0]
+    # An answer's request is stored with it, so an answer the output holds has its request
+    # there: a source none of whose requests the output held holds none of its answers.
+    if offset and new_requests < requests:  # which of these answers the output holds
+        _put_back(db, "responses_cell")  # the look-up reads it
         db.execute(
             "INSERT INTO temp.held SELECT src, dst FROM (SELECT s.id AS src, (SELECT m.id "
             "FROM main.responses m WHERE m.cell_id = s.cell_id AND m.created_at = s.created_at "
