@@ -6,6 +6,13 @@ output store in one transaction with the source ATTACHed read-only. So a source 
 snapshot — its lease is checked in that snapshot, and a shard found running is refused, never
 read half-way — and the output holds all of a source's part or none of it.
 
+Into a folder with no store yet (the usual case), the store is built in a file beside the
+output's and linked in place when it is whole, so a failing merge leaves nothing there. Nobody
+else sees that file: it is written without a journal or syncs (synced once at the end), and its
+secondary indexes are made after the copy, sorting once instead of inserting a million rows in
+hash order. Every copy is one ``INSERT ... SELECT`` per table, rows in the order of the output's
+key; no row passes through Python.
+
 What is copied, keyed by request hash, so the cache and the results join as they would have on
 one machine:
 
@@ -33,8 +40,8 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -49,9 +56,10 @@ from .records import RunInfo, now
 
 __all__ = ["merge", "shard_runs"]
 
-#: The page cache of a merge into a new store, in KiB: the indexes copied rows are inserted
-#: into stay in memory (the peak resident memory of a merge of a million rows stays < 300 MB).
-_CACHE_KIB = 128 * 1024
+#: The page cache of a merge into a new store, in KiB. Measured on a million rows: 32 MB, 128 MB
+#: and 256 MB take the same CPU time (rows go in in key order), with a peak resident memory of
+#: 127, 271 and 409 MB.
+_CACHE_KIB = 32 * 1024
 
 #: A shard's settings that were its own (its part, its limits and budget, its store's answer
 #: ids): not the merged run's.
@@ -120,9 +128,7 @@ def _aside(output: Path, work: Callable[[Store], RunInfo]) -> RunInfo | None:
     a store appeared there meanwhile (another merge, a run): merge into it then."""
     made = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".merging-", suffix=f".{STORE_NAME}", dir=output)
-    os.close(fd)
-    aside = Path(name)
+    aside = output / f".merging-{uuid.uuid4().hex[:16]}.{STORE_NAME}"  # SQLite makes it
     try:
         with Store(aside) as store:
             info = _built(store, work)
@@ -288,10 +294,10 @@ def _snapshot(db: sqlite3.Connection, runs: Sequence[ShardRun]) -> dict[str, _He
     at = time.time()
     for run in runs:
         row = db.execute(
-            "SELECT r.status, r.total, o.pid, o.host, o.heartbeat, "
-            "(SELECT COUNT(*) FROM src.results WHERE run_id = r.run_id), "
-            "(SELECT COUNT(*) FROM src.results WHERE run_id = r.run_id AND status = 'ok') "
-            "FROM src.runs r LEFT JOIN src.owners o ON o.owner = r.owner WHERE r.run_id = ?",
+            "SELECT r.status, r.total, o.pid, o.host, o.heartbeat, c.done, c.ok "
+            "FROM src.runs r LEFT JOIN src.owners o ON o.owner = r.owner, "
+            "(SELECT COUNT(*) AS done, COALESCE(SUM(status = 'ok'), 0) AS ok FROM src.results "
+            "WHERE run_id = ?1) c WHERE r.run_id = ?1",
             (run.run_id,),
         ).fetchone()
         if row is None:
