@@ -1,14 +1,20 @@
 """Merge benchmark (issue 25): 10 shards of 100,000 rows each joined into one run.
 
-    .venv/bin/python benchmarks/bench_merge.py [--shards 10] [--rounds 3]
+    .venv/bin/python benchmarks/bench_merge.py [--shards 10] [--rows 100000] [--repeats 3]
+        [--jobs 2] [--keep DIR]
 
 Target: the merge in <= 10 s at <= 300 MB peak RSS. The sources are the 10 shards of a
-1,000,000-cell echo grid (1,000 × 1,000 vars), written through the store's own write path as a
-shard's run writes them: per cell its request, answer, result row and attempt; each shard's run
-records its shard and the grid (built once, not timed).
+1,000,000-cell echo grid (1,000 × 1,000 vars), each written as ``promptgrid run FILE --shard
+I/10`` on the echo provider writes it, through the store's own write path: the run (its shard
+and the grid's digest recorded) and its lease, per cell its request, answer, result row and
+attempt in commits of 5,000 rows, then the run released as finished. The parent walks the
+grid's ids once (the walk a shard's run makes to record the grid) and hands each shard its
+cells' indexes; ``--jobs`` child processes then write the shards at once, each rendering only
+its shards' cells (built once, not timed; ``--keep DIR`` keeps them for the next run).
 
-Timed, each in a child process (peak memory is its largest resident set, from ``wait4``), the
-median of ``--rounds`` rounds, each into a fresh output folder:
+Timed, each in a child process (CPU seconds and peak memory from ``wait4``), turn about,
+``--repeats`` times, each into a new output folder; printed as median (min-max), with the load
+average at the start and the end:
 
 - **baseline**: a plain SQLite copy of the same rows — the output store created, each source
   ATTACHed, ``INSERT INTO ... SELECT`` of its requests, answers (ids moved past the output's),
@@ -68,10 +74,9 @@ def build(folder: Path, count: int, rows: int, jobs: int) -> list[Path]:
     for index, out in enumerate(folders):
         out.mkdir()
         (out / "cells.bin").write_bytes(mine[index].tobytes())
+    child = [sys.executable, __file__, "--shards", str(count), "--build-shards", str(path)]
     children = [
-        subprocess.Popen([sys.executable, __file__, "--shards", str(count), "--build-shards",
-                          str(path), grid.grid, str(grid.cells), *map(str, folders[job::jobs])])
-        # fmt: skip
+        subprocess.Popen([*child, grid.grid, str(grid.cells), *map(str, folders[job::jobs])])
         for job in range(jobs)
     ]
     for child in children:
@@ -84,8 +89,9 @@ def build(folder: Path, count: int, rows: int, jobs: int) -> list[Path]:
 
 def build_shard(path: Path, grid: str, cells: int, out: Path, count: int) -> None:
     """One shard's store as ``promptgrid run FILE --shard I/N`` on the echo provider writes
-    it, through the store's own write path: its run (recording its shard and the grid) and lease, per
-    cell its request, answer, result row and attempt, in commits of 5,000 rows, then finished.
+    it, through the store's own write path: its run (recording its shard and the grid) and
+    lease, per cell its request, answer, result row and attempt, in commits of 5,000 rows, then
+    the run released as finished.
     Only the shard's cells are rendered (``cells.bin``: their indexes, from the parent's one
     walk of the grid's ids)."""
     from promptgrid.api import Experiment
@@ -221,8 +227,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="cells per shard (about)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="processes building the shards")
-    parser.add_argument("--keep", type=Path, help="build the shards in this folder, or reuse "
-                        "the ones built there before (same --shards and --rows)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the shards in this folder, or reuse "
+        "the ones built there before (same --shards and --rows)",
+    )
     parser.add_argument("--build-shards", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.build_shards:  # a child of build()
@@ -248,8 +258,9 @@ def main() -> None:
                       f"{results[name][-1][1]:7.2f} CPU s", flush=True)  # fmt: skip
         whole = timed([PROMPTGRID, "merge", *sources, "-o", str(folder / "cli")])
     print(f"load average at the end: {load()}")
-    print(f"\n{total:,} rows in {options.shards} shards, {options.repeats} repeats; "
-          "median (min-max)")
+    print(
+        f"\n{total:,} rows in {options.shards} shards, {options.repeats} repeats; median (min-max)"
+    )
     print(f"{'':<15}{'seconds':>22}{'CPU seconds':>22}{'peak MB':>9}")
     for name, runs in results.items():
         print(f"{name:<15}{spread([r[0] for r in runs]):>22}{spread([r[1] for r in runs]):>22}"

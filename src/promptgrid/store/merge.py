@@ -349,10 +349,10 @@ def _copy_cache(db: sqlite3.Connection, offset: int) -> str:
     # there: a source none of whose requests the output held holds none of its answers.
     if offset and new_requests < requests:  # which of these answers the output holds
         _put_back(db, "responses_cell")  # the look-up reads it
-        db.execute(
-            "INSERT INTO temp.held SELECT src, dst FROM (SELECT s.id AS src, (SELECT m.id "
-            "FROM main.responses m WHERE m.cell_id = s.cell_id AND m.created_at = s.created_at "
-            "ORDER BY m.id LIMIT 1) AS dst FROM src.responses s) WHERE dst IS NOT NULL"
+        db.execute(  # one look-up an answer (a scalar subquery here was made twice)
+            "INSERT INTO temp.held SELECT s.id, MIN(m.id) FROM src.responses s "
+            "JOIN main.responses m ON m.cell_id = s.cell_id AND m.created_at = s.created_at "
+            "GROUP BY s.id"
         )
     moved = f"s.{{0}} + {offset:d}"
     if db.execute("SELECT 1 FROM temp.held LIMIT 1").fetchone() is not None:
