@@ -134,10 +134,15 @@ def _aside(output: Path, work: Callable[[Store], RunInfo]) -> RunInfo | None:
             info = _built(store, work)
         with open(aside, "rb") as file:  # written without syncs: durable before it is seen
             os.fsync(file.fileno())
+        target = output / STORE_NAME
         try:
-            os.link(aside, output / STORE_NAME)  # never over a store that appeared meanwhile
+            os.link(aside, target)  # never over a store that appeared meanwhile
         except FileExistsError:
             return None
+        except OSError:  # a file system without hard links
+            if target.exists():
+                return None
+            os.replace(aside, target)
         _sync_folder(output)
         return info
     except (sqlite3.Error, OSError) as exc:
@@ -152,7 +157,7 @@ def _aside(output: Path, work: Callable[[Store], RunInfo]) -> RunInfo | None:
 
 
 def _built(store: Store, work: Callable[[Store], RunInfo]) -> RunInfo:
-    """``work`` on a new store no other process sees: no journal, no syncs, a large cache,
+    """``work`` on a new store no other process sees: no journal, no syncs, a bigger page cache,
     secondary indexes dropped before and made again after (the same SQL: the same schema)."""
     db = store.db
     db.execute("PRAGMA journal_mode=OFF")
