@@ -197,7 +197,75 @@ def test_merging_refuses_a_shard_being_run(tmp_path: Path, monkeypatch, capsys) 
     monkeypatch.setattr(store_merge, "plan_merge", then_start)
     with pytest.raises(RunOwned, match="started running"):
         promptgrid.merge(folders, output=tmp_path / "m")
-    assert count(tmp_path / "m", "SELECT COUNT(*) FROM results") == 0
+    assert not (tmp_path / "m").exists()  # nothing written, not even the merged run
+
+
+def test_a_merge_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The disk fills up after the cache was copied: into a new folder, nothing is left (not
+    the file the merge was building, nor the folder); into a store that exists, it is as it
+    was (the source's transaction rolled back)."""
+    folders = shards(tmp_path, 3)
+    real = store_merge._copy_rows
+
+    def then_fail(*args: Any) -> None:
+        real(*args)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store_merge, "_copy_rows", then_fail)
+    code, _, err = cli("merge", *folders, "-o", tmp_path / "new", capsys=capsys)
+    assert code == 5 and "full" in err and "Traceback" not in err
+    assert not (tmp_path / "new").exists()
+    promptgrid.run({**PLAIN, "name": "other"}, results_dir=tmp_path / "kept", progress=False)
+    tables = ("requests", "responses", "results", "attempts")
+    before = [count(tmp_path / "kept", f"SELECT COUNT(*) FROM {t}") for t in tables]
+    code, _, err = cli("merge", *folders, "-o", tmp_path / "kept", capsys=capsys)
+    assert code == 5 and "full" in err
+    assert [count(tmp_path / "kept", f"SELECT COUNT(*) FROM {t}") for t in tables] == before
+
+
+def test_a_merge_into_a_new_folder_is_a_store_like_any(tmp_path: Path) -> None:
+    """Built aside without a journal and its indexes made at the end: the same schema, WAL,
+    intact, and the merged rows reachable through every index."""
+    folders = shards(tmp_path, 2)
+    merged = promptgrid.merge(folders, output=tmp_path / "m")
+    with Store.in_dir(tmp_path / "one") as store:  # a store made the ordinary way
+        expected = store.db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+        expected = expected.fetchall()
+    with closing(sqlite3.connect(tmp_path / "m" / "promptgrid.sqlite")) as db:
+        schema = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+        assert schema == expected
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        found = db.execute(
+            "SELECT COUNT(*) FROM attempts INDEXED BY attempts_cell WHERE run_id = ?",
+            (merged.run_id,),
+        ).fetchone()[0]
+        answers = db.execute(
+            "SELECT COUNT(*) FROM responses INDEXED BY responses_cell WHERE cell_id > ''"
+        ).fetchone()[0]
+    assert found == sum(count(f, "SELECT COUNT(*) FROM attempts") for f in folders) > 0
+    assert answers == sum(count(f, "SELECT COUNT(*) FROM responses") for f in folders) > 0
+    assert merged.counts["ok"] == 32
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["promptgrid.sqlite", "twins"]
+
+
+def test_a_store_made_while_merging_aside_is_merged_into(tmp_path: Path, monkeypatch) -> None:
+    """Another process makes the output's store while the merge builds its own aside: the
+    merge is made into that store (never over it)."""
+    folders = shards(tmp_path, 2)
+    other = {**PLAIN, "name": "other"}
+    real = store_merge._copy_source
+
+    def meanwhile(*args: Any) -> None:
+        if not (tmp_path / "m" / "promptgrid.sqlite").exists():
+            promptgrid.run(other, results_dir=tmp_path / "m", progress=False)
+        real(*args)
+
+    monkeypatch.setattr(store_merge, "_copy_source", meanwhile)
+    merged = promptgrid.merge(folders, output=tmp_path / "m")
+    assert merged.status == "finished" and merged.counts["ok"] == 32
+    with Store.in_dir(tmp_path / "m", readonly=True) as store:
+        assert sorted(info.experiment for info in store.runs()) == ["other", "twins"]
 
 
 def test_a_merged_store_is_a_cache_for_every_machine(tmp_path: Path) -> None:

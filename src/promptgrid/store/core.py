@@ -215,14 +215,13 @@ class Store:
     @guarded("counting results")
     def counts(self, run_id: str) -> dict[str, int]:
         """Result rows of a run by status (ok / error), plus cached."""
-        out = dict(
-            self.db.execute(
-                "SELECT status, COUNT(*) FROM results WHERE run_id = ? GROUP BY status", (run_id,)
-            ).fetchall()
-        )
-        out["cached"] = self.db.execute(
-            "SELECT COUNT(*) FROM results WHERE run_id = ? AND cached = 1", (run_id,)
-        ).fetchone()[0]
+        rows = self.db.execute(  # one pass over the run's rows (a merge counts a million)
+            "SELECT status, COUNT(*), SUM(cached = 1) FROM results WHERE run_id = ? "
+            "GROUP BY status",
+            (run_id,),
+        ).fetchall()
+        out = {status: n for status, n, _ in rows}
+        out["cached"] = sum(cached for *_, cached in rows)
         return out
 
     @guarded("adding up the spend")
