@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench_core import grid_file
+from checkout import source_at
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -54,12 +55,7 @@ def main() -> None:
     print(f"load average at the start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        base = folder / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-                                 check=True, capture_output=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-        codes = {"this code": SRC, f"base {args.base}": base / "src"}
+        codes = {"this code": SRC, f"base {args.base}": source_at(args.base, folder / "base")}
         path = grid_file(folder, args.cells // 5_000)
         print(f"promptgrid run, {args.cells:,}-cell echo grid, whole command")
         times: dict[str, list[float]] = {name: [] for name in codes}

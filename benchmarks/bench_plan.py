@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from checkout import source_at
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
@@ -87,12 +89,7 @@ def main() -> None:
     print(f"load average at the start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        base = folder / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-                                 check=True, capture_output=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-        codes = {"this code": SRC, f"base {args.base}": base / "src"}
+        codes = {"this code": SRC, f"base {args.base}": source_at(args.base, folder / "base")}
         results = folder / "results"
         small = write(folder, "small", 10, 1)  # 2 x 10 x 500 = 10,000 cells of the big grid
         subprocess.run(

@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from checkout import source_at
+
 from promptgrid.testing import spawn_fault_server
 
 HERE = Path(__file__).resolve().parent
@@ -118,13 +120,6 @@ def experiment(folder: Path, calls: int, concurrency: int) -> None:
     )
 
 
-def base_tree(folder: Path, commit: str) -> Path:
-    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit, "src"],
-                             check=True, capture_output=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder / "src"
-
-
 def scenario(name: str, repeats: int, base: str | None) -> None:
     calls, latency, concurrency, target = SCENARIOS[name]
     print(f"\n== {name}: {calls:,} calls, server latency {latency * 1000:.0f} ms, concurrency "
@@ -138,7 +133,7 @@ def scenario(name: str, repeats: int, base: str | None) -> None:
         experiment(folder, calls, concurrency)
         src = HERE.parent / "src"
         # A store of its own for every run: none finds another's answers in its cache.
-        codes = {"promptgrid": src} | ({f"base {base}": base_tree(folder, base)} if base else {})
+        codes = {"promptgrid": src} | ({f"base {base}": source_at(base, folder)} if base else {})
         samples: dict[str, list[Sample]] = {"bare": [], **{code: [] for code in codes}}
         for i in range(repeats):
             bare = [sys.executable, "bare.py", srv.base_url, str(calls), str(concurrency)]

@@ -38,6 +38,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from checkout import source_at
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 PROMPTGRID = str(Path(sys.executable).with_name("promptgrid"))
@@ -134,14 +136,10 @@ def main() -> None:
             "report": ([PROMPTGRID, "report", run_id, *common, "-o", str(report)], env),
         }  # fmt: skip
         if args.base:
-            base = folder / "base"
-            base.mkdir()
-            archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-                                     check=True, capture_output=True).stdout  # fmt: skip
-            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            base = source_at(args.base, folder / "base")
             commands[f"report, base {args.base}"] = (
                 [PROMPTGRID, "report", run_id, *common, "-o", str(folder / "base.html")],
-                {**env, "PYTHONPATH": str(base / "src")},
+                {**env, "PYTHONPATH": str(base)},
             )
         for command, child_env in commands.values():  # warm-up: bytecode compiled, not timed
             timed(command, child_env)
